@@ -1,0 +1,61 @@
+"""ALS-like case/control cohort (the paper's Project MinE setting).
+
+Default: a simulated European cohort with a liability-threshold phenotype
+(prevalence 0.31 as in Project MinE), small enough for `--mode=all` in minutes
+on a 2-core CPU. `configs/als.py:paper` gives the paper's network sizes and
+training schedule, for a GPU/TPU and a real cohort:
+
+  python -m gdiff.main --config=configs/als.py:paper --workdir=W \
+      --config.data.vcf=minE.vcf.gz --config.data.labels=pheno.tsv \
+      --config.data.label_column=status --config.embedding.grouping=genes \
+      --config.embedding.annotation=genes.bed
+"""
+
+from configs import base
+
+
+def get_config(arg: str | None = None):
+  c = base.get_config()
+  s = c.data.simulate
+  s.kind = 'case_control'
+  s.demography = 'OutOfAfrica_4J17'
+  s.population = 'CEU'
+  s.num_samples = 800
+  s.prevalence = 0.31
+  s.heritability = 0.6
+  s.num_causal = 50
+
+  c.model.name = 'mlp_cnn'
+  c.model.mlp_widths = (256, 128, 64)
+  c.model.norm_groups = 8
+  c.model.cnn_base_width = 32
+  c.model.cnn_channel_mults = (1, 2, 2)
+  c.model.cnn_num_res_blocks = 1
+  c.model.cnn_attention_factors = (4,)
+  c.model.transformer_layers = 2
+  c.model.transformer_dim = 64
+  c.model.transformer_heads = 4
+  c.train.num_steps = 1500
+
+  if arg == 'paper':
+    paper(c)
+  elif arg:
+    raise ValueError(f'configs/als.py: unknown variant {arg!r} (known: paper)')
+  return c
+
+
+def paper(c):
+  """The paper's sizes: networks, T=500, Adam 2e-4, batch 32, no EMA/clipping."""
+  defaults = base.get_config()
+  c.model = defaults.model  # base holds the paper's network sizes
+  c.diffusion.num_steps = 500
+  c.diffusion.label_dropout = 0.1
+  c.input.batch_size = 32
+  c.train.learning_rate = 2e-4
+  c.train.warmup_steps = 100
+  c.train.num_steps = 30_000  # ~100 epochs of 9,365 people at batch 32
+  c.train.eval_every = 1000
+  c.train.checkpoint_every = 1000
+  c.embedding.group_multiple = 1024
+  c.sample.method = 'ddpm'
+  return c

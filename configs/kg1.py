@@ -1,0 +1,25 @@
+"""1000-Genomes-like multi-population cohort (the paper's 1KG setting).
+
+Default: a stdpopsim OutOfAfrica_4J17 simulation of YRI, CEU, CHB and JPT.
+CHB vs JPT is the hard label (closely related East Asian populations); YRI vs
+CEU vs East Asia is the easy one. `configs/kg1.py:paper` gives the paper's
+network sizes for a GPU/TPU.
+"""
+
+from configs import als
+
+
+def get_config(arg: str | None = None):
+  c = als.get_config()  # the small CPU network sizes
+  s = c.data.simulate
+  s.kind = 'populations'
+  s.demography = 'OutOfAfrica_4J17'
+  s.populations = ('YRI', 'CEU', 'CHB', 'JPT')
+  s.samples_per_population = (200, 200, 200, 200)
+
+  if arg == 'paper':
+    als.paper(c)
+    c.train.num_steps = 7_000  # ~100 epochs of 2,253 people at batch 32
+  elif arg:
+    raise ValueError(f'configs/kg1.py: unknown variant {arg!r} (known: paper)')
+  return c
