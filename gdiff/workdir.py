@@ -22,8 +22,9 @@ from gdiff.errors import InputError
 STAGE_SECTIONS = {
     'prepare': ('seed', 'data', 'embedding'),
     'train': ('seed', 'data', 'embedding', 'input', 'model', 'diffusion'),
-    'sample': ('seed', 'data', 'embedding', 'model', 'diffusion', 'sample'),
-    'evaluate': ('seed', 'data', 'embedding', 'sample', 'evaluate'),
+    'sample': ('seed', 'data', 'embedding', 'input', 'model', 'diffusion', 'train', 'sample'),
+    'evaluate': ('seed', 'data', 'embedding', 'input', 'model', 'diffusion', 'train', 'sample',
+                 'evaluate'),
 }
 # Stages whose outputs a stage consumes.
 UPSTREAM = {'prepare': (), 'train': ('prepare',), 'sample': ('prepare', 'train'),

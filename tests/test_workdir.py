@@ -1,0 +1,58 @@
+"""Stage records: reuse when unchanged, refuse incompatible workdirs, delete nothing."""
+
+import os
+
+import pytest
+
+from configs import als
+from gdiff import workdir as wd
+from gdiff.errors import InputError
+
+
+def test_fresh_stage_is_not_done(tmp_path):
+  assert not wd.check(als.get_config(), str(tmp_path), 'prepare')
+
+
+def test_done_stage_is_reused(tmp_path):
+  config = als.get_config()
+  wd.mark_done(config, str(tmp_path), 'prepare')
+  assert wd.check(config, str(tmp_path), 'prepare')
+
+
+def test_changed_upstream_config_is_refused_and_nothing_deleted(tmp_path):
+  config = als.get_config()
+  wd.mark_done(config, str(tmp_path), 'prepare')
+  keep = tmp_path / 'data' / 'keep.txt'
+  keep.parent.mkdir()
+  keep.write_text('x')
+  changed = als.get_config()
+  changed.embedding.window_snps = 16
+  with pytest.raises(InputError, match=r'embedding\.window_snps \(32 -> 16\)'):
+    wd.check(changed, str(tmp_path), 'train')
+  with pytest.raises(InputError, match='new --workdir'):
+    wd.check(changed, str(tmp_path), 'prepare')
+  assert keep.read_text() == 'x'
+
+
+def test_missing_upstream_stage_names_the_mode(tmp_path):
+  with pytest.raises(InputError, match='--mode=prepare'):
+    wd.check(als.get_config(), str(tmp_path), 'train')
+
+
+def test_longer_training_resumes_instead_of_refusing(tmp_path):
+  config = als.get_config()
+  for stage in ('prepare', 'train'):
+    wd.mark_done(config, str(tmp_path), stage)
+  longer = als.get_config()
+  longer.train.num_steps *= 2
+  wd.check(longer, str(tmp_path), 'train')  # no error
+  assert os.path.exists(tmp_path / 'stages' / 'train.json')
+
+
+def test_resampling_with_new_settings_is_allowed(tmp_path):
+  config = als.get_config()
+  for stage in ('prepare', 'train', 'sample'):
+    wd.mark_done(config, str(tmp_path), stage)
+  other = als.get_config()
+  other.sample.guidance = 1.0
+  assert not wd.check(other, str(tmp_path), 'sample')  # redo, no error
