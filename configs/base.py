@@ -27,13 +27,27 @@ def get_config() -> ml_collections.ConfigDict:
   d.test_fraction = 0.1
   d.split_seed = 0
   # Ingest streams the file in chunks of this many variants and writes one HDF5
-  # shard per `shard_variants` kept variants.
+  # shard per `shard_variants` kept variants; peak memory is about
+  # N x (8 x chunk_variants + 2 x shard_variants) bytes for N samples.
   d.chunk_variants = 5000
-  d.shard_variants = 50000
+  d.shard_variants = 20000
+  # Ingest in this many worker processes, each streaming its own genomic region
+  # (0: serial in this process; -1: one per usable core). Peak memory is then about
+  # workers x the serial peak. Regions: the file is cut into about
+  # `ingest_regions_per_worker` x workers pieces of equal record counts, only between
+  # records at different positions, read through a .tbi/.csi index (made in a scratch
+  # folder when missing). PLINK is cut by variant index. A plain .vcf, or a VCF without
+  # bcftools/tabix on PATH, is ingested serially (logged). Results equal the serial ones.
+  d.ingest_workers = 0
+  d.ingest_regions_per_worker = 3
   d.qc = ml_collections.ConfigDict()
   d.qc.min_maf = 0.01
   d.qc.min_call_rate = 0.95
-  d.qc.min_hwe_p = 1e-5  # 0 disables the HWE filter.
+  d.qc.min_hwe_p = 1e-5  # 0 disables the HWE filter (exact test, as plink --hardy).
+  # HWE is tested within each class and a SNP is dropped if it fails in any
+  # ('class'), or in all samples pooled ('all'; pooled populations fail HWE at
+  # their ancestry-informative SNPs).
+  d.qc.hwe_within = 'class'
   # A simulated cohort is used when neither `vcf` nor `plink` is given.
   d.simulate = s = ml_collections.ConfigDict()
   s.kind = 'populations'  # 'populations' | 'case_control'
@@ -58,21 +72,26 @@ def get_config() -> ml_collections.ConfigDict:
   c.embedding = e = ml_collections.ConfigDict()
   e.grouping = 'window'  # 'window' (no annotation) | 'genes' (needs `annotation`)
   e.annotation = ''  # BED (chrom, start, end, name) or GTF with gene records
+  # genes: a SNP in several genes goes to the gene with the nearest midpoint; a SNP
+  # outside genes to the nearest gene; chromosomes without genes are windowed.
   e.window_snps = 32  # window grouping: consecutive SNPs per group ...
-  e.window_span_bp = 0  # ... and at most this span in bp (0: no span limit)
-  # Components per group by SNP count: tuples (min_snps, components), first match
-  # from the top. The paper: >20 SNPs -> 8, 5-20 -> 4, <=4 -> 1.
+  e.window_span_bp = 0  # ... spanning less than this many bp (0: no span limit)
+  # Components per group (gdiff.embedding.pca.RULES), never more than the group's
+  # SNPs or `slots`. 'paper': >20 SNPs -> 8, 5-20 -> 4, <=4 -> 1.
   e.rule = 'paper'  # 'paper' | 'full' (min(SNPs, slots)) | 'fixed' (`fixed_components`)
   e.fixed_components = 8
   e.slots = 8  # embedding width per group (C)
   e.group_multiple = 8  # pad the group count to a multiple of this (models need it)
-  e.decode = 'calibrated'  # 'calibrated' (per-SNP thresholds fit on train) | 'round'
+  # 'calibrated': per-SNP thresholds fit on train so decoded genotype frequencies
+  # match train (quantile matching) | 'round': round and clip to {0, 1, 2}.
+  e.decode = 'calibrated'
 
   # --------------------------------------------------------------- input
   c.input = i = ml_collections.ConfigDict()
-  i.batch_size = 32
+  # Read with gdiff.data.dataset.make_loader (TFDS array_record + grain).
+  i.batch_size = 32  # global batch (make_loader's batch_size is per shard/process)
   i.worker_count = 0  # grain worker processes; 0 reads in the main process
-  i.shuffle_seed = 0
+  i.shuffle_seed = 0  # grain shuffle seed (a new permutation every epoch)
 
   # --------------------------------------------------------------- model
   c.model = m = ml_collections.ConfigDict()
@@ -119,10 +138,13 @@ def get_config() -> ml_collections.ConfigDict:
   sm.steps = 50  # DDIM steps (DDPM always uses all T)
   sm.eta = 0.0  # DDIM eta (0: deterministic)
   sm.guidance = 0.0  # classifier-free guidance weight w (0: plain conditional)
+  # Clip the predicted x0 to [-clip_x0, clip_x0] at every step (0: no clipping). The
+  # embedding is z-scored; carriers of rare variants reach |z| ~ 7, so keep it generous.
+  sm.clip_x0 = 10.0
   sm.checkpoint = 'best'  # 'best' (val loss) | 'latest' | a step number
   sm.use_ema = True
-  sm.batch_size = 256
-  sm.seed = 0
+  sm.batch_size = 256  # samples per sampler call (all devices together)
+  sm.seed = 0  # with `seed`: the labels' order and every sample's noise
 
   # ------------------------------------------------------------ evaluate
   c.evaluate = ev = ml_collections.ConfigDict()
@@ -133,4 +155,13 @@ def get_config() -> ml_collections.ConfigDict:
   ev.ld_max_distance_snps = 50
   ev.baselines = ('independent', 'gaussian', 'mosaic', 'resample')
   ev.block_size = 1024  # rows per block in distance computations
+  ev.num_pcs = 10  # PCA (fit on real train) for the two-sample AUC and the plot
+  # Mosaic baseline: mean copied run length in SNPs. ~4x the LD window keeps LD (on the
+  # simulated ALS cohort: 50 -> LD r2 corr 0.93, MIA AUC 0.55; 200 -> 0.99, 0.73).
+  ev.mosaic_segment_snps = 200
+  ev.augmentation_classifier = 'mlp'  # classifier of the augmentation curve ('' skips it)
+  ev.genotype_privacy = True  # also Hamming-distance privacy metrics on decoded genotypes
+  # Privacy metrics on at most this many people per set (train, test, each synthetic
+  # cohort; seeded subsample); 0 uses all. Each set costs a few N x N distance passes.
+  ev.privacy_max_people = 0
   return c

@@ -9,6 +9,7 @@ import logging
 import sys
 
 from absl import app, flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from gdiff import distributed, pipeline
@@ -26,6 +27,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   logging.getLogger().setLevel(logging.INFO)
+  # Short log lines for people: time, level, message (absl's default adds thread and file).
+  absl_logging.get_absl_handler().setFormatter(
+      logging.Formatter('%(asctime)s %(levelname).1s %(message)s', '%H:%M:%S'))
   distributed.initialize()
   try:
     pipeline.run(_CONFIG.value, _WORKDIR.value, _MODE.value)

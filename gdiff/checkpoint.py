@@ -1,0 +1,72 @@
+"""Orbax checkpoints of training: the latest states (resume) and the best on val loss.
+
+Layout under W/checkpoints/:
+  latest/<step>/state   the full `TrainState` (params, EMA, optimizer)
+  latest/<step>/loader  the data iterator position (JSON)
+  best/<step>/params    {'params', 'ema_params'} of the step with the lowest val loss
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import orbax.checkpoint as ocp
+
+LATEST = 'latest'
+BEST = 'best'
+BEST_METRIC = 'val_loss'
+
+
+def latest_manager(ckpt_dir: str, keep: int) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(ckpt_dir), LATEST),
+      options=ocp.CheckpointManagerOptions(max_to_keep=max(int(keep), 1), create=True))
+
+
+def best_manager(ckpt_dir: str) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(ckpt_dir), BEST),
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=1, best_fn=lambda m: m[BEST_METRIC], best_mode='min',
+          keep_checkpoints_without_metrics=False, create=True))
+
+
+def encode_iterator_state(state) -> dict:
+  """A data-iterator state as JSON (grain's states are JSON bytes)."""
+  if isinstance(state, bytes | bytearray):
+    return {'kind': 'bytes', 'value': bytes(state).decode('utf-8')}
+  return {'kind': 'json', 'value': json.loads(json.dumps(state))}
+
+
+def decode_iterator_state(blob: dict):
+  if blob['kind'] == 'bytes':
+    return blob['value'].encode('utf-8')
+  return blob['value']
+
+
+def save_latest(mngr: ocp.CheckpointManager, step: int, state, iterator_state) -> None:
+  mngr.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      loader=ocp.args.JsonSave(encode_iterator_state(iterator_state))))
+
+
+def restore_latest(mngr: ocp.CheckpointManager, step: int, abstract_state):
+  """(state, iterator state) of `step`, restored into `abstract_state`'s shapes and shardings."""
+  out = mngr.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state), loader=ocp.args.JsonRestore()))
+  return out['state'], decode_iterator_state(out['loader'])
+
+
+def save_best(mngr: ocp.CheckpointManager, step: int, params, ema_params,
+              val_loss: float) -> None:
+  mngr.save(step, args=ocp.args.Composite(
+      params=ocp.args.StandardSave({'params': params, 'ema_params': ema_params})),
+      metrics={BEST_METRIC: float(val_loss)})
+
+
+def restore_best(mngr: ocp.CheckpointManager, step: int, abstract_params):
+  """{'params', 'ema_params'} of `step` from the best manager."""
+  target = {'params': abstract_params, 'ema_params': abstract_params}
+  return mngr.restore(step, args=ocp.args.Composite(
+      params=ocp.args.StandardRestore(target)))['params']

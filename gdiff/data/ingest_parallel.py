@@ -1,0 +1,356 @@
+"""Ingest over genomic regions in worker processes (`data.ingest_workers`).
+
+The file is cut into about `regions_per_worker` x workers pieces of consecutive
+records with about equal record counts; each worker process streams its piece
+through the same QC and shard writer as the serial path
+(`gdiff.data.ingest.ingest_chunks`) into a scratch folder, and the parent
+renames the pieces' shards into one genome-ordered sequence and sums their
+statistics. Dosages, the variant table and the manifest counts are identical
+to `gdiff.data.ingest.ingest`; only the shard boundaries differ (each piece
+ends with a partial shard).
+
+Why the result is the same: every per-variant filter (call rate, MAF, HWE per
+sample group) sees the same calls whichever chunk a variant is in, and pieces
+are cut only between records at different (chromosome, position), so records
+that the duplicate filter compares (consecutive biallelic SNPs at one
+position) always fall in one piece.
+
+How pieces are read:
+  VCF.gz  `tabix -h FILE REGION` per contig segment of the piece; scikit-allel
+          keeps only records whose POS is in the region (tabix also returns
+          records that merely overlap it).
+  BCF     `bcftools view -Ov -r REGION`, then the same.
+  PLINK   the .bed rows of the piece's variant index range.
+The VCF index is FILE.tbi or FILE.csi when present and not older than FILE;
+otherwise one is made with `bcftools index` in a scratch folder inside the
+output folder (never next to the input). Positions come from one
+`bcftools query -f '%CHROM\t%POS\n'` pass (no genotypes decoded; about 8 bytes
+per record in memory). Each piece's record count is checked against that pass.
+
+Serial ingest is used instead, with one logging line saying why, for a plain
+(not bgzipped) VCF, when bcftools or tabix is missing, when no index can be
+made, when the positions pass shows an unsorted file (serial ingest then
+reports where), for a contig name with ':' (ambiguous in a region string), or
+when there is one piece only.
+
+Memory: each worker holds one chunk and one shard buffer, as the serial path
+(see `configs/base.py` `data.chunk_variants`), so the total is about workers x
+the serial peak, plus the positions in the parent.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import itertools
+import logging
+import multiprocessing
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import types
+
+import numpy as np
+import tqdm
+
+from gdiff.data import cohort as cohort_lib
+from gdiff.data import ingest as ingest_lib
+from gdiff.data import qc as qc_lib
+from gdiff.errors import InputError
+
+# forkserver: workers fork from a clean server (the parent may hold JAX threads,
+# which plain fork is unsafe with) and skip re-importing the preloaded modules.
+START_METHOD = ('forkserver' if 'forkserver' in multiprocessing.get_all_start_methods()
+                else 'spawn')
+_PRELOAD = ['gdiff.data.ingest_parallel', 'allel', 'bed_reader']
+_BGZF_MAGIC = b'\x1f\x8b\x08\x04'
+_SCAN_BLOCK = 1 << 23  # bytes of `bcftools query` output parsed at once
+
+
+@dataclasses.dataclass(frozen=True)
+class Piece:
+  """One worker task: the records [start, stop) of the file, in file order."""
+
+  index: int
+  start: int
+  stop: int
+  regions: tuple[str, ...] = ()  # 'CHROM:BEG-END' per contig segment (VCF only)
+
+
+@dataclasses.dataclass(frozen=True)
+class Positions:
+  """CHROM and POS of every record, as run-length contigs plus positions."""
+
+  contigs: tuple[str, ...]  # in file order, each once
+  starts: np.ndarray  # (len(contigs) + 1,) int64 first record of each contig; last = V
+  pos_V: np.ndarray  # (V,) int64
+
+  @classmethod
+  def from_records(cls, chrom_V: np.ndarray, pos_V: np.ndarray) -> Positions | None:
+    """None when the records are not sorted (positions, contiguous contigs)."""
+    chrom_V = np.asarray(chrom_V).astype(str)
+    change = np.flatnonzero(chrom_V[1:] != chrom_V[:-1]) + 1
+    starts = np.concatenate([[0], change, [len(chrom_V)]]).astype(np.int64)
+    contigs = tuple(str(chrom_V[i]) for i in starts[:-1])
+    positions = cls(contigs, starts, np.asarray(pos_V, np.int64))
+    return positions if positions.is_sorted() else None
+
+  def is_sorted(self) -> bool:
+    if len(set(self.contigs)) != len(self.contigs):
+      return False
+    step = np.diff(self.pos_V) < 0
+    step[self.starts[1:-1] - 1] = False  # a new contig may start anywhere
+    return not step.any()
+
+  def __len__(self) -> int:
+    return len(self.pos_V)
+
+
+def resolve_workers(workers: int) -> int:
+  """`data.ingest_workers` as a process count: 0 serial, -1 all usable cores."""
+  if workers == -1:
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+  return workers
+
+
+def plan_cuts(positions: Positions, num_pieces: int) -> list[int]:
+  """Cut points 0 = c_0 < ... < c_k = V into about equal pieces (k <= num_pieces).
+
+  A cut lies only between records at different (chromosome, position): a cut
+  that would split records at one position moves forward past them.
+  """
+  num = len(positions)
+  pos, contig_start = positions.pos_V, set(positions.starts.tolist())
+  cuts = [0]
+  for k in range(1, max(1, num_pieces)):
+    c = max(round(k * num / num_pieces), cuts[-1] + 1)
+    while c < num and c not in contig_start and pos[c] == pos[c - 1]:
+      c += 1
+    if c < num:
+      cuts.append(c)
+  if num:
+    cuts.append(num)
+  return cuts
+
+
+def vcf_pieces(positions: Positions, cuts: list[int]) -> list[Piece]:
+  """Pieces with one tabix region per contig segment (POS range of its records)."""
+  pieces = []
+  for index, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
+    regions = []
+    for name, cs, ce in zip(positions.contigs, positions.starts[:-1], positions.starts[1:]):
+      lo, hi = max(a, cs), min(b, ce)
+      if lo < hi:
+        regions.append(f'{name}:{positions.pos_V[lo]}-{positions.pos_V[hi - 1]}')
+    pieces.append(Piece(index, a, b, tuple(regions)))
+  return pieces
+
+
+def scan_positions(path: str) -> Positions | None:
+  """CHROM/POS of every record with one `bcftools query` pass; None if it fails or unsorted."""
+  proc = subprocess.Popen(['bcftools', 'query', '-f', '%CHROM\t%POS\n', path],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+  contigs, starts, pos_parts, count, tail, last = [], [], [], 0, b'', None
+  with proc.stdout:
+    while True:
+      block = proc.stdout.read(_SCAN_BLOCK)
+      text = tail + block
+      cut = text.rfind(b'\n') + 1 if block else len(text)
+      text, tail = text[:cut], text[cut:]
+      fields = text.split()
+      if len(fields) % 2:
+        proc.kill()
+        proc.wait()
+        return None
+      chrom = np.array(fields[0::2])
+      for i in np.flatnonzero(np.concatenate([[len(chrom) > 0], chrom[1:] != chrom[:-1]])):
+        if chrom[i] != last:
+          last = chrom[i]
+          contigs.append(last.decode())
+          starts.append(count + i)
+      pos_parts.append(np.array(fields[1::2]).astype(np.int64))
+      count += len(chrom)
+      if not block:
+        break
+  if proc.wait() != 0:
+    return None
+  positions = Positions(tuple(contigs), np.array(starts + [count], np.int64),
+                        np.concatenate(pos_parts) if pos_parts else np.zeros(0, np.int64))
+  return positions if positions.is_sorted() else None
+
+
+def _is_bgzf(path: str) -> bool:
+  with open(path, 'rb') as f:
+    head = f.read(16)
+  return head[:4] == _BGZF_MAGIC and head[12:14] == b'BC'
+
+
+def find_or_make_index(source: ingest_lib.VcfSource, scratch: str) -> tuple[str | None, str]:
+  """(index path, '') or (None, why not). Makes one in `scratch` if none is usable."""
+  path = source.path
+  tools = ['bcftools'] if source.bcf else ['bcftools', 'tabix']
+  missing = [t for t in tools if shutil.which(t) is None]
+  if missing:
+    return None, f'{" and ".join(missing)} not on PATH'
+  if not source.bcf and not _is_bgzf(path):
+    return None, 'not a bgzipped VCF (compress it with bgzip for parallel ingest)'
+  for ext in ('.csi',) if source.bcf else ('.tbi', '.csi'):
+    index = path + ext
+    if os.path.isfile(index) and os.path.getmtime(index) >= os.path.getmtime(path):
+      return index, ''
+  index = os.path.join(scratch, 'index.csi')
+  proc = subprocess.run(['bcftools', 'index', '-o', index, path], capture_output=True, text=True,
+                        check=False)
+  if proc.returncode:
+    lines = proc.stderr.strip().splitlines()
+    return None, f'cannot index it: {lines[0] if lines else proc.returncode}'
+  return index, ''
+
+
+def _plan(source, scratch: str, num_pieces: int) -> tuple[list[Piece] | None, str, str | None]:
+  """(pieces, '', index) or (None, why serial, None)."""
+  if isinstance(source, ingest_lib.PlinkSource):
+    positions = Positions.from_records(source.chrom, source.pos)
+    if positions is None:
+      return None, 'variants not sorted', None
+    cuts = plan_cuts(positions, num_pieces)
+    return [Piece(k, a, b) for k, (a, b) in enumerate(zip(cuts[:-1], cuts[1:]))], '', None
+  index, why = find_or_make_index(source, scratch)
+  if index is None:
+    return None, why, None
+  positions = scan_positions(source.path)
+  if positions is None:
+    return None, 'bcftools query failed or the records are not sorted', None
+  if any(':' in c for c in positions.contigs):
+    return None, 'a contig name contains ":"', None
+  pieces = vcf_pieces(positions, plan_cuts(positions, num_pieces))
+  return pieces, '', index
+
+
+def _peak_rss_kib() -> int | None:
+  try:
+    with open('/proc/self/status') as f:
+      for line in f:
+        if line.startswith('VmHWM:'):
+          return int(line.split()[1])
+  except OSError:
+    pass
+  return None
+
+
+def _run_piece(task: dict) -> dict:
+  """Worker: ingests one piece into `task['out_dir']/shards/`; returns its stats."""
+  source, piece = task['source'], task['piece']
+  if isinstance(source, ingest_lib.PlinkSource):
+    source = source.slice(piece.start, piece.stop)
+    chunks = source.chunks(task['chunk_variants'])
+  else:
+    chunks = itertools.chain.from_iterable(
+        source.chunks(task['chunk_variants'], region=r, index=task['index'])
+        for r in piece.regions)
+  stats = ingest_lib.ingest_chunks(chunks, source.path, task['out_dir'], len(source.samples),
+                                   task['shard_variants'], task['qc'], task['hwe_groups_N'])
+  return dict(stats, pid=os.getpid(), peak_rss_kib=_peak_rss_kib())
+
+
+def _merge(results: list[dict], out_dir: str, scratch_dirs: list[str]) -> dict:
+  """Sums piece stats in order and moves their shards to `out_dir/shards/`."""
+  merged = {'variants_read': 0, 'variants_kept': 0, 'dropped': dict.fromkeys(qc_lib.REASONS, 0),
+            'missing_filled': 0, 'kept_per_chromosome': {}, 'shards': []}
+  for result, folder in zip(results, scratch_dirs):
+    for key in ('variants_read', 'variants_kept', 'missing_filled'):
+      merged[key] += result[key]
+    for reason, count in result['dropped'].items():
+      merged['dropped'][reason] += count
+    for chrom, count in result['kept_per_chromosome'].items():
+      per_chrom = merged['kept_per_chromosome']
+      per_chrom[chrom] = per_chrom.get(chrom, 0) + count
+    for shard in result['shards']:
+      path = cohort_lib.shard_path(out_dir, len(merged['shards']))
+      os.replace(os.path.join(folder, shard['file']), path)
+      merged['shards'].append({'file': os.path.relpath(path, out_dir),
+                               'variants': shard['variants']})
+  return merged
+
+
+def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cfg,
+           hwe_groups_N: np.ndarray | None = None, workers: int = 0,
+           regions_per_worker: int = 3) -> dict:
+  """`gdiff.data.ingest.ingest`, over genomic regions in `workers` processes.
+
+  Args:
+    source, out_dir, chunk_variants, shard_variants, qc_cfg, hwe_groups_N: as
+      `gdiff.data.ingest.ingest`.
+    workers: processes; 0 (or 1) serial, -1 one per usable core.
+    regions_per_worker: pieces per worker (more balance the load better; each
+      costs a little start-up).
+
+  Returns:
+    The statistics of the serial path, plus `ingest_parallel`: workers,
+    pieces, regions, and the peak resident memory of the parent and of each
+    worker process (VmHWM, MiB), or None when it ran serially.
+  """
+  workers = resolve_workers(workers)
+  if workers <= 1:
+    return dict(ingest_lib.ingest(source, out_dir, chunk_variants, shard_variants, qc_cfg,
+                                  hwe_groups_N), ingest_parallel=None)
+  start = time.time()
+  os.makedirs(os.path.join(out_dir, cohort_lib.SHARD_DIR), exist_ok=True)
+  scratch = tempfile.mkdtemp(prefix='.ingest-', dir=out_dir)
+  try:
+    pieces, why, index = _plan(source, scratch, workers * max(1, regions_per_worker))
+    if pieces is not None and len(pieces) < 2:
+      pieces, why = None, 'only one piece'
+    if pieces is None:
+      logging.info('ingest: %s: serial instead of %d workers: %s', source.path, workers, why)
+      return dict(ingest_lib.ingest(source, out_dir, chunk_variants, shard_variants, qc_cfg,
+                                    hwe_groups_N), ingest_parallel=None)
+    qc_plain = types.SimpleNamespace(**qc_cfg.to_dict())  # small and picklable
+    folders = [os.path.join(scratch, f'piece-{p.index:05d}') for p in pieces]
+    tasks = [{'source': source, 'piece': p, 'index': index, 'out_dir': folder,
+              'chunk_variants': chunk_variants, 'shard_variants': shard_variants,
+              'qc': qc_plain, 'hwe_groups_N': hwe_groups_N}
+             for p, folder in zip(pieces, folders)]
+    results = _run_pool(tasks, min(workers, len(tasks)), pieces[-1].stop)
+    for piece, result in zip(pieces, results):
+      if result['variants_read'] != piece.stop - piece.start:
+        where = ', '.join(piece.regions) or f'variants {piece.start}-{piece.stop}'
+        raise InputError(f'{source.path}: {where} gave {result["variants_read"]} records, the '
+                         f'index and a full pass {piece.stop - piece.start} (stale index '
+                         f'{index}? re-index the file)')
+    stats = _merge(results, out_dir, folders)
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
+  wall = time.time() - start
+  peaks = {}
+  for r in results:
+    peaks[r['pid']] = max(peaks.get(r['pid'], 0), r['peak_rss_kib'] or 0)
+  parent = _peak_rss_kib()
+  ingest_lib.log_stats(source.path, stats, wall, f', {len(peaks)} workers, {len(pieces)} pieces')
+  return dict(stats, ingest_wall_s=round(wall, 3), ingest_parallel={
+      'workers': workers, 'pieces': len(pieces),
+      'regions': sum(max(1, len(p.regions)) for p in pieces),
+      'start_method': START_METHOD,
+      'parent_peak_rss_mib': round(parent / 1024, 1) if parent else None,
+      'worker_peak_rss_mib': [round(v / 1024, 1) for v in peaks.values()]})
+
+
+def _run_pool(tasks: list[dict], workers: int, total: int) -> list[dict]:
+  """Runs `_run_piece` over `tasks` in a process pool; results in task order."""
+  context = multiprocessing.get_context(START_METHOD)
+  if START_METHOD == 'forkserver':
+    context.set_forkserver_preload(_PRELOAD)
+  results: list[dict | None] = [None] * len(tasks)
+  progress = tqdm.tqdm(total=total, unit='variants', desc='ingest', disable=None, leave=False)
+  with progress, concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+    futures = {pool.submit(_run_piece, task): k for k, task in enumerate(tasks)}
+    try:
+      for future in concurrent.futures.as_completed(futures):
+        results[futures[future]] = future.result()
+        progress.update(results[futures[future]]['variants_read'])
+    except BaseException:
+      pool.shutdown(wait=True, cancel_futures=True)
+      raise
+  return results

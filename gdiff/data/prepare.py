@@ -1,0 +1,199 @@
+"""The data stage: simulate (when no files are given), ingest with QC, label, split.
+
+`prepare(data_cfg, data_dir, seed)` writes the cohort of `gdiff.data.cohort`
+(cohort.h5, shards/, manifest.json, splits.tsv) into `data_dir`. Inputs are
+checked before anything long runs; everything is written into a temporary
+sibling folder that is renamed to `data_dir` only when complete, so a failure
+leaves the workdir as it was. An existing complete `data_dir` made with the
+same config is reused; any other existing `data_dir` is refused, never deleted.
+
+A simulated cohort is written to `data_dir/source/` (cohort.vcf.gz, labels.tsv)
+and then ingested exactly like a user's VCF.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+
+import ml_collections
+import numpy as np
+
+from gdiff.data import cohort as cohort_lib
+from gdiff.data import ingest as ingest_lib
+from gdiff.data import ingest_parallel
+from gdiff.data import qc as qc_lib
+from gdiff.data import simulate as simulate_lib
+from gdiff.data import splits as splits_lib
+from gdiff.errors import InputError
+
+SOURCE_DIR = 'source'
+FORMAT_VERSION = 1
+# Sample groups of the HWE test (`data.qc.hwe_within`), from the labels.
+HWE_WITHIN = {
+    'class': lambda labels: np.unique(labels, return_inverse=True)[1],
+    'all': lambda labels: np.zeros(len(labels), np.int64),
+}
+
+
+def _config_dict(data_cfg: ml_collections.ConfigDict) -> dict:
+  return json.loads(json.dumps(data_cfg.to_dict(), default=str))
+
+
+def check_config(data_cfg: ml_collections.ConfigDict) -> None:
+  """Raises InputError naming the option for inconsistent `data` settings."""
+  if data_cfg.vcf and data_cfg.plink:
+    raise InputError('data.vcf and data.plink are both set; give one of them')
+  if (data_cfg.vcf or data_cfg.plink) and not data_cfg.labels:
+    raise InputError(f'data.labels: required with data.{"vcf" if data_cfg.vcf else "plink"} '
+                     f'(a TSV with columns sample and {data_cfg.label_column})')
+  if data_cfg.labels and not (data_cfg.vcf or data_cfg.plink):
+    raise InputError('data.labels is set but neither data.vcf nor data.plink is; a simulated '
+                     'cohort brings its own labels')
+  if not data_cfg.label_column:
+    raise InputError('data.label_column: empty')
+  for name in ('chunk_variants', 'shard_variants', 'ingest_regions_per_worker'):
+    if int(data_cfg[name]) < 1:
+      raise InputError(f'data.{name}: must be >= 1, got {data_cfg[name]}')
+  if int(data_cfg.ingest_workers) < -1:
+    raise InputError(f'data.ingest_workers: must be >= -1 (0 serial, -1 all cores), got '
+                     f'{data_cfg.ingest_workers}')
+  qc = data_cfg.qc
+  if qc.hwe_within not in HWE_WITHIN:
+    raise InputError(f'data.qc.hwe_within: unknown {qc.hwe_within!r} '
+                     f'(known: {", ".join(HWE_WITHIN)})')
+  for name, lo, hi in (('min_maf', 0.0, 0.5), ('min_call_rate', 0.0, 1.0),
+                       ('min_hwe_p', 0.0, 1.0)):
+    if not lo <= qc[name] <= hi:
+      raise InputError(f'data.qc.{name}: must be in [{lo}, {hi}], got {qc[name]}')
+
+
+def _existing(data_dir: str, data_cfg) -> dict | None:
+  """The manifest of a reusable `data_dir`; None when there is none; refuses others."""
+  if not os.path.exists(data_dir):
+    return None
+  path = os.path.join(data_dir, cohort_lib.MANIFEST_FILE)
+  manifest = None
+  if os.path.isfile(path):
+    try:
+      with open(path) as f:
+        manifest = json.load(f)
+    except (OSError, ValueError):
+      manifest = None
+  if not manifest or not manifest.get('complete'):
+    raise InputError(f'{data_dir}: exists but holds no complete cohort (no complete '
+                     f'{cohort_lib.MANIFEST_FILE}); move it away or use a new --workdir '
+                     f'(nothing was deleted)')
+  if manifest.get('config') != _config_dict(data_cfg):  # `seed` does not change the data
+    raise InputError(f'{data_dir}: holds a cohort made with a different data config; move it '
+                     f'away or use a new --workdir (nothing was deleted)')
+  return manifest
+
+
+def _source(data_cfg, tmp_dir: str, final_dir: str) -> tuple[object, str, dict]:
+  """Opens the genotype source (simulating it first if needed): (source, labels, info)."""
+  if data_cfg.vcf or data_cfg.plink:
+    kind = 'vcf' if data_cfg.vcf else 'plink'
+    source = ingest_lib.open_source(kind, data_cfg[kind])
+    return source, data_cfg.labels, {'kind': kind, 'path': os.path.abspath(source.path),
+                                     'labels': os.path.abspath(data_cfg.labels),
+                                     'simulated': False}
+  vcf, labels, info = simulate_lib.simulate_to_files(
+      data_cfg.simulate, os.path.join(tmp_dir, SOURCE_DIR))
+  source = ingest_lib.open_source('vcf', vcf)
+  final = os.path.join(os.path.abspath(final_dir), SOURCE_DIR)
+  return source, labels, {'kind': 'vcf', 'simulated': True, 'simulation': info,
+                          'path': os.path.join(final, simulate_lib.VCF_FILE),
+                          'labels': os.path.join(final, simulate_lib.LABELS_FILE)}
+
+
+def prepare(data_cfg: ml_collections.ConfigDict, data_dir: str, seed: int = 0) -> dict:
+  """Builds the cohort in `data_dir` (see the module docstring).
+
+  Args:
+    data_cfg: the `data` config section.
+    data_dir: output folder (`WORKDIR/data`); must not exist, or hold a complete
+      cohort made with the same config (then it is reused).
+    seed: the run's global seed; recorded only. The simulation uses
+      `data.simulate.seed` and the split `data.split_seed`, so that runs with
+      different global seeds share one cohort.
+
+  Returns:
+    The manifest (also written to `data_dir/manifest.json`).
+  """
+  start = time.time()
+  check_config(data_cfg)
+  data_dir = os.path.normpath(data_dir)
+  manifest = _existing(data_dir, data_cfg)
+  if manifest is not None:
+    logging.info('prepare: reusing the cohort in %s', data_dir)
+    return manifest
+  parent = os.path.dirname(os.path.abspath(data_dir))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=os.path.basename(data_dir) + '.tmp-', dir=parent)
+  try:
+    manifest = _prepare_into(data_cfg, tmp, data_dir, seed, start)
+    os.rename(tmp, data_dir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  logging.info('prepare: cohort written to %s (%.1f s)', data_dir, manifest['wall_time_s'])
+  return manifest
+
+
+def _prepare_into(data_cfg, tmp: str, data_dir: str, seed: int, start: float) -> dict:
+  source, labels_path, source_info = _source(data_cfg, tmp, data_dir)
+  splits_lib.check_samples(source.samples.tolist(), source.path)
+  labels = splits_lib.read_labels(labels_path, data_cfg.label_column, source.samples,
+                                  source.path)
+  if data_cfg.split_file:
+    split = splits_lib.read_split_file(data_cfg.split_file, source.samples, source.path)
+    split_from = os.path.abspath(data_cfg.split_file)
+  else:
+    split = splits_lib.stratified_split(labels, data_cfg.val_fraction, data_cfg.test_fraction,
+                                        data_cfg.split_seed)
+    split_from = 'stratified'
+  splits_lib.check_split(labels, split, data_cfg.split_file or 'data.val/test_fraction')
+
+  stats = ingest_parallel.ingest(source, tmp, int(data_cfg.chunk_variants),
+                                 int(data_cfg.shard_variants), data_cfg.qc,
+                                 _hwe_groups(data_cfg.qc, labels),
+                                 workers=int(data_cfg.ingest_workers),
+                                 regions_per_worker=int(data_cfg.ingest_regions_per_worker))
+  if stats['variants_kept'] == 0:
+    raise InputError(f'{source.path}: no variant left after QC ({stats["variants_read"]} read, '
+                     f'dropped {_nonzero(stats["dropped"])}); check the file or relax '
+                     f'data.qc.min_maf / min_call_rate / min_hwe_p')
+  cohort_lib.write_samples(tmp, source.samples, labels, split)
+  manifest = {
+      'format': FORMAT_VERSION,
+      'complete': True,
+      'source': source_info,
+      'config': _config_dict(data_cfg),
+      'seed': seed,
+      'qc': {'hwe_test': f'exact (Wigginton et al. 2005, as plink --hardy), within '
+                         f'{data_cfg.qc.hwe_within}',
+             'missing_fill': 'rounded mean dosage of the called genotypes, per SNP',
+             'filter_order': list(qc_lib.REASONS)},
+      **stats,
+      'split': split_from,
+      'classes': sorted(set(labels.tolist())),
+      'samples': splits_lib.counts(labels, split),
+      'wall_time_s': round(time.time() - start, 3),
+  }
+  text = json.dumps(manifest, indent=1)
+  with open(os.path.join(tmp, cohort_lib.MANIFEST_FILE), 'w') as f:
+    f.write(text)
+  return json.loads(text)
+
+
+def _hwe_groups(qc_cfg, labels: np.ndarray) -> np.ndarray:
+  return HWE_WITHIN[qc_cfg.hwe_within](labels)
+
+
+def _nonzero(d: dict) -> str:
+  return ', '.join(f'{k} {v}' for k, v in d.items() if v) or 'nothing'

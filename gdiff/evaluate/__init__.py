@@ -1,0 +1,10 @@
+"""Evaluation of synthetic cohorts: utility, privacy/diversity, genetic realism, baselines.
+
+distances    blocked k-nearest-neighbour search (angular, Hamming, Euclidean).
+privacy      NNAA, distance to closest record, copies, membership inference.
+genetics     allele/genotype frequencies, LD, PCA, heterozygosity, F_ST.
+classifiers  small JAX/Flax classifiers: recovery rate and augmentation.
+baselines    simple generators (independent, gaussian, resample, mosaic).
+report       targets, the paper's numbers, metrics.json / report.html / report.md.
+run          the evaluate stage, `evaluate(config, workdir)`.
+"""

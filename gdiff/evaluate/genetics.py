@@ -1,0 +1,296 @@
+"""Genetic realism of decoded genotypes (int8 dosages in {0,1,2}, N x S).
+
+Per-cohort statistics come from one jitted pass over row blocks that returns
+sums (genotype counts, Σx, Σx², lagged Σx_i·x_{i+k}); the host adds the blocks
+and derives allele and genotype frequencies, LD r² between SNPs at most
+`max_lag` apart on the same chromosome (banded: S × max_lag values, never S × S)
+and heterozygosity. On top of these:
+
+- allele-frequency Pearson r and genotype-frequency error vs real train;
+- LD fidelity: Pearson r of the r² values (pairs defined in both cohorts) and
+  LD-decay curves (mean r² per SNP distance 1..max_lag);
+- PCA fit on real train (standardised genotypes, Gram matrix over SNP blocks),
+  with test and synthetic projected; a two-sample k-NN classifier (real test vs
+  synthetic, 2-fold) on the top PCs gives an AUC (0.5 = indistinguishable);
+- Hudson F_ST (ratio of averages, Bhatia et al. 2013) between label groups.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gdiff.evaluate import distances, privacy
+
+_LD_WINDOW = 256  # SNPs per matmul window of the banded LD sums
+
+
+@functools.partial(jax.jit, static_argnames='max_lag')
+def _moment_sums(x_BxS, valid_B, *, max_lag: int) -> dict:
+  """Sums over the valid rows of one block; blocks are merged by addition.
+
+  The lagged products Σ_n x[n,i]·x[n,i+k] come from one (W, W+K) matmul per window
+  of W SNPs (lax.map: compiled once), whose band is then gathered.
+  """
+  valid = valid_B.astype(jnp.float32)[:, None]
+  x = x_BxS.astype(jnp.float32) * valid
+  counts = jnp.stack([jnp.sum((x_BxS == g) * valid, 0) for g in range(3)])
+  b, s = x.shape
+  w = _LD_WINDOW
+  num_windows = -(-s // w)
+  xp = jnp.pad(x, ((0, 0), (0, num_windows * w + max_lag - s)))  # zeros past the end
+
+  def window(start):
+    xa = jax.lax.dynamic_slice(xp, (0, start), (b, w))
+    xb = jax.lax.dynamic_slice(xp, (0, start), (b, w + max_lag))
+    gram_WxWK = jnp.matmul(xa.T, xb, precision='highest')
+    rows = jnp.arange(w)[:, None]
+    return gram_WxWK[rows, rows + jnp.arange(1, max_lag + 1)[None, :]]  # (W, K)
+
+  if max_lag:
+    band = jax.lax.map(window, jnp.arange(num_windows) * w)  # (windows, W, K)
+    lagged = band.reshape(num_windows * w, max_lag)[:s].T
+  else:
+    lagged = jnp.zeros((0, s))
+  return {
+      'n': jnp.sum(valid),
+      'counts_3xS': counts,
+      'sum_S': jnp.sum(x, 0),
+      'sumsq_S': jnp.sum(x * x, 0),
+      'lagged_KxS': lagged,
+  }
+
+
+def moments(dosage_NxS: np.ndarray, max_lag: int, block_size: int = 1024) -> dict:
+  """Blocked sums of one cohort (numpy, merged on the host)."""
+  dosage_NxS = np.asarray(dosage_NxS, np.int8)
+  n, s = dosage_NxS.shape
+  b = distances.block_rows(n, block_size)
+  max_lag = min(max_lag, max(s - 1, 0))
+  total = None
+  for start in range(0, n, b):
+    block = dosage_NxS[start:start + b]
+    valid = np.arange(b) < len(block)
+    if len(block) < b:
+      block = np.concatenate([block, np.zeros((b - len(block), s), np.int8)])
+    part = jax.device_get(_moment_sums(block, valid, max_lag=max_lag))
+    total = part if total is None else {k: total[k] + v for k, v in part.items()}
+  return {k: np.asarray(v, np.float64) for k, v in total.items()}
+
+
+def allele_frequencies(m: dict) -> np.ndarray:
+  return m['sum_S'] / (2 * m['n'])
+
+
+def genotype_frequencies(m: dict) -> np.ndarray:
+  return m['counts_3xS'] / m['n']
+
+
+def ld_r2(m: dict, chrom_S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Banded LD: r²[k-1, i] between SNP i and i+k (same chromosome).
+
+  Returns:
+    (r2_KxS, defined_KxS bool): undefined where a SNP is monomorphic, i+k runs
+    off the end or crosses a chromosome boundary.
+  """
+  n = m['n']
+  mean = m['sum_S'] / n
+  var = m['sumsq_S'] / n - mean**2
+  k_max, s = m['lagged_KxS'].shape
+  r2 = np.zeros((k_max, s))
+  defined = np.zeros((k_max, s), bool)
+  chrom_S = np.asarray(chrom_S)
+  for k in range(1, k_max + 1):
+    i, j = np.arange(s - k), np.arange(k, s)
+    cov = m['lagged_KxS'][k - 1, :s - k] / n - mean[i] * mean[j]
+    denom = var[i] * var[j]
+    ok = (denom > 1e-12) & (chrom_S[i] == chrom_S[j])
+    r2[k - 1, :s - k] = np.where(ok, cov**2 / np.where(ok, denom, 1.0), 0.0)
+    defined[k - 1, :s - k] = ok
+  return np.minimum(r2, 1.0), defined
+
+
+def heterozygosity(dosage_NxS: np.ndarray) -> np.ndarray:
+  """Share of heterozygous SNPs per individual, (N,)."""
+  return np.mean(np.asarray(dosage_NxS) == 1, axis=1)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+  a, b = np.ravel(a), np.ravel(b)
+  if len(a) < 2 or np.std(a) == 0 or np.std(b) == 0:
+    return float('nan')
+  return float(np.corrcoef(a, b)[0, 1])
+
+
+def hudson_fst(af_KxS: np.ndarray, n_K: np.ndarray) -> np.ndarray:
+  """Pairwise Hudson F_ST between groups (ratio of averages over SNPs).
+
+  Args:
+    af_KxS: allele frequencies per group.
+    n_K: individuals per group (2n haplotypes).
+
+  Returns:
+    (K, K) symmetric matrix, zero diagonal; NaN where a group has < 2 people.
+  """
+  k = len(af_KxS)
+  out = np.zeros((k, k))
+  for a in range(k):
+    for b in range(a + 1, k):
+      pa, pb = af_KxS[a], af_KxS[b]
+      ha, hb = 2 * n_K[a], 2 * n_K[b]
+      if n_K[a] < 2 or n_K[b] < 2:
+        out[a, b] = out[b, a] = np.nan
+        continue
+      num = (pa - pb)**2 - pa * (1 - pa) / (ha - 1) - pb * (1 - pb) / (hb - 1)
+      den = pa * (1 - pb) + pb * (1 - pa)
+      out[a, b] = out[b, a] = num.sum() / max(den.sum(), 1e-12)
+  return out
+
+
+def group_fst(dosage_NxS, label_ids_N, num_classes: int, block_size: int = 1024) -> np.ndarray:
+  """Pairwise Hudson F_ST between the label groups of one cohort."""
+  label_ids_N = np.asarray(label_ids_N)
+  af, n = [], []
+  for c in range(num_classes):
+    rows = label_ids_N == c
+    n.append(rows.sum())
+    if rows.sum():
+      af.append(allele_frequencies(moments(dosage_NxS[rows], 0, block_size)))
+    else:
+      af.append(np.full(dosage_NxS.shape[1], np.nan))
+  return hudson_fst(np.stack(af), np.array(n))
+
+
+# ------------------------------------------------------------------ PCA
+def fit_pca(train_NxS: np.ndarray, num_pcs: int, snp_block: int = 4096) -> dict:
+  """PCA of standardised genotypes ((x - 2p) / sqrt(2p(1-p))) fit on real train.
+
+  Uses the N x N Gram matrix accumulated over SNP blocks, so memory is N² + N·block.
+
+  Returns:
+    {'mean_S', 'scale_S', 'loadings_SxK', 'eigenvalues_K'}.
+  """
+  train_NxS = np.asarray(train_NxS)
+  n, s = train_NxS.shape
+  p = train_NxS.mean(0) / 2
+  mean = 2 * p
+  sd = np.sqrt(2 * p * (1 - p))
+  scale = np.where(sd > 1e-6, 1 / np.maximum(sd, 1e-6), 0.0)
+  gram = np.zeros((n, n))
+  for a in range(0, s, snp_block):
+    z = (train_NxS[:, a:a + snp_block] - mean[a:a + snp_block]) * scale[a:a + snp_block]
+    gram += z @ z.T
+  k = min(num_pcs, n - 1)
+  vals, vecs = np.linalg.eigh(gram)
+  vals, vecs = vals[::-1][:k], vecs[:, ::-1][:, :k]
+  inv = 1 / np.sqrt(np.maximum(vals, 1e-12))
+  loadings = np.zeros((s, k))
+  for a in range(0, s, snp_block):
+    z = (train_NxS[:, a:a + snp_block] - mean[a:a + snp_block]) * scale[a:a + snp_block]
+    loadings[a:a + snp_block] = (z.T @ vecs) * inv
+  return {'mean_S': mean, 'scale_S': scale, 'loadings_SxK': loadings, 'eigenvalues_K': vals}
+
+
+def project(pca: dict, dosage_NxS: np.ndarray, snp_block: int = 4096) -> np.ndarray:
+  """Principal-component scores (N, K) of any cohort on the train PCA."""
+  dosage_NxS = np.asarray(dosage_NxS)
+  out = np.zeros((len(dosage_NxS), pca['loadings_SxK'].shape[1]))
+  for a in range(0, dosage_NxS.shape[1], snp_block):
+    sl = slice(a, a + snp_block)
+    out += ((dosage_NxS[:, sl] - pca['mean_S'][sl]) * pca['scale_S'][sl]) @ pca['loadings_SxK'][sl]
+  return out
+
+
+def two_sample_auc(real_NxK: np.ndarray, syn_MxK: np.ndarray, k: int = 10, seed: int = 0,
+                   block_size: int = 1024) -> float:
+  """AUC of a 2-fold k-NN classifier real vs synthetic (equal sizes; 0.5 = same).
+
+  The larger set is subsampled (seeded) to the size of the smaller; each half
+  predicts the other: score = share of synthetic among the k nearest rows.
+  """
+  rng = np.random.default_rng([seed, 11])
+  n = min(len(real_NxK), len(syn_MxK))
+  real = real_NxK[rng.permutation(len(real_NxK))[:n]]
+  syn = syn_MxK[rng.permutation(len(syn_MxK))[:n]]
+  x = np.concatenate([real, syn]).astype(np.float32)
+  y = np.concatenate([np.zeros(n), np.ones(n)])
+  x = x / np.maximum(x.std(0), 1e-12)
+  fold = rng.permutation(2 * n) % 2
+  scores = np.zeros(2 * n)
+  for f in (0, 1):
+    fit, held = fold != f, fold == f
+    kk = min(k, int(fit.sum()))
+    _, idx = distances.nearest(x[held], x[fit], 'euclidean', kk, block_size)
+    scores[held] = y[fit][idx].mean(1)
+  return privacy.auc(scores[y == 1], scores[y == 0])
+
+
+# ------------------------------------------------------------- summary
+def real_reference(train_NxS, test_NxS, chrom_S, max_lag: int, num_pcs: int,
+                   block_size: int = 1024, train_labels_N=None, num_classes: int = 0) -> dict:
+  """Everything about the real cohort that every method is compared to."""
+  m_train = moments(train_NxS, max_lag, block_size)
+  m_test = moments(test_NxS, max_lag, block_size)
+  pca = fit_pca(train_NxS, num_pcs)
+  r2_train, def_train = ld_r2(m_train, chrom_S)
+  return {'m_train': m_train, 'm_test': m_test, 'pca': pca,
+          'r2_train': r2_train, 'def_train': def_train,
+          'pcs_train': project(pca, train_NxS), 'pcs_test': project(pca, test_NxS),
+          'het_train': heterozygosity(train_NxS), 'het_test': heterozygosity(test_NxS),
+          'fst_train': (group_fst(train_NxS, train_labels_N, num_classes, block_size)
+                        if num_classes > 1 else None)}
+
+
+def compare(ref: dict, dosage_NxS, chrom_S, max_lag: int, block_size: int = 1024,
+            seed: int = 0, label_ids_N=None, real_pcs=None) -> tuple[dict, dict]:
+  """Realism of one cohort (synthetic, or real test as the reference) vs real train.
+
+  Args:
+    ref: from `real_reference`.
+    dosage_NxS: the cohort to judge (int8).
+    chrom_S: chromosome of each SNP (LD pairs stay within one).
+    max_lag: LD band width in SNPs (evaluate.ld_max_distance_snps).
+    block_size: rows per block.
+    seed: seeds the two-sample classifier's subsample and folds.
+    label_ids_N: labels of the cohort, for F_ST between label groups.
+    real_pcs: real PCs it is told apart from (default real test; give train PCs
+      when judging real test itself).
+
+  Returns:
+    (metrics: flat dict of numbers, curves: arrays for plots: af, ld_decay, pcs, het).
+  """
+  m = moments(dosage_NxS, max_lag, block_size)
+  af_train, af = allele_frequencies(ref['m_train']), allele_frequencies(m)
+  gf_err = np.abs(genotype_frequencies(m) - genotype_frequencies(ref['m_train'])).mean()
+  r2, defined = ld_r2(m, chrom_S)
+  both = defined & ref['def_train']
+  decay = np.array([r2[k][defined[k]].mean() if defined[k].any() else np.nan
+                    for k in range(len(r2))])
+  pcs = project(ref['pca'], dosage_NxS)
+  het = heterozygosity(dosage_NxS)
+  metrics = {
+      'af_r': _pearson(af, af_train),
+      'af_mae': float(np.abs(af - af_train).mean()),
+      'genotype_freq_mae': float(gf_err),
+      'ld_r2_corr': _pearson(r2[both], ref['r2_train'][both]),
+      'ld_r2_mean': float(r2[defined].mean()) if defined.any() else float('nan'),
+      'ld_r2_mean_train': float(ref['r2_train'][ref['def_train']].mean())
+                          if ref['def_train'].any() else float('nan'),
+      'pca_two_sample_auc': two_sample_auc(ref['pcs_test'] if real_pcs is None else real_pcs,
+                                           pcs, seed=seed, block_size=block_size),
+      'het_mean': float(het.mean()),
+      'het_sd': float(het.std()),
+      'het_mean_train': float(ref['het_train'].mean()),
+      'het_sd_train': float(ref['het_train'].std()),
+  }
+  if ref.get('fst_train') is not None and label_ids_N is not None:
+    fst = group_fst(dosage_NxS, label_ids_N, len(ref['fst_train']), block_size)
+    upper = np.triu_indices(len(fst), 1)
+    metrics['fst_mean'] = float(np.nanmean(fst[upper]))
+    metrics['fst_mean_train'] = float(np.nanmean(ref['fst_train'][upper]))
+    metrics['fst_mae'] = float(np.nanmean(np.abs(fst[upper] - ref['fst_train'][upper])))
+  curves = {'af': af, 'ld_decay': decay, 'pcs': pcs, 'het': het}
+  return metrics, curves

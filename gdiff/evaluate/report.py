@@ -1,0 +1,329 @@
+"""Targets, the paper's numbers, pass/fail checks and the written report.
+
+`write(report_dir, metrics, curves)` produces metrics.json, report.html (self-
+contained: tables plus base64 PNG plots, also saved as *.png) and report.md (a
+short summary for the README). Plots use matplotlib's Agg backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+
+import numpy as np
+
+# The paper's own numbers (Kenneweg et al. 2025; /work/shared/PAPER.md): accuracy (%) on the
+# real test set of classifiers trained on real data and on MLP+CNN synthetic data.
+PAPER = {
+    'recovery': {
+        'ALS': {'mlp': {'real': 87.60, 'synthetic': 82.57, 'recovery': 0.9426},
+                'transformer': {'real': 82.11, 'synthetic': 77.09, 'recovery': 0.9389},
+                'cnn': {'real': 73.17, 'synthetic': 68.17, 'recovery': 0.9317}},
+        '1KG': {'mlp': {'real': 90.23, 'synthetic': 83.98, 'recovery': 0.9302},
+                'transformer': {'real': 74.61, 'synthetic': 63.41, 'recovery': 0.8498},
+                'cnn': {'real': 77.34, 'synthetic': 59.99, 'recovery': 0.7754}},
+    },
+    'nnaa_aa_ts': {'ALS': {'test': 0.71, 'train': 0.66}, '1KG': {'test': 0.79, 'train': 0.56}},
+    'augmentation_5pct': {'ALS': {'real_only': 70.96, 'real_plus_synthetic': 84.83},
+                          '1KG': {'real_only': 29.01, 'real_plus_synthetic': 83.98}},
+}
+
+# (metric path in a method's results, short name, comparison, target). The key table.
+TARGETS = (
+    ('utility.recovery_min', 'recovery (min)', '>=', 0.95),
+    ('utility_hard_pair.recovery_min', 'recovery hard pair (min)', '>=', 0.95),
+    ('privacy.embedding.aa_truth_test', 'AA_truth test', 'within', (0.4, 0.6)),
+    ('privacy.embedding.aa_syn_test', 'AA_syn test', 'within', (0.4, 0.6)),
+    ('privacy.embedding.aa_truth_train', 'AA_truth train', 'within', (0.4, 0.6)),
+    ('privacy.embedding.aa_syn_train', 'AA_syn train', 'within', (0.4, 0.6)),
+    ('privacy.embedding.privacy_loss', 'privacy loss', '<=', 0.02),
+    ('privacy.embedding.mia_auc', 'MIA AUC emb', '<=', 0.55),
+    ('privacy.genotype.mia_auc', 'MIA AUC geno', '<=', 0.55),
+    ('privacy.genotype.identical_copies', 'identical copies', '==', 0),
+    ('privacy.genotype.dcr_share_below_test_p5', 'DCR < test p5', 'dcr', 0.05),
+    ('realism.af_r', 'AF r', '>=', 0.99),
+    ('realism.ld_r2_corr', 'LD r² corr', '>=', 0.95),
+    ('realism.pca_two_sample_auc', 'PCA 2-sample AUC', '<=', 0.55),
+)
+
+
+def lookup(results: dict, path: str):
+  node = results
+  for part in path.split('.'):
+    if not isinstance(node, dict) or part not in node:
+      return None
+    node = node[part]
+  return node
+
+
+def _dcr_limit(target: float, n: int) -> float:
+  # A generator that samples the real distribution puts ~5% of people below the
+  # test 5th percentile; allow two binomial standard errors of sampling noise.
+  return target + 2 * math.sqrt(target * (1 - target) / max(n, 1))
+
+
+def check(results: dict, path: str, op: str, target) -> bool | None:
+  """Whether one metric meets its target (None when it was not computed or is NaN)."""
+  value = lookup(results, path)
+  if value is None or (isinstance(value, float) and math.isnan(value)):
+    return None
+  if op == '>=':
+    return bool(value >= target)
+  if op == '<=':
+    return bool(value <= target)
+  if op == '==':
+    return bool(value == target)
+  if op == 'within':
+    return bool(target[0] <= value <= target[1])
+  if op == 'dcr':
+    n = lookup(results, 'privacy.genotype.num_synthetic') or 1
+    return bool(value <= _dcr_limit(target, n))
+  raise ValueError(f'unknown comparison {op!r}')
+
+
+def checks(methods: dict) -> dict:
+  return {m: {path: check(r, path, op, t) for path, _, op, t in TARGETS}
+          for m, r in methods.items()}
+
+
+def _target_text(op: str, target) -> str:
+  if op == 'within':
+    return f'{target[0]}–{target[1]}'
+  if op == 'dcr':
+    return f'≤ {target} (+noise)'
+  return {'>=': '≥ ', '<=': '≤ ', '==': '= '}[op] + str(target)
+
+
+def _fmt(value) -> str:
+  if value is None:
+    return '–'
+  if isinstance(value, (int, np.integer)):
+    return str(int(value))
+  if isinstance(value, float) and math.isnan(value):
+    return 'nan'
+  return f'{value:.3f}'
+
+
+def _mark(ok) -> str:
+  return {True: '✓', False: '✗', None: ''}[ok]
+
+
+# ----------------------------------------------------------------- plots
+def _figures(metrics: dict, curves: dict) -> dict:
+  """name -> PNG bytes."""
+  import matplotlib
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt
+
+  methods = list(metrics['methods'])
+  figs = {}
+
+  def save(fig, name):
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=90, bbox_inches='tight')
+    plt.close(fig)
+    figs[name] = buf.getvalue()
+
+  real = curves.get('real', {})
+  cols = max(len(methods), 1)
+  if 'pcs_train' in real:
+    fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.2), squeeze=False)
+    for ax, m in zip(axes[0], methods):
+      ax.scatter(*real['pcs_train'][:, :2].T, s=4, c='0.7', label='real train')
+      ax.scatter(*real['pcs_test'][:, :2].T, s=4, c='tab:blue', label='real test')
+      pcs = curves[m]['pcs']
+      ax.scatter(*pcs[:, :2].T, s=4, c='tab:red', alpha=0.6, label='synthetic')
+      ax.set_title(m)
+      ax.set_xlabel('PC1')
+    axes[0, 0].set_ylabel('PC2')
+    axes[0, 0].legend(fontsize=7, markerscale=2)
+    save(fig, 'pca')
+
+  if 'ld_decay_train' in real:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    lags = np.arange(1, len(real['ld_decay_train']) + 1)
+    ax.plot(lags, real['ld_decay_train'], 'k-', lw=2, label='real train')
+    ax.plot(lags, real['ld_decay_test'], 'k--', lw=1, label='real test')
+    for m in methods:
+      ax.plot(lags, curves[m]['ld_decay'], label=m)
+    ax.set_xlabel('distance (SNPs)')
+    ax.set_ylabel('mean r²')
+    ax.legend(fontsize=7)
+    save(fig, 'ld_decay')
+
+  if 'af_train' in real:
+    fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.2), squeeze=False)
+    for ax, m in zip(axes[0], methods):
+      ax.scatter(real['af_train'], curves[m]['af'], s=2, alpha=0.5)
+      ax.plot([0, 1], [0, 1], 'k-', lw=0.5)
+      ax.set_title(m)
+      ax.set_xlabel('AF real train')
+    axes[0, 0].set_ylabel('AF synthetic')
+    save(fig, 'af_scatter')
+
+  if 'dcr_test' in real:
+    fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.0), squeeze=False)
+    for ax, m in zip(axes[0], methods):
+      d = curves[m]['dcr']
+      bins = np.linspace(0, max(d.max(), real['dcr_test'].max()) + 1e-9, 30)
+      ax.hist(real['dcr_test'], bins, density=True, alpha=0.5, label='test→train')
+      ax.hist(d, bins, density=True, alpha=0.5, label='synthetic→train')
+      ax.set_title(m)
+      ax.set_xlabel('Hamming distance')
+    axes[0, 0].legend(fontsize=7)
+    save(fig, 'dcr')
+
+  if 'het_train' in real:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    bins = np.linspace(0, max(max(curves[m]['het'].max() for m in methods),
+                              real['het_train'].max()) + 1e-9, 40)
+    ax.hist(real['het_train'], bins, density=True, histtype='step', color='k', lw=2,
+            label='real train')
+    for m in methods:
+      ax.hist(curves[m]['het'], bins, density=True, histtype='step', label=m)
+    ax.set_xlabel('heterozygous share of SNPs per person')
+    ax.legend(fontsize=7)
+    save(fig, 'heterozygosity')
+
+  aug = metrics.get('augmentation')
+  if aug:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    f = aug['fractions']
+    for key, label in (('real_only', 'real only'), ('real_plus_synthetic', 'real + synthetic')):
+      mean = [p['mean'] for p in aug[key]]
+      sd = [p['sd'] for p in aug[key]]
+      ax.errorbar(f, mean, yerr=sd, marker='o', capsize=3, label=label)
+    ax.set_xscale('log')
+    ax.set_xticks(f, [f'{x:g}' for x in f])
+    ax.minorticks_off()
+    ax.set_xlabel('fraction of real train')
+    ax.set_ylabel('test accuracy')
+    ax.set_title(f'augmentation ({aug["classifier"]})')
+    ax.legend(fontsize=7)
+    save(fig, 'augmentation')
+  return figs
+
+
+# ----------------------------------------------------------------- tables
+def _key_rows(metrics: dict):
+  header = ['method'] + [f'{name} [{_target_text(op, t)}]' for _, name, op, t in TARGETS]
+  rows = []
+  for m, r in metrics['methods'].items():
+    ok = metrics['checks'][m]
+    rows.append([m] + [f'{_fmt(lookup(r, p))} {_mark(ok[p])}'.strip() for p, *_ in TARGETS])
+  ref = metrics.get('reference', {})
+  if ref:
+    rows.append(['real test (reference)'] + [_fmt(lookup(ref, p)) for p, *_ in TARGETS])
+  return header, rows
+
+
+def _utility_rows(metrics: dict, section: str = 'utility'):
+  header = ['method', 'classifier', 'acc real', 'acc synthetic', 'recovery',
+            'bal. acc real', 'bal. acc synthetic']
+  rows = []
+  for m, r in metrics['methods'].items():
+    for clf, u in r.get(section, {}).items():
+      if not isinstance(u, dict) or 'recovery' not in u:
+        continue
+      pm = lambda d: f'{d["mean"]:.3f} ± {d["sd"]:.3f}'
+      rows.append([m, clf, pm(u['acc_real']), pm(u['acc_syn']), pm(u['recovery']),
+                   pm(u['balanced_acc_real']), pm(u['balanced_acc_syn'])])
+  return header, rows
+
+
+def _flat_rows(metrics: dict, section: str):
+  keys = []
+  for r in metrics['methods'].values():
+    for k in (lookup(r, section) or {}):
+      if k not in keys:
+        keys.append(k)
+  rows = [[m] + [_fmt(lookup(r, f'{section}.{k}')) for k in keys]
+          for m, r in metrics['methods'].items()]
+  ref = lookup(metrics.get('reference', {}), section)
+  if ref:
+    rows.append(['real test (reference)'] + [_fmt(ref.get(k)) for k in keys])
+  return ['method'] + keys, rows
+
+
+def _html_table(header, rows) -> str:
+  head = ''.join(f'<th>{html.escape(h)}</th>' for h in header)
+  body = ''.join('<tr>' + ''.join(f'<td>{html.escape(str(c))}</td>' for c in row) + '</tr>'
+                 for row in rows)
+  return f'<table><tr>{head}</tr>{body}</table>'
+
+
+def _md_table(header, rows) -> str:
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+  return '\n'.join(lines)
+
+
+_CSS = ('body{font-family:sans-serif;max-width:1400px;margin:2em auto;font-size:14px}'
+        'table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;'
+        'padding:3px 6px;text-align:right}th{background:#eee}td:first-child{text-align:left}')
+
+
+def _json_default(value):
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  if isinstance(value, np.generic):
+    return value.item()
+  raise TypeError(f'not JSON serialisable: {type(value)}')
+
+
+def write(report_dir: str, metrics: dict, curves: dict) -> dict:
+  """Writes metrics.json, report.html, report.md and *.png; returns their paths."""
+  os.makedirs(report_dir, exist_ok=True)
+  paths = {'metrics': os.path.join(report_dir, 'metrics.json'),
+           'html': os.path.join(report_dir, 'report.html'),
+           'markdown': os.path.join(report_dir, 'report.md')}
+  with open(paths['metrics'], 'w') as f:
+    json.dump(metrics, f, indent=1, default=_json_default)
+  figs = _figures(metrics, curves)
+  for name, png in figs.items():
+    with open(os.path.join(report_dir, f'{name}.png'), 'wb') as f:
+      f.write(png)
+
+  key = _key_rows(metrics)
+  notes = metrics.get('notes', [])
+  parts = ['<!doctype html><html><head><meta charset="utf-8"><title>gdiff report</title>',
+           f'<style>{_CSS}</style></head><body><h1>gdiff evaluation</h1>',
+           '<h2>Key metrics (target in brackets; ✓ meets it, ✗ misses it)</h2>',
+           _html_table(*key),
+           '<h2>Utility (accuracy on real test; steps chosen on real val)</h2>',
+           f'<p>Majority-class accuracy on test: {_fmt(metrics.get("majority_acc_test"))}'
+           f'; hard pair: {html.escape(" vs ".join(metrics.get("hard_pair", [])) or "–")}</p>',
+           _html_table(*_utility_rows(metrics)),
+           _html_table(*_utility_rows(metrics, 'utility_hard_pair'))
+           if metrics.get('hard_pair') else '',
+           '<h2>Privacy and diversity, embedding (angular distance)</h2>',
+           _html_table(*_flat_rows(metrics, 'privacy.embedding')),
+           '<h2>Privacy and diversity, genotypes (Hamming distance)</h2>',
+           _html_table(*_flat_rows(metrics, 'privacy.genotype')),
+           '<h2>Genetic realism of decoded genotypes (vs real train)</h2>',
+           _html_table(*_flat_rows(metrics, 'realism'))]
+  for name, png in figs.items():
+    data = base64.b64encode(png).decode()
+    parts.append(f'<h3>{name}</h3><img src="data:image/png;base64,{data}">')
+  parts.append('<h2>Protocol</h2><ul>' + ''.join(f'<li>{html.escape(n)}</li>' for n in notes)
+               + '</ul>')
+  parts.append('<h2>The paper (Kenneweg et al. 2025)</h2><pre>'
+               + html.escape(json.dumps(metrics.get('paper', PAPER), indent=1)) + '</pre>')
+  parts.append('</body></html>')
+  with open(paths['html'], 'w') as f:
+    f.write('\n'.join(parts))
+
+  md = ['## gdiff evaluation', '', _md_table(*key), '',
+        f'Majority-class accuracy on test: {_fmt(metrics.get("majority_acc_test"))}', '',
+        _md_table(*_utility_rows(metrics)), '']
+  if metrics.get('hard_pair'):
+    md += [f'Hard pair ({" vs ".join(metrics["hard_pair"])}):', '',
+           _md_table(*_utility_rows(metrics, 'utility_hard_pair')), '']
+  md += [f'- {n}' for n in notes]
+  with open(paths['markdown'], 'w') as f:
+    f.write('\n'.join(md) + '\n')
+  return paths

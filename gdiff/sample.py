@@ -1,0 +1,268 @@
+"""The sample stage: synthetic cohorts from a checkpoint, decoded and exported.
+
+`sample_and_export(config, workdir)` restores the network (EMA parameters of the
+best checkpoint by default), draws labels in the requested counts, runs the sampler
+of `config.sample.method` batch by batch over a 'data' mesh of all devices, decodes
+each batch to genotypes with the fitted codec and writes W/samples/:
+
+  synthetic.h5          dosage (N, S) int8, emb (N, G, C) float32 as sampled, samples,
+                        labels, label_ids; attr classes (JSON)
+  synthetic.vcf.gz      bgzipped VCFv4.2, unphased GT (tabix-indexable)
+  synthetic.bed/.bim/.fam   PLINK 1 binary, A1 = ALT
+  synthetic.labels.tsv  sample, label
+  manifest.json         checkpoint step, sampler settings, counts per class
+
+Memory does not grow with N * S: each batch's embedding and genotypes go to the
+HDF5 file as soon as they are decoded, and the VCF and PLINK files (variant-major:
+every sample of a variant in one record) are then streamed from the HDF5 dosage
+one chunk column (<= 4,096 variants) at a time. Peak ~ O(batch_size * (G*C + S))
+floats + N * 4,096 bytes of genotypes + a 16 MiB VCF text block. Files go to a
+temporary folder that replaces W/samples at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import zlib
+from collections.abc import Callable
+
+import h5py
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from gdiff import diffusion, export, sampling
+from gdiff.data import cohort as cohort_lib
+from gdiff.errors import InputError
+
+SAMPLES_DIR = 'samples'
+PREFIX = 'synthetic'
+# The sampling stream of the root key (other streams: gdiff.train.STREAMS).
+_STREAM = zlib.crc32(b'sample') & 0x7FFFFFFF
+
+
+# ------------------------------------------------------------------------ labels
+
+
+def parse_class_counts(spec: str, classes: tuple[str, ...]) -> dict[str, int]:
+  """'case:100,control:200' -> {'case': 100, 'control': 200} (unnamed classes get 0)."""
+  counts = dict.fromkeys(classes, 0)
+  seen = set()
+  for item in spec.split(','):
+    label, sep, num = item.strip().rpartition(':')
+    if not sep or not label or not num.strip().isdigit():
+      raise InputError(f'config sample.class_counts={spec!r}: expected LABEL:COUNT[,...], '
+                       f'got {item.strip()!r}')
+    if label not in counts:
+      raise InputError(f'config sample.class_counts={spec!r}: unknown class {label!r}; '
+                       f'classes: {list(classes)}')
+    if label in seen:
+      raise InputError(f'config sample.class_counts={spec!r}: class {label!r} given twice')
+    seen.add(label)
+    counts[label] = int(num)
+  if not sum(counts.values()):
+    raise InputError(f'config sample.class_counts={spec!r}: asks for no samples')
+  return counts
+
+
+def proportional_counts(num: int, reference_K: np.ndarray) -> np.ndarray:
+  """`num` split in proportion to `reference_K` by largest remainders (exact total)."""
+  reference_K = np.asarray(reference_K, np.int64)
+  quota = num * reference_K / reference_K.sum()
+  counts = np.floor(quota).astype(np.int64)
+  order = np.argsort(-(quota - counts), kind='stable')  # ties: class order
+  counts[order[:num - counts.sum()]] += 1
+  return counts
+
+
+def class_counts(sample_cfg: ml_collections.ConfigDict, cohort: cohort_lib.Cohort
+                 ) -> dict[str, int]:
+  """Samples per class: `class_counts`, else `num` (0: the train size) in train proportions."""
+  if sample_cfg.class_counts:
+    return parse_class_counts(sample_cfg.class_counts, cohort.classes)
+  if sample_cfg.num < 0:
+    raise InputError(f'config sample.num={sample_cfg.num}: must be >= 0')
+  train_ids = cohort.label_ids[cohort.indices('train')]
+  train_K = np.bincount(train_ids, minlength=len(cohort.classes))
+  num = int(sample_cfg.num) or int(train_K.sum())
+  return dict(zip(cohort.classes, proportional_counts(num, train_K).tolist()))
+
+
+def draw_labels(counts: dict[str, int], classes: tuple[str, ...], seed) -> np.ndarray:
+  """Label ids (N,) int32 with exactly `counts` per class, in a seeded random order."""
+  lookup = {c: i for i, c in enumerate(classes)}
+  ids = np.concatenate([np.full(n, lookup[c], np.int32) for c, n in counts.items()])
+  return np.random.default_rng(seed).permutation(ids).astype(np.int32)
+
+
+# ----------------------------------------------------------------------- sampling
+
+
+def _to_host(x: jax.Array) -> np.ndarray:
+  if x.is_fully_addressable:
+    return np.asarray(x)
+  from jax.experimental import multihost_utils
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def generate(sample_fn: Callable, decode_fn: Callable, label_ids_N: np.ndarray,
+             batch_size: int, mesh: jax.sharding.Mesh,
+             sink: Callable[[int, np.ndarray, np.ndarray], None]) -> None:
+  """Samples N people in padded batches sharded on 'data', decoding each batch.
+
+  The next batch is dispatched before the current one is pulled to the host, so
+  decoding and writing overlap with sampling.
+
+  Args:
+    sample_fn: `sample_fn(label_B, sample_ids_B) -> emb_BxGxC` (jax arrays on `mesh`).
+    decode_fn: host `decode_fn(emb_BxGxC) -> dosage_BxS` int8.
+    label_ids_N: labels of all N samples.
+    batch_size: rows per batch (rounded up to a multiple of the device count).
+    mesh: a mesh with a 'data' axis.
+    sink: `sink(first_row, dosage_bxS, emb_bxGxC)` for the b <= batch_size real rows.
+  """
+  n = len(label_ids_N)
+  devices = mesh.devices.size
+  batch = min(batch_size, n)
+  batch = math.ceil(batch / devices) * devices
+  sharding = NamedSharding(mesh, P('data'))
+
+  def dispatch(lo):
+    ids = np.arange(lo, lo + batch, dtype=np.int32)
+    labels = np.zeros(batch, np.int32)
+    real = min(batch, n - lo)
+    labels[:real] = label_ids_N[lo:lo + real]  # padded rows: label 0, discarded
+    put = lambda a: jax.make_array_from_callback(a.shape, sharding, lambda idx: a[idx])
+    return lo, real, sample_fn(put(labels), put(ids))
+
+  starts = range(0, n, batch)
+  report_every = max(1, len(starts) // 10)
+  start_time = time.perf_counter()
+  pending = dispatch(starts[0]) if n else None
+  for i, nxt in enumerate(list(starts[1:]) + [None]):
+    lo, real, emb = pending
+    pending = dispatch(nxt) if nxt is not None else None
+    emb_BxGxC = _to_host(emb)[:real]
+    sink(lo, np.asarray(decode_fn(emb_BxGxC), np.int8), emb_BxGxC)
+    if (i + 1) % report_every == 0 or nxt is None:
+      seconds = time.perf_counter() - start_time
+      logging.info('sample: %d / %d people, %.1f people/s (first batch includes compiling)',
+                   lo + real, n, (lo + real) / seconds)
+
+
+def make_mesh() -> jax.sharding.Mesh:
+  return jax.make_mesh((jax.device_count(),), ('data',),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def sample_key(config: ml_collections.ConfigDict) -> jax.Array:
+  root = jax.random.key(config.seed)
+  return jax.random.fold_in(jax.random.fold_in(root, _STREAM), config.sample.seed)
+
+
+def sampler_settings(config: ml_collections.ConfigDict) -> dict:
+  """Validated keyword arguments for `sampling.make_sampler` from `config.sample`."""
+  sm, num_steps = config.sample, config.diffusion.num_steps
+  if sm.method not in sampling.SAMPLERS:
+    raise InputError(f'config sample.method={sm.method!r} is unknown; known: '
+                     f'{sorted(sampling.SAMPLERS)}')
+  if sm.method == 'ddim' and not 1 <= sm.steps <= num_steps:
+    raise InputError(f'config sample.steps={sm.steps}: must be in [1, diffusion.num_steps='
+                     f'{num_steps}]')
+  if sm.eta < 0:
+    raise InputError(f'config sample.eta={sm.eta}: must be >= 0')
+  if sm.guidance and not config.diffusion.label_dropout:
+    raise InputError(f'config sample.guidance={sm.guidance} needs a model trained with '
+                     'diffusion.label_dropout > 0 (the null label was never trained)')
+  if sm.clip_x0 < 0:
+    raise InputError(f'config sample.clip_x0={sm.clip_x0}: must be >= 0 (0: no clipping)')
+  if sm.batch_size < 1:
+    raise InputError(f'config sample.batch_size={sm.batch_size}: must be >= 1')
+  options = {k: sm[k] for k in sampling.SAMPLER_OPTIONS[sm.method]}
+  return dict(method=sm.method, guidance=float(sm.guidance),
+              clip_x0=float(sm.clip_x0) or None, **options)
+
+
+# -------------------------------------------------------------------------- stage
+
+
+def _checkpoint(which):
+  return int(which) if isinstance(which, str) and which.isdigit() else which
+
+
+def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Generates the synthetic cohort of `config.sample` and writes W/samples/.
+
+  Args:
+    config: the full gdiff config.
+    workdir: W, with data/, embedding/ and checkpoints/ from earlier stages.
+  """
+  from gdiff import models, train
+  from gdiff.embedding import codec as codec_lib
+
+  settings = sampler_settings(config)
+  cohort = cohort_lib.load_cohort(os.path.join(workdir, 'data'))
+  variants = cohort.variants()
+  codec = codec_lib.Codec.load(os.path.join(workdir, 'embedding', 'codec.npz'))
+  if codec.num_snps != len(variants):
+    raise InputError(f'{workdir}/embedding/codec.npz has {codec.num_snps} SNPs but the '
+                     f'cohort {len(variants)}; rerun --mode=prepare in a new workdir')
+  counts = class_counts(config.sample, cohort)
+  label_ids_N = draw_labels(counts, cohort.classes, [config.seed, config.sample.seed])
+  n = len(label_ids_N)
+  if not n:
+    raise InputError('config sample.num=0 and the train split is empty: nothing to sample')
+
+  mc = train.load_model_config(config, workdir)
+  model = models.build(mc)
+  params, step = train.restore_params(config, workdir, which=_checkpoint(config.sample.checkpoint),
+                                      use_ema=config.sample.use_ema)
+  apply_fn = lambda p, x, t, y: model.apply({'params': p}, x, t, y, train=False)
+  schedule = diffusion.make_schedule(config.diffusion.schedule, config.diffusion.num_steps)
+  method = settings.pop('method')
+  sampler = sampling.make_sampler(method, apply_fn, schedule, mc.mask_GxC,
+                                  null_label=mc.num_classes, **settings)
+  key = sample_key(config)
+  mesh = make_mesh()
+  logging.info('sample: %d people %s with %s from checkpoint step %d on %d device(s)', n,
+               counts, method, step, mesh.devices.size)
+
+  run = lambda y, ids: sampler(params, key, y, ids)
+  if jax.process_index() != 0:  # every process samples (collectives); process 0 writes
+    generate(run, lambda emb: np.zeros((len(emb), 0), np.int8), label_ids_N,
+             config.sample.batch_size, mesh, lambda *_: None)
+    return
+  out_dir = os.path.join(workdir, SAMPLES_DIR)
+  tmp_dir = out_dir + '.tmp'
+  shutil.rmtree(tmp_dir, ignore_errors=True)
+  os.makedirs(tmp_dir)
+  samples = export.sample_ids(n)
+  labels = np.asarray(cohort.classes)[label_ids_N]
+  h5_path = os.path.join(tmp_dir, PREFIX + '.h5')
+  with export.H5Cohort(h5_path, n, len(variants), (mc.num_groups, mc.slots),
+                       cohort.classes) as h5:
+    generate(run, codec.decode, label_ids_N, config.sample.batch_size, mesh, h5.write_rows)
+    h5.write_samples(samples, labels, label_ids_N)
+  with h5py.File(h5_path, 'r') as f:  # streamed back by variant blocks
+    written = [h5_path] + export.write_cohort(
+        tmp_dir, f['dosage'], variants, samples, labels, cohort.classes, prefix=PREFIX,
+        formats=('vcf', 'plink', 'labels'))
+  manifest = dict(checkpoint_step=step, method=method, num_samples=n, class_counts=counts,
+                  **settings, use_ema=bool(config.sample.use_ema), seed=config.sample.seed)
+  written.append(os.path.join(tmp_dir, 'manifest.json'))
+  with open(written[-1], 'w') as f:
+    json.dump(manifest, f, indent=1, sort_keys=True)
+
+  if os.path.exists(out_dir):
+    shutil.rmtree(out_dir)
+  os.replace(tmp_dir, out_dir)
+  for path in written:
+    final = os.path.join(out_dir, os.path.basename(path))
+    logging.info('sample: wrote %s (%d bytes)', final, os.path.getsize(final))

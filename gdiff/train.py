@@ -1,0 +1,374 @@
+"""Data-parallel diffusion training with validation, checkpoints and resume.
+
+`train_and_evaluate(config, workdir)` trains the network named by
+`config.model.name` on W/embedding (train split), evaluates the masked
+epsilon loss on the val split every `train.eval_every` steps, keeps the latest
+checkpoints (resume, including the data-iterator position) and the best one on
+val loss (sampling), and writes TensorBoard events and W/logs/metrics.jsonl.
+`restore_params` gives the sampler the parameters of a checkpoint.
+
+Parallelism: one 'data' mesh axis over all devices; the batch is sharded on
+it, the state is replicated. Each process reads its own shard of the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from gdiff import checkpoint, diffusion, models
+from gdiff import train_state as ts
+from gdiff.errors import InputError
+
+EMBEDDING_DIR = 'embedding'
+CHECKPOINT_DIR = 'checkpoints'
+LOG_DIR = 'logs'
+# Named RNG streams derived from config.seed.
+STREAMS = {'init': 0, 'train': 1, 'eval': 2}
+
+
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D ('data',) mesh over `devices` (default: all devices of all processes)."""
+  devices = jax.devices() if devices is None else list(devices)
+  return jax.make_mesh((len(devices),), ('data',), devices=devices,
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def stream_key(seed: int, name: str) -> jax.Array:
+  return jax.random.fold_in(jax.random.key(seed), STREAMS[name])
+
+
+def load_model_config(config: ml_collections.ConfigDict, workdir: str) -> models.ModelConfig:
+  """The `ModelConfig` for W/embedding (its manifest and mask)."""
+  emb_dir = os.path.join(workdir, EMBEDDING_DIR)
+  manifest_path = os.path.join(emb_dir, 'manifest.json')
+  mask_path = os.path.join(emb_dir, 'mask.npy')
+  for path in (manifest_path, mask_path):
+    if not os.path.exists(path):
+      raise InputError(f'{path} is missing; run --mode=prepare first')
+  with open(manifest_path) as f:
+    manifest = json.load(f)
+  mask_GxC = np.load(mask_path)
+  return models.model_config(config, manifest['num_groups'], manifest['slots'],
+                             len(manifest['classes']), mask_GxC=mask_GxC)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """The hyperparameters compiled into the train step (hashable: one compile per value)."""
+
+  learning_rate: float
+  warmup_steps: int
+  num_steps: int
+  grad_clip: float
+  weight_decay: float
+  ema_decay: float
+  label_dropout: float
+  schedule: str
+  diffusion_steps: int
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> StepConfig:
+    t = config.train
+    return cls(float(t.learning_rate), int(t.warmup_steps), int(t.num_steps),
+               float(t.grad_clip), float(t.weight_decay), float(t.ema_decay),
+               float(config.diffusion.label_dropout), str(config.diffusion.schedule),
+               int(config.diffusion.num_steps))
+
+  def as_train_config(self) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(dict(
+        learning_rate=self.learning_rate, warmup_steps=self.warmup_steps,
+        num_steps=self.num_steps, grad_clip=self.grad_clip, weight_decay=self.weight_decay))
+
+
+def get_trainer(mc: models.ModelConfig, config: ml_collections.ConfigDict,
+                mesh: jax.sharding.Mesh) -> Trainer:
+  """The (cached) compiled training functions for a network, hyperparameters and mesh.
+
+  Cached so that resuming, restoring and repeated runs in one process (tests,
+  notebooks) reuse the compiled step instead of compiling it again.
+  """
+  return _trainer(mc, StepConfig.from_config(config), mesh)
+
+
+@functools.lru_cache(maxsize=4)
+def _trainer(mc, sc, mesh):
+  return Trainer(mc, sc, mesh)
+
+
+@dataclasses.dataclass(eq=False)
+class Trainer:
+  """The jitted init, train and eval steps for one network, StepConfig and mesh."""
+
+  mc: models.ModelConfig
+  sc: StepConfig
+  mesh: jax.sharding.Mesh
+
+  def __post_init__(self):
+    sc = self.sc
+    self.model = models.build(self.mc)
+    self.tx = ts.make_optimizer(sc.as_train_config())
+    self.lr_schedule = ts.learning_rate_schedule(sc.as_train_config())
+    self.schedule = diffusion.make_schedule(sc.schedule, sc.diffusion_steps)
+    self.mask_GxC = jnp.asarray(self.mc.mask_GxC)
+    self.replicated = NamedSharding(self.mesh, P())
+    self.batch_sharding = NamedSharding(self.mesh, P('data'))
+    init = functools.partial(ts.init_state, model=self.model,
+                             dummy_inputs=models.dummy_inputs(self.mc), tx=self.tx)
+    abstract = jax.eval_shape(init, jax.random.key(0))
+    self.state_sharding = jax.tree.map(lambda _: self.replicated, abstract)
+    self.abstract_state = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract,
+        self.state_sharding)
+    self._init = jax.jit(init, out_shardings=self.state_sharding)
+    step = functools.partial(
+        ts.train_step, model=self.model, tx=self.tx, schedule=self.schedule,
+        mask_GxC=self.mask_GxC, num_classes=self.mc.num_classes,
+        label_dropout=sc.label_dropout, ema_decay=sc.ema_decay)
+    self.train_step = jax.jit(
+        step, in_shardings=(self.state_sharding, self.batch_sharding, self.replicated),
+        out_shardings=(self.state_sharding, self.replicated), donate_argnames='state')
+    evaluate = functools.partial(ts.eval_step, model=self.model, schedule=self.schedule,
+                                 mask_GxC=self.mask_GxC, num_classes=self.mc.num_classes)
+    self.eval_step = jax.jit(
+        evaluate, in_shardings=(self.state_sharding.params, self.batch_sharding,
+                                self.replicated), out_shardings=self.replicated)
+
+  def init(self, key: jax.Array) -> ts.TrainState:
+    return self._init(key)
+
+  def global_batch(self, local_batch: dict) -> dict:
+    """This process's rows -> one global array sharded on 'data'."""
+    return {k: jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(v))
+            for k, v in local_batch.items()}
+
+  def val_batches(self, val: dict, batch_size: int) -> list[dict]:
+    """The whole val split (every process holds it) as padded, sharded batches."""
+    n = len(val['label'])
+    num = math.ceil(n / batch_size)
+    pad = num * batch_size - n
+    arrays = {'emb': np.pad(np.asarray(val['emb'], np.float32), ((0, pad), (0, 0), (0, 0))),
+              'label': np.pad(np.asarray(val['label'], np.int32), (0, pad)),
+              'weight': np.pad(np.ones(n, np.float32), (0, pad))}
+    batches = []
+    for i in range(num):
+      rows = {k: v[i * batch_size:(i + 1) * batch_size] for k, v in arrays.items()}
+      batches.append({k: jax.make_array_from_callback(v.shape, self.batch_sharding,
+                                                      lambda idx, v=v: v[idx])
+                      for k, v in rows.items()})
+    return batches
+
+  def val_loss(self, params, batches: list[dict], key: jax.Array) -> float:
+    """Mean val loss; the same key (hence t and noise) for every evaluation."""
+    total, weight = 0.0, 0.0
+    for i, batch in enumerate(batches):
+      s, w = self.eval_step(params, batch, jax.random.fold_in(key, i))
+      total, weight = total + s, weight + w
+    return float(total / weight)
+
+
+class MetricsWriter:
+  """TensorBoard events and W/logs/metrics.jsonl; a no-op on processes other than 0."""
+
+  def __init__(self, log_dir: str):
+    self.active = jax.process_index() == 0
+    if not self.active:
+      return
+    import tensorboardX
+    os.makedirs(log_dir, exist_ok=True)
+    self.tb = tensorboardX.SummaryWriter(log_dir)
+    self.jsonl = open(os.path.join(log_dir, 'metrics.jsonl'), 'a')
+
+  def write(self, step: int, scalars: dict) -> None:
+    if not self.active:
+      return
+    for k, v in scalars.items():
+      self.tb.add_scalar(k, v, step)
+    self.jsonl.write(json.dumps({'step': step, **scalars}) + '\n')
+    self.jsonl.flush()
+
+  def close(self) -> None:
+    if self.active:
+      self.tb.close()
+      self.jsonl.close()
+
+
+def _default_data():
+  from gdiff.data import dataset
+  return dataset
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=None,
+                       mesh: jax.sharding.Mesh | None = None,
+                       stop_after: int | None = None) -> dict:
+  """Trains (or resumes training) and returns the last logged metrics.
+
+  Args:
+    config: the gdiff config (model, diffusion, train, input, seed).
+    workdir: W; reads W/embedding, writes W/checkpoints and W/logs.
+    data: module with `make_loader` and `load_split` (default `gdiff.data.dataset`).
+    mesh: the ('data',) mesh (default: all devices).
+    stop_after: stop (with a checkpoint) once this step is reached, as if
+      interrupted; the schedule still spans `train.num_steps`.
+
+  Returns:
+    {'step', 'loss', 'val_loss', ...} of the last step.
+
+  Raises:
+    FloatingPointError: the loss or gradient became NaN/Inf (the latest
+      checkpoint, saved before, is kept).
+  """
+  data = _default_data() if data is None else data
+  mesh = make_mesh() if mesh is None else mesh
+  cfg = config
+  num_steps = int(cfg.train.num_steps)
+  batch_size = int(cfg.input.batch_size)
+  if batch_size % mesh.size or batch_size % jax.process_count():
+    raise InputError(f'config input.batch_size={batch_size} must be a multiple of the '
+                     f'device count ({mesh.size})')
+  emb_dir = os.path.join(workdir, EMBEDDING_DIR)
+  trainer = get_trainer(load_model_config(cfg, workdir), cfg, mesh)
+  logging.info('model %s: %.2fM parameters on %d devices', trainer.mc.name,
+               models.count_params(trainer.mc) / 1e6, mesh.size)
+
+  ckpt_dir = os.path.join(workdir, CHECKPOINT_DIR)
+  latest = checkpoint.latest_manager(ckpt_dir, cfg.train.keep_checkpoints)
+  best = checkpoint.best_manager(ckpt_dir)
+  writer = MetricsWriter(os.path.join(workdir, LOG_DIR))
+  loader = data.make_loader(emb_dir, 'train', batch_size // jax.process_count(),
+                            seed=int(cfg.input.shuffle_seed), shard_index=jax.process_index(),
+                            shard_count=jax.process_count())
+  iterator = iter(loader)
+  start = latest.latest_step()
+  if start is None:
+    state = trainer.init(stream_key(cfg.seed, 'init'))
+    start = 0
+  else:
+    state, it_state = checkpoint.restore_latest(latest, start, trainer.abstract_state)
+    iterator.set_state(it_state)
+    logging.info('resuming from step %d', start)
+  end = num_steps if stop_after is None else min(num_steps, int(stop_after))
+
+  val = data.load_split(emb_dir, 'val')
+  val_batches = trainer.val_batches(val, batch_size) if len(val['label']) else []
+  if not val_batches:
+    logging.warning('the val split is empty: no validation loss, "best" = latest')
+  train_key = stream_key(cfg.seed, 'train')
+  eval_key = stream_key(cfg.seed, 'eval')
+  every = lambda n, s: n > 0 and s % n == 0
+
+  last = {'step': start}
+  pending = None  # (step, device metrics) of the step dispatched last
+  t_log = time.time()
+
+  def record(step, metrics_dev):
+    nonlocal t_log
+    metrics = {k: float(v) for k, v in jax.device_get(metrics_dev).items()}
+    if not all(math.isfinite(v) for v in metrics.values()):
+      raise FloatingPointError(
+          f'training diverged at step {step}: {metrics}; checkpoints up to step '
+          f'{latest.latest_step()} are kept in {latest.directory}')
+    last.update(step=step, **metrics)
+    if every(int(cfg.train.log_every), step) or step == end:
+      now = time.time()
+      metrics['learning_rate'] = float(trainer.lr_schedule(step - 1))
+      metrics['steps_per_s'] = int(cfg.train.log_every) / max(now - t_log, 1e-9)
+      t_log = now
+      writer.write(step, metrics)
+      bar.set_postfix(loss=f'{metrics["loss"]:.4f}')
+
+  bar = tqdm.tqdm(total=end, initial=start, desc='train', unit='step',
+                  disable=jax.process_index() != 0)
+  try:
+    for step in range(start + 1, end + 1):
+      batch = trainer.global_batch(next(iterator))
+      state, metrics_dev = trainer.train_step(state, batch, train_key)
+      if pending is not None:
+        record(*pending)  # syncs on step - 1 only, while `step` runs
+      pending = (step, metrics_dev)
+      bar.update(1)
+      do_eval = bool(val_batches) and (every(int(cfg.train.eval_every), step) or step == end)
+      do_save = every(int(cfg.train.checkpoint_every), step) or step == end
+      if not (do_eval or do_save):
+        continue
+      record(*pending)  # never checkpoint a state whose loss was not checked
+      pending = None
+      if do_eval:
+        scores = {'val_loss': trainer.val_loss(state.params, val_batches, eval_key),
+                  'val_loss_ema': trainer.val_loss(state.ema_params, val_batches, eval_key)}
+        last.update(scores)
+        writer.write(step, scores)
+        chosen = scores['val_loss_ema' if cfg.sample.use_ema else 'val_loss']
+        checkpoint.save_best(best, step, state.params, state.ema_params, chosen)
+      if do_save:
+        checkpoint.save_latest(latest, step, state, iterator.get_state())
+    if pending is not None:
+      record(*pending)
+  finally:
+    bar.close()
+    latest.wait_until_finished()
+    best.wait_until_finished()
+    latest.close()
+    best.close()
+    writer.close()
+  return last
+
+
+def restore_params(config: ml_collections.ConfigDict, workdir: str,
+                   which: str | int = 'best', use_ema: bool = True):
+  """Parameters of a training checkpoint, for sampling.
+
+  Args:
+    config: the gdiff config used for training.
+    workdir: W.
+    which: 'best' (lowest val loss; the latest if there is no val split),
+      'latest', or a step number.
+    use_ema: the EMA parameters (True) or the raw ones.
+
+  Returns:
+    (params, step), params replicated on all devices.
+  """
+  trainer = get_trainer(load_model_config(config, workdir), config, make_mesh())
+  ckpt_dir = os.path.join(workdir, CHECKPOINT_DIR)
+  key = 'ema_params' if use_ema else 'params'
+  if which == 'best':
+    best = checkpoint.best_manager(ckpt_dir)
+    step = best.best_step()
+    if step is not None:
+      out = checkpoint.restore_best(best, step, trainer.abstract_state.params)
+      best.close()
+      return out[key], int(step)
+    best.close()
+    logging.warning('no best checkpoint in %s; using the latest', ckpt_dir)
+    which = 'latest'
+  latest = checkpoint.latest_manager(ckpt_dir, config.train.keep_checkpoints)
+  steps = list(latest.all_steps())
+  step = latest.latest_step() if which == 'latest' else _as_step(which)
+  if step is None or step not in steps:
+    latest.close()
+    raise InputError(f'config sample.checkpoint={which!r}: no such checkpoint in '
+                     f'{ckpt_dir} (steps: {sorted(steps)}); run --mode=train first')
+  state, _ = checkpoint.restore_latest(latest, step, trainer.abstract_state)
+  latest.close()
+  return getattr(state, key), int(step)
+
+
+def _as_step(which) -> int:
+  try:
+    return int(which)
+  except (TypeError, ValueError):
+    raise InputError(f"config sample.checkpoint={which!r}: use 'best', 'latest' or a step "
+                     'number') from None

@@ -1,0 +1,108 @@
+"""The training state pytree and the pure, jit-able train and eval steps.
+
+`TrainState` holds everything that changes during training: the step, the
+parameters, their exponential moving average and the optimizer state. The
+steps are module-level functions; static parts (network, optimizer, schedule,
+mask) are bound with `functools.partial` before `jax.jit`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from gdiff import diffusion
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array  # int32 scalar: number of updates applied
+  params: Any
+  ema_params: Any
+  opt_state: Any
+
+
+def learning_rate_schedule(train_cfg: ml_collections.ConfigDict) -> optax.Schedule:
+  """Linear warm-up from 0 to `learning_rate`, then cosine decay to 0 at `num_steps`."""
+  warmup = int(train_cfg.warmup_steps)
+  return optax.warmup_cosine_decay_schedule(
+      0.0, float(train_cfg.learning_rate), warmup,
+      max(int(train_cfg.num_steps), warmup + 1), end_value=0.0)
+
+
+def make_optimizer(train_cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """AdamW with the warm-up + cosine schedule and global-norm clipping (0 disables it)."""
+  parts = []
+  if train_cfg.grad_clip and train_cfg.grad_clip > 0:
+    parts.append(optax.clip_by_global_norm(float(train_cfg.grad_clip)))
+  parts.append(optax.adamw(learning_rate_schedule(train_cfg),
+                           weight_decay=float(train_cfg.weight_decay)))
+  return optax.chain(*parts)
+
+
+def init_state(key: jax.Array, *, model, dummy_inputs, tx) -> TrainState:
+  """A fresh state; run under `jax.jit(..., out_shardings=...)`."""
+  params = model.init(key, *dummy_inputs, train=False)['params']
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    ema_params=jax.tree.map(jnp.copy, params), opt_state=tx.init(params))
+
+
+def _apply_fn(model):
+  def apply(params, x, t, label, train, rngs):
+    return model.apply({'params': params}, x, t, label, train=train, rngs=rngs)
+  return apply
+
+
+def train_step(state: TrainState, batch: dict, key: jax.Array, *, model, tx,
+               schedule: diffusion.Schedule, mask_GxC, num_classes: int,
+               label_dropout: float, ema_decay: float) -> tuple[TrainState, dict]:
+  """One AdamW update on the masked epsilon loss, plus the EMA update.
+
+  The step's randomness is `fold_in(key, state.step)`: a resumed run draws the
+  same noise as an uninterrupted one. Noise is drawn for the whole global batch
+  inside jit, so every example (on every device) gets its own noise and the
+  result does not depend on the number of devices.
+
+  Args:
+    state: the current state (donated).
+    batch: {'emb': (B, G, C) float32, 'label': (B,) int32}, sharded on 'data'.
+    key: the train stream's key (the same every step).
+    model, tx, schedule, mask_GxC, num_classes, label_dropout, ema_decay: static parts.
+
+  Returns:
+    (new state, {'loss', 'grad_norm'} as scalars).
+  """
+  step_key = jax.random.fold_in(key, state.step)
+  loss_fn = lambda p: diffusion.eps_loss(
+      _apply_fn(model), p, schedule, batch['emb'], batch['label'], mask_GxC, step_key,
+      num_classes=num_classes, label_dropout=label_dropout, train=True)
+  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  # EMA with the usual warm-up, so short runs are not dominated by the init.
+  step_f = state.step.astype(jnp.float32)
+  decay = jnp.minimum(ema_decay, (1.0 + step_f) / (10.0 + step_f))
+  ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
+                            state.ema_params, params)
+  new_state = state.replace(step=state.step + 1, params=params, ema_params=ema_params,
+                            opt_state=opt_state)
+  metrics = {'loss': loss, 'grad_norm': optax.tree.norm(grads)}
+  return new_state, metrics
+
+
+def eval_step(params, batch: dict, key: jax.Array, *, model, schedule: diffusion.Schedule,
+              mask_GxC, num_classes: int) -> tuple[jax.Array, jax.Array]:
+  """Weighted sum of per-example validation losses and the weight sum.
+
+  `batch['weight']` is 0 for padding rows of the last batch. Labels are kept
+  (no dropout): this is the conditional loss the sampler relies on.
+  """
+  per_example = diffusion.eps_loss_per_example(
+      _apply_fn(model), params, schedule, batch['emb'], batch['label'], mask_GxC, key,
+      num_classes=num_classes, label_dropout=0.0, train=False)
+  return (per_example * batch['weight']).sum(), batch['weight'].sum()

@@ -1,0 +1,281 @@
+"""Tests of gdiff.data.ingest and gdiff.data.qc against scikit-allel, plink2 and bcftools."""
+
+import gzip
+import os
+import shutil
+import subprocess
+
+import allel
+import numpy as np
+import pytest
+
+from configs import base
+from gdiff.data import cohort as cohort_lib
+from gdiff.data import ingest, qc, simulate
+from gdiff.errors import InputError
+
+needs_plink2 = pytest.mark.skipif(shutil.which('plink2') is None, reason='plink2 not installed')
+needs_bcftools = pytest.mark.skipif(shutil.which('bcftools') is None,
+                                    reason='bcftools not installed')
+
+
+def _qc(**overrides):
+  q = base.get_config().data.qc
+  q.update(overrides)
+  return q
+
+
+@pytest.fixture(scope='module')
+def clean_vcf(tmp_path_factory):
+  s = base.get_config().data.simulate
+  s.populations = ('YRI', 'CEU', 'CHB')
+  s.samples_per_population = (20, 20, 20)
+  s.contig_length = 300_000
+  s.max_snps_per_contig = 100
+  s.min_maf = 0.02
+  vcf, _, _ = simulate.simulate_to_files(s, str(tmp_path_factory.mktemp('clean')))
+  return vcf
+
+
+def _lines(path):
+  with gzip.open(path, 'rt') as f:
+    return f.read().splitlines()
+
+
+def _gts(n, calls):
+  return '\t'.join(calls[i % len(calls)] for i in range(n))
+
+
+@pytest.fixture(scope='module')
+def dirty_vcf(clean_vcf, tmp_path_factory):
+  """The clean VCF plus one record per QC reason and 3 missing calls in record 20."""
+  lines = _lines(clean_vcf)
+  head = [x for x in lines if x.startswith('#')]
+  body = [x.split('\t') for x in lines if not x.startswith('#')]
+  n = len(body[0]) - 9
+
+  def after(i, ref, alt, calls):
+    pos = int(body[i][1]) + 1
+    assert pos < int(body[i + 1][1]) and body[i][0] == body[i + 1][0]
+    return [body[i][0], str(pos), f'extra{i}', ref, alt, '.', 'PASS', '.', 'GT',
+            _gts(n, calls)]
+
+  extra = {
+      3: after(3, 'A', 'C,G', ['0|1', '1|2', '0|0']),  # multiallelic
+      8: after(8, 'AT', 'A', ['0|1', '0|0']),  # indel -> not_snp
+      12: after(12, 'G', 'T', ['0|0']),  # monomorphic -> maf
+      30: after(30, 'C', 'T', ['0|1', './.']),  # call rate 0.5
+      150: after(150, 'G', '<DEL>', ['0|1', '0|0']),  # symbolic -> not_snp
+  }
+  dup = list(body[40])
+  dup[2] = 'dup40'
+  body[20][9:12] = ['./.', '.|.', '0|.']  # 3 missing calls in a kept SNP
+  out = list(head)
+  for i, rec in enumerate(body):
+    out.append('\t'.join(rec))
+    if i == 40:
+      out.append('\t'.join(dup))  # same chrom/pos as record 40 -> duplicate
+    if i in extra:
+      out.append('\t'.join(extra[i]))
+  path = str(tmp_path_factory.mktemp('dirty') / 'dirty.vcf')
+  with open(path, 'w') as f:
+    f.write('\n'.join(out) + '\n')
+  return path, len(body), body[20][2]
+
+
+def _ingest(path, tmp_path, kind='vcf', chunk=10_000, shard=50_000, **qc_overrides):
+  source = ingest.open_source(kind, str(path))
+  out = tmp_path / f'out-{kind}-{chunk}-{shard}'
+  stats = ingest.ingest(source, str(out), chunk, shard, _qc(**qc_overrides))
+  shards = sorted(os.listdir(out / 'shards'))
+  c = cohort_lib.Cohort(str(out), source.samples, source.samples, np.zeros(len(source.samples)),
+                        ('x',), np.array(['train'] * len(source.samples)),
+                        tuple(str(out / 'shards' / s) for s in shards))
+  return source, stats, c.variants(), c.dosages()
+
+
+def _reference_qc(path, min_maf, min_call_rate):
+  """QC recomputed independently from scikit-allel's read_vcf."""
+  cs = allel.read_vcf(path, fields=['variants/*', 'calldata/GT'], alt_number=2)
+  ref, alt = cs['variants/REF'], cs['variants/ALT']
+  gt = allel.GenotypeArray(cs['calldata/GT'])
+  snp = (alt[:, 1] == '') & np.isin(ref, list('ACGT')) & np.isin(alt[:, 0], list('ACGT'))
+  key = list(zip(cs['variants/CHROM'], cs['variants/POS']))
+  dup = np.array([i > 0 and key[i] == key[i - 1] for i in range(len(key))])
+  n_alt = gt.to_n_alt(fill=-1)
+  called = n_alt >= 0
+  freq = np.where(called, n_alt, 0).sum(1) / np.maximum(2 * called.sum(1), 1)
+  keep = snp & ~dup & (called.mean(1) >= min_call_rate) & (np.minimum(freq, 1 - freq) >= min_maf)
+  fill = np.floor(freq * 2 + 0.5)[:, None]
+  dosage = np.where(called, n_alt, fill)[keep].T.astype(np.int8)
+  return cs['variants/ID'][keep], dosage, int((~called[keep]).sum())
+
+
+# chunk 9: the duplicate (record 45) opens a chunk, so it is caught across chunks.
+@pytest.mark.parametrize('chunk, shard', [(10_000, 50_000), (7, 50), (9, 13)])
+def test_vcf_matches_scikit_allel_and_counts_drops(dirty_vcf, tmp_path, chunk, shard):
+  path, num_clean, missing_id = dirty_vcf
+  source, stats, variants, dosage = _ingest(path, tmp_path, chunk=chunk, shard=shard,
+                                            min_hwe_p=0.0)
+  assert stats['variants_read'] == num_clean + 6
+  assert stats['dropped'] == {'multiallelic': 1, 'not_snp': 2, 'duplicate': 1, 'call_rate': 1,
+                              'maf': 1, 'hwe': 0}
+  assert stats['variants_kept'] == num_clean == len(variants)
+  assert stats['missing_filled'] == 3
+  assert len(stats['shards']) == -(-num_clean // shard)
+  ids, expected, filled = _reference_qc(path, 0.01, 0.95)
+  assert filled == 3
+  np.testing.assert_array_equal(variants.id, ids)
+  np.testing.assert_array_equal(dosage, expected)
+  assert dosage.dtype == np.int8 and dosage.shape == (60, num_clean)
+  assert missing_id in set(variants.id)
+  assert not any(i.startswith('extra') or i == 'dup40' for i in variants.id)
+
+
+def test_gzip_and_plain_vcf_agree(dirty_vcf, clean_vcf, tmp_path):
+  path, _, _ = dirty_vcf
+  gz = tmp_path / 'dirty.vcf.gz'
+  with open(path, 'rb') as f, simulate.BgzfWriter(str(gz)) as out:
+    out.write(f.read())
+  _, _, v1, d1 = _ingest(path, tmp_path, min_hwe_p=0.0)
+  _, _, v2, d2 = _ingest(gz, tmp_path, min_hwe_p=0.0)
+  np.testing.assert_array_equal(d1, d2)
+  np.testing.assert_array_equal(v1.pos, v2.pos)
+
+
+def _plink_table(path):
+  with open(path) as f:
+    header = f.readline().lstrip('#').split()
+    rows = [line.split() for line in f]
+  return {h: np.array([r[i] for r in rows]) for i, h in enumerate(header)}
+
+
+@needs_plink2
+def test_frequencies_and_hwe_match_plink2(clean_vcf, tmp_path):
+  subprocess.run(['plink2', '--vcf', clean_vcf, '--freq', '--hardy', '--out',
+                  str(tmp_path / 'p')], check=True, capture_output=True)
+  afreq = _plink_table(tmp_path / 'p.afreq')
+  hardy = _plink_table(tmp_path / 'p.hardy')
+  _, _, variants, dosage = _ingest(clean_vcf, tmp_path, min_maf=0.0, min_hwe_p=0.0)
+  np.testing.assert_array_equal(variants.id, afreq['ID'])
+  np.testing.assert_allclose(dosage.mean(0) / 2, afreq['ALT_FREQS'].astype(float), atol=1e-6)
+  het = (dosage == 1).sum(0)
+  p = qc.hwe_exact_p(het, (dosage == 0).sum(0), (dosage == 2).sum(0))
+  np.testing.assert_array_equal(hardy['HET_A1_CT'].astype(int), het)
+  np.testing.assert_allclose(p, hardy['P'].astype(float), rtol=1e-4)
+  # The filter keeps exactly the SNPs plink2 gives p >= threshold (pooled samples).
+  threshold = float(np.quantile(p, 0.3))
+  _, stats, kept, _ = _ingest(clean_vcf, tmp_path, chunk=33, min_maf=0.0, min_hwe_p=threshold,
+                              hwe_within='all')
+  plink_keep = hardy['P'].astype(float) >= threshold * (1 + 1e-4)
+  plink_drop = hardy['P'].astype(float) < threshold * (1 - 1e-4)
+  assert set(hardy['ID'][plink_keep]) <= set(kept.id)
+  assert not set(hardy['ID'][plink_drop]) & set(kept.id)
+  assert stats['dropped']['hwe'] >= plink_drop.sum() > 0
+
+
+def test_hwe_exact_known_values():
+  # n=3, 2 rare alleles: P(het=2)=0.8, P(het=0)=0.2 (hand-computed from the exact formula).
+  p = qc.hwe_exact_p(np.array([2, 0, 0]), np.array([1, 2, 5]), np.array([0, 1, 0]))
+  np.testing.assert_allclose(p, [1.0, 0.2, 1.0])
+
+
+@needs_plink2
+def test_plink_matches_vcf(clean_vcf, tmp_path):
+  prefix = str(tmp_path / 'bed')
+  subprocess.run(['plink2', '--vcf', clean_vcf, '--make-bed', '--out', prefix], check=True,
+                 capture_output=True)
+  vs, _, v_vcf, d_vcf = _ingest(clean_vcf, tmp_path)
+  ps, _, v_bed, d_bed = _ingest(prefix, tmp_path, kind='plink', chunk=17)
+  np.testing.assert_array_equal(ps.samples, vs.samples)
+  for field in ('chrom', 'pos', 'id', 'ref', 'alt'):
+    np.testing.assert_array_equal(getattr(v_bed, field), getattr(v_vcf, field))
+  np.testing.assert_array_equal(d_bed, d_vcf)
+
+
+@needs_bcftools
+def test_bcf_through_bcftools(clean_vcf, tmp_path):
+  bcf = str(tmp_path / 'c.bcf')
+  subprocess.run(['bcftools', 'view', '-Ob', '-o', bcf, clean_vcf], check=True)
+  _, _, v1, d1 = _ingest(clean_vcf, tmp_path)
+  _, _, v2, d2 = _ingest(bcf, tmp_path)
+  np.testing.assert_array_equal(d1, d2)
+  np.testing.assert_array_equal(v1.id, v2.id)
+
+
+def _write(path, text):
+  with open(path, 'w') as f:
+    f.write(text)
+  return str(path)
+
+
+HEADER = ('##fileformat=VCFv4.2\n##FORMAT=<ID=GT,Number=1,Type=String,Description="GT">\n'
+          '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ta\tb\tc\n')
+ROW = '1\t{pos}\t.\tA\tG\t.\t.\t.\tGT\t0|1\t1|1\t0|0\n'
+
+
+@pytest.mark.parametrize('text, message', [
+    (HEADER + ROW.format(pos=5) + '1\t9\t.\tA\tG\t.\t.\t.\tGT\t0|1\t1|1\n', r'bad\.vcf:5: 11 '),
+    (HEADER + ROW.format(pos='x7'), r"bad\.vcf:4: POS 'x7'"),
+    ('chr1\t5\n', r'bad\.vcf:1: not a VCF'),
+    (HEADER.replace('\tFORMAT\ta\tb\tc', ''), r'bad\.vcf:3: the VCF has no samples'),
+    (HEADER + ROW.format(pos=9) + ROW.format(pos=5), r'not sorted: 1:5 after 1:9'),
+])
+def test_malformed_vcf_is_input_error(tmp_path, text, message):
+  path = _write(tmp_path / 'bad.vcf', text)
+  with pytest.raises(InputError, match=message):
+    source = ingest.open_source('vcf', path)
+    ingest.ingest(source, str(tmp_path / 'o'), 10, 10, _qc())
+
+
+def test_truncated_gzip_is_input_error(clean_vcf, tmp_path):
+  data = open(clean_vcf, 'rb').read()
+  path = tmp_path / 'cut.vcf.gz'
+  path.write_bytes(data[:len(data) // 2])
+  with pytest.raises(InputError, match='cut.vcf.gz: cannot read'):
+    ingest.ingest(ingest.open_source('vcf', str(path)), str(tmp_path / 'o'), 100, 100, _qc())
+
+
+@needs_plink2
+def test_plink_mismatched_fam_is_input_error(clean_vcf, tmp_path):
+  prefix = str(tmp_path / 'bed')
+  subprocess.run(['plink2', '--vcf', clean_vcf, '--make-bed', '--out', prefix], check=True,
+                 capture_output=True)
+  lines = open(prefix + '.fam').read().splitlines()
+  _write(prefix + '.fam', '\n'.join(lines[:-4]) + '\n')  # 56 samples: 14 bytes a SNP, not 15
+  with pytest.raises(InputError, match=r'bed\.bed: .* bytes, expected'):
+    ingest.open_source('plink', prefix)
+  with pytest.raises(InputError, match='data.plink: no such file: .*nope.bed'):
+    ingest.open_source('plink', str(tmp_path / 'nope'))
+
+
+def test_missing_ids_are_named_and_lowercase_alleles_upper(tmp_path):
+  rows = ''.join(f'1\t{p}\t.\ta\tg\t.\t.\t.\tGT\t0|1\t1|1\t0|0\n' for p in (5, 9))
+  path = _write(tmp_path / 'ids.vcf', HEADER + rows)
+  _, stats, variants, dosage = _ingest(path, tmp_path, min_hwe_p=0.0)
+  assert variants.id.tolist() == ['1:5:A:G', '1:9:A:G']
+  assert variants.ref.tolist() == ['A', 'A'] and variants.alt.tolist() == ['G', 'G']
+  np.testing.assert_array_equal(dosage, [[1, 1], [2, 2], [0, 0]])
+
+
+def test_genotype_counts_per_group():
+  rng = np.random.default_rng(0)
+  dosage = rng.integers(-1, 3, size=(37, 101)).astype(np.int8)
+  groups = rng.integers(0, 3, size=101) * 7  # ids need not be 0..G-1
+  counts = qc.genotype_counts(dosage, groups)
+  for g_index, g in enumerate(sorted(set(groups))):
+    for value in range(3):
+      np.testing.assert_array_equal(counts[:, g_index, value],
+                                    (dosage[:, groups == g] == value).sum(1))
+
+
+def test_hwe_within_class_keeps_ancestry_informative_snps():
+  # 40 people of class 0 homozygous REF, 40 of class 1 homozygous ALT: pooled, no
+  # heterozygote at frequency 0.5 (p ~ 1e-23); within each class, monomorphic (p = 1).
+  dosage = np.concatenate([np.zeros(40), np.full(40, 2)]).astype(np.int8)[None]
+  chunk = qc.RawChunk(np.array(['1']), np.array([10]), np.array(['x']), np.array(['A']),
+                      np.array(['G']), np.array([False]), dosage)
+  groups = np.repeat([0, 1], 40)
+  assert qc.qc_chunk(chunk, _qc(), None, groups).keep.tolist() == [True]
+  pooled = qc.qc_chunk(chunk, _qc(), None, None)
+  assert pooled.keep.tolist() == [False] and pooled.dropped['hwe'] == 1

@@ -1,0 +1,218 @@
+"""Tests of gdiff.data.ingest_parallel: region-parallel ingest equals the serial path."""
+
+import gzip
+import json
+import logging
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from configs import base
+from gdiff.data import cohort as cohort_lib
+from gdiff.data import ingest, ingest_parallel, prepare, simulate
+from gdiff.errors import InputError
+
+needs_tools = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ('bcftools', 'tabix', 'plink2')),
+    reason='bcftools, tabix and plink2 needed')
+
+
+def _qc(**overrides):
+  q = base.get_config().data.qc
+  q.update(overrides)
+  return q
+
+
+def _bgzip(lines, path):
+  with simulate.BgzfWriter(str(path)) as out:
+    out.write(('\n'.join(lines) + '\n').encode())
+  return str(path)
+
+
+@pytest.fixture(scope='module')
+def vcf_lines(tmp_path_factory):
+  """A 2-contig simulated VCF (60 samples) plus one record per QC reason, as lines."""
+  s = base.get_config().data.simulate
+  s.populations = ('YRI', 'CEU', 'CHB')
+  s.samples_per_population = (20, 20, 20)
+  s.contig_length = 300_000
+  s.max_snps_per_contig = 80
+  s.min_maf = 0.02
+  vcf, labels, _ = simulate.simulate_to_files(s, str(tmp_path_factory.mktemp('sim')))
+  with gzip.open(vcf, 'rt') as f:
+    lines = f.read().splitlines()
+  head = [x for x in lines if x.startswith('#')]
+  body = [x.split('\t') for x in lines if not x.startswith('#')]
+  assert len({r[0] for r in body}) == 2
+  n = len(body[0]) - 9
+
+  def after(i, ref, alt, calls):
+    return [body[i][0], str(int(body[i][1]) + 1), f'extra{i}', ref, alt, '.', 'PASS', '.', 'GT',
+            '\t'.join(calls[k % len(calls)] for k in range(n))]
+
+  extra = {5: after(5, 'A', 'C,G', ['0|1', '1|2']), 30: after(30, 'AT', 'A', ['0|1']),
+           100: after(100, 'G', 'T', ['0|0']), 120: after(120, 'C', 'T', ['0|1', './.'])}
+  body[50][9:12] = ['./.', '.|.', '0|.']  # 3 missing calls in a kept SNP
+  out = list(head)
+  for i, rec in enumerate(body):
+    out.append('\t'.join(rec))
+    if i == 70:
+      out.append('\t'.join(rec[:2] + ['dup70'] + rec[3:]))
+    if i in extra:
+      out.append('\t'.join(extra[i]))
+  return out, labels
+
+
+def _run(source, out, workers, chunk=7, shard=13, **kw):
+  groups = np.repeat([0, 1, 2], 20)  # HWE within the 3 populations, as prepare does
+  stats = ingest_parallel.ingest(source, str(out), chunk, shard, _qc(), groups,
+                                 workers=workers, **kw)
+  shards = sorted(os.listdir(out / 'shards'))
+  assert shards == [f'shard-{k:05d}.h5' for k in range(len(shards))]
+  assert [s['file'] for s in stats['shards']] == [f'shards/{s}' for s in shards]
+  assert sorted(os.listdir(out)) == ['shards']  # the scratch folder is gone
+  c = cohort_lib.Cohort(str(out), source.samples, source.samples, None, (), None,
+                        tuple(str(out / 'shards' / s) for s in shards))
+  return stats, c.variants(), c.dosages()
+
+
+def _assert_same(serial, parallel):
+  (s_stats, s_var, s_dos), (p_stats, p_var, p_dos) = serial, parallel
+  for key in ('variants_read', 'variants_kept', 'dropped', 'missing_filled'):
+    assert p_stats[key] == s_stats[key], key
+  assert list(p_stats['kept_per_chromosome'].items()) == list(
+      s_stats['kept_per_chromosome'].items())
+  for field in ('chrom', 'pos', 'id', 'ref', 'alt'):
+    np.testing.assert_array_equal(getattr(p_var, field), getattr(s_var, field))
+  np.testing.assert_array_equal(p_dos, s_dos)
+  assert sum(s['variants'] for s in p_stats['shards']) == s_stats['variants_kept']
+
+
+@needs_tools
+def test_vcf_and_plink_parallel_equal_serial(vcf_lines, tmp_path):
+  lines, _ = vcf_lines
+  folder = tmp_path / 'in'
+  folder.mkdir()
+  path = _bgzip(lines, folder / 'c.vcf.gz')
+  source = ingest.open_source('vcf', path)
+  serial = _run(source, tmp_path / 's', 0)
+  assert serial[0]['ingest_parallel'] is None
+  assert serial[0]['dropped'] == {'multiallelic': 1, 'not_snp': 1, 'duplicate': 1,
+                                  'call_rate': 1, 'maf': 1, 'hwe': 0}
+  assert serial[0]['missing_filled'] == 3
+  parallel = _run(source, tmp_path / 'p', 2)
+  info = parallel[0]['ingest_parallel']
+  assert info['workers'] == 2 and info['pieces'] == 6 and info['regions'] == 7
+  assert len(parallel[0]['shards']) > len(serial[0]['shards'])  # pieces end in partial shards
+  _assert_same(serial, parallel)
+  assert os.listdir(folder) == ['c.vcf.gz']  # the index went to scratch, not next to the input
+
+  prefix = str(tmp_path / 'bed')
+  subprocess.run(['plink2', '--vcf', path, '--vcf-half-call', 'm', '--max-alleles', '2',
+                  '--make-bed', '--out', prefix], check=True,
+                 capture_output=True)
+  bed = ingest.open_source('plink', prefix)
+  bed_serial = _run(bed, tmp_path / 'bs', 0)
+  bed_parallel = _run(bed, tmp_path / 'bp', 2, regions_per_worker=2)
+  assert bed_parallel[0]['ingest_parallel']['pieces'] == 4
+  _assert_same(bed_serial, bed_parallel)
+  # plink2 dropped the multiallelic record (--max-alleles 2); the kept SNPs agree.
+  np.testing.assert_array_equal(bed_parallel[2], parallel[2])
+
+
+@needs_tools
+def test_duplicate_at_a_region_boundary_is_dropped(vcf_lines, tmp_path):
+  lines, _ = vcf_lines
+  head = [x for x in lines if x.startswith('#')]
+  body = [x for x in lines if not x.startswith('#') and 'dup70' not in x]
+  # Place a duplicate pair so that the middle of 2 equal pieces falls between them.
+  cut = round((len(body) + 1) / 2)
+  j = cut - 1
+  rec = body[j].split('\t')
+  body.insert(j + 1, '\t'.join(rec[:2] + ['dupcut'] + rec[3:]))
+  path = _bgzip(head + body, tmp_path / 'dup.vcf.gz')
+  positions = ingest_parallel.scan_positions(path)
+  assert positions.pos_V[cut - 1] == positions.pos_V[cut]  # a naive cut would split them
+  cuts = ingest_parallel.plan_cuts(positions, 2)
+  assert cuts == [0, cut + 1, len(body)]
+  source = ingest.open_source('vcf', path)
+  serial = _run(source, tmp_path / 's', 0)
+  parallel = _run(source, tmp_path / 'p', 2, regions_per_worker=1)
+  assert serial[0]['dropped']['duplicate'] == 1
+  assert parallel[0]['ingest_parallel']['pieces'] == 2
+  _assert_same(serial, parallel)
+  assert 'dupcut' not in set(parallel[1].id)
+
+
+def test_plan_cuts_only_between_positions():
+  positions = ingest_parallel.Positions.from_records(
+      np.array(['1'] * 6 + ['2'] * 4), np.array([5, 5, 5, 5, 9, 12, 5, 6, 6, 7]))
+  # Targets 2, 4, 6, 8: 2 moves past the 5s to 4, then 5; 6 starts contig 2; 8 moves to 9.
+  assert ingest_parallel.plan_cuts(positions, 5) == [0, 4, 5, 6, 9, 10]
+  assert ingest_parallel.plan_cuts(positions, 1) == [0, 10]
+  pieces = ingest_parallel.vcf_pieces(positions, [0, 4, 7, 10])
+  assert [p.regions for p in pieces] == [('1:5-5',), ('1:9-12', '2:5-5'), ('2:6-7',)]
+  unsorted = (np.array(['1', '1', '2', '1']), np.array([1, 2, 3, 4]))
+  assert ingest_parallel.Positions.from_records(*unsorted) is None
+  assert ingest_parallel.Positions.from_records(np.array(['1', '1']), np.array([5, 4])) is None
+
+
+def test_plain_vcf_falls_back_to_serial(vcf_lines, tmp_path, caplog):
+  lines, _ = vcf_lines
+  path = tmp_path / 'plain.vcf'
+  path.write_text('\n'.join(lines) + '\n')
+  source = ingest.open_source('vcf', str(path))
+  with caplog.at_level(logging.INFO):
+    stats, _, _ = _run(source, tmp_path / 'o', 2)
+  assert stats['ingest_parallel'] is None
+  assert 'serial instead of 2 workers: not a bgzipped VCF' in caplog.text
+  assert ingest_parallel.resolve_workers(-1) >= 1 and ingest_parallel.resolve_workers(0) == 0
+
+
+@needs_tools
+def test_errors_are_input_errors(vcf_lines, tmp_path):
+  lines, _ = vcf_lines
+  bad = list(lines)
+  fields = bad[-20].split('\t')
+  bad[-20] = '\t'.join(fields[:-1])  # one sample column short, late in contig 2
+  path = _bgzip(bad, tmp_path / 'bad.vcf.gz')
+  with pytest.raises(InputError, match=r'bad\.vcf\.gz.*: 68 tab-separated fields, expected 69'):
+    _run(ingest.open_source('vcf', path), tmp_path / 'o', 2)
+  # An error inside a worker reaches the caller as the same InputError.
+  good = _bgzip(lines, tmp_path / 'good.vcf.gz')
+  prefix = str(tmp_path / 'bed')
+  subprocess.run(['plink2', '--vcf', good, '--vcf-half-call', 'm', '--max-alleles', '2',
+                  '--make-bed', '--out', prefix], check=True, capture_output=True)
+  bed = ingest.open_source('plink', prefix)
+  os.remove(prefix + '.bed')  # gone after the parent read .bim/.fam
+  with pytest.raises(InputError, match=r'bed\.bed: cannot open'):
+    _run(bed, tmp_path / 'o2', 2)
+
+
+@needs_tools
+def test_prepare_with_workers_matches_serial(tmp_path):
+  def cfg(workers):
+    d = base.get_config().data
+    d.simulate.kind = 'case_control'
+    d.simulate.num_samples = 80
+    d.simulate.contig_length = 200_000
+    d.simulate.max_snps_per_contig = 60
+    d.simulate.num_causal = 5
+    d.chunk_variants = 16
+    d.ingest_workers = workers
+    return d
+
+  manifests = [prepare.prepare(cfg(w), str(tmp_path / f'w{w}'), seed=0) for w in (0, 2)]
+  assert manifests[0]['ingest_parallel'] is None
+  assert manifests[1]['ingest_parallel']['workers'] == 2
+  for key in ('variants_read', 'variants_kept', 'dropped', 'missing_filled',
+              'kept_per_chromosome', 'samples', 'classes'):
+    assert manifests[0][key] == manifests[1][key], key
+  cohorts = [cohort_lib.load_cohort(str(tmp_path / f'w{w}')) for w in (0, 2)]
+  np.testing.assert_array_equal(cohorts[0].dosages(), cohorts[1].dosages())
+  np.testing.assert_array_equal(cohorts[0].variants().id, cohorts[1].variants().id)
+  with open(tmp_path / 'w2' / 'manifest.json') as f:
+    assert json.load(f)['config']['ingest_workers'] == 2

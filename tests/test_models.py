@@ -1,0 +1,116 @@
+"""Tests of gdiff.models: shapes, masking, conditioning, config checks, paper sizes."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import base
+from gdiff import models
+from gdiff.errors import InputError
+
+B, G, C, K = 3, 16, 8, 2
+
+
+def tiny_config(name):
+  c = base.get_config()
+  m = c.model
+  m.name = name
+  m.mlp_widths = (32, 16, 8)
+  m.norm_groups = 4
+  m.cnn_base_width = 8
+  m.cnn_channel_mults = (1, 2)
+  m.cnn_num_res_blocks = 1
+  m.cnn_attention_factors = (2,)
+  m.num_heads = 2
+  m.gate_hidden = 8
+  m.transformer_genes_per_token = 4
+  m.transformer_layers = 1
+  m.transformer_dim = 16
+  m.transformer_heads = 2
+  return c
+
+
+def mask():
+  m = np.ones((G, C), bool)
+  m[:, 6:] = False
+  m[-2:] = False
+  return m
+
+
+def random_params(mc, seed):
+  """Random non-zero weights of the right shapes, drawn on the host.
+
+  Avoids compiling the initialisers (slow on a busy 2-core CPU); real
+  initialisation is covered by tests/test_train.py.
+  """
+  shapes = jax.eval_shape(functools.partial(models.init_params, mc), jax.random.key(0))
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(lambda s: (0.3 * rng.standard_normal(s.shape)).astype(np.float32),
+                      shapes)
+
+
+@pytest.mark.parametrize('name', sorted(models.MODELS))
+def test_network_shapes_mask_and_conditioning(name):
+  mc = models.model_config(tiny_config(name), G, C, K, mask_GxC=mask())
+  model = models.build(mc)
+  x = jax.random.normal(jax.random.key(0), (B, G, C))
+  t = jnp.array([0.1, 0.5, 0.9])
+  label = jnp.array([0, 1, K], jnp.int32)  # K is the null label
+  fn = jax.jit(lambda p, x, t, y: model.apply({'params': p}, x, t, y, train=False))
+  params = random_params(mc, 0)
+  # The input is added back: an all-zero network is the masked identity.
+  zero = jax.tree.map(np.zeros_like, params)
+  np.testing.assert_allclose(fn(zero, x, t, label), x * mask(), atol=1e-6)
+  eps = fn(params, x, t, label)
+  assert eps.shape == (B, G, C) and eps.dtype == jnp.float32
+  assert np.all(np.asarray(eps)[:, ~mask()] == 0.0)
+  assert np.all(np.abs(np.asarray(eps)[:, mask()]) > 0.0)
+  assert not np.allclose(eps, fn(params, x, t, jnp.array([1, 0, 0], jnp.int32)), atol=1e-4)
+  assert not np.allclose(eps, fn(params, x, 1.0 - t, label), atol=1e-4)
+
+
+def test_cnn_needs_divisible_group_count():
+  config = tiny_config('cnn')
+  config.model.cnn_channel_mults = (1, 1, 2, 2)  # 3 downsamplings: G % 8 == 0
+  models.model_config(config, 24, C, K)
+  with pytest.raises(InputError, match='embedding.group_multiple'):
+    models.model_config(config, 20, C, K)
+
+
+def test_transformer_pads_groups_to_whole_tokens():
+  mc = models.model_config(tiny_config('transformer'), 18, C, K)  # 18 = 4 tokens of 4 + 2
+  params = random_params(mc, 1)
+  assert params['tokens_in']['kernel'].shape == (5, 4 * C, 16)
+  x = jax.random.normal(jax.random.key(2), (2, 18, C))
+  out = jax.jit(models.build(mc).apply)({'params': params}, x, jnp.zeros(2),
+                                       jnp.zeros(2, jnp.int32))
+  assert out.shape == (2, 18, C)
+
+
+def test_unknown_model_and_bad_mask_are_input_errors():
+  config = tiny_config('unet3d')
+  with pytest.raises(InputError, match='model.name'):
+    models.model_config(config, G, C, K)
+  with pytest.raises(InputError, match='mask'):
+    models.model_config(tiny_config('mlp'), G, C, K, mask_GxC=np.ones((G, C + 1), bool))
+
+
+def test_model_config_is_hashable_and_keeps_the_mask():
+  mc = models.model_config(tiny_config('mlp'), G, C, K, mask_GxC=mask())
+  again = models.model_config(tiny_config('mlp'), G, C, K, mask_GxC=mask())
+  assert hash(mc) == hash(again) and mc == again
+  np.testing.assert_array_equal(mc.mask_GxC, mask().astype(np.float32))
+
+
+@pytest.mark.parametrize('name,genes,millions', [
+    ('mlp', 18_432, 310), ('cnn', 18_432, 18), ('mlp_cnn', 18_432, 328),
+    ('mlp', 1024, 24.7), ('mlp_cnn', 1024, 43.3)])
+def test_parameter_counts_match_the_paper(name, genes, millions):
+  """The paper's sizes (base config); counted with eval_shape, nothing materialised."""
+  config = base.get_config()
+  config.model.name = name
+  n = models.count_params(models.model_config(config, genes, 8, 2))
+  assert n / 1e6 == pytest.approx(millions, rel=0.04)

@@ -1,0 +1,114 @@
+"""Tests of gdiff.data.prepare: simulate -> ingest -> split into the cohort format."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from configs import base
+from gdiff.data import cohort as cohort_lib
+from gdiff.data import prepare
+from gdiff.errors import InputError
+
+
+def _data_cfg(**overrides):
+  d = base.get_config().data
+  s = d.simulate
+  s.kind = 'case_control'
+  s.num_samples = 100
+  s.contig_length = 300_000
+  s.max_snps_per_contig = 120
+  s.num_causal = 10
+  d.update(overrides)
+  return d
+
+
+@pytest.fixture(scope='module')
+def simulated(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp('w') / 'data')
+  return data_dir, prepare.prepare(_data_cfg(), data_dir, seed=0)
+
+
+def test_simulated_cohort_layout(simulated):
+  data_dir, manifest = simulated
+  assert sorted(os.listdir(data_dir)) == ['cohort.h5', 'manifest.json', 'shards', 'source',
+                                          'splits.tsv']
+  assert sorted(os.listdir(os.path.join(data_dir, 'source'))) == ['cohort.vcf.gz', 'labels.tsv']
+  assert not [p for p in os.listdir(os.path.dirname(data_dir)) if '.tmp-' in p]
+  with open(os.path.join(data_dir, 'manifest.json')) as f:
+    assert json.load(f) == manifest
+  c = cohort_lib.load_cohort(data_dir)
+  assert c.classes == ('case', 'control')
+  assert manifest['samples']['per_class'] == {'case': 31, 'control': 69}
+  assert manifest['samples']['per_split'] == {'train': 80, 'val': 10, 'test': 10}
+  assert manifest['source']['simulated'] and manifest['source']['path'].startswith(
+      os.path.abspath(data_dir))
+  dosage = c.dosages()
+  assert dosage.shape == (100, manifest['variants_kept']) and dosage.dtype == np.int8
+  assert manifest['variants_read'] == manifest['variants_kept'] + sum(
+      manifest['dropped'].values())
+  assert set(np.unique(dosage)) <= {0, 1, 2}
+  v = c.variants()
+  assert (np.diff(v.pos[v.chrom == '1']) > 0).all()
+  assert sorted(c.indices('train').tolist() + c.indices('val').tolist()
+                + c.indices('test').tolist()) == list(range(100))
+
+
+def test_reuse_and_refuse(simulated):
+  data_dir, manifest = simulated
+  stamp = os.path.getmtime(os.path.join(data_dir, 'cohort.h5'))
+  assert prepare.prepare(_data_cfg(), data_dir, seed=0) == manifest
+  assert os.path.getmtime(os.path.join(data_dir, 'cohort.h5')) == stamp
+  with pytest.raises(InputError, match='different data config'):
+    prepare.prepare(_data_cfg(split_seed=5), data_dir, seed=0)
+  assert os.path.getmtime(os.path.join(data_dir, 'cohort.h5')) == stamp
+
+
+def test_partial_data_dir_is_refused_not_deleted(tmp_path):
+  data_dir = tmp_path / 'data'
+  data_dir.mkdir()
+  (data_dir / 'x').write_text('mine')
+  with pytest.raises(InputError, match='exists but holds no complete cohort'):
+    prepare.prepare(_data_cfg(), str(data_dir), seed=0)
+  assert (data_dir / 'x').read_text() == 'mine'
+
+
+def test_user_vcf_with_split_file_and_failure_leaves_nothing(simulated, tmp_path):
+  data_dir, _ = simulated
+  vcf = os.path.join(data_dir, 'source', 'cohort.vcf.gz')
+  labels = os.path.join(data_dir, 'source', 'labels.tsv')
+  samples = [r.split('\t')[0] for r in open(labels).read().splitlines()[1:]]
+  wanted = ['test' if i % 5 == 0 else 'val' if i % 5 == 1 else 'train'
+            for i in range(len(samples))]
+  split_file = tmp_path / 'split.tsv'
+  split_file.write_text('sample\tsplit\n' + ''.join(
+      f'{s}\t{x}\n' for s, x in reversed(list(zip(samples, wanted)))))
+  out = str(tmp_path / 'w' / 'data')
+  manifest = prepare.prepare(_data_cfg(vcf=vcf, labels=labels, split_file=str(split_file)), out)
+  c = cohort_lib.load_cohort(out)
+  assert c.samples.tolist() == samples and c.split.tolist() == wanted
+  assert manifest['split'] == str(split_file) and not manifest['source']['simulated']
+  assert not os.path.exists(os.path.join(out, 'source'))
+
+  bad = tmp_path / 'bad.tsv'
+  bad.write_text('sample\tlabel\n' + ''.join(f'{s}\tx\n' for s in samples[:-1]))
+  with pytest.raises(InputError, match='1 sample'):
+    prepare.prepare(_data_cfg(vcf=vcf, labels=str(bad)), str(tmp_path / 'v' / 'data'))
+  assert os.listdir(tmp_path / 'v') == []
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'vcf': 'a.vcf', 'plink': 'b'}, 'data.vcf and data.plink are both set'),
+    ({'plink': 'b'}, 'data.labels: required with data.plink'),
+    ({'labels': 'l.tsv'}, 'data.labels is set but neither'),
+    ({'shard_variants': 0}, 'data.shard_variants: must be >= 1'),
+    ({'qc': {'hwe_within': 'nope'}}, "data.qc.hwe_within: unknown 'nope'"),
+    ({'qc': {'min_call_rate': 1.5}}, r'data.qc.min_call_rate: must be in \[0.0, 1.0\]'),
+])
+def test_bad_config_names_the_option(tmp_path, overrides, message):
+  cfg = _data_cfg()
+  cfg.update(overrides)
+  with pytest.raises(InputError, match=message):
+    prepare.prepare(cfg, str(tmp_path / 'data'))
+  assert os.listdir(tmp_path) == []
