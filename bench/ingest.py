@@ -85,6 +85,12 @@ def _rss_kb(field: str) -> float:
   return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
+def _cpu_s() -> float:
+  """CPU seconds of this process and its finished children (bcftools, tabix)."""
+  return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                               resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def _reset_peak() -> None:
   try:
     with open('/proc/self/clear_refs', 'w') as f:
@@ -107,18 +113,22 @@ def child(vcf: str, labels: str, out: str, workers: int) -> None:
   import allel  # noqa: F401  (count the import in the base, not in ingest)
   base_kb = _rss_kb('VmRSS')
   _reset_peak()
+  cpu0 = _cpu_s()
   start = time.perf_counter()
   stats = ingest_parallel.ingest(source, out, d.chunk_variants, d.shard_variants, d.qc, groups,
                                  workers=workers,
                                  regions_per_worker=d.ingest_regions_per_worker)
   wall = time.perf_counter() - start
+  cpu = _cpu_s() - cpu0
   peak_mib = _rss_kb('VmHWM') / 1024
   info = stats['ingest_parallel']
   worker_mib = info['worker_peak_rss_mib'] if info else []
+  worker_cpu = info['worker_cpu_s'] if info else []
   print(json.dumps({'wall_s': wall, 'base_mib': base_kb / 1024, 'peak_mib': peak_mib,
                     'sum_peak_mib': peak_mib + sum(worker_mib),
                     'max_peak_mib': max([peak_mib] + worker_mib),
                     'pieces': info['pieces'] if info else 1,
+                    'cpu_s': cpu + sum(worker_cpu), 'busiest_cpu_s': max([cpu] + worker_cpu),
                     'read': stats['variants_read'], 'kept': stats['variants_kept'],
                     'samples': int(len(source.samples))}))
 
@@ -172,7 +182,8 @@ def main() -> None:
   workers = [int(w) for w in args.workers.split(',')]
   print(f'load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores', flush=True)
   cols = ['size (N x S)', 'file MiB', 'workers', 'ingest s', 'Mgeno/s', 'vs serial',
-          'peak MiB (sum / max process)', 'pieces', 'bcftools view s', 'kept']
+          'CPU s (all / busiest process)', 'peak MiB (sum / max process)', 'pieces',
+          'bcftools view s', 'kept']
   print('| ' + ' | '.join(cols) + ' |')
   print('|' + '---|' * len(cols))
   for samples, snps in sizes:
@@ -184,6 +195,7 @@ def main() -> None:
               else f'{run["sum_peak_mib"]:.0f} / {run["max_peak_mib"]:.0f}')
       print(f'| {r["size"]} | {r["file_mib"]:.1f} | {w} | {run["wall_s"]:.2f} | '
             f'{r["genotypes"] / run["wall_s"] / 1e6:.1f} | {base_s / run["wall_s"]:.2f}x | '
+            f'{run["cpu_s"]:.2f} / {run["busiest_cpu_s"]:.2f} | '
             f'{peak} | {run["pieces"]} | {floor} | {r["kept"]} |', flush=True)
   print(f'load average after: {os.getloadavg()[0]:.2f}')
 

@@ -47,9 +47,13 @@ def matmul_peak(n: int = 2048, dtype=jnp.float32, reps: int = 10) -> float:
   return 2 * n ** 3 / best
 
 
-def bench_one(name: str, shape: str, steps: int, dtype: str) -> dict:
+def bench_one(name: str, shape: str, steps: int, dtype: str, step_kind: str) -> dict:
   get_config, genes, batch = SHAPES[shape]
   config = get_config()
+  if step_kind == 'paper':  # what the PyTorch baseline does: Adam, no clipping, no EMA
+    config.train.grad_clip = 0.0
+    config.train.ema_decay = 0.0
+    config.train.weight_decay = 0.0
   config.model.name = name
   config.model.dtype = dtype
   config.input.batch_size = batch
@@ -74,7 +78,7 @@ def bench_one(name: str, shape: str, steps: int, dtype: str) -> dict:
     state, m = trainer.train_step(state, data, key)
   jax.block_until_ready(m)
   step_s = (time.perf_counter() - t0) / steps
-  return dict(name=name, shape=shape, genes=genes, batch=batch, dtype=dtype,
+  return dict(name=name, shape=shape, genes=genes, batch=batch, dtype=dtype, step=step_kind,
               params=models.count_params(mc), samples_per_s=batch / step_s, step_s=step_s,
               flops_per_step=flops, flops_per_s=flops / step_s, compile_s=compile_s)
 
@@ -85,6 +89,9 @@ def main():
   p.add_argument('--shapes', default='default,paper')
   p.add_argument('--steps', type=int, default=3)
   p.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'])
+  p.add_argument('--step', default='gdiff', choices=['gdiff', 'paper'],
+                 help='gdiff: AdamW + clipping + EMA (the defaults); paper: Adam only, '
+                 'as the PyTorch baseline')
   p.add_argument('--peak_only', action='store_true')
   args = p.parse_args()
   print(f'devices: {jax.devices()}')
@@ -96,18 +103,19 @@ def main():
   rows = []
   for shape in args.shapes.split(','):
     for name in args.models.split(','):
-      r = bench_one(name, shape, args.steps, args.dtype)
+      r = bench_one(name, shape, args.steps, args.dtype, args.step)
       rows.append(r)
       print(f'  {name}/{shape}: {r["samples_per_s"]:.1f} samples/s '
             f'(compile {r["compile_s"]:.0f} s)', flush=True)
   print()
-  print('| network | shape (G x 8) | batch | dtype | params | samples/s | GFLOP/s | % f32 peak '
+  print('| network | shape (G x 8) | batch | step | params | samples/s | GFLOP/s | % f32 peak '
         '| PyTorch samples/s | speed-up |')
   print('|---|---|---|---|---|---|---|---|---|---|')
   for r in rows:
     torch = PYTORCH.get(r['name']) if r['shape'] == 'paper' else None
     ratio = f'{r["samples_per_s"] / torch:.2f}x' if torch else '-'
-    print(f'| {r["name"]} | {r["shape"]} ({r["genes"]}) | {r["batch"]} | {r["dtype"]} | '
+    print(f'| {r["name"]} | {r["shape"]} ({r["genes"]}) | {r["batch"]} | '
+          f'{r["step"]} {r["dtype"]} | '
           f'{r["params"] / 1e6:.1f}M | {r["samples_per_s"]:.1f} | {r["flops_per_s"] / 1e9:.1f} | '
           f'{100 * r["flops_per_s"] / peak:.0f}% | {torch or "-"} | {ratio} |')
 

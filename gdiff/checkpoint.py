@@ -60,13 +60,17 @@ def restore_latest(mngr: ocp.CheckpointManager, step: int, abstract_state):
 
 def save_best(mngr: ocp.CheckpointManager, step: int, params, ema_params,
               val_loss: float) -> None:
-  mngr.save(step, args=ocp.args.Composite(
-      params=ocp.args.StandardSave({'params': params, 'ema_params': ema_params})),
-      metrics={BEST_METRIC: float(val_loss)})
+  """Saves {'params', 'ema_params'} (ema_params None: trained without EMA)."""
+  tree = {'params': params} if ema_params is None else {'params': params,
+                                                         'ema_params': ema_params}
+  mngr.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(tree)),
+            metrics={BEST_METRIC: float(val_loss)})
 
 
-def restore_best(mngr: ocp.CheckpointManager, step: int, abstract_params):
-  """{'params', 'ema_params'} of `step` from the best manager."""
-  target = {'params': abstract_params, 'ema_params': abstract_params}
+def restore_best(mngr: ocp.CheckpointManager, step: int, abstract_params, has_ema: bool):
+  """{'params'[, 'ema_params']} of `step` from the best manager."""
+  target = {'params': abstract_params}
+  if has_ema:
+    target['ema_params'] = abstract_params
   return mngr.restore(step, args=ocp.args.Composite(
       params=ocp.args.StandardRestore(target)))['params']

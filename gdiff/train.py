@@ -127,7 +127,8 @@ class Trainer:
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P('data'))
     init = functools.partial(ts.init_state, model=self.model,
-                             dummy_inputs=models.dummy_inputs(self.mc), tx=self.tx)
+                             dummy_inputs=models.dummy_inputs(self.mc), tx=self.tx,
+                             use_ema=sc.ema_decay > 0)
     abstract = jax.eval_shape(init, jax.random.key(0))
     self.state_sharding = jax.tree.map(lambda _: self.replicated, abstract)
     self.abstract_state = jax.tree.map(
@@ -250,7 +251,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
   writer = MetricsWriter(os.path.join(workdir, LOG_DIR))
   loader = data.make_loader(emb_dir, 'train', batch_size // jax.process_count(),
                             seed=int(cfg.input.shuffle_seed), shard_index=jax.process_index(),
-                            shard_count=jax.process_count())
+                            shard_count=jax.process_count(),
+                            worker_count=int(cfg.input.worker_count))
   iterator = iter(loader)
   start = latest.latest_step()
   if start is None:
@@ -307,11 +309,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
       record(*pending)  # never checkpoint a state whose loss was not checked
       pending = None
       if do_eval:
-        scores = {'val_loss': trainer.val_loss(state.params, val_batches, eval_key),
-                  'val_loss_ema': trainer.val_loss(state.ema_params, val_batches, eval_key)}
+        scores = {'val_loss': trainer.val_loss(state.params, val_batches, eval_key)}
+        if state.ema_params is not None:
+          scores['val_loss_ema'] = trainer.val_loss(state.ema_params, val_batches, eval_key)
         last.update(scores)
         writer.write(step, scores)
-        chosen = scores['val_loss_ema' if cfg.sample.use_ema else 'val_loss']
+        chosen = scores.get('val_loss_ema' if cfg.sample.use_ema else 'val_loss',
+                            scores['val_loss'])
         checkpoint.save_best(best, step, state.params, state.ema_params, chosen)
       if do_save:
         checkpoint.save_latest(latest, step, state, iterator.get_state())
@@ -336,7 +340,8 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str,
     workdir: W.
     which: 'best' (lowest val loss; the latest if there is no val split),
       'latest', or a step number.
-    use_ema: the EMA parameters (True) or the raw ones.
+    use_ema: the EMA parameters (True) or the raw ones (also when trained
+      without EMA, train.ema_decay = 0).
 
   Returns:
     (params, step), params replicated on all devices.
@@ -348,9 +353,10 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str,
     best = checkpoint.best_manager(ckpt_dir)
     step = best.best_step()
     if step is not None:
-      out = checkpoint.restore_best(best, step, trainer.abstract_state.params)
+      out = checkpoint.restore_best(best, step, trainer.abstract_state.params,
+                                    trainer.abstract_state.ema_params is not None)
       best.close()
-      return out[key], int(step)
+      return out.get(key, out['params']), int(step)
     best.close()
     logging.warning('no best checkpoint in %s; using the latest', ckpt_dir)
     which = 'latest'
@@ -363,7 +369,8 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str,
                      f'{ckpt_dir} (steps: {sorted(steps)}); run --mode=train first')
   state, _ = checkpoint.restore_latest(latest, step, trainer.abstract_state)
   latest.close()
-  return getattr(state, key), int(step)
+  params = state.params if state.ema_params is None else getattr(state, key)
+  return params, int(step)
 
 
 def _as_step(which) -> int:

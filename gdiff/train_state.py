@@ -35,21 +35,42 @@ def learning_rate_schedule(train_cfg: ml_collections.ConfigDict) -> optax.Schedu
       max(int(train_cfg.num_steps), warmup + 1), end_value=0.0)
 
 
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+  """g * min(1, max_norm / |g|): optax.clip_by_global_norm's result, written as a product.
+
+  optax's version selects between g and the scaled g, which XLA (CPU) does not
+  fuse into the Adam update; the product fuses and saves a full pass over the
+  gradients (0.4 GB per step for the paper's 25M-parameter MLP at 1,024 genes).
+  """
+  def update(grads, state, params=None):
+    del params
+    norm = optax.tree.norm(grads)
+    scale = jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-30))
+    return jax.tree.map(lambda g: g * scale.astype(g.dtype), grads), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def make_optimizer(train_cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """AdamW with the warm-up + cosine schedule and global-norm clipping (0 disables it)."""
   parts = []
   if train_cfg.grad_clip and train_cfg.grad_clip > 0:
-    parts.append(optax.clip_by_global_norm(float(train_cfg.grad_clip)))
+    parts.append(clip_by_global_norm(float(train_cfg.grad_clip)))
   parts.append(optax.adamw(learning_rate_schedule(train_cfg),
                            weight_decay=float(train_cfg.weight_decay)))
   return optax.chain(*parts)
 
 
-def init_state(key: jax.Array, *, model, dummy_inputs, tx) -> TrainState:
-  """A fresh state; run under `jax.jit(..., out_shardings=...)`."""
+def init_state(key: jax.Array, *, model, dummy_inputs, tx, use_ema: bool = True) -> TrainState:
+  """A fresh state; run under `jax.jit(..., out_shardings=...)`.
+
+  Without EMA (`train.ema_decay` = 0) `ema_params` is None, which saves a
+  copy of the parameters and a pass over them every step.
+  """
   params = model.init(key, *dummy_inputs, train=False)['params']
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    ema_params=jax.tree.map(jnp.copy, params), opt_state=tx.init(params))
+  ema = jax.tree.map(jnp.copy, params) if use_ema else None
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, ema_params=ema,
+                    opt_state=tx.init(params))
 
 
 def _apply_fn(model):
@@ -84,11 +105,13 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, *, model, tx,
   loss, grads = jax.value_and_grad(loss_fn)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  # EMA with the usual warm-up, so short runs are not dominated by the init.
-  step_f = state.step.astype(jnp.float32)
-  decay = jnp.minimum(ema_decay, (1.0 + step_f) / (10.0 + step_f))
-  ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
-                            state.ema_params, params)
+  ema_params = None
+  if state.ema_params is not None:
+    # EMA with the usual warm-up, so short runs are not dominated by the init.
+    step_f = state.step.astype(jnp.float32)
+    decay = jnp.minimum(ema_decay, (1.0 + step_f) / (10.0 + step_f))
+    ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
+                              state.ema_params, params)
   new_state = state.replace(step=state.step + 1, params=params, ema_params=ema_params,
                             opt_state=opt_state)
   metrics = {'loss': loss, 'grad_norm': optax.tree.norm(grads)}

@@ -16,7 +16,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = ['a1', 'a2', 'a3', 'a4', 'a5', 'a6']
-_LOG_LINE = re.compile(r'^[IWEF]\d{4} \d\d:\d\d:\d\d')
+_LOG_LINE = re.compile(r'^\d\d:\d\d:\d\d [IWEF] ')  # gdiff.main's log format
 
 
 def _vcf(path, samples=SAMPLES, rows=None, bad_line=None):

@@ -279,3 +279,33 @@ def test_hwe_within_class_keeps_ancestry_informative_snps():
   assert qc.qc_chunk(chunk, _qc(), None, groups).keep.tolist() == [True]
   pooled = qc.qc_chunk(chunk, _qc(), None, None)
   assert pooled.keep.tolist() == [False] and pooled.dropped['hwe'] == 1
+
+
+@needs_bcftools
+def test_vcf_region_keeps_records_starting_in_it(tmp_path):
+  # tabix also returns the deletion at 150, which overlaps 200-300; only POS counts.
+  deletion = '1\t150\tdel\t' + 'A' * 60 + '\tA\t.\t.\t.\tGT\t0|1\t1|1\t0|0\n'
+  rows = ROW.format(pos=100) + deletion + ROW.format(pos=200) + ROW.format(pos=300)
+  path = str(tmp_path / 'r.vcf.gz')
+  with simulate.BgzfWriter(path) as out:
+    out.write((HEADER.replace('##FORMAT', '##contig=<ID=1>\n##FORMAT') + rows).encode())
+  index = str(tmp_path / 'r.csi')
+  subprocess.run(['bcftools', 'index', '-o', index, path], check=True)
+  source = ingest.open_source('vcf', path)
+  chunks = list(source.chunks(1, region='1:200-300', index=index))
+  assert [c.pos.tolist() for c in chunks] == [[200], [300]]
+  assert [len(c) for c in source.chunks(10, region='1:101-199', index=index)] == [1]
+
+
+@needs_plink2
+def test_plink_slice_reads_its_rows(clean_vcf, tmp_path):
+  prefix = str(tmp_path / 'bed')
+  subprocess.run(['plink2', '--vcf', clean_vcf, '--make-bed', '--out', prefix], check=True,
+                 capture_output=True)
+  source = ingest.open_source('plink', prefix)
+  whole = np.concatenate([c.dosage_SxN for c in source.chunks(1000)])
+  part = source.slice(50, 120)
+  chunks = list(part.chunks(30))
+  assert [len(c) for c in chunks] == [30, 30, 10]
+  np.testing.assert_array_equal(np.concatenate([c.dosage_SxN for c in chunks]), whole[50:120])
+  np.testing.assert_array_equal(np.concatenate([c.pos for c in chunks]), source.pos[50:120])

@@ -110,6 +110,10 @@ def test_vcf_and_plink_parallel_equal_serial(vcf_lines, tmp_path):
   _assert_same(serial, parallel)
   assert os.listdir(folder) == ['c.vcf.gz']  # the index went to scratch, not next to the input
 
+  bcf = str(tmp_path / 'c.bcf')
+  subprocess.run(['bcftools', 'view', '-Ob', '-o', bcf, path], check=True)
+  _assert_same(serial, _run(ingest.open_source('vcf', bcf), tmp_path / 'bcf', 2))
+
   prefix = str(tmp_path / 'bed')
   subprocess.run(['plink2', '--vcf', path, '--vcf-half-call', 'm', '--max-alleles', '2',
                   '--make-bed', '--out', prefix], check=True,
@@ -158,6 +162,21 @@ def test_plan_cuts_only_between_positions():
   unsorted = (np.array(['1', '1', '2', '1']), np.array([1, 2, 3, 4]))
   assert ingest_parallel.Positions.from_records(*unsorted) is None
   assert ingest_parallel.Positions.from_records(np.array(['1', '1']), np.array([5, 4])) is None
+
+
+@needs_tools
+def test_index_next_to_the_file_is_used_when_fresh(vcf_lines, tmp_path):
+  lines, _ = vcf_lines
+  path = _bgzip(lines, tmp_path / 'c.vcf.gz')
+  source = ingest.open_source('vcf', path)
+  scratch = tmp_path / 'scratch'
+  scratch.mkdir()
+  index, why, _ = ingest_parallel.find_or_make_index(source, str(scratch))
+  assert (index, why) == (str(scratch / 'index.csi'), '') and os.path.isfile(index)
+  subprocess.run(['tabix', '-p', 'vcf', path], check=True)
+  assert ingest_parallel.find_or_make_index(source, str(scratch))[0] == path + '.tbi'
+  os.utime(path, (os.path.getmtime(path) + 10,) * 2)  # the file changed after indexing
+  assert ingest_parallel.find_or_make_index(source, str(scratch))[0] == index
 
 
 def test_plain_vcf_falls_back_to_serial(vcf_lines, tmp_path, caplog):
@@ -216,3 +235,20 @@ def test_prepare_with_workers_matches_serial(tmp_path):
   np.testing.assert_array_equal(cohorts[0].variants().id, cohorts[1].variants().id)
   with open(tmp_path / 'w2' / 'manifest.json') as f:
     assert json.load(f)['config']['ingest_workers'] == 2
+  # The worker count changes speed only: the cohort is reused, not refused.
+  assert prepare.prepare(cfg(0), str(tmp_path / 'w2'), seed=0) == manifests[1]
+  changed = cfg(0)
+  changed.chunk_variants = 17
+  with pytest.raises(InputError, match='different data config'):
+    prepare.prepare(changed, str(tmp_path / 'w2'), seed=0)
+
+
+@needs_tools
+def test_spawn_start_method_gives_the_same_result(vcf_lines, tmp_path, monkeypatch):
+  lines, _ = vcf_lines
+  source = ingest.open_source('vcf', _bgzip(lines, tmp_path / 'c.vcf.gz'))
+  serial = _run(source, tmp_path / 's', 0)
+  monkeypatch.setattr(ingest_parallel, 'START_METHOD', 'spawn')  # the default off Linux
+  spawned = _run(source, tmp_path / 'p', 2, regions_per_worker=1)
+  assert spawned[0]['ingest_parallel']['start_method'] == 'spawn'
+  _assert_same(serial, spawned)

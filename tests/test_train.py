@@ -91,29 +91,28 @@ class _Iterator:
     self.pos = json.loads(state.decode())['pos']
 
 
+class _Loader:
+  def __init__(self, split, batch_size, seed, nan_after):
+    self.args = (split, batch_size, seed, nan_after)
+
+  def __iter__(self):
+    return _Iterator(*self.args)
+
+
 def fake_data(nan_after=None):
+  """Stand-in for gdiff.data.dataset: W/embedding/{split}.npz; NaN batches from `nan_after`."""
+
   def load_split(emb_dir, split):
     with np.load(os.path.join(emb_dir, f'{split}.npz')) as f:
       return {k: f[k] for k in f.files}
 
   def make_loader(emb_dir, split, batch_size, seed, num_epochs=None, shard_index=0,
-                  shard_count=1):
+                  shard_count=1, worker_count=0):
     data = load_split(emb_dir, split)
     data = {k: v[shard_index::shard_count] for k, v in data.items()}
-    return types.SimpleNamespace(
-        __iter__=None, iterator=lambda: _Iterator(data, batch_size, seed, nan_after))
+    return _Loader(data, batch_size, seed, nan_after)
 
-  return types.SimpleNamespace(load_split=load_split, make_loader=_iterable(make_loader))
-
-
-def _iterable(make_loader):
-  class Loader:
-    def __init__(self, *args, **kwargs):
-      self.ns = make_loader(*args, **kwargs)
-
-    def __iter__(self):
-      return self.ns.iterator()
-  return Loader
+  return types.SimpleNamespace(load_split=load_split, make_loader=make_loader)
 
 
 def write_workdir(path):

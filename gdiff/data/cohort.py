@@ -110,7 +110,7 @@ def write_shard(path: str, variants: Variants, dosage_NxS: np.ndarray) -> None:
   """Writes one shard atomically (temporary name, then rename)."""
   tmp = path + '.tmp'
   with h5py.File(tmp, 'w') as f:
-    f.create_dataset('dosage', data=dosage_NxS.astype(np.int8), chunks=True,
+    f.create_dataset('dosage', data=np.asarray(dosage_NxS, np.int8), chunks=True,
                      compression='gzip', compression_opts=1)
     f.create_dataset('pos', data=np.asarray(variants.pos, np.int64))
     for name in ('chrom', 'id', 'ref', 'alt'):

@@ -14,6 +14,10 @@ shards of `shard_variants` variants with `gdiff.data.cohort.write_shard`
 (REF/ALT upper-cased; a missing ID '.' becomes CHROM:POS:REF:ALT).
 Input must be sorted by position within each chromosome, with each chromosome
 in one block.
+
+`ingest` runs in this process; `gdiff.data.ingest_parallel` runs
+`ingest_chunks` over genomic regions (`VcfSource.chunks(region=...)`,
+`PlinkSource.slice`) in worker processes.
 """
 
 from __future__ import annotations

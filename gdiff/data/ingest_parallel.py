@@ -24,8 +24,13 @@ How pieces are read:
 The VCF index is FILE.tbi or FILE.csi when present and not older than FILE;
 otherwise one is made with `bcftools index` in a scratch folder inside the
 output folder (never next to the input). Positions come from one
-`bcftools query -f '%CHROM\t%POS\n'` pass (no genotypes decoded; about 8 bytes
+`bcftools query` pass over CHROM and POS (no genotypes decoded; about 8 bytes
 per record in memory). Each piece's record count is checked against that pass.
+scikit-allel 1.3's own `iter_vcf_chunks(path, region=...)` is not used for
+reading: it waits 0.5 s per region after starting tabix, falls back with only
+a warning to scanning the whole file when tabix fails, and cannot take an
+index kept elsewhere; the tabix stream goes through the same line checks as
+the serial path instead.
 
 Serial ingest is used instead, with one logging line saying why, for a plain
 (not bgzipped) VCF, when bcftools or tabix is missing, when no index can be
@@ -41,13 +46,17 @@ the serial peak, plus the positions in the parent.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import functools
 import itertools
 import logging
 import multiprocessing
 import os
+import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import types
@@ -67,6 +76,7 @@ START_METHOD = ('forkserver' if 'forkserver' in multiprocessing.get_all_start_me
 _PRELOAD = ['gdiff.data.ingest_parallel', 'allel', 'bed_reader']
 _BGZF_MAGIC = b'\x1f\x8b\x08\x04'
 _SCAN_BLOCK = 1 << 23  # bytes of `bcftools query` output parsed at once
+_BLAS_THREADS = ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,46 +197,79 @@ def _is_bgzf(path: str) -> bool:
   return head[:4] == _BGZF_MAGIC and head[12:14] == b'BC'
 
 
-def find_or_make_index(source: ingest_lib.VcfSource, scratch: str) -> tuple[str | None, str]:
-  """(index path, '') or (None, why not). Makes one in `scratch` if none is usable."""
+def find_or_make_index(source: ingest_lib.VcfSource, scratch: str,
+                       wait: bool = True) -> tuple[str | None, str, subprocess.Popen | None]:
+  """(index path, '', process) or (None, why not, None).
+
+  Uses FILE.tbi/.csi when present and not older than FILE; otherwise starts
+  `bcftools index` into `scratch` (the process is returned still running when
+  `wait` is False: call `wait_index` before using the index).
+  """
   path = source.path
   tools = ['bcftools'] if source.bcf else ['bcftools', 'tabix']
   missing = [t for t in tools if shutil.which(t) is None]
   if missing:
-    return None, f'{" and ".join(missing)} not on PATH'
+    return None, f'{" and ".join(missing)} not on PATH', None
   if not source.bcf and not _is_bgzf(path):
-    return None, 'not a bgzipped VCF (compress it with bgzip for parallel ingest)'
+    return None, 'not a bgzipped VCF (compress it with bgzip for parallel ingest)', None
   for ext in ('.csi',) if source.bcf else ('.tbi', '.csi'):
     index = path + ext
     if os.path.isfile(index) and os.path.getmtime(index) >= os.path.getmtime(path):
-      return index, ''
+      return index, '', None
   index = os.path.join(scratch, 'index.csi')
-  proc = subprocess.run(['bcftools', 'index', '-o', index, path], capture_output=True, text=True,
-                        check=False)
+  proc = subprocess.Popen(['bcftools', 'index', '-o', index, path], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+  if wait:
+    why = wait_index(proc)
+    return (None, why, None) if why else (index, '', None)
+  return index, '', proc
+
+
+def wait_index(proc: subprocess.Popen | None) -> str:
+  """Waits for `bcftools index`; '' when it worked, else why not."""
+  if proc is None:
+    return ''
+  _, err = proc.communicate()
   if proc.returncode:
-    lines = proc.stderr.strip().splitlines()
-    return None, f'cannot index it: {lines[0] if lines else proc.returncode}'
-  return index, ''
+    lines = err.decode(errors='replace').strip().splitlines()
+    return f'cannot index it: {lines[0] if lines else proc.returncode}'
+  return ''
 
 
-def _plan(source, scratch: str, num_pieces: int) -> tuple[list[Piece] | None, str, str | None]:
-  """(pieces, '', index) or (None, why serial, None)."""
+def _plan(source, scratch: str, num_pieces: int,
+          on_ready) -> tuple[list[Piece] | None, str, str | None]:
+  """(pieces, '', index) or (None, why serial, None).
+
+  `on_ready()` is called once the cheap checks pass, so that worker start-up
+  overlaps the positions pass.
+  """
   if isinstance(source, ingest_lib.PlinkSource):
     positions = Positions.from_records(source.chrom, source.pos)
     if positions is None:
       return None, 'variants not sorted', None
     cuts = plan_cuts(positions, num_pieces)
+    on_ready()
     return [Piece(k, a, b) for k, (a, b) in enumerate(zip(cuts[:-1], cuts[1:]))], '', None
-  index, why = find_or_make_index(source, scratch)
+  index, why, proc = find_or_make_index(source, scratch, wait=False)
   if index is None:
     return None, why, None
-  positions = scan_positions(source.path)
+  on_ready()
+  positions = scan_positions(source.path)  # while the index is being made
+  why = wait_index(proc)
+  if why:
+    return None, why, None
   if positions is None:
     return None, 'bcftools query failed or the records are not sorted', None
   if any(':' in c for c in positions.contigs):
     return None, 'a contig name contains ":"', None
   pieces = vcf_pieces(positions, plan_cuts(positions, num_pieces))
   return pieces, '', index
+
+
+def _cpu_s() -> float:
+  """CPU seconds of this process and its finished children (tabix) so far."""
+  return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                               resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def _peak_rss_kib() -> int | None:
@@ -243,8 +286,7 @@ def _peak_rss_kib() -> int | None:
 def _run_piece(task: dict) -> dict:
   """Worker: ingests one piece into `task['out_dir']/shards/`; returns its stats."""
   source, piece = task['source'], task['piece']
-  if isinstance(source, ingest_lib.PlinkSource):
-    source = source.slice(piece.start, piece.stop)
+  if isinstance(source, ingest_lib.PlinkSource):  # already sliced to the piece
     chunks = source.chunks(task['chunk_variants'])
   else:
     chunks = itertools.chain.from_iterable(
@@ -252,7 +294,7 @@ def _run_piece(task: dict) -> dict:
         for r in piece.regions)
   stats = ingest_lib.ingest_chunks(chunks, source.path, task['out_dir'], len(source.samples),
                                    task['shard_variants'], task['qc'], task['hwe_groups_N'])
-  return dict(stats, pid=os.getpid(), peak_rss_kib=_peak_rss_kib())
+  return dict(stats, pid=os.getpid(), peak_rss_kib=_peak_rss_kib(), cpu_s=_cpu_s())
 
 
 def _merge(results: list[dict], out_dir: str, scratch_dirs: list[str]) -> dict:
@@ -289,8 +331,9 @@ def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cf
 
   Returns:
     The statistics of the serial path, plus `ingest_parallel`: workers,
-    pieces, regions, and the peak resident memory of the parent and of each
-    worker process (VmHWM, MiB), or None when it ran serially.
+    pieces, regions, the peak resident memory of the parent and of each
+    worker process (VmHWM, MiB) and each worker's CPU seconds (with its tabix
+    children), or None when it ran serially.
   """
   workers = resolve_workers(workers)
   if workers <= 1:
@@ -299,8 +342,10 @@ def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cf
   start = time.time()
   os.makedirs(os.path.join(out_dir, cohort_lib.SHARD_DIR), exist_ok=True)
   scratch = tempfile.mkdtemp(prefix='.ingest-', dir=out_dir)
+  context = multiprocessing.get_context(START_METHOD)
   try:
-    pieces, why, index = _plan(source, scratch, workers * max(1, regions_per_worker))
+    pieces, why, index = _plan(source, scratch, workers * max(1, regions_per_worker),
+                               functools.partial(_start_server, context))
     if pieces is not None and len(pieces) < 2:
       pieces, why = None, 'only one piece'
     if pieces is None:
@@ -309,24 +354,27 @@ def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cf
                                     hwe_groups_N), ingest_parallel=None)
     qc_plain = types.SimpleNamespace(**qc_cfg.to_dict())  # small and picklable
     folders = [os.path.join(scratch, f'piece-{p.index:05d}') for p in pieces]
-    tasks = [{'source': source, 'piece': p, 'index': index, 'out_dir': folder,
+    plink = isinstance(source, ingest_lib.PlinkSource)
+    tasks = [{'source': source.slice(p.start, p.stop) if plink else source, 'piece': p,
+              'index': index, 'out_dir': folder,
               'chunk_variants': chunk_variants, 'shard_variants': shard_variants,
               'qc': qc_plain, 'hwe_groups_N': hwe_groups_N}
              for p, folder in zip(pieces, folders)]
-    results = _run_pool(tasks, min(workers, len(tasks)), pieces[-1].stop)
+    results = _run_pool(context, tasks, min(workers, len(tasks)), pieces[-1].stop)
     for piece, result in zip(pieces, results):
       if result['variants_read'] != piece.stop - piece.start:
         where = ', '.join(piece.regions) or f'variants {piece.start}-{piece.stop}'
-        raise InputError(f'{source.path}: {where} gave {result["variants_read"]} records, the '
-                         f'index and a full pass {piece.stop - piece.start} (stale index '
-                         f'{index}? re-index the file)')
+        raise InputError(f'{source.path}: {where}: {result["variants_read"]} records read through '
+                         f'the index {index}, but a full pass found {piece.stop - piece.start} '
+                         f'(stale index? re-index the file)')
     stats = _merge(results, out_dir, folders)
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
   wall = time.time() - start
-  peaks = {}
+  peaks, cpu = {}, {}  # per worker process: the last piece it ran has the totals
   for r in results:
     peaks[r['pid']] = max(peaks.get(r['pid'], 0), r['peak_rss_kib'] or 0)
+    cpu[r['pid']] = max(cpu.get(r['pid'], 0.0), r['cpu_s'])
   parent = _peak_rss_kib()
   ingest_lib.log_stats(source.path, stats, wall, f', {len(peaks)} workers, {len(pieces)} pieces')
   return dict(stats, ingest_wall_s=round(wall, 3), ingest_parallel={
@@ -334,18 +382,64 @@ def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cf
       'regions': sum(max(1, len(p.regions)) for p in pieces),
       'start_method': START_METHOD,
       'parent_peak_rss_mib': round(parent / 1024, 1) if parent else None,
-      'worker_peak_rss_mib': [round(v / 1024, 1) for v in peaks.values()]})
+      'worker_peak_rss_mib': [round(v / 1024, 1) for v in peaks.values()],
+      'worker_cpu_s': [round(v, 2) for v in cpu.values()]})
 
 
-def _run_pool(tasks: list[dict], workers: int, total: int) -> list[dict]:
-  """Runs `_run_piece` over `tasks` in a process pool; results in task order."""
-  context = multiprocessing.get_context(START_METHOD)
-  if START_METHOD == 'forkserver':
+@contextlib.contextmanager
+def _one_blas_thread():
+  """Processes started inside use one BLAS thread (workers are the parallelism).
+
+  numpy's threaded BLAS (the genotype-count matmul) oversubscribes the cores
+  when every worker runs it with a thread per core.
+  """
+  saved = {k: os.environ.get(k) for k in _BLAS_THREADS}
+  os.environ.update(dict.fromkeys(_BLAS_THREADS, '1'))
+  try:
+    yield
+  finally:
+    for k, v in saved.items():
+      if v is None:
+        os.environ.pop(k, None)
+      else:
+        os.environ[k] = v
+
+
+def _start_server(context) -> None:
+  """Starts the forkserver (if that is the start method), preloading the imports."""
+  if context.get_start_method() == 'forkserver':
     context.set_forkserver_preload(_PRELOAD)
+    from multiprocessing import forkserver
+    with _one_blas_thread():  # the server imports numpy, so its children inherit it
+      forkserver.ensure_running()  # returns at once; the server imports in the background
+
+
+@contextlib.contextmanager
+def _workers_skip_main():
+  """Processes started inside do not re-import the parent's __main__.
+
+  multiprocessing re-imports the main module in every spawn/forkserver child;
+  under `python -m gdiff.main` that is JAX, about 115 MiB and 0.6 s per
+  worker, and workers need nothing from it.
+  """
+  main = sys.modules['__main__']
+  saved = {k: main.__dict__[k] for k in ('__spec__', '__file__') if k in main.__dict__}
+  main.__spec__ = None
+  main.__dict__.pop('__file__', None)
+  try:
+    yield
+  finally:
+    main.__dict__.pop('__spec__', None)
+    main.__dict__.update(saved)
+
+
+def _run_pool(context, tasks: list[dict], workers: int, total: int) -> list[dict]:
+  """Runs `_run_piece` over `tasks` in a process pool; results in task order."""
   results: list[dict | None] = [None] * len(tasks)
   progress = tqdm.tqdm(total=total, unit='variants', desc='ingest', disable=None, leave=False)
   with progress, concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-    futures = {pool.submit(_run_piece, task): k for k, task in enumerate(tasks)}
+    with _workers_skip_main(), _one_blas_thread():  # all workers start here (spawn: env too)
+      futures = {pool.submit(_run_piece, task): k for k, task in enumerate(tasks)}
     try:
       for future in concurrent.futures.as_completed(futures):
         results[futures[future]] = future.result()

@@ -40,6 +40,14 @@ HWE_WITHIN = {
 }
 
 
+# Settings that change how fast the cohort is made, not what it holds.
+_SPEED_ONLY = ('ingest_workers', 'ingest_regions_per_worker')
+
+
+def _same_data(config: dict | None) -> dict | None:
+  return None if config is None else {k: v for k, v in config.items() if k not in _SPEED_ONLY}
+
+
 def _config_dict(data_cfg: ml_collections.ConfigDict) -> dict:
   return json.loads(json.dumps(data_cfg.to_dict(), default=str))
 
@@ -88,7 +96,7 @@ def _existing(data_dir: str, data_cfg) -> dict | None:
     raise InputError(f'{data_dir}: exists but holds no complete cohort (no complete '
                      f'{cohort_lib.MANIFEST_FILE}); move it away or use a new --workdir '
                      f'(nothing was deleted)')
-  if manifest.get('config') != _config_dict(data_cfg):  # `seed` does not change the data
+  if _same_data(manifest.get('config')) != _same_data(_config_dict(data_cfg)):  # nor `seed`
     raise InputError(f'{data_dir}: holds a cohort made with a different data config; move it '
                      f'away or use a new --workdir (nothing was deleted)')
   return manifest

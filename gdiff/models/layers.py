@@ -41,12 +41,10 @@ def group_norm(groups: int, channels: int, dtype=jnp.float32, name: str | None =
 
 
 class Conv1D(nn.Module):
-  """1-D convolution over the gene axis written as one matmul on shifted copies.
+  """'SAME' 1-D convolution over the gene axis, channels last, kernel (K, F_in, F_out).
 
-  XLA's CPU convolution is slow for thin 1-D signals; concatenating the
-  `kernel_size` shifted views along the feature axis and applying one Dense is
-  the same linear map (kernel (K*F_in, F_out), 'SAME' zero padding) and runs at
-  matmul speed on CPU and GPU alike.
+  XLA's native convolution; on CPU it ran 2-3x faster (forward and backward)
+  than the same map written as a matmul on shifted copies (im2col).
   """
 
   features: int
@@ -56,16 +54,9 @@ class Conv1D(nn.Module):
 
   @nn.compact
   def __call__(self, x_BxLxF: jax.Array) -> jax.Array:
-    k = self.kernel_size
-    if k == 1:
-      cols = x_BxLxF
-    else:
-      left = (k - 1) // 2
-      length = x_BxLxF.shape[1]
-      x_pad = jnp.pad(x_BxLxF, ((0, 0), (left, k - 1 - left), (0, 0)))
-      cols = jnp.concatenate([x_pad[:, i:i + length] for i in range(k)], axis=-1)
     init = nn.initializers.zeros_init() if self.zero_init else nn.linear.default_kernel_init
-    return nn.Dense(self.features, kernel_init=init, dtype=self.dtype, name='dense')(cols)
+    return nn.Conv(self.features, (self.kernel_size,), padding='SAME', kernel_init=init,
+                   dtype=self.dtype, name='conv')(x_BxLxF)
 
 
 class Conditioning(nn.Module):
