@@ -5,6 +5,12 @@ prepare  ingest (or simulate, then ingest) to HDF5 shards, split, fit the
 train    the diffusion model, with validation, checkpoints and resume.
 sample   synthetic cohorts from a checkpoint, decoded and exported (VCF/PLINK/HDF5).
 evaluate utility, privacy and realism against real data and baselines; a report.
+
+With several JAX processes every process runs `run`: prepare and evaluate do
+their work on process 0 only (file writing, host-side numerics), train and
+sample run on all processes (the mesh spans them) and write from process 0;
+all processes meet at a barrier after each stage, and only process 0 writes
+stage records.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 
+import jax
 import ml_collections
 
 from gdiff import workdir as wd
@@ -20,9 +27,21 @@ DATA_DIR = 'data'
 EMBEDDING_DIR = 'embedding'
 
 
+def _main_process() -> bool:
+  return jax.process_index() == 0
+
+
+def _barrier(name: str) -> None:
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(f'gdiff-stage-{name}')
+
+
 def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
   if wd.check(config, workdir, 'prepare'):
     logging.info('prepare: reusing the cohort and embedding in %s', workdir)
+    return
+  if not _main_process():
     return
   from gdiff.data import prepare as data_prepare
   from gdiff.embedding import fit as embedding_fit
@@ -37,7 +56,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> None:
   wd.check(config, workdir, 'train')
   from gdiff import train as train_lib
   train_lib.train_and_evaluate(config, workdir)
-  wd.mark_done(config, workdir, 'train', num_steps=config.train.num_steps)
+  if _main_process():
+    wd.mark_done(config, workdir, 'train', num_steps=config.train.num_steps)
 
 
 def sample(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -46,12 +66,15 @@ def sample(config: ml_collections.ConfigDict, workdir: str) -> None:
     return
   from gdiff import sample as sample_lib
   sample_lib.sample_and_export(config, workdir)
-  wd.mark_done(config, workdir, 'sample')
+  if _main_process():
+    wd.mark_done(config, workdir, 'sample')
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
   if wd.check(config, workdir, 'evaluate'):
     logging.info('evaluate: reusing the report in %s/report', workdir)
+    return
+  if not _main_process():
     return
   from gdiff.evaluate import run as evaluate_lib
   evaluate_lib.evaluate(config, workdir)
@@ -62,9 +85,36 @@ STAGES = {'prepare': prepare, 'train': train, 'sample': sample, 'evaluate': eval
 MODES = {'all': tuple(STAGES), **{name: (name,) for name in STAGES}}
 
 
+def _check_model(config):
+  from gdiff import models
+  if config.model.name not in models.MODELS:
+    from gdiff.errors import InputError
+    raise InputError(f'config model.name={config.model.name!r} is unknown; known: '
+                     f'{sorted(models.MODELS)}')
+
+
+def _check_sample(config):
+  from gdiff import sample as sample_lib
+  sample_lib.sampler_settings(config)
+
+
+def _check_evaluate(config):
+  from gdiff.evaluate import run as evaluate_lib
+  evaluate_lib.check_config(config.evaluate)
+
+
+# Cheap checks of each stage's options, run for every stage of a mode before the
+# first one starts, so that a typo fails in seconds rather than after training.
+CHECKS = {'train': _check_model, 'sample': _check_sample, 'evaluate': _check_evaluate}
+
+
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str = 'all') -> None:
   """Runs the stages of `mode` in order."""
+  for name in MODES[mode]:
+    if name in CHECKS:
+      CHECKS[name](config)
   os.makedirs(workdir, exist_ok=True)
   for name in MODES[mode]:
     logging.info('stage %s', name)
     STAGES[name](config, workdir)
+    _barrier(name)

@@ -239,7 +239,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
   batch_size = int(cfg.input.batch_size)
   if batch_size % mesh.size or batch_size % jax.process_count():
     raise InputError(f'config input.batch_size={batch_size} must be a multiple of the '
-                     f'device count ({mesh.size})')
+                     f'device count ({mesh.size}) and of the process count ({jax.process_count()})')
   emb_dir = os.path.join(workdir, EMBEDDING_DIR)
   trainer = get_trainer(load_model_config(cfg, workdir), cfg, mesh)
   logging.info('model %s: %.2fM parameters on %d devices', trainer.mc.name,
@@ -317,8 +317,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
           scores['val_loss_ema'] = trainer.val_loss(state.ema_params, val_batches, eval_key)
         last.update(scores)
         writer.write(step, scores)
-        chosen = scores.get('val_loss_ema' if cfg.sample.use_ema else 'val_loss',
-                            scores['val_loss'])
+        # With EMA the best step is chosen on the EMA parameters' val loss (what
+        # sampling uses by default); without, on the raw parameters'.
+        chosen = scores.get('val_loss_ema', scores['val_loss'])
         checkpoint.save_best(best, step, state.params, state.ema_params, chosen)
       if do_save:
         checkpoint.save_latest(latest, step, state, iterator)

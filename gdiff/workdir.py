@@ -17,14 +17,21 @@ import ml_collections
 
 from gdiff.errors import InputError
 
-# Sections each stage's outputs depend on. `train.*` is left out of `train` so
-# that a longer `train.num_steps` resumes instead of refusing.
+# Sections each stage's outputs depend on.
 STAGE_SECTIONS = {
     'prepare': ('seed', 'data', 'embedding'),
-    'train': ('seed', 'data', 'embedding', 'input', 'model', 'diffusion'),
+    'train': ('seed', 'data', 'embedding', 'input', 'model', 'diffusion', 'train'),
     'sample': ('seed', 'data', 'embedding', 'input', 'model', 'diffusion', 'train', 'sample'),
     'evaluate': ('seed', 'data', 'embedding', 'input', 'model', 'diffusion', 'train', 'sample',
                  'evaluate'),
+}
+# Keys that may change between runs of a stage without invalidating its outputs:
+# a longer `train.num_steps` resumes training; how often it logs or saves does
+# not change what it computes. How many processes read ingest is not recorded.
+IGNORED = {
+    'prepare': ('data.ingest_workers', 'data.ingest_regions_per_worker'),
+    'train': ('train.num_steps', 'train.log_every', 'train.eval_every',
+              'train.checkpoint_every', 'train.keep_checkpoints', 'input.worker_count'),
 }
 # Stages whose outputs a stage consumes.
 UPSTREAM = {'prepare': (), 'train': ('prepare',), 'sample': ('prepare', 'train'),
@@ -32,8 +39,13 @@ UPSTREAM = {'prepare': (), 'train': ('prepare',), 'sample': ('prepare', 'train')
 
 
 def sections(config: ml_collections.ConfigDict, stage: str) -> dict:
+  """The config values a stage's outputs depend on, as plain JSON."""
   d = config.to_dict()
-  return json.loads(json.dumps({k: d[k] for k in STAGE_SECTIONS[stage]}, default=str))
+  out = json.loads(json.dumps({k: d[k] for k in STAGE_SECTIONS[stage]}, default=str))
+  for key in IGNORED.get(stage, ()):
+    section, leaf = key.split('.')
+    out.get(section, {}).pop(leaf, None)
+  return out
 
 
 def _record_path(workdir: str, stage: str) -> str:

@@ -14,6 +14,12 @@ for ((i = 0; i < n; i++)); do
     python -m gdiff.main "$@" &
   pids+=($!)
 done
+# If one process fails, stop the others (they would wait for it at the next barrier).
 rc=0
-for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
+for _ in "${pids[@]}"; do
+  if ! wait -n; then
+    rc=1
+    kill "${pids[@]}" 2>/dev/null || true
+  fi
+done
 exit "$rc"

@@ -56,3 +56,16 @@ def test_resampling_with_new_settings_is_allowed(tmp_path):
   other = als.get_config()
   other.sample.guidance = 1.0
   assert not wd.check(other, str(tmp_path), 'sample')  # redo, no error
+
+
+def test_changed_training_settings_are_refused_but_logging_cadence_is_not(tmp_path):
+  config = als.get_config()
+  for stage in ('prepare', 'train'):
+    wd.mark_done(config, str(tmp_path), stage)
+  cadence = als.get_config()
+  cadence.train.log_every, cadence.train.checkpoint_every = 7, 11
+  assert wd.check(cadence, str(tmp_path), 'train')
+  changed = als.get_config()
+  changed.train.learning_rate = 1e-3
+  with pytest.raises(InputError, match=r'train\.learning_rate'):
+    wd.check(changed, str(tmp_path), 'train')

@@ -10,7 +10,6 @@ sample each when the fraction is positive, go to test and val) or read from a
 from __future__ import annotations
 
 import csv
-import logging
 import os
 from collections.abc import Sequence
 
@@ -162,13 +161,14 @@ def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: flo
 
 
 def check_split(labels: np.ndarray, split: np.ndarray, source: str) -> None:
-  """Every class needs training samples; empty val/test only warn."""
+  """Every class needs train samples; val (checkpoint choice) and test (report) must exist."""
   for cls in sorted(set(labels.tolist())):
     if not np.any((labels == cls) & (split == 'train')):
       raise InputError(f'{source}: class {cls!r} has no train sample')
   for name in ('val', 'test'):
     if not np.any(split == name):
-      logging.warning('split %s is empty (%s)', name, source)
+      raise InputError(f'{source}: the {name} split is empty (training picks its checkpoint '
+                       f'on val and the report judges on test)')
 
 
 def counts(labels: np.ndarray, split: np.ndarray) -> dict:

@@ -8,8 +8,9 @@ paper) or the Hamming distance on genotypes.
   person is farther than their nearest other real person; AA_syn = share of
   synthetic people whose nearest real person is farther than their nearest other
   synthetic person; AA_TS = mean (ideal 0.5 for each of the three). Computed
-  against train and against test on equal-size sets: n = min(n_real, n_syn), a
-  seeded uniform subsample without replacement of whichever set is larger.
+  against train and against test on sets of one size n = min(n_train, n_test,
+  n_syn) (seeded uniform subsamples without replacement; NNAA depends on n
+  even without a leak), the train side averaged over up to 5 subsamples.
   Privacy loss = AA_TS(test) - AA_TS(train).
 - Distance to closest record (DCR): synthetic -> train against the reference
   real test -> train.
@@ -100,17 +101,21 @@ class Reference:
   seed: int
   _d_real_real: dict = dataclasses.field(default_factory=dict)
 
-  def real_subset(self, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+  def real_subset(self, split: str, size: int, repeat: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded subsample of a real split and its nearest-other-real distances (cached)."""
-    key = (split, size)
+    key = (split, size, repeat)
     real = getattr(self, split)
     if key not in self._d_real_real:
-      rng = np.random.default_rng([self.seed, ('train', 'test').index(split), size])
+      rng = np.random.default_rng([self.seed, ('train', 'test').index(split), size, repeat])
       rows = _subsample(rng, len(real), size)
       self._d_real_real[key] = rows, _nn1(real[rows], real[rows], self.metric, self.block_size,
                                           exclude_self=True)
     rows, d = self._d_real_real[key]
     return real[rows], d
+
+
+MAX_NNAA_REPEATS = 5
 
 
 def make_reference(train, test, metric: str, block_size: int, seed: int = 0) -> Reference:
@@ -136,13 +141,21 @@ def evaluate(ref: Reference, synthetic, seed: int = 0, copy_tolerance: float = 0
   synthetic = np.asarray(synthetic)
   rng = np.random.default_rng([seed, 7])
   out = {}
+  # NNAA depends on the set size even without any leak, so train and test are
+  # compared at the same n; the larger train side is averaged over several
+  # seeded subsamples to match the test side's noise.
+  n = min(len(ref.train), len(ref.test), len(synthetic))
   for split in ('train', 'test'):
-    n = min(len(getattr(ref, split)), len(synthetic))
-    real, d_rr = ref.real_subset(split, n)
-    syn = synthetic[_subsample(rng, len(synthetic), n)]
-    for name, value in nnaa(real, syn, ref.metric, ref.block_size, d_rr).items():
-      out[f'{name}_{split}'] = value
+    repeats = max(1, min(MAX_NNAA_REPEATS, len(getattr(ref, split)) // n))
+    values = []
+    for r in range(repeats):
+      real, d_rr = ref.real_subset(split, n, r)
+      syn = synthetic[_subsample(rng, len(synthetic), n)]
+      values.append(nnaa(real, syn, ref.metric, ref.block_size, d_rr))
+    for name in values[0]:
+      out[f'{name}_{split}'] = float(np.mean([v[name] for v in values]))
     out[f'nnaa_n_{split}'] = n
+    out[f'nnaa_repeats_{split}'] = repeats
   out['privacy_loss'] = out['aa_ts_test'] - out['aa_ts_train']
 
   d_syn_train = _nn1(synthetic, ref.train, ref.metric, ref.block_size)

@@ -87,6 +87,22 @@ def _summarise_utility(u: dict) -> dict:
   return u
 
 
+def check_config(ev: ml_collections.ConfigDict) -> None:
+  """Refuses unknown names and non-positive counts before any work is done."""
+  tables = {'baselines': baselines.BASELINES, 'classifiers': classifiers.CLASSIFIERS}
+  for option, table in tables.items():
+    for name in ev[option]:
+      if name not in table:
+        raise InputError(f'config evaluate.{option}: unknown {name!r}; known: {sorted(table)}')
+  clf = ev.augmentation_classifier
+  if clf and clf not in classifiers.CLASSIFIERS:
+    raise InputError(f'config evaluate.augmentation_classifier: unknown {clf!r}; '
+                     f'known: {sorted(classifiers.CLASSIFIERS)}')
+  for option in ('seeds', 'classifier_steps', 'block_size', 'ld_max_distance_snps'):
+    if int(ev[option]) < 1:
+      raise InputError(f'config evaluate.{option}={ev[option]!r}: must be >= 1')
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs every metric for gdiff and the baselines and writes W/report/.
 
@@ -98,6 +114,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     The metrics dict that was written to W/report/metrics.json.
   """
   ev = config.evaluate
+  check_config(ev)
   block = int(ev.block_size)
   cohort = cohort_lib.load_cohort(os.path.join(workdir, DATA_DIR))
   chrom = cohort.variants().chrom
@@ -118,14 +135,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   real_train = baselines.RealTrain(dos['train'], lab['train'], chrom, codec, emb['train'],
                                    float(ev.mosaic_segment_snps))
   for name in ev.baselines:
-    if name not in baselines.BASELINES:
-      raise InputError(f'config evaluate.baselines: unknown {name!r}; '
-                       f'known: {sorted(baselines.BASELINES)}')
     methods[name] = baselines.generate(name, real_train, counts, config.seed)
-  for name in ev.classifiers:
-    if name not in classifiers.CLASSIFIERS:
-      raise InputError(f'config evaluate.classifiers: unknown {name!r}; '
-                       f'known: {sorted(classifiers.CLASSIFIERS)}')
 
   # Real-side references, computed once and shared by every method.
   lag = int(ev.ld_max_distance_snps)
@@ -208,8 +218,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   if ev.augmentation_classifier:
     clf = ev.augmentation_classifier
-    if clf not in classifiers.CLASSIFIERS:
-      raise InputError(f'config evaluate.augmentation_classifier: unknown {clf!r}')
     aug = classifiers.augmentation(
         clf, (emb['train'], lab['train']), (gdiff_emb, syn['label_ids']),
         val, test, k, steps, seeds, tuple(ev.augmentation_fractions))

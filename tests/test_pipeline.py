@@ -1,0 +1,30 @@
+"""The stage runner: options of every stage are checked before any stage starts."""
+
+import pytest
+
+from configs import als
+from gdiff import pipeline
+from gdiff.errors import InputError
+
+
+@pytest.mark.parametrize('key,value,match', [
+    ('model.name', 'unet', 'model.name'),
+    ('sample.method', 'euler', 'sample.method'),
+    ('evaluate.classifiers', ('mlp', 'svm'), 'evaluate.classifiers'),
+    ('evaluate.seeds', 0, 'evaluate.seeds'),
+])
+def test_bad_options_fail_before_any_stage_runs(tmp_path, key, value, match):
+  config = als.get_config()
+  section, leaf = key.split('.')
+  config[section][leaf] = value
+  workdir = tmp_path / 'w'
+  with pytest.raises(InputError, match=match):
+    pipeline.run(config, str(workdir), 'all')
+  assert not workdir.exists()  # nothing was started
+
+
+def test_options_of_stages_not_run_are_not_checked(tmp_path):
+  config = als.get_config()
+  config.evaluate.seeds = 0
+  with pytest.raises(InputError, match='has not finished'):
+    pipeline.run(config, str(tmp_path), 'sample')  # fails on the missing stages instead
