@@ -41,7 +41,12 @@ UPSTREAM = {'prepare': (), 'train': ('prepare',), 'sample': ('prepare', 'train')
 def sections(config: ml_collections.ConfigDict, stage: str) -> dict:
   """The config values a stage's outputs depend on, as plain JSON."""
   d = config.to_dict()
-  out = json.loads(json.dumps({k: d[k] for k in STAGE_SECTIONS[stage]}, default=str))
+  return _without_ignored(json.loads(json.dumps({k: d[k] for k in STAGE_SECTIONS[stage]},
+                                                default=str)), stage)
+
+
+def _without_ignored(recorded: dict, stage: str) -> dict:
+  out = json.loads(json.dumps(recorded))
   for key in IGNORED.get(stage, ()):
     section, leaf = key.split('.')
     out.get(section, {}).pop(leaf, None)
@@ -80,7 +85,7 @@ def check(config, workdir: str, stage: str) -> bool:
         raise InputError(f'{workdir}: stage {up!r} has not finished there; run '
                          f'--mode={up} first (or --mode=all)')
       continue
-    changed = _diff(record['sections'], sections(config, up))
+    changed = _diff(_without_ignored(record['sections'], up), sections(config, up))
     if changed and up != stage:
       raise InputError(
           f'{workdir}: made with a different config for stage {up!r}: '
@@ -92,7 +97,8 @@ def check(config, workdir: str, stage: str) -> bool:
           f'{", ".join(changed[:4])}{" ..." if len(changed) > 4 else ""}; '
           f'use a new --workdir (nothing was deleted)')
   own = read_record(workdir, stage)
-  return own is not None and not _diff(own['sections'], sections(config, stage))
+  return own is not None and not _diff(_without_ignored(own['sections'], stage),
+                                       sections(config, stage))
 
 
 def mark_done(config, workdir: str, stage: str, **extra) -> None:

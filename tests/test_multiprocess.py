@@ -1,11 +1,13 @@
-"""Two JAX processes (one CPU device each, coordinator on 127.0.0.1) train exactly
-as one process with two devices: same data shards, same noise, same parameters."""
+"""Two JAX processes (one CPU device each, coordinator on 127.0.0.1) run the whole
+pipeline exactly as one process with two devices: same data shards, same noise,
+same parameters, the same synthetic people; one writer of every file."""
 
 import os
 import shutil
 import subprocess
 import sys
 
+import h5py
 import jax
 import numpy as np
 import pytest
@@ -20,6 +22,9 @@ OVERRIDES = {
     'model.mlp_widths': (32, 16, 8), 'model.norm_groups': 4,
     'train.num_steps': 4, 'train.eval_every': 2, 'train.checkpoint_every': 2,
     'train.log_every': 1, 'input.batch_size': 8, 'input.data_shards': 2,
+    'sample.batch_size': 16, 'sample.steps': 5,
+    'evaluate.classifiers': ('logreg',), 'evaluate.seeds': 1,
+    'evaluate.baselines': ('independent',),
 }
 
 
@@ -48,14 +53,15 @@ def test_two_processes_equal_one_process_with_two_devices(tmp_path):
   shutil.copytree(prepared, one)
   shutil.copytree(prepared, two)
 
-  train.train_and_evaluate(config, one)
+  pipeline.run(config, one, 'train')
+  pipeline.run(config, one, 'sample')
 
   env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
   env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
   env['PYTHONPATH'] = ROOT
   proc = subprocess.run(
       ['bash', os.path.join(ROOT, 'launch', 'local.sh'), '2', '--config=configs/als.py',
-       f'--workdir={two}', '--mode=train', *_flags()],
+       f'--workdir={two}', '--mode=all', *_flags()],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'process 1 of 2' in proc.stderr
@@ -74,3 +80,12 @@ def test_two_processes_equal_one_process_with_two_devices(tmp_path):
       lambda x, y: float(np.max(np.abs(np.asarray(x) - np.asarray(y)))), a, earlier)))
   assert moved > 1e-6  # training moved the parameters, so equality means something
   assert diff <= 1e-6, f'2 processes differ from 1 process x 2 devices by {diff}'
+
+  def people(w):
+    with h5py.File(os.path.join(w, 'samples', 'synthetic.h5'), 'r') as f:
+      return f['dosage'][()], f['label_ids'][()]
+  np.testing.assert_array_equal(people(one)[0], people(two)[0])
+  np.testing.assert_array_equal(people(one)[1], people(two)[1])
+  assert os.path.exists(os.path.join(two, 'report', 'metrics.json'))
+  assert sorted(os.listdir(os.path.join(two, 'stages'))) == [
+      'evaluate.json', 'prepare.json', 'sample.json', 'train.json']
