@@ -281,6 +281,23 @@ def test_hwe_within_class_keeps_ancestry_informative_snps():
   assert pooled.keep.tolist() == [False] and pooled.dropped['hwe'] == 1
 
 
+def test_qc_statistics_and_fill_ignore_samples_outside_train():
+  # SNP 1: monomorphic in the 8 train people, common only in the 4 held-out ones
+  # (group -1): dropped for MAF. SNP 2: the held-out people carry ALT and have the
+  # missing call; the fill value comes from train (0), not from everyone (1).
+  dosage = np.array([[0] * 8 + [2, 2, 1, 1],
+                     [0, 0, 0, 0, 0, 1, 0, 1] + [2, 2, 2, -1]], np.int8)
+  chunk = qc.RawChunk(np.array(['1', '1']), np.array([10, 20]), np.array(['a', 'b']),
+                      np.array(['A', 'C']), np.array(['G', 'T']), np.array([False, False]),
+                      dosage)
+  groups = np.array([0] * 8 + [-1] * 4)
+  result = qc.qc_chunk(chunk, _qc(min_call_rate=0.9), None, groups)
+  assert result.keep.tolist() == [False, True] and result.dropped['maf'] == 1
+  assert result.dosage_SxK[0, -1] == 0  # train mean 0.25 -> 0; with everyone 8/11 -> 1
+  everyone = qc.qc_chunk(chunk, _qc(min_call_rate=0.9), None, None)
+  assert everyone.keep.tolist() == [True, True] and everyone.dosage_SxK[1, -1] == 1
+
+
 @needs_bcftools
 def test_vcf_region_keeps_records_starting_in_it(tmp_path):
   # tabix also returns the deletion at 150, which overlaps 200-300; only POS counts.

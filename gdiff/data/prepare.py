@@ -169,7 +169,7 @@ def _prepare_into(data_cfg, tmp: str, data_dir: str, seed: int, start: float) ->
 
   stats = ingest_parallel.ingest(source, tmp, int(data_cfg.chunk_variants),
                                  int(data_cfg.shard_variants), data_cfg.qc,
-                                 _hwe_groups(data_cfg.qc, labels),
+                                 _qc_groups(data_cfg.qc, labels, split),
                                  workers=int(data_cfg.ingest_workers),
                                  regions_per_worker=int(data_cfg.ingest_regions_per_worker))
   if stats['variants_kept'] == 0:
@@ -186,6 +186,7 @@ def _prepare_into(data_cfg, tmp: str, data_dir: str, seed: int, start: float) ->
       'qc': {'hwe_test': f'exact (Wigginton et al. 2005, as plink --hardy), within '
                          f'{data_cfg.qc.hwe_within}',
              'missing_fill': 'rounded mean dosage of the called genotypes, per SNP',
+             'fit_on': 'train (call rate, MAF, HWE and the fill value ignore val/test)',
              'filter_order': list(qc_lib.REASONS)},
       **stats,
       'split': split_from,
@@ -199,8 +200,11 @@ def _prepare_into(data_cfg, tmp: str, data_dir: str, seed: int, start: float) ->
   return json.loads(text)
 
 
-def _hwe_groups(qc_cfg, labels: np.ndarray) -> np.ndarray:
-  return HWE_WITHIN[qc_cfg.hwe_within](labels)
+def _qc_groups(qc_cfg, labels: np.ndarray, split: np.ndarray) -> np.ndarray:
+  """HWE test groups of the samples; -1 (left out of QC statistics) for val and test."""
+  groups = np.asarray(HWE_WITHIN[qc_cfg.hwe_within](labels)).astype(np.int64)
+  groups[split != 'train'] = -1
+  return groups
 
 
 def _nonzero(d: dict) -> str:

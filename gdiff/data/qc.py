@@ -142,7 +142,10 @@ def qc_chunk(chunk: RawChunk, qc_cfg, previous: tuple[str, int] | None,
     qc_cfg: `data.qc` (min_maf, min_call_rate, min_hwe_p).
     previous: (chrom, pos) of the last biallelic SNP of the previous chunk.
     hwe_groups_N: (N,) int group of each sample; the HWE test runs in each group
-      and a SNP fails if it fails in any. None: one group.
+      and a SNP fails if it fails in any. Samples in a negative group are left
+      out of every statistic (call rate, MAF, HWE, the fill value) but still
+      filled and kept: prepare puts val/test there, so that QC is fit on train.
+      None: one group of everyone.
 
   Returns:
     QcResult.
@@ -167,9 +170,11 @@ def qc_chunk(chunk: RawChunk, qc_cfg, previous: tuple[str, int] | None,
     mark(np.isin(np.arange(s), snp[dup]), 'duplicate')
 
   dosage = chunk.dosage_SxN
-  n = dosage.shape[1]
-  groups = np.zeros(n, np.int64) if hwe_groups_N is None else np.asarray(hwe_groups_N)
-  counts_SxGx3 = genotype_counts(dosage, groups)
+  groups = (np.zeros(dosage.shape[1], np.int64) if hwe_groups_N is None
+            else np.asarray(hwe_groups_N))
+  fit = groups >= 0
+  n = int(fit.sum())
+  counts_SxGx3 = genotype_counts(dosage if fit.all() else dosage[:, fit], groups[fit])
   counts_Sx3 = counts_SxGx3.sum(axis=1)
   num_called = counts_Sx3.sum(axis=1)
   alt_count = counts_Sx3[:, 1] + 2 * counts_Sx3[:, 2]
