@@ -155,6 +155,24 @@ def test_jit_step_equals_unjitted_step():
   assert int(got.step) == 1
 
 
+def test_ema_follows_its_formula():
+  # Known answer: after steps 0 and 1 from ema = params_0, with warm-up decay
+  # d_s = min(0.9, (1 + s) / (10 + s)): ema_2 = d_1 (d_0 p0 + (1 - d_0) p1) + (1 - d_1) p2.
+  trainer = make_trainer(tiny_config('mlp'), jax.devices()[:1])
+  state = trainer.init(jax.random.key(0))
+  p0 = jax.tree.map(np.array, state.params)  # copies: the state is donated
+  state, _ = trainer.train_step(state, batch_of(trainer, 0), jax.random.key(1))
+  p1 = jax.tree.map(np.array, state.params)
+  state, _ = trainer.train_step(state, batch_of(trainer, 1), jax.random.key(1))
+  p2 = jax.tree.map(np.array, state.params)
+  d0, d1 = 1 / 10, 2 / 11
+  want = jax.tree.map(lambda a, b, c: d1 * (d0 * a + (1 - d0) * b) + (1 - d1) * c, p0, p1, p2)
+  moved = jax.tree.map(lambda a, c: np.max(np.abs(a - c)), p0, p2)
+  assert max(jax.tree.leaves(moved)) > 1e-4
+  for got, expected in zip(jax.tree.leaves(state.ema_params), jax.tree.leaves(want)):
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
 def test_two_devices_equal_one_device_and_no_recompilation():
   assert len(jax.devices()) >= 2, 'conftest should give 2 fake CPU devices'
   config = tiny_config('mlp')
