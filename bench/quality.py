@@ -15,7 +15,7 @@ named in --full get the configured (full) evaluate instead.
 
 Writes OUT/table.md (markdown), OUT/table.json and OUT/frontier.png: LD r^2 correlation
 and allele-frequency r against membership-inference AUC, and AA_truth against AA_syn, for
-every gdiff point and every baseline, with the targets of /work/shared/PAPER.md drawn in.
+every gdiff point and every baseline, with the targets (gdiff/evaluate/report.py TARGETS) drawn in.
 Timings are wall clock on a shared machine: noisy.
 """
 
@@ -125,7 +125,54 @@ def lookup(d: dict, path: str):
   return d
 
 
+def read_point(args, name: str) -> dict:
+  """A finished point's record, read back from OUT/runs/<name> without running anything."""
+  w = os.path.join(args.out, 'runs', name)
+  with open(os.path.join(w, 'report', 'metrics.json')) as f:
+    metrics = json.load(f)
+  with open(os.path.join(w, 'quality_seconds.json')) as f:
+    seconds = json.load(f)['seconds']
+  train_ov, sample_ov = POINTS[name]
+  return {'point': name, 'train': train_ov, 'sample': sample_ov, 'seconds': seconds,
+          'full_evaluate': name in args.full, 'metrics': metrics}
+
+
+def point_config(args, i: int, name: str, base_overrides: dict):
+  """The config of sweep point `name` (the `i`-th of this invocation)."""
+  train_ov, sample_ov = POINTS[name]
+  config = load_config(args.config)
+  for k, v in {**base_overrides, **train_ov, **sample_ov}.items():
+    set_value(config, k, v)
+  if name not in args.full:
+    for k, v in CHEAP_EVALUATE.items():
+      set_value(config, k, v)
+    if i > 0:
+      set_value(config, 'evaluate.baselines', ())
+  return config
+
+
+def reevaluate_point(args, i: int, name: str, base_overrides: dict) -> dict:
+  """Re-runs only the evaluate stage of a finished point (after a change of the metrics)."""
+  from gdiff.evaluate import run as evaluate_lib
+  w = os.path.join(args.out, 'runs', name)
+  t0 = time.perf_counter()
+  evaluate_lib.evaluate(point_config(args, i, name, base_overrides), w)
+  seconds = time.perf_counter() - t0
+  timing = os.path.join(w, 'quality_seconds.json')
+  with open(timing) as f:
+    record = json.load(f)
+  record['reevaluate_seconds'] = seconds
+  with open(timing, 'w') as f:
+    json.dump(record, f)
+  logging.info('quality: %s re-evaluated in %.0f s', name, seconds)
+  return read_point(args, name)
+
+
 def run_points(args, base_overrides: dict) -> list[dict]:
+  if args.table_only:
+    return [read_point(args, name) for name in args.points]
+  if args.reevaluate:
+    return [reevaluate_point(args, i, name, base_overrides) for i, name in enumerate(args.points)]
   prepared = os.path.join(args.out, 'prepared')
   config = load_config(args.config)
   for k, v in base_overrides.items():
@@ -137,14 +184,7 @@ def run_points(args, base_overrides: dict) -> list[dict]:
   rows = []
   for i, name in enumerate(args.points):
     train_ov, sample_ov = POINTS[name]
-    config = load_config(args.config)
-    for k, v in {**base_overrides, **train_ov, **sample_ov}.items():
-      set_value(config, k, v)
-    if name not in args.full:
-      for k, v in CHEAP_EVALUATE.items():
-        set_value(config, k, v)
-      if i > 0:
-        set_value(config, 'evaluate.baselines', ())
+    config = point_config(args, i, name, base_overrides)
     w = os.path.join(args.out, 'runs', name)
     os.makedirs(w, exist_ok=True)
     if not os.path.exists(os.path.join(w, 'stages', 'prepare.json')):
@@ -243,6 +283,10 @@ def main() -> None:
   parser.add_argument('--set', action='append', default=[],
                       help='KEY=VALUE override for every point (python literal)')
   parser.add_argument('--title', default='')
+  parser.add_argument('--reevaluate', action='store_true',
+                      help='re-run only the evaluate stage of finished points, then the table')
+  parser.add_argument('--table_only', action='store_true',
+                      help='only rebuild the table and plot from finished points in OUT/runs')
   args = parser.parse_args()
   args.points = [p for p in args.points.split(',') if p]
   args.full = {p for p in args.full.split(',') if p}
@@ -257,7 +301,9 @@ def main() -> None:
   rows = run_points(args, dict(parse_set(s) for s in args.set))
   total = time.perf_counter() - t0
   records, md = table(rows)
-  md += (f'\nSweep: {len(rows)} points in {total / 60:.1f} min wall clock '
+  if args.table_only or args.reevaluate:
+    total = sum(r['seconds'] for r in rows)
+  md += (f'\nSweep: {len(rows)} points, {total / 60:.1f} min wall clock '
          f'(`{" ".join(sys.argv)}`).\n')
   with open(os.path.join(args.out, 'table.md'), 'w') as f:
     f.write(md)

@@ -53,7 +53,10 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> None:
-  wd.check(config, workdir, 'train')
+  if (wd.check(config, workdir, 'train') and
+      wd.read_record(workdir, 'train').get('num_steps', 0) >= config.train.num_steps):
+    logging.info('train: reusing the checkpoints in %s/checkpoints', workdir)
+    return
   from gdiff import train as train_lib
   train_lib.train_and_evaluate(config, workdir)
   if _main_process():
