@@ -157,11 +157,6 @@ def generate(sample_fn: Callable, decode_fn: Callable, label_ids_N: np.ndarray,
                    lo + real, n, (lo + real) / seconds)
 
 
-def make_mesh() -> jax.sharding.Mesh:
-  return jax.make_mesh((jax.device_count(),), ('data',),
-                       axis_types=(jax.sharding.AxisType.Auto,))
-
-
 def sample_key(config: ml_collections.ConfigDict) -> jax.Array:
   root = jax.random.key(config.seed)
   return jax.random.fold_in(jax.random.fold_in(root, _STREAM), config.sample.seed)
@@ -230,7 +225,7 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
   sampler = sampling.make_sampler(method, apply_fn, schedule, mc.mask_GxC,
                                   null_label=mc.num_classes, **settings)
   key = sample_key(config)
-  mesh = make_mesh()
+  mesh = train.make_mesh()
   logging.info('sample: %d people %s with %s from checkpoint step %d on %d device(s)', n,
                counts, method, step, mesh.devices.size)
 

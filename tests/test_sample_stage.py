@@ -171,12 +171,12 @@ def test_bad_config_is_one_line_input_error(workdir, overrides, match):
 _MEMORY_SCRIPT = textwrap.dedent('''
     import os, sys
     import jax, jax.numpy as jnp, numpy as np
-    from gdiff import diffusion, export, sampling, sample
+    from gdiff import diffusion, export, sampling, sample, train
     tmp = sys.argv[1]
     G, C, S = 512, 8, 32
     sched = diffusion.make_schedule('cosine', 10)
     fn = sampling.make_sampler('ddim', lambda p, x, t, y: p * x, sched, np.ones((G, C)), steps=2)
-    mesh = sample.make_mesh()
+    mesh = train.make_mesh()
     run = lambda y, ids: fn(jnp.float32(0.1), jax.random.key(0), y, ids)
     decode = lambda emb: (emb[:, :S // C].reshape(len(emb), S) > 0).astype(np.int8)
     page = os.sysconf('SC_PAGE_SIZE') / 2**20
