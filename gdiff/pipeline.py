@@ -22,6 +22,7 @@ import jax
 import ml_collections
 
 from gdiff import workdir as wd
+from gdiff.errors import InputError
 
 DATA_DIR = 'data'
 EMBEDDING_DIR = 'embedding'
@@ -91,7 +92,6 @@ MODES = {'all': tuple(STAGES), **{name: (name,) for name in STAGES}}
 def _check_model(config):
   from gdiff import models
   if config.model.name not in models.MODELS:
-    from gdiff.errors import InputError
     raise InputError(f'config model.name={config.model.name!r} is unknown; known: '
                      f'{sorted(models.MODELS)}')
 

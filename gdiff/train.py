@@ -208,10 +208,6 @@ class MetricsWriter:
       self.jsonl.close()
 
 
-def _default_data():
-  return dataset
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=None,
                        mesh: jax.sharding.Mesh | None = None,
                        stop_after: int | None = None) -> dict:
@@ -232,7 +228,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
     FloatingPointError: the loss or gradient became NaN/Inf (the latest
       checkpoint, saved before, is kept).
   """
-  data = _default_data() if data is None else data
+  data = dataset if data is None else data
   mesh = make_mesh() if mesh is None else mesh
   cfg = config
   num_steps = int(cfg.train.num_steps)
