@@ -1,7 +1,8 @@
 """Privacy-fidelity sweep: gdiff settings against the baselines, as a table and a frontier plot.
 
   .venv/bin/python bench/quality.py --config=configs/als.py --out=OUT \
-      [--points=default,ddim_eta1,...] [--set=data.simulate.num_causal=3 ...] [--full=default]
+      [--points=default,ddim_eta1,...] [--set=data.simulate.num_causal=3 ...] [--full=default] \
+      [--holdout=val|test]
 
 Every point is a real pipeline run (`gdiff.pipeline.run`, mode all) in OUT/runs/<point>;
 a finished point is reused (the workdir stage records decide), keeping its recorded time.
@@ -12,6 +13,14 @@ sample + evaluate, and only a training point (steps, model, dropout, ...) trains
 Sweep points use a cheaper evaluate (logreg + mlp, one seed, no augmentation curve; the
 baselines only in the first point, as they do not depend on gdiff's settings); the points
 named in --full get the configured (full) evaluate instead.
+
+A sweep tunes settings, so by default every point (--full ones too) is judged on the val
+split (`evaluate.holdout='val'`: the test split is never read; classifiers choose their
+step on one stratified half of val and report on the other). Run the chosen setting once
+more with --holdout=test (or the pipeline with evaluate.holdout='test') for final numbers.
+A `--set evaluate.holdout=...` overrides --holdout. The table says which split its numbers
+come from (read back from each point's metrics.json); 'test' in column names (AA_truth
+test, ...) means the held-out split.
 
 Writes OUT/table.md (markdown), OUT/table.json and OUT/frontier.png: LD r^2 correlation
 and allele-frequency r against membership-inference AUC, and AA_truth against AA_syn, for
@@ -141,6 +150,7 @@ def point_config(args, i: int, name: str, base_overrides: dict):
   """The config of sweep point `name` (the `i`-th of this invocation)."""
   train_ov, sample_ov = POINTS[name]
   config = load_config(args.config)
+  set_value(config, 'evaluate.holdout', args.holdout)
   for k, v in {**base_overrides, **train_ov, **sample_ov}.items():
     set_value(config, k, v)
   if name not in args.full:
@@ -211,6 +221,20 @@ def run_points(args, base_overrides: dict) -> list[dict]:
   return rows
 
 
+def holdout_line(rows: list[dict]) -> str:
+  """Which real split the numbers come from (each point's metrics.json `holdout`)."""
+  held = {r['point']: r['metrics'].get('holdout', 'test') for r in rows}
+  if len(set(held.values())) == 1:
+    split = next(iter(held.values()))
+    text = f'Held-out split: **{split}** (evaluate.holdout) for every point'
+    if split == 'val':
+      text += ('; the test split was not read: classifier steps chosen on one stratified half '
+               'of val, accuracy reported on the other')
+  else:
+    text = 'Held-out split per point (mixed!): ' + ', '.join(f'{p}={h}' for p, h in held.items())
+  return text + '. "test" in column names means the held-out split.\n'
+
+
 def table(rows: list[dict]) -> tuple[list[dict], str]:
   """Flat records (gdiff points, then the baselines and the real reference) and markdown."""
   records = []
@@ -227,11 +251,12 @@ def table(rows: list[dict]) -> tuple[list[dict], str]:
         records.append({'method': name, 'settings': 'baseline', 'seconds': None,
                         **{c: lookup(m, p) for c, p, _ in COLUMNS}})
     ref = first['metrics'].get('reference', {}).get('realism', {})
-    records.append({'method': 'real test (reference)', 'settings': '', 'seconds': None,
+    held = first['metrics'].get('holdout', 'test')
+    records.append({'method': f'real {held} (reference)', 'settings': '', 'seconds': None,
                     **{c: lookup({'realism': ref}, p) if p.startswith('realism') else None
                        for c, p, _ in COLUMNS}})
   header = ['method', 'settings', 's'] + [c for c, _, _ in COLUMNS]
-  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  lines = [holdout_line(rows), '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for rec in records:
     cells = [rec['method'], rec['settings'], '' if rec['seconds'] is None else str(rec['seconds'])]
     for c, _, fmt in COLUMNS:
@@ -282,6 +307,8 @@ def main() -> None:
   parser.add_argument('--full', default='', help='points that get the full evaluate')
   parser.add_argument('--set', action='append', default=[],
                       help='KEY=VALUE override for every point (python literal)')
+  parser.add_argument('--holdout', default='val', choices=('val', 'test'),
+                      help="evaluate.holdout of every point: 'val' while tuning (test unread)")
   parser.add_argument('--title', default='')
   parser.add_argument('--reevaluate', action='store_true',
                       help='re-run only the evaluate stage of finished points, then the table')
@@ -307,9 +334,12 @@ def main() -> None:
          f'(`{" ".join(sys.argv)}`).\n')
   with open(os.path.join(args.out, 'table.md'), 'w') as f:
     f.write(md)
+  held = '/'.join(sorted({r['metrics'].get('holdout', 'test') for r in rows}))
   with open(os.path.join(args.out, 'table.json'), 'w') as f:
-    json.dump({'records': records, 'seconds_total': total, 'argv': sys.argv}, f, indent=1)
-  plot(records, os.path.join(args.out, 'frontier.png'), args.title or args.config)
+    json.dump({'records': records, 'seconds_total': total, 'argv': sys.argv, 'holdout': held},
+              f, indent=1)
+  plot(records, os.path.join(args.out, 'frontier.png'),
+       f'{args.title or args.config} (held out: {held})')
   print(md)
 
 

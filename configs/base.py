@@ -130,6 +130,12 @@ def get_config() -> ml_collections.ConfigDict:
   t.weight_decay = 0.0  # AdamW decoupled weight decay
   t.grad_clip = 1.0  # global-norm clipping; 0 disables it
   t.ema_decay = 0.999  # EMA of the parameters (sampled by default); 0 disables it
+  # Recombination augmentation (gdiff.augment): each training example becomes, with
+  # probability `recombine_prob`, a mosaic of itself and a same-class partner from the batch,
+  # switching at group boundaries with segments of mean `recombine_segment_groups` groups;
+  # new mosaics every step, so no training person is shown whole. 0 disables it.
+  t.recombine_segment_groups = 0.0
+  t.recombine_prob = 1.0
   t.log_every = 50
   t.eval_every = 250
   t.checkpoint_every = 250
@@ -146,6 +152,13 @@ def get_config() -> ml_collections.ConfigDict:
   # Clip the predicted x0 to [-clip_x0, clip_x0] at every step (0: no clipping). The
   # embedding is z-scored; carriers of rare variants reach |z| ~ 7, so keep it generous.
   sm.clip_x0 = 10.0
+  # With embedding.decode='calibrated': 'matched' refits the decode thresholds on the
+  # synthetic cohort's own reconstructions (its first `calibration_people`, 0: all) so that
+  # its genotype frequencies equal train's; 'train' keeps those fit on train reconstructions
+  # (the sampled scores are distributed differently, so frequencies drift: ALS AF r 0.97).
+  # Matching publishes nothing beyond train genotype frequencies (summary statistics).
+  sm.decode_thresholds = 'matched'
+  sm.calibration_people = 4096
   sm.checkpoint = 'best'  # 'best' (val loss) | 'latest' | a step number
   sm.use_ema = True
   sm.batch_size = 256  # samples per sampler call (all devices together)
@@ -169,4 +182,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Privacy metrics on at most this many people per set (train, test, each synthetic
   # cohort; seeded subsample); 0 uses all. Each set costs a few N x N distance passes.
   ev.privacy_max_people = 0
+  # The real split held out for privacy (non-members), realism (reference) and classifier
+  # accuracy: 'test' (final numbers) or 'val' (sweeps that tune settings; test is not read,
+  # classifiers choose their step on one stratified half of val and report on the other).
+  ev.holdout = 'test'
   return c

@@ -234,11 +234,13 @@ class H5Cohort:
                                chunks=(emb_rows, *emb_shape_GxC), track_times=False)
     self.file.attrs['classes'] = json.dumps(list(classes))
 
-  def write_rows(self, lo: int, dosage_BxS: np.ndarray, emb_BxGxC: np.ndarray | None = None):
-    hi = lo + dosage_BxS.shape[0]
-    self.file['dosage'][lo:hi] = dosage_BxS
+  def write_rows(self, lo: int, dosage_BxS: np.ndarray | None,
+                 emb_BxGxC: np.ndarray | None = None):
+    """Rows lo.. of `dosage` and/or `emb` (None leaves that dataset as it is)."""
+    if dosage_BxS is not None:
+      self.file['dosage'][lo:lo + dosage_BxS.shape[0]] = dosage_BxS
     if emb_BxGxC is not None:
-      self.file['emb'][lo:hi] = emb_BxGxC
+      self.file['emb'][lo:lo + emb_BxGxC.shape[0]] = emb_BxGxC
 
   def write_samples(self, samples, labels, label_ids) -> None:
     for name, data in (('samples', samples), ('labels', labels)):

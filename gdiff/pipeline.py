@@ -94,6 +94,13 @@ def _check_model(config):
   if config.model.name not in models.MODELS:
     raise InputError(f'config model.name={config.model.name!r} is unknown; known: '
                      f'{sorted(models.MODELS)}')
+  t = config.train
+  if t.recombine_segment_groups < 0 or (t.recombine_segment_groups and
+                                        t.recombine_segment_groups < 1):
+    raise InputError(f'config train.recombine_segment_groups={t.recombine_segment_groups!r}: '
+                     'must be 0 (off) or >= 1 (mean segment length in groups)')
+  if not 0 <= t.recombine_prob <= 1:
+    raise InputError(f'config train.recombine_prob={t.recombine_prob!r}: must be in [0, 1]')
 
 
 def _check_sample(config):

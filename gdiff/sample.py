@@ -22,6 +22,7 @@ temporary folder that replaces W/samples at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -122,11 +123,11 @@ def generate(sample_fn: Callable, decode_fn: Callable, label_ids_N: np.ndarray,
 
   Args:
     sample_fn: `sample_fn(label_B, sample_ids_B) -> emb_BxGxC` (jax arrays on `mesh`).
-    decode_fn: host `decode_fn(emb_BxGxC) -> dosage_BxS` int8.
+    decode_fn: host `decode_fn(emb_BxGxC) -> dosage_BxS` int8 (or None: no decoding).
     label_ids_N: labels of all N samples.
     batch_size: rows per batch (rounded up to a multiple of the device count).
     mesh: a mesh with a 'data' axis.
-    sink: `sink(first_row, dosage_bxS, emb_bxGxC)` for the b <= batch_size real rows.
+    sink: `sink(first_row, dosage_bxS or None, emb_bxGxC)` for the b <= batch_size real rows.
   """
   n = len(label_ids_N)
   devices = mesh.devices.size
@@ -150,7 +151,8 @@ def generate(sample_fn: Callable, decode_fn: Callable, label_ids_N: np.ndarray,
     lo, real, emb = pending
     pending = dispatch(nxt) if nxt is not None else None
     emb_BxGxC = _to_host(emb)[:real]
-    sink(lo, np.asarray(decode_fn(emb_BxGxC), np.int8), emb_BxGxC)
+    dosage_BxS = decode_fn(emb_BxGxC)
+    sink(lo, None if dosage_BxS is None else np.asarray(dosage_BxS, np.int8), emb_BxGxC)
     if (i + 1) % report_every == 0 or nxt is None:
       seconds = time.perf_counter() - start_time
       logging.info('sample: %d / %d people, %.1f people/s (first batch includes compiling)',
@@ -178,6 +180,9 @@ def sampler_settings(config: ml_collections.ConfigDict) -> dict:
                      'diffusion.label_dropout > 0 (the null label was never trained)')
   if sm.clip_x0 < 0:
     raise InputError(f'config sample.clip_x0={sm.clip_x0}: must be >= 0 (0: no clipping)')
+  if sm.decode_thresholds not in DECODE_THRESHOLDS:
+    raise InputError(f'config sample.decode_thresholds={sm.decode_thresholds!r}: must be one '
+                     f'of {", ".join(DECODE_THRESHOLDS)}')
   if sm.batch_size < 1:
     raise InputError(f'config sample.batch_size={sm.batch_size}: must be >= 1')
   options = {k: sm[k] for k in sampling.SAMPLER_OPTIONS[sm.method]}
@@ -186,6 +191,26 @@ def sampler_settings(config: ml_collections.ConfigDict) -> dict:
 
 
 # -------------------------------------------------------------------------- stage
+DECODE_THRESHOLDS = ('matched', 'train')
+
+
+def matched_codec(codec, emb_NxGxC, calibration_people: int):
+  """The codec with thresholds matched on the first `calibration_people` rows (0: all).
+
+  Returns:
+    (codec, number of rows it was calibrated on).
+  """
+  from gdiff.embedding import codec as codec_lib
+  if codec.genotype_cdf_Sx2 is None:
+    raise InputError('embedding/codec.npz keeps no train genotype frequencies (made by an '
+                     'older gdiff): set sample.decode_thresholds=train or rerun --mode=prepare '
+                     'in a new workdir')
+  m = len(emb_NxGxC) if calibration_people <= 0 else min(len(emb_NxGxC), calibration_people)
+  thresholds = codec_lib.matched_thresholds(codec, np.asarray(emb_NxGxC[:m]))
+  logging.info('sample: decode thresholds matched to train genotype frequencies on %d people', m)
+  return dataclasses.replace(codec, thresholds_Sx2=thresholds), m
+
+
 
 
 def _checkpoint(which):
@@ -241,16 +266,28 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
   samples = export.sample_ids(n)
   labels = np.asarray(cohort.classes)[label_ids_N]
   h5_path = os.path.join(tmp_dir, PREFIX + '.h5')
+  matched = config.sample.decode_thresholds == 'matched' and codec.decoder == 'calibrated'
   with export.H5Cohort(h5_path, n, len(variants), (mc.num_groups, mc.slots),
                        cohort.classes) as h5:
-    generate(run, codec.decode, label_ids_N, config.sample.batch_size, mesh, h5.write_rows)
+    if matched:  # all embeddings first, then thresholds from them, then the genotypes
+      generate(run, lambda emb: None, label_ids_N, config.sample.batch_size, mesh,
+               lambda lo, _, emb: h5.write_rows(lo, None, emb))
+      codec, calibration_people = matched_codec(codec, h5.file['emb'],
+                                                int(config.sample.calibration_people))
+      for lo in range(0, n, config.sample.batch_size):
+        h5.write_rows(lo, codec.decode(h5.file['emb'][lo:lo + config.sample.batch_size]))
+    else:
+      generate(run, codec.decode, label_ids_N, config.sample.batch_size, mesh, h5.write_rows)
     h5.write_samples(samples, labels, label_ids_N)
   with h5py.File(h5_path, 'r') as f:  # streamed back by variant blocks
     written = [h5_path] + export.write_cohort(
         tmp_dir, f['dosage'], variants, samples, labels, cohort.classes, prefix=PREFIX,
         formats=('vcf', 'plink', 'labels'))
   manifest = dict(checkpoint_step=step, method=method, num_samples=n, class_counts=counts,
-                  **settings, use_ema=bool(config.sample.use_ema), seed=config.sample.seed)
+                  **settings, use_ema=bool(config.sample.use_ema), seed=config.sample.seed,
+                  decode_thresholds='matched' if matched else 'train')
+  if matched:
+    manifest['calibration_people'] = calibration_people
   written.append(os.path.join(tmp_dir, 'manifest.json'))
   with open(written[-1], 'w') as f:
     json.dump(manifest, f, indent=1, sort_keys=True)

@@ -80,6 +80,8 @@ class StepConfig:
   label_dropout: float
   schedule: str
   diffusion_steps: int
+  recombine_segment_groups: float = 0.0
+  recombine_prob: float = 1.0
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> StepConfig:
@@ -87,7 +89,8 @@ class StepConfig:
     return cls(float(t.learning_rate), int(t.warmup_steps), int(t.num_steps),
                float(t.grad_clip), float(t.weight_decay), float(t.ema_decay),
                float(config.diffusion.label_dropout), str(config.diffusion.schedule),
-               int(config.diffusion.num_steps))
+               int(config.diffusion.num_steps), float(t.recombine_segment_groups),
+               float(t.recombine_prob))
 
   def as_train_config(self) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
@@ -139,7 +142,8 @@ class Trainer:
     step = functools.partial(
         ts.train_step, model=self.model, tx=self.tx, schedule=self.schedule,
         mask_GxC=self.mask_GxC, num_classes=self.mc.num_classes,
-        label_dropout=sc.label_dropout, ema_decay=sc.ema_decay)
+        label_dropout=sc.label_dropout, ema_decay=sc.ema_decay,
+        recombine_segment_groups=sc.recombine_segment_groups, recombine_prob=sc.recombine_prob)
     self.train_step = jax.jit(
         step, in_shardings=(self.state_sharding, self.batch_sharding, self.replicated),
         out_shardings=(self.state_sharding, self.replicated), donate_argnames='state')

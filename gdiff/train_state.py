@@ -16,7 +16,10 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gdiff import diffusion
+from gdiff import augment, diffusion
+
+# Folded into the step's key for the augmentation, leaving the loss's draws unchanged.
+AUGMENT_STREAM = 1
 
 
 @flax.struct.dataclass
@@ -81,7 +84,8 @@ def _apply_fn(model):
 
 def train_step(state: TrainState, batch: dict, key: jax.Array, *, model, tx,
                schedule: diffusion.Schedule, mask_GxC, num_classes: int,
-               label_dropout: float, ema_decay: float) -> tuple[TrainState, dict]:
+               label_dropout: float, ema_decay: float, recombine_segment_groups: float = 0.0,
+               recombine_prob: float = 1.0) -> tuple[TrainState, dict]:
   """One AdamW update on the masked epsilon loss, plus the EMA update.
 
   The step's randomness is `fold_in(key, state.step)`: a resumed run draws the
@@ -94,13 +98,19 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, *, model, tx,
     batch: {'emb': (B, G, C) float32, 'label': (B,) int32}, sharded on 'data'.
     key: the train stream's key (the same every step).
     model, tx, schedule, mask_GxC, num_classes, label_dropout, ema_decay: static parts.
+    recombine_segment_groups, recombine_prob: recombination augmentation of the batch
+      (`gdiff.augment.recombine`; 0 groups disables it).
 
   Returns:
     (new state, {'loss', 'grad_norm'} as scalars).
   """
   step_key = jax.random.fold_in(key, state.step)
+  emb = batch['emb']
+  if recombine_segment_groups > 0:
+    emb = augment.recombine(jax.random.fold_in(step_key, AUGMENT_STREAM), emb, batch['label'],
+                            recombine_segment_groups, recombine_prob)
   loss_fn = lambda p: diffusion.eps_loss(
-      _apply_fn(model), p, schedule, batch['emb'], batch['label'], mask_GxC, step_key,
+      _apply_fn(model), p, schedule, emb, batch['label'], mask_GxC, step_key,
       num_classes=num_classes, label_dropout=label_dropout, train=True)
   loss, grads = jax.value_and_grad(loss_fn)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)

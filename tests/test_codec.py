@@ -1,5 +1,7 @@
 """Tests for gdiff.embedding.pca and gdiff.embedding.codec: exactness, calibration, jit."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -151,8 +153,32 @@ def test_save_load_roundtrip(tmp_path, paper_codec):
   loaded = codec_lib.Codec.load(path)
   assert loaded.decoder == paper_codec.decoder
   for name in ('group_S', 'mean_S', 'loadings_SxC', 'emb_mean_GxC', 'emb_std_GxC',
-               'thresholds_Sx2', 'mask_GxC'):
+               'thresholds_Sx2', 'mask_GxC', 'genotype_cdf_Sx2'):
     np.testing.assert_array_equal(getattr(loaded, name), getattr(paper_codec, name))
+  # A codec saved before genotype_cdf_Sx2 existed still loads (without it).
+  dataclasses.replace(paper_codec, genotype_cdf_Sx2=None).save(path)
+  assert codec_lib.Codec.load(path).genotype_cdf_Sx2 is None
+
+
+def test_matched_thresholds_give_train_frequencies_to_other_scores(data, paper_codec):
+  train, _ = data
+  codec = paper_codec
+  np.testing.assert_allclose(codec.genotype_cdf_Sx2[:, 0], (train == 0).mean(0))
+  np.testing.assert_allclose(codec.genotype_cdf_Sx2[:, 1], (train <= 1).mean(0))
+  # On the train embedding itself, matching reproduces the fitted thresholds.
+  emb = codec.encode(train)
+  np.testing.assert_allclose(codec_lib.matched_thresholds(codec, emb), codec.thresholds_Sx2)
+  # Shrunk, shifted, jittered (no ties) scores, as a generator may give, decode to other
+  # frequencies with the train thresholds, and to the train ones (to the nearest count)
+  # with matched thresholds, whatever the SNP block.
+  jitter = 0.05 * np.random.default_rng(0).standard_normal(emb.shape)
+  other = ((0.6 * emb + 0.3 + jitter) * codec.mask_GxC).astype(np.float32)
+  matched = codec_lib.matched_thresholds(codec, other, snp_block=7)
+  np.testing.assert_array_equal(matched, codec_lib.matched_thresholds(codec, other))
+  dec = dataclasses.replace(codec, thresholds_Sx2=matched).decode(other)
+  np.testing.assert_array_equal(np.stack([(dec == 0).sum(0), (dec <= 1).sum(0)], 1),
+                                np.rint(codec.genotype_cdf_Sx2 * len(train)))
+  assert np.abs(codec.decode(other).mean(0) - train.mean(0)).max() > 0.1
 
 
 def test_snp_index_per_group(paper_codec):

@@ -5,6 +5,7 @@ and a real network (gdiff.models); only `gdiff.train.restore_params` is replaced
 randomly initialised parameters, so no training run is needed.
 """
 
+import dataclasses
 import filecmp
 import os
 import shutil
@@ -109,10 +110,16 @@ def test_stage_writes_consistent_files(workdir, tmp_path):
   assert labels[:7].tolist() != ['case'] * 7  # shuffled
   tsv = [line.split('\t') for line in open(os.path.join(out, 'synthetic.labels.tsv'))]
   assert [(s, y.strip()) for s, y in tsv[1:]] == list(zip(samples, labels))
-  # The decoded genotypes equal the codec's decode of the stored embedding.
+  # The decoded genotypes are the stored embedding decoded with thresholds matched on it:
+  # every SNP has the train genotype frequencies (as counts of 11 people).
   from gdiff.embedding import codec as codec_lib
   codec = codec_lib.Codec.load(os.path.join(w, 'embedding', 'codec.npz'))
-  np.testing.assert_array_equal(codec.decode(emb), dosage)
+  matched, m = sample.matched_codec(codec, emb, 0)
+  assert m == 11
+  np.testing.assert_array_equal(matched.decode(emb), dosage)
+  counts_Sx2 = np.stack([(dosage == 0).sum(0), (dosage <= 1).sum(0)], 1)
+  np.testing.assert_array_equal(counts_Sx2, np.rint(codec.genotype_cdf_Sx2 * 11))
+  assert not np.array_equal(codec.decode(emb), dosage)  # the train thresholds differ
   if shutil.which('bcftools'):
     stats = subprocess.run(['bcftools', 'stats', os.path.join(out, 'synthetic.vcf.gz')],
                            check=True, capture_output=True, text=True).stdout
@@ -140,6 +147,27 @@ def test_same_seed_same_bytes_other_seed_other_people(workdir, tmp_path):
     assert not np.array_equal(fa['emb'][()], fc['emb'][()])
 
 
+def test_train_thresholds_and_calibration_subset(workdir, tmp_path):
+  from gdiff.embedding import codec as codec_lib
+  w = _copy(workdir, tmp_path, 'a')
+  codec = codec_lib.Codec.load(os.path.join(w, 'embedding', 'codec.npz'))
+  sample.sample_and_export(_config(decode_thresholds='train'), w)
+  with h5py.File(os.path.join(w, 'samples', 'synthetic.h5')) as f:
+    emb, dosage = f['emb'][()], f['dosage'][()]
+  np.testing.assert_array_equal(codec.decode(emb), dosage)  # the codec's own thresholds
+  # Calibrated on the first 5 people only: their thresholds decode all 11.
+  sample.sample_and_export(_config(calibration_people=5), w)
+  with h5py.File(os.path.join(w, 'samples', 'synthetic.h5')) as f:
+    np.testing.assert_array_equal(f['emb'][()], emb)
+    dosage = f['dosage'][()]
+  matched, m = sample.matched_codec(codec, emb, 5)
+  assert m == 5
+  np.testing.assert_array_equal(matched.decode(emb), dosage)
+  old = dataclasses.replace(codec, genotype_cdf_Sx2=None)  # a codec from before the field
+  with pytest.raises(InputError, match='decode_thresholds=train'):
+    sample.matched_codec(old, emb, 0)
+
+
 def test_class_counts_from_num_and_train_proportions(workdir):
   cohort = cohort_lib.load_cohort(os.path.join(workdir, 'data'))
   # train: rows 0..69, every third a case -> 24 case, 46 control.
@@ -162,6 +190,7 @@ def test_class_counts_from_num_and_train_proportions(workdir):
     (dict(method='euler'), 'sample.method'),
     (dict(steps=51), 'sample.steps'),
     (dict(clip_x0=-1.0), 'sample.clip_x0'),
+    (dict(decode_thresholds='quantile'), 'sample.decode_thresholds'),
 ])
 def test_bad_config_is_one_line_input_error(workdir, overrides, match):
   with pytest.raises(InputError, match=match):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from configs import base
-from gdiff import models, train
+from gdiff import augment, models, train
 from gdiff import train_state as ts
 
 G, C, K = 16, 8, 2
@@ -294,3 +294,20 @@ def test_optimizer_schedule_warms_up_and_decays():
   assert float(lr(60)) == pytest.approx(0.5 * config.train.learning_rate, rel=1e-3)
   assert float(lr(110)) == pytest.approx(0.0, abs=1e-9)
   assert jnp.isfinite(lr(200))
+
+
+def test_recombination_feeds_the_loss_the_mosaic():
+  config = tiny_config('mlp')
+  config.train.recombine_segment_groups = 2.0
+  trainer = make_trainer(config, jax.devices()[:1])
+  plain = make_trainer(tiny_config('mlp'), jax.devices()[:1])
+  assert trainer.sc.recombine_segment_groups == 2.0 and plain.sc.recombine_segment_groups == 0
+  key, batch = jax.random.key(3), batch_of(trainer)
+  mosaic = augment.recombine(jax.random.fold_in(jax.random.fold_in(key, 0), ts.AUGMENT_STREAM),
+                             batch['emb'], batch['label'], 2.0)
+  assert not np.array_equal(mosaic, batch['emb'])
+  _, want = plain.train_step(plain.init(jax.random.key(0)), {**batch, 'emb': mosaic}, key)
+  _, got = trainer.train_step(trainer.init(jax.random.key(0)), batch, key)
+  _, unchanged = plain.train_step(plain.init(jax.random.key(0)), batch, key)
+  np.testing.assert_allclose(got['loss'], want['loss'], rtol=1e-6)
+  assert abs(float(got['loss']) - float(unchanged['loss'])) > 1e-6

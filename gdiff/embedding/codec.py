@@ -14,6 +14,10 @@ decode: recon_NxS = mean_S + sum_c raw[:, group_S, c] * loadings_SxC; then genot
               train so that decoded genotype frequencies equal the real train
               ones (quantile matching); genotype = (r > t1) + (r > t2).
   round       round and clip to {0, 1, 2}.
+A generated cohort's scores are not distributed like train reconstructions, so the
+thresholds fit on train give it other genotype frequencies; `matched_thresholds`
+refits them on that cohort's own reconstructions, to the train genotype frequencies
+the codec keeps (`genotype_cdf_Sx2`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ _BLOCK_ELEMENTS = 1 << 24  # rows x SNPs x slots per encode/decode block
 
 @functools.partial(jax.tree_util.register_dataclass,
                    data_fields=['group_S', 'mean_S', 'loadings_SxC', 'emb_mean_GxC',
-                                'emb_std_GxC', 'thresholds_Sx2', 'mask_GxC'],
+                                'emb_std_GxC', 'thresholds_Sx2', 'mask_GxC',
+                                'genotype_cdf_Sx2'],
                    meta_fields=['decoder'])
 @dataclasses.dataclass(frozen=True)
 class Codec:
@@ -44,6 +49,9 @@ class Codec:
   emb_std_GxC: np.ndarray  # (G, C) float32 train std of the raw scores (floored; 1 on padding)
   thresholds_Sx2: np.ndarray  # (S, 2) float32 calibrated decode thresholds
   mask_GxC: np.ndarray  # (G, C) bool real entries
+  # (S, 2) float32 train fractions of genotype 0 and of genotype <= 1 (None in codecs
+  # written before it existed).
+  genotype_cdf_Sx2: np.ndarray | None = None
   decoder: str = 'calibrated'
 
   @property
@@ -99,7 +107,7 @@ class Codec:
   def save(self, path: str) -> None:
     """Writes all arrays and the decoder name to a .npz file."""
     arrays = {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)
-              if f.name != 'decoder'}
+              if f.name != 'decoder' and getattr(self, f.name) is not None}
     with open(path, 'wb') as f:
       np.savez(f, decoder=np.array(self.decoder), **arrays)
 
@@ -107,7 +115,8 @@ class Codec:
   def load(cls, path: str) -> Codec:
     """Reads a codec written by `save`."""
     with np.load(path) as z:
-      kwargs = {f.name: z[f.name] for f in dataclasses.fields(cls) if f.name != 'decoder'}
+      kwargs = {f.name: z[f.name] for f in dataclasses.fields(cls)
+                if f.name != 'decoder' and f.name in z}
       return cls(decoder=str(z['decoder']), **kwargs)
 
 
@@ -187,6 +196,11 @@ def normalisation(raw_NxGxC: np.ndarray, mask_GxC: np.ndarray):
   return mean, std
 
 
+def genotype_cdf(dosage_NxS: np.ndarray) -> np.ndarray:
+  """(S, 2) float32: the fraction of people with genotype 0, and with genotype <= 1."""
+  return np.stack([(dosage_NxS == 0).mean(0), (dosage_NxS <= 1).mean(0)], 1).astype(np.float32)
+
+
 def calibrate_thresholds(recon_NxS: np.ndarray, dosage_NxS: np.ndarray) -> np.ndarray:
   """Per-SNP thresholds that make decoded train genotype frequencies match the real ones.
 
@@ -202,9 +216,15 @@ def calibrate_thresholds(recon_NxS: np.ndarray, dosage_NxS: np.ndarray) -> np.nd
   Returns:
     (S, 2) float32 thresholds.
   """
+  counts = np.stack([(dosage_NxS == 0).sum(0), (dosage_NxS <= 1).sum(0)], 1)  # (S, 2)
+  return thresholds_for_counts(recon_NxS, counts)
+
+
+def thresholds_for_counts(recon_NxS: np.ndarray, counts_Sx2: np.ndarray) -> np.ndarray:
+  """Thresholds putting `counts_Sx2[:, 0]` rows below t1 and `counts_Sx2[:, 1]` below t2."""
   recon = np.sort(np.asarray(recon_NxS, np.float64), axis=0)
   n = recon.shape[0]
-  counts = np.stack([(dosage_NxS == 0).sum(0), (dosage_NxS <= 1).sum(0)], 1)  # (S, 2)
+  counts = np.asarray(counts_Sx2)
   out = np.empty(counts.shape, np.float64)
   cols = np.arange(recon.shape[1])
   for j, default in enumerate((0.5, 1.5)):
@@ -217,3 +237,34 @@ def calibrate_thresholds(recon_NxS: np.ndarray, dosage_NxS: np.ndarray) -> np.nd
                          np.where(k == n, np.maximum(default, below), mid))
   out[:, 1] = np.maximum(out[:, 1], out[:, 0])
   return out.astype(np.float32)
+
+
+def matched_thresholds(codec: Codec, emb_NxGxC: np.ndarray, snp_block: int = 8192) -> np.ndarray:
+  """Thresholds under which the decoded `emb_NxGxC` has the train genotype frequencies.
+
+  Quantile matching as in `calibrate_thresholds`, on the reconstructions of these
+  rows with the train frequencies the codec keeps (`genotype_cdf_Sx2`), so a
+  generated cohort's allele and genotype frequencies equal train's. SNPs are done
+  in blocks of `snp_block` (memory N x snp_block floats).
+
+  Args:
+    codec: a codec with `genotype_cdf_Sx2`.
+    emb_NxGxC: the rows to calibrate on (normalised embedding).
+    snp_block: SNPs per block.
+  Returns:
+    (S, 2) float32 thresholds (for `dataclasses.replace(codec, thresholds_Sx2=...)`).
+  """
+  if codec.genotype_cdf_Sx2 is None:
+    raise ValueError('this codec keeps no train genotype frequencies (written by an older '
+                     'gdiff); rerun --mode=prepare')
+  n, s = len(emb_NxGxC), codec.num_snps
+  counts_Sx2 = np.rint(np.asarray(codec.genotype_cdf_Sx2, np.float64) * n).astype(np.int64)
+  out = np.empty((s, 2), np.float32)
+  for lo in range(0, s, snp_block):
+    hi = min(lo + snp_block, s)
+    part = dataclasses.replace(
+        codec, group_S=codec.group_S[lo:hi], mean_S=codec.mean_S[lo:hi],
+        loadings_SxC=codec.loadings_SxC[lo:hi], thresholds_Sx2=codec.thresholds_Sx2[lo:hi],
+        genotype_cdf_Sx2=codec.genotype_cdf_Sx2[lo:hi])
+    out[lo:hi] = thresholds_for_counts(part.reconstruct(emb_NxGxC), counts_Sx2[lo:hi])
+  return out

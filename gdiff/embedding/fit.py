@@ -63,7 +63,8 @@ def fit_codec(dosage_train_NxS: np.ndarray, groups: grouping.Groups, emb_cfg) ->
       emb_mean_GxC=np.zeros((num_groups, slots), np.float32),
       emb_std_GxC=np.ones((num_groups, slots), np.float32),
       thresholds_Sx2=np.tile(np.array([0.5, 1.5], np.float32), (len(groups.group_S), 1)),
-      mask_GxC=mask, decoder=str(emb_cfg.decode))
+      mask_GxC=mask, genotype_cdf_Sx2=codec_lib.genotype_cdf(dosage_train_NxS),
+      decoder=str(emb_cfg.decode))
   emb_mean, emb_std = codec_lib.normalisation(plain.encode(dosage_train_NxS), mask)
   normed = dataclasses.replace(plain, emb_mean_GxC=emb_mean, emb_std_GxC=emb_std)
   recon = normed.reconstruct(normed.encode(dosage_train_NxS))

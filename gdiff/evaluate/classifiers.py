@@ -4,11 +4,15 @@ Classifiers are picked by name from `CLASSIFIERS` (logreg, mlp, cnn, transformer
 and read the (N, G, C) embedding (flattened by logreg/mlp, as a sequence by the
 others). Protocol (the paper's, with honest splits):
 
-- train on synthetic -> accuracy on real test; train on real train -> accuracy on
-  real test; recovery = acc_syn / acc_real, over `seeds` seeds (mean ± sd).
-- The training step is chosen by accuracy on the REAL val split for both models
+- train on synthetic -> accuracy on the real report set; train on real train ->
+  accuracy on the real report set; recovery = acc_syn / acc_real, over `seeds`
+  seeds (mean ± sd).
+- The training step is chosen by accuracy on the REAL selection set for both models
   (the synthetic-trained one too: a user without val data would need synthetic
-  val, which flatters it); test is never used for selection.
+  val, which flatters it); the report set is never used for selection.
+- The evaluate stage picks the two sets (evaluate.holdout): selection = real val,
+  report = real test; or, with holdout 'val', the two halves of real val from
+  `stratified_halves`. The functions below call them `val` and `test`.
 - Augmentation: a class-stratified fraction of real train alone vs that fraction
   plus all synthetic people. The generator saw all of real train, so the gain is
   an upper bound.
@@ -247,6 +251,25 @@ def stratified_fraction(y_N: np.ndarray, fraction: float, seed: int) -> np.ndarr
     idx = np.flatnonzero(y_N == c)
     rows.append(rng.choice(idx, max(1, int(round(fraction * len(idx)))), replace=False))
   return np.sort(np.concatenate(rows))
+
+
+def stratified_halves(y_N: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """A seeded, class-stratified split of rows into two halves ('select', 'report').
+
+  Each class is shuffled and the classes are concatenated; rows then go to the two
+  halves in turn, so every class and the total differ by at most one between them.
+
+  Args:
+    y_N: (N,) int labels.
+    seed: seeds the shuffle.
+
+  Returns:
+    (select_rows, report_rows): sorted, disjoint, together all of range(N).
+  """
+  rng = np.random.default_rng([int(seed), 6])
+  order = np.concatenate([rng.permutation(np.flatnonzero(y_N == c)) for c in np.unique(y_N)]
+                         + [np.zeros(0, np.int64)])
+  return np.sort(order[0::2]), np.sort(order[1::2])
 
 
 def augmentation(name: str, real_train, synthetic, val, test, num_classes: int, steps: int,

@@ -2,7 +2,9 @@
 
 `write(report_dir, metrics, curves)` produces metrics.json, report.html (self-
 contained: tables plus base64 PNG plots, also saved as *.png) and report.md (a
-short summary for the README). Plots use matplotlib's Agg backend.
+short summary for the README). Plots use matplotlib's Agg backend. The title
+names the held-out split (`metrics['holdout']`, 'test' when absent): metric
+names say 'test' for whichever split was held out.
 """
 
 from __future__ import annotations
@@ -49,6 +51,16 @@ TARGETS = (
     ('realism.ld_r2_corr', 'LD r² corr', '>=', 0.95),
     ('realism.pca_two_sample_auc', 'PCA 2-sample AUC', '<=', 0.55),
 )
+
+
+# metrics['holdout'] -> (where utility accuracy is reported, where steps are chosen).
+UTILITY_SETS = {'test': ('real test', 'real val'),
+                'val': ('the report half of real val', 'its select half')}
+
+
+def holdout(metrics: dict) -> str:
+  """The held-out split of a metrics dict (reports made before the option: 'test')."""
+  return metrics.get('holdout', 'test')
 
 
 def lookup(results: dict, path: str):
@@ -115,6 +127,7 @@ def _mark(ok) -> str:
 # ----------------------------------------------------------------- plots
 def _figures(metrics: dict, curves: dict) -> dict:
   """name -> PNG bytes."""
+  held = holdout(metrics)
   import matplotlib
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt
@@ -134,7 +147,7 @@ def _figures(metrics: dict, curves: dict) -> dict:
     fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.2), squeeze=False)
     for ax, m in zip(axes[0], methods):
       ax.scatter(*real['pcs_train'][:, :2].T, s=4, c='0.7', label='real train')
-      ax.scatter(*real['pcs_test'][:, :2].T, s=4, c='tab:blue', label='real test')
+      ax.scatter(*real['pcs_test'][:, :2].T, s=4, c='tab:blue', label=f'real {held}')
       pcs = curves[m]['pcs']
       ax.scatter(*pcs[:, :2].T, s=4, c='tab:red', alpha=0.6, label='synthetic')
       ax.set_title(m)
@@ -147,7 +160,7 @@ def _figures(metrics: dict, curves: dict) -> dict:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     lags = np.arange(1, len(real['ld_decay_train']) + 1)
     ax.plot(lags, real['ld_decay_train'], 'k-', lw=2, label='real train')
-    ax.plot(lags, real['ld_decay_test'], 'k--', lw=1, label='real test')
+    ax.plot(lags, real['ld_decay_test'], 'k--', lw=1, label=f'real {held}')
     for m in methods:
       ax.plot(lags, curves[m]['ld_decay'], label=m)
     ax.set_xlabel('distance (SNPs)')
@@ -170,7 +183,7 @@ def _figures(metrics: dict, curves: dict) -> dict:
     for ax, m in zip(axes[0], methods):
       d = curves[m]['dcr']
       bins = np.linspace(0, max(d.max(), real['dcr_test'].max()) + 1e-9, 30)
-      ax.hist(real['dcr_test'], bins, density=True, alpha=0.5, label='test→train')
+      ax.hist(real['dcr_test'], bins, density=True, alpha=0.5, label=f'{held}→train')
       ax.hist(d, bins, density=True, alpha=0.5, label='synthetic→train')
       ax.set_title(m)
       ax.set_xlabel('Hamming distance')
@@ -201,7 +214,7 @@ def _figures(metrics: dict, curves: dict) -> dict:
     ax.set_xticks(f, [f'{x:g}' for x in f])
     ax.minorticks_off()
     ax.set_xlabel('fraction of real train')
-    ax.set_ylabel('test accuracy')
+    ax.set_ylabel(f'accuracy on {UTILITY_SETS[held][0]}')
     ax.set_title(f'augmentation ({aug["classifier"]})')
     ax.legend(fontsize=7)
     save(fig, 'augmentation')
@@ -217,7 +230,8 @@ def _key_rows(metrics: dict):
     rows.append([m] + [f'{_fmt(lookup(r, p))} {_mark(ok[p])}'.strip() for p, *_ in TARGETS])
   ref = metrics.get('reference', {})
   if ref:
-    rows.append(['real test (reference)'] + [_fmt(lookup(ref, p)) for p, *_ in TARGETS])
+    rows.append([f'real {holdout(metrics)} (reference)']
+                + [_fmt(lookup(ref, p)) for p, *_ in TARGETS])
   return header, rows
 
 
@@ -245,7 +259,7 @@ def _flat_rows(metrics: dict, section: str):
           for m, r in metrics['methods'].items()]
   ref = lookup(metrics.get('reference', {}), section)
   if ref:
-    rows.append(['real test (reference)'] + [_fmt(ref.get(k)) for k in keys])
+    rows.append([f'real {holdout(metrics)} (reference)'] + [_fmt(ref.get(k)) for k in keys])
   return ['method'] + keys, rows
 
 
@@ -290,12 +304,20 @@ def write(report_dir: str, metrics: dict, curves: dict) -> dict:
 
   key = _key_rows(metrics)
   notes = metrics.get('notes', [])
-  parts = ['<!doctype html><html><head><meta charset="utf-8"><title>gdiff report</title>',
-           f'<style>{_CSS}</style></head><body><h1>gdiff evaluation</h1>',
+  held = holdout(metrics)
+  title = f'gdiff evaluation (held-out split: {held})'
+  reported_on, chosen_on = UTILITY_SETS[held]
+  names = ('' if held == 'test' else f'Held-out split: {held}; the test split was not read. '
+           f'Metric names that say "test" refer to the held-out split, here {held}.')
+  parts = ['<!doctype html><html><head><meta charset="utf-8">',
+           f'<title>{html.escape(title)}</title>',
+           f'<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>',
+           f'<p><b>{html.escape(names)}</b></p>' if names else '',
            '<h2>Key metrics (target in brackets; ✓ meets it, ✗ misses it)</h2>',
            _html_table(*key),
-           '<h2>Utility (accuracy on real test; steps chosen on real val)</h2>',
-           f'<p>Majority-class accuracy on test: {_fmt(metrics.get("majority_acc_test"))}'
+           f'<h2>Utility (accuracy on {reported_on}; steps chosen on {chosen_on})</h2>',
+           f'<p>Majority-class accuracy on {reported_on}: '
+           f'{_fmt(metrics.get("majority_acc_test"))}'
            f'; hard pair: {html.escape(" vs ".join(metrics.get("hard_pair", [])) or "–")}</p>',
            _html_table(*_utility_rows(metrics)),
            _html_table(*_utility_rows(metrics, 'utility_hard_pair'))
@@ -304,7 +326,8 @@ def write(report_dir: str, metrics: dict, curves: dict) -> dict:
            _html_table(*_flat_rows(metrics, 'privacy.embedding')),
            '<h2>Privacy and diversity, genotypes (Hamming distance)</h2>',
            _html_table(*_flat_rows(metrics, 'privacy.genotype')),
-           '<h2>Genetic realism of decoded genotypes (vs real train)</h2>',
+           f'<h2>Genetic realism of decoded genotypes (vs real train; reference: real {held})'
+           '</h2>',
            _html_table(*_flat_rows(metrics, 'realism'))]
   for name, png in figs.items():
     data = base64.b64encode(png).decode()
@@ -317,8 +340,9 @@ def write(report_dir: str, metrics: dict, curves: dict) -> dict:
   with open(paths['html'], 'w') as f:
     f.write('\n'.join(parts))
 
-  md = ['## gdiff evaluation', '', _md_table(*key), '',
-        f'Majority-class accuracy on test: {_fmt(metrics.get("majority_acc_test"))}', '',
+  md = [f'## {title}', ''] + ([names, ''] if names else []) + [_md_table(*key), '',
+        f'Majority-class accuracy on {reported_on}: {_fmt(metrics.get("majority_acc_test"))}',
+        '',
         _md_table(*_utility_rows(metrics)), '']
   if metrics.get('hard_pair'):
     md += [f'Hard pair ({" vs ".join(metrics["hard_pair"])}):', '',

@@ -4,6 +4,10 @@ Reads W/data (the real cohort and its splits), W/embedding/codec.npz and
 W/samples/synthetic.h5; generates each baseline of `evaluate.baselines` with the
 synthetic cohort's label counts; computes utility, privacy (embedding and
 genotype space) and realism for every method; writes W/report/.
+
+`evaluate.holdout` names the real split held out from everything the generator
+and the classifiers fit: 'test' (the final report) or 'val' (for sweeps that tune
+settings: the test split's genotypes are then never read). See `HOLDOUTS`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ CODEC_FILE = os.path.join('embedding', 'codec.npz')
 SYNTHETIC_FILE = os.path.join('samples', 'synthetic.h5')
 REPORT_DIR = 'report'
 ENCODE_CHUNK = 1024
+
+# evaluate.holdout (the held-out split: privacy non-members, realism reference) -> the
+# splits whose genotypes are read. The classifiers' sets come from `_classifier_sets`.
+HOLDOUTS = {'test': ('train', 'val', 'test'), 'val': ('train', 'val')}
 
 
 def _load_codec(path: str):
@@ -79,6 +87,22 @@ def _cap_rows(n: int, cap: int, seed) -> np.ndarray:
   return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
 
 
+def _classifier_sets(holdout: str, emb: dict, lab: dict, seed: int) -> dict:
+  """Real (x, y) sets of the classifiers: train, select (chooses the step), report.
+
+  holdout 'test': select = val, report = test. holdout 'val': a seeded class-stratified
+  split of val into halves, so the accuracy reported was not also used to choose the step.
+  """
+  sets = {'train': (emb['train'], lab['train'])}
+  if holdout == 'test':
+    sets['select'], sets['report'] = (emb['val'], lab['val']), (emb['test'], lab['test'])
+  else:
+    select, report_rows = classifiers.stratified_halves(lab['val'], seed)
+    sets['select'] = emb['val'][select], lab['val'][select]
+    sets['report'] = emb['val'][report_rows], lab['val'][report_rows]
+  return sets
+
+
 def _summarise_utility(u: dict) -> dict:
   rec = [v['recovery']['mean'] for v in u.values() if isinstance(v, dict) and 'recovery' in v]
   if rec:
@@ -101,6 +125,30 @@ def check_config(ev: ml_collections.ConfigDict) -> None:
   for option in ('seeds', 'classifier_steps', 'block_size', 'ld_max_distance_snps'):
     if int(ev[option]) < 1:
       raise InputError(f'config evaluate.{option}={ev[option]!r}: must be >= 1')
+  if ev.holdout not in HOLDOUTS:
+    raise InputError(f'config evaluate.holdout={ev.holdout!r}: must be one of '
+                     f'{", ".join(repr(h) for h in HOLDOUTS)}')
+
+
+def _holdout_notes(holdout: str, num_select: int, num_report: int) -> list[str]:
+  """The protocol notes that depend on evaluate.holdout."""
+  if holdout == 'test':
+    return ['Held-out split: test. Generator and codec fit on real train; classifier steps '
+            'chosen on REAL val for both the real-trained and the synthetic-trained model; '
+            'test only reports.']
+  return [
+      'Held-out split: VAL (evaluate.holdout=\'val\'); the test split was not read. '
+      'Generator and codec fit on real train. Metric '
+      'names containing "test" (aa_truth_test, dcr_test_p5, majority_acc_test, ...) refer to '
+      'the held-out split, here val.',
+      f'Privacy (non-members, DCR reference) and realism (reference row, PCA two-sample AUC) '
+      f'use all of real val. Classifiers (utility, hard pair, augmentation) use a seeded, '
+      f'class-stratified split of val: the select half ({num_select} people) chooses the '
+      f'step for the real-trained and the synthetic-trained model alike, the report half '
+      f'({num_report} people) gives the accuracy reported (and majority_acc_test).',
+      'With sample.checkpoint=\'best\' val also chose the generator\'s checkpoint (val '
+      'diffusion loss), so val numbers may flatter gdiff slightly; report final numbers with '
+      'evaluate.holdout=\'test\'.']
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -115,21 +163,28 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """
   ev = config.evaluate
   check_config(ev)
+  held = ev.holdout
+  used = HOLDOUTS[held]
   block = int(ev.block_size)
   cohort = cohort_lib.load_cohort(os.path.join(workdir, DATA_DIR))
   chrom = cohort.variants().chrom
   classes, k = cohort.classes, len(cohort.classes)
-  dos = {s: cohort.dosages(s) for s in cohort_lib.SPLITS}
-  lab = {s: cohort.label_ids[cohort.indices(s)] for s in cohort_lib.SPLITS}
-  for s in cohort_lib.SPLITS:
+  # Only the splits this holdout uses are read (with 'val', never the test genotypes).
+  dos = {s: cohort.dosages(s) for s in used}
+  lab = {s: cohort.label_ids[cohort.indices(s)] for s in used}
+  for s in used:
     if len(dos[s]) < 2:
       raise InputError(f'{workdir}/{DATA_DIR}: split {s!r} has fewer than 2 people')
+  if held == 'val' and len(dos['val']) < 4:
+    raise InputError(f'{workdir}/{DATA_DIR}: split \'val\' has fewer than 4 people; '
+                     f'evaluate.holdout=\'val\' halves it')
   codec = _load_codec(os.path.join(workdir, CODEC_FILE))
-  emb = {s: encode(codec, dos[s]) for s in cohort_lib.SPLITS}
+  emb = {s: encode(codec, dos[s]) for s in used}
   syn = load_synthetic(os.path.join(workdir, SYNTHETIC_FILE), classes, len(chrom))
   counts = np.bincount(syn['label_ids'], minlength=k)
-  logging.info('evaluate: %d synthetic people %s; real train/val/test %s', len(syn['dosage']),
-               counts.tolist(), [len(dos[s]) for s in cohort_lib.SPLITS])
+  logging.info('evaluate: %d synthetic people %s; real %s %s; held out: %s',
+               len(syn['dosage']), counts.tolist(), '/'.join(used),
+               [len(dos[s]) for s in used], held)
 
   methods = {'gdiff': (syn['dosage'], syn['label_ids'])}
   real_train = baselines.RealTrain(dos['train'], lab['train'], chrom, codec, emb['train'],
@@ -139,27 +194,29 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # Real-side references, computed once and shared by every method.
   lag = int(ev.ld_max_distance_snps)
-  gref = genetics.real_reference(dos['train'], dos['test'], chrom, lag, int(ev.num_pcs), block,
+  # The held-out split plays 'test' in the privacy and realism code (and metric names).
+  gref = genetics.real_reference(dos['train'], dos[held], chrom, lag, int(ev.num_pcs), block,
                                  lab['train'], k)
   cap = int(ev.privacy_max_people)
-  pick = {s: _cap_rows(len(dos[s]), cap, [config.seed, i]) for i, s in enumerate(('train', 'test'))}
+  pick = {s: _cap_rows(len(dos[s]), cap, [config.seed, i]) for i, s in enumerate(('train', held))}
   prefs = {'embedding': privacy.make_reference(emb['train'][pick['train']],
-                                               emb['test'][pick['test']], 'angular', block,
+                                               emb[held][pick[held]], 'angular', block,
                                                config.seed)}
   if ev.genotype_privacy:
     prefs['genotype'] = privacy.make_reference(dos['train'][pick['train']],
-                                               dos['test'][pick['test']], 'hamming', block,
+                                               dos[held][pick[held]], 'hamming', block,
                                                config.seed)
   seeds = [int(config.seed) * 1000 + i for i in range(int(ev.seeds))]
   steps = int(ev.classifier_steps)
-  val, test = (emb['val'], lab['val']), (emb['test'], lab['test'])
-  real_results = {c: classifiers.train_and_test(c, (emb['train'], lab['train']), val, test, k,
+  sets = _classifier_sets(held, emb, lab, config.seed)
+  select_xy, report_xy = sets['select'], sets['report']
+  real_results = {c: classifiers.train_and_test(c, sets['train'], select_xy, report_xy, k,
                                                 steps, seeds) for c in ev.classifiers}
   pair = _hard_pair(gref['fst_train'])
   if pair is not None:
-    hard = {s: _restrict(emb[s], lab[s], pair) for s in cohort_lib.SPLITS}
-    real_hard = {c: classifiers.train_and_test(c, hard['train'], hard['val'], hard['test'], 2,
-                                               steps, seeds) for c in ev.classifiers}
+    hard = {s: _restrict(*xy, pair) for s, xy in sets.items()}
+    real_hard = {c: classifiers.train_and_test(c, hard['train'], hard['select'], hard['report'],
+                                               2, steps, seeds) for c in ev.classifiers}
 
   results, curves = {}, {}
   for name, (dosage, label_ids) in methods.items():
@@ -179,21 +236,27 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           prefs['embedding'], syn['emb'][rows], seed=config.seed)
     r['realism'], c = genetics.compare(gref, dosage, chrom, lag, block, config.seed, label_ids)
     curves[name].update(c)
-    u = classifiers.utility(ev.classifiers, (emb_syn, label_ids), real_results, val, test, k,
-                            steps, seeds)
+    u = classifiers.utility(ev.classifiers, (emb_syn, label_ids), real_results, select_xy,
+                            report_xy, k, steps, seeds)
     r['utility'] = _summarise_utility(u)
     if pair is not None:
       syn_hard = _restrict(emb_syn, label_ids, pair)
       if len(np.unique(syn_hard[1])) == 2:
         r['utility_hard_pair'] = _summarise_utility(classifiers.utility(
-            ev.classifiers, syn_hard, real_hard, hard['val'], hard['test'], 2, steps, seeds))
+            ev.classifiers, syn_hard, real_hard, hard['select'], hard['report'], 2, steps,
+            seeds))
     results[name] = r
 
-  metrics = {'methods': results, 'classes': list(classes),
-             'majority_acc_test': float(np.bincount(lab['test'], minlength=k).max()
-                                        / len(lab['test'])),
+  set_names = {'test': ('val', 'test'), 'val': ('val (select half)', 'val (report half)')}
+  metrics = {'holdout': held, 'methods': results, 'classes': list(classes),
+             # On the set accuracies are reported on (test, or val's report half).
+             'majority_acc_test': float(np.bincount(report_xy[1], minlength=k).max()
+                                        / len(report_xy[1])),
              'label_counts_synthetic': counts.tolist(),
-             'splits': {s: len(dos[s]) for s in cohort_lib.SPLITS},
+             'splits': {s: len(cohort.indices(s)) for s in cohort_lib.SPLITS},
+             'classifier_sets': {
+                 'select': set_names[held][0], 'report': set_names[held][1],
+                 'num_select': len(select_xy[1]), 'num_report': len(report_xy[1])},
              'num_snps': len(chrom), 'seeds': seeds, 'classifier_steps': steps,
              'paper': report.PAPER,
              'targets': [{'metric': p, 'name': n, 'op': op, 'target': t}
@@ -201,9 +264,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if pair is not None:
     metrics['hard_pair'] = [classes[pair[0]], classes[pair[1]]]
 
-  # Real test judged like a synthetic cohort: what sampling noise alone gives.
-  ref_realism, ref_curves = genetics.compare(gref, dos['test'], chrom, lag, block, config.seed,
-                                             lab['test'], real_pcs=gref['pcs_train'])
+  # Real held-out people judged like a synthetic cohort: what sampling noise alone gives.
+  ref_realism, ref_curves = genetics.compare(gref, dos[held], chrom, lag, block, config.seed,
+                                             lab[held], real_pcs=gref['pcs_train'])
   metrics['reference'] = {'realism': ref_realism, 'privacy': {
       space: {'dcr_test_median': float(np.median(p.d_test_train)),
               'dcr_test_p5': float(np.percentile(p.d_test_train, 5))}
@@ -219,28 +282,26 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if ev.augmentation_classifier:
     clf = ev.augmentation_classifier
     aug = classifiers.augmentation(
-        clf, (emb['train'], lab['train']), (gdiff_emb, syn['label_ids']),
-        val, test, k, steps, seeds, tuple(ev.augmentation_fractions))
+        clf, sets['train'], (gdiff_emb, syn['label_ids']),
+        select_xy, report_xy, k, steps, seeds, tuple(ev.augmentation_fractions))
     aug['classifier'] = clf
     metrics['augmentation'] = aug
 
   metrics['checks'] = report.checks(results)
-  metrics['notes'] = [
-      'Splits: generator and codec fit on real train; classifier steps chosen on REAL val for '
-      'both the real-trained and the synthetic-trained model; test only reports.',
+  metrics['notes'] = _holdout_notes(held, len(select_xy[1]), len(report_xy[1])) + [
       'Synthetic genotypes are decoded, then re-encoded with the codec (what a user shares); '
       'privacy.embedding_as_sampled uses the embedding as sampled.',
       'NNAA on equal-size sets: n = min(n_real, n_synthetic), seeded subsample without '
-      'replacement of the larger set; privacy loss = AA_TS(test) - AA_TS(train).',
-      'Membership inference: score = -(distance to nearest synthetic); train members vs test '
-      'non-members, balanced by subsampling the larger split.',
+      f'replacement of the larger set; privacy loss = AA_TS({held}) - AA_TS(train).',
+      f'Membership inference: score = -(distance to nearest synthetic); train members vs '
+      f'{held} non-members, balanced by subsampling the larger split.',
       'Augmentation: the generator saw all of real train, so gains are an upper bound.',
       f'Baselines use the synthetic cohort\'s label counts {counts.tolist()} and seed '
       f'{config.seed}.',
       'Recovery uses plain accuracy (the paper\'s); with unbalanced classes compare it with '
       'majority_acc_test and the balanced accuracies.',
-      'Realism reference row = real test judged like a synthetic cohort (its PCA AUC is test '
-      'vs train): the level sampling noise allows.',
+      f'Realism reference row = real {held} judged like a synthetic cohort (its PCA AUC is '
+      f'{held} vs train): the level sampling noise allows.',
   ]
   if pair is not None:
     metrics['notes'].append(
