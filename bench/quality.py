@@ -71,6 +71,14 @@ POINTS = {
     'cnn_eta1': ({'model.name': 'cnn'}, {'sample.eta': 1.0}),
     'mlp': ({'model.name': 'mlp'}, {}),
     'mlp_eta1': ({'model.name': 'mlp'}, {'sample.eta': 1.0}),
+    'train_thresholds': ({}, {'sample.decode_thresholds': 'train'}),
+    'recomb2': ({'train.recombine_segment_groups': 2.0}, {}),
+    'recomb8': ({'train.recombine_segment_groups': 8.0}, {}),
+    'recomb8_eta1': ({'train.recombine_segment_groups': 8.0}, {'sample.eta': 1.0}),
+    'recomb32': ({'train.recombine_segment_groups': 32.0}, {}),
+    'mlp_recomb2': ({'model.name': 'mlp', 'train.recombine_segment_groups': 2.0}, {}),
+    'mlp_recomb4': ({'model.name': 'mlp', 'train.recombine_segment_groups': 4.0}, {}),
+    'mlp_recomb8': ({'model.name': 'mlp', 'train.recombine_segment_groups': 8.0}, {}),
 }
 CHEAP_EVALUATE = {'evaluate.classifiers': ('logreg', 'mlp'), 'evaluate.seeds': 1,
                   'evaluate.augmentation_classifier': ''}

@@ -121,6 +121,9 @@ def get_config() -> ml_collections.ConfigDict:
   df.schedule = 'cosine'  # 'cosine' | 'linear'
   df.num_steps = 500  # T
   df.label_dropout = 0.1  # probability of the null label: trains classifier-free guidance
+  # What the network predicts (gdiff.diffusion.PREDICTIONS): 'eps' (the paper) | 'v'.
+  # The val loss (and the best checkpoint) is in the chosen target's units.
+  df.prediction = 'eps'
 
   # --------------------------------------------------------------- train
   c.train = t = ml_collections.ConfigDict()

@@ -85,11 +85,48 @@ def apply_label_dropout(key: jax.Array, label_B: jax.Array, num_classes: int,
   return jnp.where(drop, jnp.asarray(num_classes, label_B.dtype), label_B)
 
 
+def _eps_target(schedule: Schedule, x0, noise, t_B):
+  del schedule, x0, t_B
+  return noise
+
+
+def _v_target(schedule: Schedule, x0, noise, t_B):
+  shape = (-1,) + (1,) * (x0.ndim - 1)
+  a = schedule.sqrt_alphas_cumprod[t_B].reshape(shape)
+  b = schedule.sqrt_one_minus_alphas_cumprod[t_B].reshape(shape)
+  return a * noise - b * x0
+
+
+def _eps_from_eps(schedule: Schedule, out, x_t, t_B):
+  del schedule, x_t, t_B
+  return out
+
+
+def _eps_from_v(schedule: Schedule, out, x_t, t_B):
+  shape = (-1,) + (1,) * (x_t.ndim - 1)
+  a = schedule.sqrt_alphas_cumprod[t_B].reshape(shape)
+  b = schedule.sqrt_one_minus_alphas_cumprod[t_B].reshape(shape)
+  return a * out + b * x_t
+
+
+# What the network predicts (diffusion.prediction): name -> (its training target from
+# (schedule, x0, noise, t), the noise eps from (schedule, output, x_t, t)).
+# 'eps': the noise (Ho et al. 2020; the paper). 'v': sqrt(abar) eps - sqrt(1 - abar) x0
+# (Salimans & Ho 2022): its MSE is the eps-MSE / abar, so the nearly-pure-noise steps,
+# where an eps error becomes an x0 error divided by sqrt(abar), are not neglected.
+PREDICTIONS = {'eps': (_eps_target, _eps_from_eps), 'v': (_v_target, _eps_from_v)}
+
+
+def eps_from_output(prediction: str, schedule: Schedule, out, x_t, t_B):
+  """The noise eps implied by a network output under `prediction` (t_B int32 steps)."""
+  return PREDICTIONS[prediction][1](schedule, out, x_t, t_B)
+
+
 def eps_loss_per_example(apply_fn, params, schedule: Schedule, x0_BxGxC: jax.Array,
                          label_B: jax.Array, mask_GxC: jax.Array, key: jax.Array, *,
                          num_classes: int, label_dropout: float = 0.0, train: bool = True,
-                         t_B: jax.Array | None = None) -> jax.Array:
-  """Masked epsilon-prediction MSE of each example, (B,) float32.
+                         t_B: jax.Array | None = None, prediction: str = 'eps') -> jax.Array:
+  """Masked MSE of each example's prediction (eps, or v: `PREDICTIONS`), (B,) float32.
 
   The data and the noise are zeroed on padding, so x_t (and the x0 estimate
   derived from it) stays exactly 0 there; the squared error is averaged over
@@ -107,6 +144,7 @@ def eps_loss_per_example(apply_fn, params, schedule: Schedule, x0_BxGxC: jax.Arr
     label_dropout: probability of replacing a label by the null label.
     train: passed to the network (dropout).
     t_B: optional fixed integer steps; drawn uniformly from [0, T) when None.
+    prediction: what the network predicts, a key of `PREDICTIONS`.
 
   Returns:
     Per-example mean squared error over real entries.
@@ -120,8 +158,9 @@ def eps_loss_per_example(apply_fn, params, schedule: Schedule, x0_BxGxC: jax.Arr
   x_t = q_sample(schedule, x0_BxGxC * mask, t_B, noise)
   label_B = apply_label_dropout(drop_key, label_B, num_classes, label_dropout)
   t_frac = t_B.astype(jnp.float32) / schedule.num_steps
-  eps = apply_fn(params, x_t, t_frac, label_B, train, {'dropout': net_key})
-  sq = jnp.square(eps.astype(jnp.float32) - noise) * mask
+  out = apply_fn(params, x_t, t_frac, label_B, train, {'dropout': net_key})
+  target = PREDICTIONS[prediction][0](schedule, x0_BxGxC * mask, noise, t_B)
+  sq = jnp.square(out.astype(jnp.float32) - target) * mask
   return sq.sum(axis=(1, 2)) / jnp.maximum(mask.sum(), 1.0)
 
 

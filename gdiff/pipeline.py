@@ -94,6 +94,10 @@ def _check_model(config):
   if config.model.name not in models.MODELS:
     raise InputError(f'config model.name={config.model.name!r} is unknown; known: '
                      f'{sorted(models.MODELS)}')
+  from gdiff import diffusion
+  if config.diffusion.prediction not in diffusion.PREDICTIONS:
+    raise InputError(f'config diffusion.prediction={config.diffusion.prediction!r} is unknown; '
+                     f'known: {sorted(diffusion.PREDICTIONS)}')
   t = config.train
   if t.recombine_segment_groups < 0 or (t.recombine_segment_groups and
                                         t.recombine_segment_groups < 1):

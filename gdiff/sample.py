@@ -248,7 +248,8 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
   schedule = diffusion.make_schedule(config.diffusion.schedule, config.diffusion.num_steps)
   method = settings.pop('method')
   sampler = sampling.make_sampler(method, apply_fn, schedule, mc.mask_GxC,
-                                  null_label=mc.num_classes, **settings)
+                                  null_label=mc.num_classes,
+                                  prediction=config.diffusion.prediction, **settings)
   key = sample_key(config)
   mesh = train.make_mesh()
   logging.info('sample: %d people %s with %s from checkpoint step %d on %d device(s)', n,

@@ -188,7 +188,7 @@ ddim_sample.__doc__ = 'Jitted `ddim_loop` (eps_fn, steps, guidance, null_label, 
 
 def make_sampler(method: str, apply_fn: Callable, schedule: diffusion.Schedule, mask_GxC, *,
                  guidance: float = 0.0, null_label: int | None = None,
-                 clip_x0: float | None = None, **options):
+                 clip_x0: float | None = None, prediction: str = 'eps', **options):
   """A jitted `sample(params, key, label_B, sample_ids_B) -> x0_BxGxC` for a network.
 
   Params are an argument (not a closure constant), so one compilation serves every
@@ -196,7 +196,8 @@ def make_sampler(method: str, apply_fn: Callable, schedule: diffusion.Schedule, 
 
   Args:
     method: a key of `SAMPLERS`.
-    apply_fn: `apply_fn(params, x_BxGxC, t_over_T_B, label_B) -> eps_BxGxC`.
+    apply_fn: `apply_fn(params, x_BxGxC, t_over_T_B, label_B) -> output_BxGxC`, the
+      network's prediction of kind `prediction` (a key of `diffusion.PREDICTIONS`).
     schedule: the training schedule.
     mask_GxC: mask of real entries.
     guidance, null_label, clip_x0: as `ddpm_loop`.
@@ -211,9 +212,19 @@ def make_sampler(method: str, apply_fn: Callable, schedule: diffusion.Schedule, 
                            clip_x0=clip_x0, **options)
   mask = np.asarray(mask_GxC, np.float32)
 
+  if prediction not in diffusion.PREDICTIONS:
+    raise ValueError(f'unknown prediction {prediction!r}; known: {sorted(diffusion.PREDICTIONS)}')
+  num_steps = schedule.num_steps
+
+  def eps_fn_of(params):
+    def eps_fn(x, t_over_T, y):
+      t = jnp.round(t_over_T * num_steps).astype(jnp.int32)
+      return diffusion.eps_from_output(prediction, schedule, apply_fn(params, x, t_over_T, y),
+                                       x, t)
+    return eps_fn
+
   @jax.jit
   def sample(params, key, label_B, sample_ids_B):
-    eps_fn = lambda x, t, y: apply_fn(params, x, t, y)
-    return loop(eps_fn, schedule, key, label_B, mask, sample_ids_B)
+    return loop(eps_fn_of(params), schedule, key, label_B, mask, sample_ids_B)
 
   return sample

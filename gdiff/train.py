@@ -82,6 +82,7 @@ class StepConfig:
   diffusion_steps: int
   recombine_segment_groups: float = 0.0
   recombine_prob: float = 1.0
+  prediction: str = 'eps'
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> StepConfig:
@@ -90,7 +91,7 @@ class StepConfig:
                float(t.grad_clip), float(t.weight_decay), float(t.ema_decay),
                float(config.diffusion.label_dropout), str(config.diffusion.schedule),
                int(config.diffusion.num_steps), float(t.recombine_segment_groups),
-               float(t.recombine_prob))
+               float(t.recombine_prob), str(config.diffusion.prediction))
 
   def as_train_config(self) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
@@ -143,12 +144,14 @@ class Trainer:
         ts.train_step, model=self.model, tx=self.tx, schedule=self.schedule,
         mask_GxC=self.mask_GxC, num_classes=self.mc.num_classes,
         label_dropout=sc.label_dropout, ema_decay=sc.ema_decay,
-        recombine_segment_groups=sc.recombine_segment_groups, recombine_prob=sc.recombine_prob)
+        recombine_segment_groups=sc.recombine_segment_groups, recombine_prob=sc.recombine_prob,
+        prediction=sc.prediction)
     self.train_step = jax.jit(
         step, in_shardings=(self.state_sharding, self.batch_sharding, self.replicated),
         out_shardings=(self.state_sharding, self.replicated), donate_argnames='state')
     evaluate = functools.partial(ts.eval_step, model=self.model, schedule=self.schedule,
-                                 mask_GxC=self.mask_GxC, num_classes=self.mc.num_classes)
+                                 mask_GxC=self.mask_GxC, num_classes=self.mc.num_classes,
+                                 prediction=sc.prediction)
     self.eval_step = jax.jit(
         evaluate, in_shardings=(self.state_sharding.params, self.batch_sharding,
                                 self.replicated), out_shardings=self.replicated)

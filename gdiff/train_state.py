@@ -85,7 +85,8 @@ def _apply_fn(model):
 def train_step(state: TrainState, batch: dict, key: jax.Array, *, model, tx,
                schedule: diffusion.Schedule, mask_GxC, num_classes: int,
                label_dropout: float, ema_decay: float, recombine_segment_groups: float = 0.0,
-               recombine_prob: float = 1.0) -> tuple[TrainState, dict]:
+               recombine_prob: float = 1.0, prediction: str = 'eps'
+               ) -> tuple[TrainState, dict]:
   """One AdamW update on the masked epsilon loss, plus the EMA update.
 
   The step's randomness is `fold_in(key, state.step)`: a resumed run draws the
@@ -100,6 +101,7 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, *, model, tx,
     model, tx, schedule, mask_GxC, num_classes, label_dropout, ema_decay: static parts.
     recombine_segment_groups, recombine_prob: recombination augmentation of the batch
       (`gdiff.augment.recombine`; 0 groups disables it).
+    prediction: what the network predicts (`gdiff.diffusion.PREDICTIONS`).
 
   Returns:
     (new state, {'loss', 'grad_norm'} as scalars).
@@ -111,7 +113,7 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, *, model, tx,
                             recombine_segment_groups, recombine_prob)
   loss_fn = lambda p: diffusion.eps_loss(
       _apply_fn(model), p, schedule, emb, batch['label'], mask_GxC, step_key,
-      num_classes=num_classes, label_dropout=label_dropout, train=True)
+      num_classes=num_classes, label_dropout=label_dropout, train=True, prediction=prediction)
   loss, grads = jax.value_and_grad(loss_fn)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
@@ -129,13 +131,15 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, *, model, tx,
 
 
 def eval_step(params, batch: dict, key: jax.Array, *, model, schedule: diffusion.Schedule,
-              mask_GxC, num_classes: int) -> tuple[jax.Array, jax.Array]:
+              mask_GxC, num_classes: int, prediction: str = 'eps'
+              ) -> tuple[jax.Array, jax.Array]:
   """Weighted sum of per-example validation losses and the weight sum.
 
   `batch['weight']` is 0 for padding rows of the last batch. Labels are kept
-  (no dropout): this is the conditional loss the sampler relies on.
+  (no dropout): this is the conditional loss the sampler relies on. The loss is
+  the training one (in units of `prediction`'s target).
   """
   per_example = diffusion.eps_loss_per_example(
       _apply_fn(model), params, schedule, batch['emb'], batch['label'], mask_GxC, key,
-      num_classes=num_classes, label_dropout=0.0, train=False)
+      num_classes=num_classes, label_dropout=0.0, train=False, prediction=prediction)
   return (per_example * batch['weight']).sum(), batch['weight'].sum()

@@ -50,6 +50,30 @@ def test_perfect_predictor_has_zero_loss_and_padding_stays_zero():
   assert np.all(np.asarray(seen['x_t'])[:, mask() == 0] == 0.0)
 
 
+def test_v_target_and_its_eps():
+  s = diffusion.make_schedule('cosine', 100)
+  x0, label = _data(64)
+  t = jnp.arange(64) % 100
+  a = s.sqrt_alphas_cumprod[t][:, None, None]
+  b = s.sqrt_one_minus_alphas_cumprod[t][:, None, None]
+
+  def v_oracle(params, x_t, t_frac, label, train, rngs):
+    eps = (x_t - a * x0 * mask()) / b
+    return a * eps - b * x0 * mask()
+
+  loss = diffusion.eps_loss(v_oracle, None, s, x0, label, mask(), jax.random.key(0),
+                            num_classes=K, t_B=t, prediction='v')
+  assert float(loss) == pytest.approx(0.0, abs=1e-8)
+  # The eps oracle is wrong under the v target, and eps_from_output inverts v.
+  eps_loss = diffusion.eps_loss(v_oracle, None, s, x0, label, mask(), jax.random.key(0),
+                                num_classes=K, t_B=t)
+  assert float(eps_loss) > 0.1
+  noise = jax.random.normal(jax.random.key(5), x0.shape) * mask()
+  x_t = diffusion.q_sample(s, x0 * mask(), t, noise)
+  v = a * noise - b * x0 * mask()
+  np.testing.assert_allclose(diffusion.eps_from_output('v', s, v, x_t, t), noise, atol=1e-5)
+
+
 def test_loss_averages_over_real_entries_only():
   """Predicting 0 costs E[noise^2] = 1 per real entry; padding must not dilute it to 0.5."""
   s = diffusion.make_schedule('cosine', 100)

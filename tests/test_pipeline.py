@@ -9,6 +9,11 @@ from gdiff.errors import InputError
 
 @pytest.mark.parametrize('key,value,match', [
     ('model.name', 'unet', 'model.name'),
+    ('diffusion.prediction', 'x0', 'diffusion.prediction'),
+    ('train.recombine_segment_groups', 0.5, 'train.recombine_segment_groups'),
+    ('train.recombine_prob', 1.5, 'train.recombine_prob'),
+    ('sample.decode_thresholds', 'exact', 'sample.decode_thresholds'),
+    ('evaluate.holdout', 'train', 'evaluate.holdout'),
     ('sample.method', 'euler', 'sample.method'),
     ('evaluate.classifiers', ('mlp', 'svm'), 'evaluate.classifiers'),
     ('evaluate.seeds', 0, 'evaluate.seeds'),

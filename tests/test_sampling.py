@@ -164,3 +164,22 @@ def test_make_sampler_params_argument_and_sharding():
   assert sample._cache_size() == 1
   with pytest.raises(ValueError, match='unknown sampler'):
     sampling.make_sampler('euler', apply_fn, SCHEDULE, MASK)
+
+
+def test_v_prediction_network_samples_the_same_cohort():
+  # A network that outputs v = sqrt(abar) eps - sqrt(1 - abar) x0 of the analytic denoiser,
+  # sampled with prediction='v', gives the eps network's samples.
+  def v_apply(mu, x, t_over_T, y):
+    t = jnp.round(t_over_T * T).astype(jnp.int32)
+    a = SCHEDULE.sqrt_alphas_cumprod[t][:, None, None]
+    b = SCHEDULE.sqrt_one_minus_alphas_cumprod[t][:, None, None]
+    eps = gaussian_eps(mu, SIGMA, x, t_over_T, y)
+    x0 = (x - b * eps) / a
+    return a * eps - b * x0
+
+  sample = sampling.make_sampler('ddim', v_apply, SCHEDULE, MASK, steps=20, prediction='v')
+  out = sample(jnp.asarray(MU_KxGxC), jax.random.key(3), LABELS[:64], np.arange(64))
+  ref = sampling.ddim_sample(EPS, SCHEDULE, jax.random.key(3), LABELS[:64], MASK, steps=20)
+  np.testing.assert_allclose(out, ref, atol=1e-3)
+  with pytest.raises(ValueError, match='unknown prediction'):
+    sampling.make_sampler('ddim', v_apply, SCHEDULE, MASK, prediction='x1')
