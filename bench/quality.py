@@ -72,6 +72,10 @@ POINTS = {
     'mlp': ({'model.name': 'mlp'}, {}),
     'mlp_eta1': ({'model.name': 'mlp'}, {'sample.eta': 1.0}),
     'train_thresholds': ({}, {'sample.decode_thresholds': 'train'}),
+    'vpred': ({'diffusion.prediction': 'v'}, {}),
+    'vpred_eta1': ({'diffusion.prediction': 'v'}, {'sample.eta': 1.0}),
+    'vpred_recomb8': ({'diffusion.prediction': 'v', 'train.recombine_segment_groups': 8.0}, {}),
+    'mlp_vpred': ({'model.name': 'mlp', 'diffusion.prediction': 'v'}, {}),
     'recomb2': ({'train.recombine_segment_groups': 2.0}, {}),
     'recomb8': ({'train.recombine_segment_groups': 8.0}, {}),
     'recomb8_eta1': ({'train.recombine_segment_groups': 8.0}, {'sample.eta': 1.0}),
@@ -79,6 +83,10 @@ POINTS = {
     'mlp_recomb2': ({'model.name': 'mlp', 'train.recombine_segment_groups': 2.0}, {}),
     'mlp_recomb4': ({'model.name': 'mlp', 'train.recombine_segment_groups': 4.0}, {}),
     'mlp_recomb8': ({'model.name': 'mlp', 'train.recombine_segment_groups': 8.0}, {}),
+    'mlp_recomb32': ({'model.name': 'mlp', 'train.recombine_segment_groups': 32.0}, {}),
+    'mlp_eta1_recomb32': ({'model.name': 'mlp', 'train.recombine_segment_groups': 32.0},
+                          {'sample.eta': 1.0}),
+    'recomb32_eta1': ({'train.recombine_segment_groups': 32.0}, {'sample.eta': 1.0}),
 }
 CHEAP_EVALUATE = {'evaluate.classifiers': ('logreg', 'mlp'), 'evaluate.seeds': 1,
                   'evaluate.augmentation_classifier': ''}
