@@ -3,7 +3,11 @@
 `sample_and_export(config, workdir)` restores the network (EMA parameters of the
 best checkpoint by default), draws labels in the requested counts, runs the sampler
 of `config.sample.method` batch by batch over a 'data' mesh of all devices, decodes
-each batch to genotypes with the fitted codec and writes W/samples/:
+the embeddings to genotypes with the fitted codec and writes W/samples/. With
+`sample.decode_thresholds='matched'` (default) every embedding is written first,
+the per-SNP decode thresholds are refit on the first `sample.calibration_people`
+of them (`matched_codec`: the cohort gets the train genotype frequencies), and the
+genotypes are decoded from the HDF5 file batch by batch:
 
   synthetic.h5          dosage (N, S) int8, emb (N, G, C) float32 as sampled, samples,
                         labels, label_ids; attr classes (JSON)
@@ -16,7 +20,8 @@ Memory does not grow with N * S: each batch's embedding and genotypes go to the
 HDF5 file as soon as they are decoded, and the VCF and PLINK files (variant-major:
 every sample of a variant in one record) are then streamed from the HDF5 dosage
 one chunk column (<= 4,096 variants) at a time. Peak ~ O(batch_size * (G*C + S))
-floats + N * 4,096 bytes of genotypes + a 16 MiB VCF text block. Files go to a
+floats + N * 4,096 bytes of genotypes + a 16 MiB VCF text block (matching adds
+calibration_people x (G*C + 8,192) floats). Files go to a
 temporary folder that replaces W/samples at the end.
 """
 
@@ -209,8 +214,6 @@ def matched_codec(codec, emb_NxGxC, calibration_people: int):
   thresholds = codec_lib.matched_thresholds(codec, np.asarray(emb_NxGxC[:m]))
   logging.info('sample: decode thresholds matched to train genotype frequencies on %d people', m)
   return dataclasses.replace(codec, thresholds_Sx2=thresholds), m
-
-
 
 
 def _checkpoint(which):

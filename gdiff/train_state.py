@@ -87,7 +87,7 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, *, model, tx,
                label_dropout: float, ema_decay: float, recombine_segment_groups: float = 0.0,
                recombine_prob: float = 1.0, prediction: str = 'eps'
                ) -> tuple[TrainState, dict]:
-  """One AdamW update on the masked epsilon loss, plus the EMA update.
+  """One AdamW update on the masked diffusion loss, plus the EMA update.
 
   The step's randomness is `fold_in(key, state.step)`: a resumed run draws the
   same noise as an uninterrupted one. Noise is drawn for the whole global batch
