@@ -64,11 +64,16 @@ def make_schedule(name: str, num_steps: int) -> Schedule:
   return Schedule(jnp.asarray(betas, jnp.float32), jnp.asarray(alphas_cumprod, jnp.float32))
 
 
+def _coefficients(schedule: Schedule, t_B: jax.Array, ndim: int):
+  """(sqrt(abar_t), sqrt(1 - abar_t)) of each example, shaped to broadcast over ndim axes."""
+  shape = (-1,) + (1,) * (ndim - 1)
+  return (schedule.sqrt_alphas_cumprod[t_B].reshape(shape),
+          schedule.sqrt_one_minus_alphas_cumprod[t_B].reshape(shape))
+
+
 def q_sample(schedule: Schedule, x0: jax.Array, t: jax.Array, noise: jax.Array) -> jax.Array:
   """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, with t (B,) int32."""
-  shape = (-1,) + (1,) * (x0.ndim - 1)
-  a = schedule.sqrt_alphas_cumprod[t].reshape(shape)
-  b = schedule.sqrt_one_minus_alphas_cumprod[t].reshape(shape)
+  a, b = _coefficients(schedule, t, x0.ndim)
   return a * x0 + b * noise
 
 
@@ -91,9 +96,7 @@ def _eps_target(schedule: Schedule, x0, noise, t_B):
 
 
 def _v_target(schedule: Schedule, x0, noise, t_B):
-  shape = (-1,) + (1,) * (x0.ndim - 1)
-  a = schedule.sqrt_alphas_cumprod[t_B].reshape(shape)
-  b = schedule.sqrt_one_minus_alphas_cumprod[t_B].reshape(shape)
+  a, b = _coefficients(schedule, t_B, x0.ndim)
   return a * noise - b * x0
 
 
@@ -103,9 +106,7 @@ def _eps_from_eps(schedule: Schedule, out, x_t, t_B):
 
 
 def _eps_from_v(schedule: Schedule, out, x_t, t_B):
-  shape = (-1,) + (1,) * (x_t.ndim - 1)
-  a = schedule.sqrt_alphas_cumprod[t_B].reshape(shape)
-  b = schedule.sqrt_one_minus_alphas_cumprod[t_B].reshape(shape)
+  a, b = _coefficients(schedule, t_B, x_t.ndim)
   return a * out + b * x_t
 
 
