@@ -173,9 +173,13 @@ def test_ema_follows_its_formula():
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
 
 
-def test_two_devices_equal_one_device_and_no_recompilation():
+@pytest.mark.parametrize('segments,prediction', [(0.0, 'eps'), (2.0, 'v')])
+def test_two_devices_equal_one_device_and_no_recompilation(segments, prediction):
+  # Recombination draws partners across the whole global batch (across devices).
   assert len(jax.devices()) >= 2, 'conftest should give 2 fake CPU devices'
   config = tiny_config('mlp')
+  config.train.recombine_segment_groups = segments
+  config.diffusion.prediction = prediction
   results = []
   for devices in (jax.devices()[:1], jax.devices()[:2]):
     trainer = make_trainer(config, devices)
