@@ -33,6 +33,18 @@ IGNORED = {
     'train': ('train.num_steps', 'train.log_every', 'train.eval_every',
               'train.checkpoint_every', 'train.keep_checkpoints', 'input.worker_count'),
 }
+# Keys added after workdirs were first written, with the value that reproduces what
+# gdiff did before the key existed: a record without the key is read as holding it,
+# so an old workdir stays usable when the new key keeps the old behaviour (and, as
+# for `sample.decode_thresholds`, the stage re-runs when the new default differs).
+ADDED = {
+    'diffusion.prediction': 'eps',
+    'train.recombine_segment_groups': 0.0,
+    'train.recombine_prob': 1.0,
+    'sample.decode_thresholds': 'train',
+    'sample.calibration_people': 4096,
+    'evaluate.holdout': 'test',
+}
 # Stages whose outputs a stage consumes.
 UPSTREAM = {'prepare': (), 'train': ('prepare',), 'sample': ('prepare', 'train'),
             'evaluate': ('prepare', 'sample')}
@@ -47,6 +59,10 @@ def sections(config: ml_collections.ConfigDict, stage: str) -> dict:
 
 def _without_ignored(recorded: dict, stage: str) -> dict:
   out = json.loads(json.dumps(recorded))
+  for key, value in ADDED.items():
+    section, leaf = key.split('.')
+    if isinstance(out.get(section), dict):
+      out[section].setdefault(leaf, value)
   for key in IGNORED.get(stage, ()):
     section, leaf = key.split('.')
     out.get(section, {}).pop(leaf, None)

@@ -1,5 +1,6 @@
 """Stage records: reuse when unchanged, refuse incompatible workdirs, delete nothing."""
 
+import json
 import os
 
 import pytest
@@ -69,3 +70,28 @@ def test_changed_training_settings_are_refused_but_logging_cadence_is_not(tmp_pa
   changed.train.learning_rate = 1e-3
   with pytest.raises(InputError, match=r'train\.learning_rate'):
     wd.check(changed, str(tmp_path), 'train')
+
+
+def _drop_added_keys(tmp_path, stage):
+  """Rewrites a stage record as a gdiff from before the keys of `wd.ADDED` would have."""
+  path = tmp_path / 'stages' / f'{stage}.json'
+  record = json.loads(path.read_text())
+  for key in wd.ADDED:
+    section, leaf = key.split('.')
+    record['sections'].get(section, {}).pop(leaf, None)
+  path.write_text(json.dumps(record))
+
+
+def test_records_from_before_a_key_existed_read_as_the_old_behaviour(tmp_path):
+  old = als.get_config()
+  old.sample.decode_thresholds = 'train'  # what sampling did before the key existed
+  for stage in ('prepare', 'train', 'sample', 'evaluate'):
+    wd.mark_done(old, str(tmp_path), stage)
+    _drop_added_keys(tmp_path, stage)
+  config = als.get_config()
+  assert wd.check(config, str(tmp_path), 'train')  # the trained model is reused
+  assert not wd.check(config, str(tmp_path), 'sample')  # new default thresholds: re-sample
+  assert wd.check(old, str(tmp_path), 'sample')
+  config.diffusion.prediction = 'v'  # not what the old run trained
+  with pytest.raises(InputError, match=r"diffusion\.prediction \('eps' -> 'v'\)"):
+    wd.check(config, str(tmp_path), 'train')
