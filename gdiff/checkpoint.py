@@ -18,10 +18,20 @@ BEST = 'best'
 BEST_METRIC = 'val_loss'
 
 
+def _own_barriers(name: str) -> ocp.options.MultiprocessingOptions:
+  # Both managers save asynchronously at the same steps. With several processes,
+  # barriers of the same name from the two managers' background threads would
+  # pair up across processes in any order and deadlock; a prefix per manager
+  # keeps them apart.
+  return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=f'gdiff-{name}')
+
+
 def latest_manager(ckpt_dir: str, keep: int) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       os.path.join(os.path.abspath(ckpt_dir), LATEST),
-      options=ocp.CheckpointManagerOptions(max_to_keep=max(int(keep), 1), create=True))
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=max(int(keep), 1), create=True,
+          multiprocessing_options=_own_barriers(LATEST)))
 
 
 def best_manager(ckpt_dir: str) -> ocp.CheckpointManager:
@@ -29,7 +39,8 @@ def best_manager(ckpt_dir: str) -> ocp.CheckpointManager:
       os.path.join(os.path.abspath(ckpt_dir), BEST),
       options=ocp.CheckpointManagerOptions(
           max_to_keep=1, best_fn=lambda m: m[BEST_METRIC], best_mode='min',
-          keep_checkpoints_without_metrics=False, create=True))
+          keep_checkpoints_without_metrics=False, create=True,
+          multiprocessing_options=_own_barriers(BEST)))
 
 
 def save_latest(mngr: ocp.CheckpointManager, step: int, state, iterator) -> None:

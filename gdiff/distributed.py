@@ -11,6 +11,12 @@ import os
 
 import jax
 
+# How long a process waits at a stage barrier for the others: process 0 alone
+# prepares and evaluates, which on a large cohort takes hours.
+BARRIER_TIMEOUT_S = 7 * 24 * 3600
+# Orbax's own barriers: through the coordination service, as `barrier` below.
+_ORBAX_BARRIER_FLAG = 'experimental_orbax_use_distributed_barrier'
+
 
 def initialize() -> None:
   env = os.environ
@@ -22,5 +28,32 @@ def initialize() -> None:
     jax.distributed.initialize()  # cluster auto-detection (SLURM, TPU VMs, ...)
   else:
     return
+  _orbax_barriers_without_collectives()
   logging.info('jax.distributed: process %d of %d, %d global devices',
                jax.process_index(), jax.process_count(), jax.device_count())
+
+
+def _orbax_barriers_without_collectives() -> None:
+  """Orbax syncs processes with a device all-gather unless told otherwise.
+
+  Such a barrier is a collective, and collectives issued from different threads
+  (orbax saves in the background) can meet in a different order on each process
+  and deadlock; the coordination service's barrier cannot.
+  """
+  from absl import flags
+  from orbax.checkpoint import multihost  # noqa: F401  (defines the flag)
+  if _ORBAX_BARRIER_FLAG in flags.FLAGS:
+    flags.FLAGS[_ORBAX_BARRIER_FLAG].value = True
+
+
+def barrier(name: str) -> None:
+  """Returns once every process has called `barrier(name)`; a no-op for one process.
+
+  Waits on jax.distributed's coordination service, not on a device collective:
+  one process may spend hours on host work (prepare, evaluate) while the others
+  wait, and the wait holds no device.
+  """
+  if jax.process_count() == 1:
+    return
+  from orbax.checkpoint import multihost
+  multihost.get_barrier_sync_fn()(key=name, timeout_ms=BARRIER_TIMEOUT_S * 1000)

@@ -33,9 +33,8 @@ def _main_process() -> bool:
 
 
 def _barrier(name: str) -> None:
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    multihost_utils.sync_global_devices(f'gdiff-stage-{name}')
+  from gdiff import distributed
+  distributed.barrier(f'gdiff-stage-{name}')
 
 
 def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:

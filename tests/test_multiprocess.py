@@ -4,6 +4,7 @@ same parameters, the same synthetic people; one writer of every file."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ from configs import als
 from gdiff import pipeline, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMEOUT_S = 300
 OVERRIDES = {
     'data.simulate.num_samples': 80, 'data.simulate.num_contigs': 1,
     'data.simulate.max_snps_per_contig': 256, 'model.name': 'mlp',
@@ -59,12 +61,19 @@ def test_two_processes_equal_one_process_with_two_devices(tmp_path):
   env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
   env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
   env['PYTHONPATH'] = ROOT
-  proc = subprocess.run(
+  proc = subprocess.Popen(
       ['bash', os.path.join(ROOT, 'launch', 'local.sh'), '2', '--config=configs/als.py',
        f'--workdir={two}', '--mode=all', *_flags()],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert 'process 1 of 2' in proc.stderr
+      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      start_new_session=True)
+  try:
+    _, stderr = proc.communicate(timeout=TIMEOUT_S)
+  except subprocess.TimeoutExpired:
+    os.killpg(proc.pid, signal.SIGKILL)  # both gdiff processes, not only bash
+    _, stderr = proc.communicate()
+    pytest.fail(f'launch/local.sh took over {TIMEOUT_S} s; its log ends:\n{stderr[-4000:]}')
+  assert proc.returncode == 0, stderr[-3000:]
+  assert 'process 1 of 2' in stderr
   # Each process saved its own data-iterator position.
   loader_dir = os.path.join(two, 'checkpoints', 'latest', '4', 'loader')
   assert sorted(f for f in os.listdir(loader_dir) if f.endswith('.json')) == [
