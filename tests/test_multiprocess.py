@@ -1,6 +1,8 @@
 """Two JAX processes (one CPU device each, coordinator on 127.0.0.1) run the whole
 pipeline exactly as one process with two devices: same data shards, same noise,
-same parameters, the same synthetic people; one writer of every file."""
+same parameters, the same synthetic people; one writer of every file. Both
+checkpoint managers save at every step, so their asynchronous saves overlap as
+often as possible (they once hung there on barriers of the same name)."""
 
 import os
 import shutil
@@ -22,7 +24,7 @@ OVERRIDES = {
     'data.simulate.num_samples': 80, 'data.simulate.num_contigs': 1,
     'data.simulate.max_snps_per_contig': 256, 'model.name': 'mlp',
     'model.mlp_widths': (32, 16, 8), 'model.norm_groups': 4,
-    'train.num_steps': 4, 'train.eval_every': 2, 'train.checkpoint_every': 2,
+    'train.num_steps': 4, 'train.eval_every': 1, 'train.checkpoint_every': 1,
     'train.log_every': 1, 'input.batch_size': 8, 'input.data_shards': 2,
     'sample.batch_size': 16, 'sample.steps': 5,
     'evaluate.classifiers': ('logreg',), 'evaluate.seeds': 1,
