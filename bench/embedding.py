@@ -1,6 +1,10 @@
 """Benchmark of the embedding: how well decode(encode(x)) gives back genotypes, and speed.
 
-  .venv/bin/python bench/embedding.py [--workdir=/tmp/gdiff-bench-embedding]
+  .venv/bin/python bench/embedding.py [--workdir=/tmp/gdiff-bench-embedding] \
+      [--set data.simulate.num_samples=800 ...]
+
+`--set` changes the cohort configs (both) before anything is prepared; use a fresh
+--workdir with it, as prepared cohorts are cached there.
 
 1. Reconstruction on the TEST split (codec fit on train only) of the default
    simulated cohorts (configs/als.py, configs/kg1.py, made by
@@ -27,6 +31,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from quality import parse_set, set_value  # noqa: E402
 
 from configs import als, kg1  # noqa: E402
 from gdiff.data import cohort as cohort_lib  # noqa: E402
@@ -36,6 +43,14 @@ from gdiff.embedding import codec as codec_lib  # noqa: E402
 from gdiff.embedding import fit, grouping, pca  # noqa: E402
 
 COHORTS = {'als': als.get_config, 'kg1': kg1.get_config}
+SETTINGS: dict = {}  # --set key=value, applied to every cohort config
+
+
+def cohort_config(name: str):
+  config = COHORTS[name]()
+  for key, value in SETTINGS.items():
+    set_value(config, key, value)
+  return config
 # name -> embedding overrides
 VARIANTS = {
     'paper (w32, default)': {},
@@ -54,8 +69,8 @@ def reconstruction(workdir: str) -> None:
   print('| cohort | variant | groups | real entries / SNPs | decoder | concordance '
         '| non-ref concordance | allele-freq r | fit s |')
   print('|---|---|---|---|---|---|---|---|---|')
-  for name, get_config in COHORTS.items():
-    config = get_config()
+  for name in COHORTS:
+    config = cohort_config(name)
     data_dir = os.path.join(workdir, name, 'data')
     prepare_lib.prepare(config.data, data_dir, seed=config.seed)
     cohort = cohort_lib.load_cohort(data_dir)
@@ -89,7 +104,7 @@ def fit_timing() -> None:
   print('\n## batched PCA fit time vs number of groups (1000 train rows, 32 SNPs/group)\n')
   print('| groups | SNPs | first call s (incl. compile) | second call s | numpy per-group loop s |')
   print('|---|---|---|---|---|')
-  cfg = als.get_config().embedding
+  cfg = cohort_config('als').embedding
   rng = np.random.default_rng(0)
   for num_groups in (125, 500, 1000, 2000):
     s = 32 * num_groups
@@ -113,7 +128,7 @@ def fit_timing() -> None:
 
 def io_timing(workdir: str) -> None:
   print('\n## codec and input pipeline (als cohort)\n')
-  config = als.get_config()
+  config = cohort_config('als')
   cohort = cohort_lib.load_cohort(os.path.join(workdir, 'als', 'data'))
   train = cohort.dosages('train')
   groups = grouping.make_groups(config.embedding, cohort.variants())
@@ -156,7 +171,10 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--workdir', default='/tmp/gdiff-bench-embedding')
   parser.add_argument('--skip', default='', help='comma list of: reconstruction,fit,io')
+  parser.add_argument('--set', action='append', default=[],
+                      help='KEY=VALUE config override for both cohorts (repeatable)')
   args = parser.parse_args()
+  SETTINGS.update(parse_set(s) for s in args.set)
   logging.basicConfig(level=logging.WARNING)
   skip = set(filter(None, args.skip.split(',')))
   os.makedirs(args.workdir, exist_ok=True)

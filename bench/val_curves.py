@@ -1,6 +1,7 @@
 """Validation-loss curves of the four networks on one prepared workdir.
 
-  python bench/val_curves.py --prepared=W [--steps=1500] [--out=val_curves.md]
+  python bench/val_curves.py --prepared=W [--steps=1500] [--out=val_curves.md] \
+      [--set train.learning_rate=2e-4 ...]
 
 W is a workdir where `--mode=prepare` has run (e.g. of configs/als.py). Each
 network trains from scratch in a copy of W with the config's sizes; the
@@ -12,11 +13,17 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 
-from configs import als
-from gdiff import train
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from quality import parse_set, set_value  # noqa: E402
+
+from configs import als  # noqa: E402
+from gdiff import train  # noqa: E402
 
 
 def main():
@@ -26,10 +33,14 @@ def main():
   parser.add_argument('--eval_every', type=int, default=250)
   parser.add_argument('--models', default='mlp,cnn,mlp_cnn,transformer')
   parser.add_argument('--out', default='')
+  parser.add_argument('--set', action='append', default=[],
+                      help='KEY=VALUE config override (repeatable)')
   args = parser.parse_args()
   curves, times = {}, {}
   for name in args.models.split(','):
     config = als.get_config()
+    for key, value in (parse_set(s) for s in args.set):
+      set_value(config, key, value)
     config.model.name = name
     config.train.num_steps = args.steps
     config.train.eval_every = args.eval_every

@@ -67,7 +67,7 @@ def test_changed_training_settings_are_refused_but_logging_cadence_is_not(tmp_pa
   cadence.train.log_every, cadence.train.checkpoint_every = 7, 11
   assert wd.check(cadence, str(tmp_path), 'train')
   changed = als.get_config()
-  changed.train.learning_rate = 1e-3
+  changed.train.learning_rate *= 2
   with pytest.raises(InputError, match=r'train\.learning_rate'):
     wd.check(changed, str(tmp_path), 'train')
 
