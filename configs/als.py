@@ -64,11 +64,12 @@ def private(c):
   """The private end of the frontier: recombination augmentation, deterministic DDIM.
 
   Every training person is shown only as mosaics with same-class partners (segments of
-  32 groups on average, ~4 per person here), so the network cannot memorise anyone.
-  On the simulated ALS cohort (bench/quality.py, val split) this reached membership AUC
-  0.52 (embedding) / 0.46 (genotypes) and privacy loss 0.025, against 0.76 / 0.52 / 0.08
-  for the default, at the cost of realism (LD r2 corr 0.78 vs 0.80, PCA AUC 0.85 vs 0.53).
-  With eta = 0 rather than 1 the privacy loss is lower (0.025 vs 0.068).
+  32 groups on average), so the network cannot memorise anyone. On the default 4,800
+  people (test split, README "Quality") it reached membership AUC 0.536 (embedding) /
+  0.513 (genotypes) and privacy loss 0.035, against 0.588 / 0.538 / 0.062 for the
+  default, at the same recovery (0.93) and LD r2 corr (0.895) and PCA AUC 0.557 vs 0.508.
+  It is not the default because that comparison was made on test, not val. (At 800
+  people it cost much more realism: LD 0.78, PCA AUC 0.83 on val.)
   """
   c.train.recombine_segment_groups = 32.0
   c.sample.eta = 0.0
