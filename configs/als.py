@@ -55,9 +55,7 @@ def get_config(arg: str | None = None):
   c.train.num_steps = 4500
   c.train.learning_rate = 1e-3
 
-  if (arg or 'default') not in VARIANTS:
-    raise ValueError(f'configs/als.py: unknown variant {arg!r} (known: {", ".join(VARIANTS)})')
-  return VARIANTS[arg or 'default'](c)
+  return base.with_variant(c, arg, VARIANTS, 'configs/als.py')
 
 
 def private(c):

@@ -194,3 +194,12 @@ def get_config() -> ml_collections.ConfigDict:
   # classifiers choose their step on one stratified half of val and report on the other).
   ev.holdout = 'test'
   return c
+
+
+def with_variant(c: ml_collections.ConfigDict, arg: str | None, variants: dict,
+                 config_file: str) -> ml_collections.ConfigDict:
+  """`variants[arg]` applied to the default `c` (`--config=FILE:arg`); no arg: the default."""
+  name = arg or 'default'
+  if name not in variants:
+    raise ValueError(f'{config_file}: unknown variant {arg!r} (known: {", ".join(variants)})')
+  return variants[name](c)

@@ -7,7 +7,7 @@ the frontier (as `configs/als.py:private`); `configs/kg1.py:paper` gives the
 paper's network sizes for a GPU/TPU.
 """
 
-from configs import als
+from configs import als, base
 
 
 def get_config(arg: str | None = None):
@@ -22,9 +22,7 @@ def get_config(arg: str | None = None):
   c.train.num_steps = 1500
   c.train.learning_rate = 2e-4
 
-  if (arg or 'default') not in VARIANTS:
-    raise ValueError(f'configs/kg1.py: unknown variant {arg!r} (known: {", ".join(VARIANTS)})')
-  return VARIANTS[arg or 'default'](c)
+  return base.with_variant(c, arg, VARIANTS, 'configs/kg1.py')
 
 
 def paper(c):
