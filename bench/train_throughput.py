@@ -54,6 +54,7 @@ def bench_one(name: str, shape: str, steps: int, dtype: str, step_kind: str) -> 
     config.train.grad_clip = 0.0
     config.train.ema_decay = 0.0
     config.train.weight_decay = 0.0
+    config.train.recombine_segment_groups = 0.0
   config.model.name = name
   config.model.dtype = dtype
   config.input.batch_size = batch

@@ -15,6 +15,7 @@ import os
 
 import ml_collections
 
+from gdiff.data import simulate
 from gdiff.errors import InputError
 
 # Sections each stage's outputs depend on.
@@ -28,6 +29,7 @@ STAGE_SECTIONS = {
 # Keys that may change between runs of a stage without invalidating its outputs:
 # a longer `train.num_steps` resumes training; how often it logs or saves does
 # not change what it computes. How many processes read ingest is not recorded.
+# Nor are `data.simulate` keys the cohort does not use (`_without_ignored`).
 IGNORED = {
     'prepare': ('data.ingest_workers', 'data.ingest_regions_per_worker'),
     'train': ('train.num_steps', 'train.log_every', 'train.eval_every',
@@ -66,6 +68,13 @@ def _without_ignored(recorded: dict, stage: str) -> dict:
   for key in IGNORED.get(stage, ()):
     section, leaf = key.split('.')
     out.get(section, {}).pop(leaf, None)
+  data = out.get('data')
+  if isinstance(data, dict) and isinstance(data.get('simulate'), dict):
+    if data.get('vcf') or data.get('plink'):  # a real cohort: nothing is simulated
+      data.pop('simulate')
+    else:
+      for leaf in simulate.UNUSED_KEYS.get(data['simulate'].get('kind'), ()):
+        data['simulate'].pop(leaf, None)
   return out
 
 

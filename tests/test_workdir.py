@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from configs import als
+from configs import als, kg1
 from gdiff import workdir as wd
 from gdiff.errors import InputError
 
@@ -33,6 +33,29 @@ def test_changed_upstream_config_is_refused_and_nothing_deleted(tmp_path):
   with pytest.raises(InputError, match='new --workdir'):
     wd.check(changed, str(tmp_path), 'prepare')
   assert keep.read_text() == 'x'
+
+
+def test_simulation_keys_the_cohort_does_not_use_are_not_compared(tmp_path):
+  config = kg1.get_config()  # simulates populations: the case/control keys are unused
+  wd.mark_done(config, str(tmp_path), 'prepare')
+  other = kg1.get_config()
+  other.data.simulate.num_samples += 1
+  other.data.simulate.prevalence = 0.5
+  assert wd.check(other, str(tmp_path), 'prepare')
+  other.data.simulate.samples_per_population = (10, 10, 10, 10)
+  with pytest.raises(InputError, match=r'samples_per_population'):
+    wd.check(other, str(tmp_path), 'prepare')
+
+
+def test_simulation_keys_are_not_compared_for_a_real_cohort(tmp_path):
+  config = als.get_config()
+  config.data.vcf = 'cohort.vcf.gz'
+  wd.mark_done(config, str(tmp_path), 'prepare')
+  config.data.simulate.seed += 1
+  assert wd.check(config, str(tmp_path), 'prepare')
+  config.data.vcf = 'other.vcf.gz'
+  with pytest.raises(InputError, match=r'data\.vcf'):
+    wd.check(config, str(tmp_path), 'prepare')
 
 
 def test_missing_upstream_stage_names_the_mode(tmp_path):
@@ -83,12 +106,12 @@ def _drop_added_keys(tmp_path, stage):
 
 
 def test_records_from_before_a_key_existed_read_as_the_old_behaviour(tmp_path):
-  old = als.get_config()
+  old = als.get_config('faithful')  # no recombination, as before the key existed
   old.sample.decode_thresholds = 'train'  # what sampling did before the key existed
   for stage in ('prepare', 'train', 'sample', 'evaluate'):
     wd.mark_done(old, str(tmp_path), stage)
     _drop_added_keys(tmp_path, stage)
-  config = als.get_config()
+  config = als.get_config('faithful')
   assert wd.check(config, str(tmp_path), 'train')  # the trained model is reused
   assert not wd.check(config, str(tmp_path), 'sample')  # new default thresholds: re-sample
   assert wd.check(old, str(tmp_path), 'sample')

@@ -230,6 +230,10 @@ def _case_control(sim: ml_collections.ConfigDict) -> SimulatedCohort:
 
 
 KINDS = {'populations': _populations, 'case_control': _case_control}
+# The `data.simulate` keys each kind ignores (a workdir's record ignores them too).
+UNUSED_KEYS = {'populations': ('population', 'num_samples', 'prevalence', 'heritability',
+                               'num_causal'),
+               'case_control': ('populations', 'samples_per_population')}
 
 
 def simulate(sim: ml_collections.ConfigDict) -> SimulatedCohort:
