@@ -60,8 +60,10 @@ def get_config(arg: str | None = None):
   # AA_syn (0.569 vs 0.410), privacy loss (0.047 vs 0.068) and membership AUC (0.539 /
   # 0.515 vs 0.581 / 0.526), at equal LD r2 corr (0.895 vs 0.894), for PCA AUC 0.568 vs
   # 0.527. Recombined with eta 1 it was worse on all of these but privacy loss (0.035) and
-  # membership AUC (0.537 / 0.514, equal): LD 0.879, PCA AUC 0.577, AA_syn 0.348. At 800
-  # people recombination cost much realism (LD r2 corr 0.78, PCA AUC 0.83 on val).
+  # membership AUC (0.537 / 0.514, equal): LD 0.879, PCA AUC 0.577, AA_syn 0.348. Segments
+  # of 64 groups: PCA AUC 0.545, LD 0.899, but recovery 0.906, privacy loss 0.052 and
+  # membership AUC 0.568 / 0.555. At 800 people recombination cost much realism (LD r2
+  # corr 0.78, PCA AUC 0.83 on val).
   c.train.recombine_segment_groups = 32.0
   c.sample.eta = 0.0
 
