@@ -92,6 +92,8 @@ POINTS = {
                        'train.learning_rate': 1e-3}, {'sample.eta': 0.0}),
     'recomb32_long_eta1': ({'train.recombine_segment_groups': 32.0, 'train.num_steps': 4500,
                             'train.learning_rate': 1e-3}, {'sample.eta': 1.0}),
+    'recomb32_vlong': ({'train.recombine_segment_groups': 32.0, 'train.num_steps': 9000,
+                        'train.learning_rate': 1e-3}, {'sample.eta': 0.0}),
     'recomb64_long': ({'train.recombine_segment_groups': 64.0, 'train.num_steps': 4500,
                        'train.learning_rate': 1e-3}, {'sample.eta': 0.0}),
     'long': ({'train.num_steps': 4500, 'train.learning_rate': 1e-3}, {}),
