@@ -18,11 +18,11 @@ def get_config(arg: str | None = None):
   s.demography = 'OutOfAfrica_4J17'
   s.populations = ('YRI', 'CEU', 'CHB', 'JPT')
   # 600 per population. On val (bench/quality.py, README "Quality", finding 7), with the
-  # ALS training and recombination, 4 x 600 people against the earlier default of 4 x 200
-  # people (1,500 steps at lr 2e-4, no recombination): LD r2 corr 0.921 vs 0.834, PCA AUC
-  # 0.558 vs 0.693, membership AUC (genotypes) 0.514 vs 0.581, AA_syn 0.40 vs 0.30, at
-  # CHB/JPT recovery 0.873 vs 0.882; privacy loss 0.036 vs -0.047 and membership AUC
-  # (embedding) 0.559 vs 0.490 are the price.
+  # ALS network and recombination and 4,500 steps at lr 1e-3, 4 x 600 people against the
+  # earlier default of 4 x 200 people (1,500 steps at lr 2e-4, no recombination): LD r2
+  # corr 0.921 vs 0.834, PCA AUC 0.558 vs 0.693, membership AUC (genotypes) 0.514 vs
+  # 0.581, AA_syn 0.40 vs 0.30, at CHB/JPT recovery 0.873 vs 0.882; privacy loss 0.036
+  # vs -0.047 and membership AUC (embedding) 0.559 vs 0.490 are the price.
   s.samples_per_population = (600, 600, 600, 600)
   c.train.num_steps = 4500  # measured here; ALS's 9,000 steps were not tried on this cohort
   # Stochastic DDIM (eta 1), unlike ALS: on the same val split eta 0 gave privacy loss
