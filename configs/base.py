@@ -1,8 +1,11 @@
-"""Shared defaults for every gdiff config.
+"""Shared defaults for every gdiff config, and the two size presets.
 
-Each `configs/<cohort>.py` builds on `get_config()` here and overrides only what
-differs. Any value can be overridden on the command line, for example
-`--config.train.num_steps=200` or `--config.data.vcf=cohort.vcf.gz`.
+Each `configs/<cohort>.py` builds on `get_config()` here, applies one preset
+(`cpu_small`: networks that train on a laptop CPU; `paper`: the paper's sizes and
+schedule) and overrides only what its cohort needs. `get_config()` itself holds the
+paper's network sizes. Any value can be overridden on the command line, for example
+`--config.train.num_steps=200` or `--config.data.vcf=cohort.vcf.gz`. Why a default is
+what it is: docs/decisions.md.
 """
 
 import ml_collections
@@ -150,21 +153,17 @@ def get_config() -> ml_collections.ConfigDict:
   sm.class_counts = ''  # e.g. 'case:100,control:200'; overrides `num`
   sm.method = 'ddim'  # 'ddpm' | 'ddim'
   sm.steps = 50  # DDIM steps (DDPM always uses all T)
-  # DDIM eta (0: deterministic; 1: ancestral noise between the visited steps). 1 by default:
-  # on the simulated ALS cohort (bench/quality.py, val split) it beat 0 on recovery (0.84 vs
-  # 0.72), AA_syn (0.51 vs 0.80), privacy loss (0.08 vs 0.20), membership AUC (0.76 / 0.52
-  # geno vs 0.80 / 0.62) and PCA AUC (0.53 vs 0.57), for LD r2 corr 0.80 vs 0.84.
-  sm.eta = 1.0
+  # DDIM eta (0: deterministic; 1: ancestral noise between the visited steps).
+  sm.eta = 1.0  # why: docs/decisions.md#sampler-eta
   sm.guidance = 0.0  # classifier-free guidance weight w (0: plain conditional)
   # Clip the predicted x0 to [-clip_x0, clip_x0] at every step (0: no clipping). The
   # embedding is z-scored; carriers of rare variants reach |z| ~ 7, so keep it generous.
   sm.clip_x0 = 10.0
   # With embedding.decode='calibrated': 'matched' refits the decode thresholds on the
   # synthetic cohort's own reconstructions (its first `calibration_people`, 0: all) so that
-  # its genotype frequencies equal train's; 'train' keeps those fit on train reconstructions
-  # (the sampled scores are distributed differently, so frequencies drift: ALS AF r 0.97).
+  # its genotype frequencies equal train's; 'train' keeps those fit on train reconstructions.
   # Matching publishes nothing beyond train genotype frequencies (summary statistics).
-  sm.decode_thresholds = 'matched'
+  sm.decode_thresholds = 'matched'  # why: docs/decisions.md#decode-thresholds
   sm.calibration_people = 4096
   sm.checkpoint = 'best'  # 'best' (val loss) | 'latest' | a step number
   sm.use_ema = True
@@ -181,9 +180,8 @@ def get_config() -> ml_collections.ConfigDict:
   ev.baselines = ('independent', 'gaussian', 'mosaic', 'resample')
   ev.block_size = 1024  # rows per block in distance computations
   ev.num_pcs = 10  # PCA (fit on real train) for the two-sample AUC and the plot
-  # Mosaic baseline: mean copied run length in SNPs. ~4x the LD window keeps LD (on the
-  # simulated ALS cohort: 50 -> LD r2 corr 0.93, MIA AUC 0.55; 200 -> 0.99, 0.73).
-  ev.mosaic_segment_snps = 200
+  # Mosaic baseline: mean copied run length in SNPs (~4x the LD window keeps LD).
+  ev.mosaic_segment_snps = 200  # why: docs/decisions.md#mosaic-segment
   ev.augmentation_classifier = 'mlp'  # classifier of the augmentation curve ('' skips it)
   ev.genotype_privacy = True  # also Hamming-distance privacy metrics on decoded genotypes
   # Privacy metrics on at most this many people per set (train, test, each synthetic
@@ -193,6 +191,47 @@ def get_config() -> ml_collections.ConfigDict:
   # accuracy: 'test' (final numbers) or 'val' (sweeps that tune settings; test is not read,
   # classifiers choose their step on one stratified half of val and report on the other).
   ev.holdout = 'test'
+  return c
+
+
+def cpu_small(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Networks small enough to train on a laptop CPU (mlp_cnn: 1.77M parameters at 128 groups).
+
+  The cohort configs' default; their training length stays their own.
+  """
+  m = c.model
+  m.mlp_widths = (256, 128, 64)
+  m.norm_groups = 8
+  m.cnn_base_width = 32
+  m.cnn_channel_mults = (1, 2, 2)
+  m.cnn_num_res_blocks = 1
+  m.cnn_attention_factors = (4,)
+  m.transformer_layers = 2
+  m.transformer_dim = 64
+  m.transformer_heads = 4
+  c.train.learning_rate = 1e-3  # why: docs/decisions.md#learning-rate
+  return c
+
+
+def paper(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.ConfigDict:
+  """The paper's sizes: networks, T=500, lr 2e-4, batch 32; `num_steps` ~100 epochs.
+
+  For a GPU/TPU and a real cohort. gdiff's own additions stay on (EMA, gradient clipping,
+  label dropout for guidance, recombination augmentation); set train.ema_decay=0,
+  train.grad_clip=0 and train.recombine_segment_groups=0 for the paper's exact optimiser
+  and data.
+  """
+  c.model = get_config().model  # get_config() holds the paper's network sizes
+  c.diffusion.num_steps = 500
+  c.diffusion.label_dropout = 0.1
+  c.input.batch_size = 32
+  c.train.learning_rate = 2e-4
+  c.train.warmup_steps = 100
+  c.train.num_steps = num_steps
+  c.train.eval_every = 1000
+  c.train.checkpoint_every = 1000
+  c.embedding.group_multiple = 1024  # why: docs/decisions.md#paper-preset
+  c.sample.method = 'ddpm'
   return c
 
 
