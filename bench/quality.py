@@ -45,7 +45,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gdiff import pipeline  # noqa: E402
 
 # name -> (training overrides, sample overrides). Points with equal training overrides
-# share one trained model.
+# share one trained model. A name says what the point overrides on top of the run's --config
+# and --set, not on top of any fixed default: 'default' is that config unchanged, and the same
+# name means other settings under another config (on a config that already recombines,
+# 'recomb32_long' changes only the steps). docs/sweeps.md names the config and --set of each
+# table. Finished points are reused by name (OUT/runs/<point>), so keep names stable.
 POINTS = {
     'default': ({}, {}),
     'ddim_eta1': ({}, {'sample.eta': 1.0}),
