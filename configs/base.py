@@ -198,6 +198,7 @@ def cpu_small(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Networks small enough to train on a laptop CPU (mlp_cnn: 1.77M parameters at 128 groups).
 
   The cohort configs' default; their training length stays their own.
+  Why: docs/decisions.md#cpu-small-preset.
   """
   m = c.model
   m.mlp_widths = (256, 128, 64)
@@ -219,7 +220,7 @@ def paper(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Config
   For a GPU/TPU and a real cohort. gdiff's own additions stay on (EMA, gradient clipping,
   label dropout for guidance, recombination augmentation); set train.ema_decay=0,
   train.grad_clip=0 and train.recombine_segment_groups=0 for the paper's exact optimiser
-  and data.
+  and data. Why: docs/decisions.md#paper-preset.
   """
   c.model = get_config().model  # get_config() holds the paper's network sizes
   c.diffusion.num_steps = 500
@@ -230,7 +231,7 @@ def paper(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Config
   c.train.num_steps = num_steps
   c.train.eval_every = 1000
   c.train.checkpoint_every = 1000
-  c.embedding.group_multiple = 1024  # why: docs/decisions.md#paper-preset
+  c.embedding.group_multiple = 1024  # the paper pads genes to a multiple of 1024
   c.sample.method = 'ddpm'
   return c
 
