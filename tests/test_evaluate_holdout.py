@@ -75,7 +75,7 @@ def test_holdout_val_never_reads_test_genotypes(tmp_path, monkeypatch):
   sets = metrics['classifier_sets']
   assert (sets['num_select'], sets['num_report']) == (len(select), len(report_rows)) == (25, 25)
   majority = np.bincount(labels_val[report_rows]).max() / 25
-  assert metrics['majority_acc_test'] == pytest.approx(majority)
+  assert metrics['majority_acc_holdout'] == pytest.approx(majority)
   assert metrics['splits'] == {'train': 180, 'val': 50, 'test': 70}
   assert any('test split was not read' in n for n in metrics['notes'])
   md = (tmp_path / 'report' / 'report.md').read_text()
@@ -107,8 +107,8 @@ def test_holdout_val_ignores_the_test_split_and_uses_val_where_test_was(tmp_path
   assert test_orig['holdout'] == 'test'
   assert (test_orig['reference']['realism']['af_r']
           != test_changed['reference']['realism']['af_r'])
-  assert (test_orig['methods']['gdiff']['privacy']['embedding']['aa_truth_test']
-          != test_changed['methods']['gdiff']['privacy']['embedding']['aa_truth_test'])
+  assert (test_orig['methods']['gdiff']['privacy']['embedding']['aa_truth_holdout']
+          != test_changed['methods']['gdiff']['privacy']['embedding']['aa_truth_holdout'])
 
   # Privacy and realism with holdout='val' are exactly those of holdout='test' when the
   # val people are the test split: val took test's place everywhere (all of val).
