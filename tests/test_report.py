@@ -77,7 +77,8 @@ def test_evaluate_end_to_end(tmp_path, monkeypatch):
   assert len(metrics['augmentation']['real_only']) == 1
   html = (out / 'report.html').read_text()
   assert 'data:image/png;base64,' in html and 'resample' in html
-  assert '| gdiff |' in (out / 'report.md').read_text()
+  md = (out / 'report.md').read_text()
+  assert '| gdiff |' in md and '| AA_truth test [0.4–0.6] |' in md  # the held-out split's name
 
 
 def test_evaluate_rejects_a_synthetic_cohort_with_other_classes(tmp_path, monkeypatch):

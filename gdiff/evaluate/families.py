@@ -17,6 +17,7 @@ entry; a baseline at several settings is one entry per setting in `methods`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -199,19 +200,24 @@ STUDIES = {'augmentation': (augmentation,)}
 
 
 # ------------------------------------------------------------ cohorts and judging
-def _baseline(ctx, name: str):
-  dosage, label_ids = baselines.generate(name, ctx.reference(real_train), ctx.counts_K,
-                                         ctx.seed)
+def baseline(ctx, name: str, generator: str, **settings):
+  """Cohort `name` from baselines.generate(generator), with gdiff's label counts.
+
+  `settings` replace fields of the baselines' RealTrain, so one generator at several
+  settings is several entries: baseline(ctx, 'mosaic@25', 'mosaic', segment_snps=25.0).
+  """
+  real = dataclasses.replace(ctx.reference(real_train), **settings)
+  dosage, label_ids = baselines.generate(generator, real, ctx.counts_K, ctx.seed)
   return ctx.cohort(name, dosage, label_ids)
 
 
 def methods(ctx) -> list:
   """The cohorts judged, in report order, as (name, make() -> Cohort) entries.
 
-  gdiff, then each of evaluate.baselines (generated when made, with gdiff's label counts).
+  gdiff, then each of evaluate.baselines (generated when made, one at a time).
   """
   return [('gdiff', lambda: ctx.synthetic)] + [
-      (name, functools.partial(_baseline, ctx, name)) for name in ctx.ev.baselines]
+      (name, functools.partial(baseline, ctx, name, name)) for name in ctx.ev.baselines]
 
 
 def judge(ctx, cohort, table: dict) -> tuple[dict, dict]:
