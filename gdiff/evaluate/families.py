@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
-from gdiff.evaluate import baselines, classifiers, genetics, privacy, protocol
+from gdiff.evaluate import baselines, classifiers, context, genetics, privacy, protocol
+
+# metric(ctx, cohort) -> (values or None, curves)
+Metric = Callable[[context.Context, context.Cohort], tuple[dict | None, dict]]
 
 
 def cap_rows(n: int, cap: int, seed) -> np.ndarray:
@@ -75,7 +79,13 @@ def real_utility(ctx) -> dict:
 
 
 def hard_pair(ctx) -> tuple[int, int] | None:
+  """protocol.hard_pair of the real-train F_ST: label ids of the two most similar classes."""
   return protocol.hard_pair(ctx.reference(genetic_reference)['fst_train'])
+
+
+def hard_pair_names(ctx) -> tuple[str, str] | None:
+  pair = hard_pair(ctx)
+  return None if pair is None else (ctx.classes[pair[0]], ctx.classes[pair[1]])
 
 
 def hard_pair_sets(ctx) -> dict:
@@ -145,7 +155,7 @@ def hard_pair_metrics(ctx, cohort):
   return _summarise_utility(u), {}
 
 
-FAMILIES = {
+FAMILIES: dict[str, tuple[Metric, ...]] = {
     'privacy': (privacy_metrics,),
     'realism': (realism_metrics,),
     'utility': (utility_metrics,),
@@ -177,7 +187,7 @@ def privacy_reference(ctx, cohort):
   return values, {'dcr_holdout': refs.get('genotype', refs['embedding']).d_holdout_train}
 
 
-REFERENCE_ROWS = {
+REFERENCE_ROWS: dict[str, tuple[Metric, ...]] = {
     'realism': (realism_reference,),
     'privacy': (privacy_reference,),
 }
@@ -196,7 +206,7 @@ def augmentation(ctx, cohort):
   return {**aug, 'classifier': clf}, {}
 
 
-STUDIES = {'augmentation': (augmentation,)}
+STUDIES: dict[str, tuple[Metric, ...]] = {'augmentation': (augmentation,)}
 
 
 # ------------------------------------------------------------ cohorts and judging
@@ -211,7 +221,7 @@ def baseline(ctx, name: str, generator: str, **settings):
   return ctx.cohort(name, dosage, label_ids)
 
 
-def methods(ctx) -> list:
+def methods(ctx: context.Context) -> list[tuple[str, Callable[[], context.Cohort]]]:
   """The cohorts judged, in report order, as (name, make() -> Cohort) entries.
 
   gdiff, then each of evaluate.baselines (generated when made, one at a time).
@@ -220,7 +230,8 @@ def methods(ctx) -> list:
       (name, functools.partial(baseline, ctx, name, name)) for name in ctx.ev.baselines]
 
 
-def judge(ctx, cohort, table: dict) -> tuple[dict, dict]:
+def judge(ctx: context.Context, cohort: context.Cohort, table: dict[str, tuple[Metric, ...]]
+          ) -> tuple[dict, dict]:
   """Every metric of `table` on one cohort: ({section: values}, curves)."""
   values, curves = {}, {}
   for section, metrics in table.items():

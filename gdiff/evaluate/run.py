@@ -74,8 +74,6 @@ def check_config(ev: ml_collections.ConfigDict) -> None:
                      f'{", ".join(repr(h) for h in protocol.HOLDOUTS)}')
 
 
-
-
 def load(config: ml_collections.ConfigDict, workdir: str) -> context.Context:
   """Reads the real splits that evaluate.holdout allows, the codec and gdiff's cohort."""
   held = protocol.HOLDOUTS[config.evaluate.holdout]
@@ -105,8 +103,8 @@ def load(config: ml_collections.ConfigDict, workdir: str) -> context.Context:
 
 def _header(ctx: context.Context, results: dict) -> dict:
   """metrics.json's top level: the protocol around the methods' `results`."""
-  held, (_, y_select), (_, y_report) = (ctx.holdout, ctx.classifier_sets['select'],
-                                        ctx.classifier_sets['report'])
+  held, sets = ctx.holdout, ctx.classifier_sets
+  y_select, y_report = sets['select'][1], sets['report'][1]
   out = {'holdout': held.name, 'methods': results, 'classes': list(ctx.classes),
          # On the set accuracies are reported on (test, or val's report half).
          'majority_acc_holdout': float(np.bincount(y_report, minlength=ctx.num_classes).max()
@@ -118,10 +116,15 @@ def _header(ctx: context.Context, results: dict) -> dict:
          'paper': report.PAPER,
          'targets': [{'metric': p, 'name': protocol.named(n, held.name), 'op': op, 'target': t}
                      for p, n, op, t in report.TARGETS]}
-  pair = families.hard_pair(ctx)
-  if pair is not None:
-    out['hard_pair'] = [ctx.classes[pair[0]], ctx.classes[pair[1]]]
+  if families.hard_pair_names(ctx):
+    out['hard_pair'] = list(families.hard_pair_names(ctx))
   return out
+
+
+def _notes(ctx: context.Context) -> list[str]:
+  sets = ctx.classifier_sets
+  return protocol.notes(ctx.holdout.name, len(sets['select'][1]), len(sets['report'][1]),
+                        ctx.counts_K, ctx.seed, families.hard_pair_names(ctx))
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -147,10 +150,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                                         families.REFERENCE_ROWS)
   metrics.update(families.judge(ctx, ctx.synthetic, families.STUDIES)[0])
   metrics['checks'] = report.checks(results)
-  sets, pair = ctx.classifier_sets, metrics.get('hard_pair')
-  metrics['notes'] = protocol.notes(ctx.holdout.name, len(sets['select'][1]),
-                                    len(sets['report'][1]), ctx.counts_K, config.seed,
-                                    tuple(pair) if pair else None)
+  metrics['notes'] = _notes(ctx)
   paths = report.write(os.path.join(workdir, REPORT_DIR), metrics, curves)
   logging.info('evaluate: wrote %s', paths)
   return metrics
