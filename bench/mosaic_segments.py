@@ -22,11 +22,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import quality  # noqa: E402
+from gdiff.evaluate import protocol  # noqa: E402
 from gdiff.evaluate import run as evaluate_lib  # noqa: E402
 
+# (column, path in the mosaic's metrics); '{holdout}': the held-out split's display name
 COLUMNS = (('recovery min', 'utility.recovery_min'),
-           ('AA_truth test', 'privacy.embedding.aa_truth_test'),
-           ('AA_syn test', 'privacy.embedding.aa_syn_test'),
+           ('AA_truth {holdout}', 'privacy.embedding.aa_truth_holdout'),
+           ('AA_syn {holdout}', 'privacy.embedding.aa_syn_holdout'),
            ('privacy loss', 'privacy.embedding.privacy_loss'),
            ('MIA AUC emb', 'privacy.embedding.mia_auc'),
            ('MIA AUC geno', 'privacy.genotype.mia_auc'),
@@ -40,10 +42,11 @@ def main() -> None:
   parser.add_argument('--workdir', required=True)
   parser.add_argument('--config', default='configs/als.py')
   parser.add_argument('--segments', default='12,25,50,100,200')
-  parser.add_argument('--holdout', default='val', choices=sorted(evaluate_lib.HOLDOUTS))
+  parser.add_argument('--holdout', default='val', choices=sorted(protocol.HOLDOUTS))
   args = parser.parse_args()
   logging.basicConfig(level=logging.WARNING)
-  rows = [f"| mosaic segment (SNPs) | {' | '.join(c for c, _ in COLUMNS)} | s |",
+  names = [protocol.named(c, args.holdout) for c, _ in COLUMNS]
+  rows = [f"| mosaic segment (SNPs) | {' | '.join(names)} | s |",
           '|' + '---|' * (len(COLUMNS) + 2)]
   for seg in [int(s) for s in args.segments.split(',') if s]:
     w = os.path.join(args.workdir, 'mosaic_segments', str(seg))

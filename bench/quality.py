@@ -19,8 +19,8 @@ split (`evaluate.holdout='val'`: the test split is never read; classifiers choos
 step on one stratified half of val and report on the other). Run the chosen setting once
 more with --holdout=test (or the pipeline with evaluate.holdout='test') for final numbers.
 A `--set evaluate.holdout=...` overrides --holdout. The table says which split its numbers
-come from (read back from each point's metrics.json); 'test' in column names (AA_truth
-test, ...) means the held-out split.
+come from (read back from each point's metrics.json), in its first line and in the column
+names (AA_truth val, ...; 'holdout' when the points differ).
 
 Writes OUT/table.md (markdown), OUT/table.json and OUT/frontier.png: LD r^2 correlation
 and PCA two-sample AUC against membership-inference AUC, and AA_truth against AA_syn, for
@@ -43,6 +43,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gdiff import pipeline  # noqa: E402
+from gdiff.evaluate import protocol  # noqa: E402
 
 # name -> (training overrides, sample overrides). Points with equal training overrides
 # share one trained model. A name says what the point overrides on top of the run's --config
@@ -108,12 +109,12 @@ POINTS = {
 }
 CHEAP_EVALUATE = {'evaluate.classifiers': ('logreg', 'mlp'), 'evaluate.seeds': 1,
                   'evaluate.augmentation_classifier': ''}
-# (column, path in a method's metrics, format)
+# (column, path in a method's metrics, format); '{holdout}': the held-out split's display name
 COLUMNS = (
     ('recovery min', 'utility.recovery_min', '.3f'),
     ('hard-pair recovery min', 'utility_hard_pair.recovery_min', '.3f'),
-    ('AA_truth test', 'privacy.embedding.aa_truth_test', '.3f'),
-    ('AA_syn test', 'privacy.embedding.aa_syn_test', '.3f'),
+    ('AA_truth {holdout}', 'privacy.embedding.aa_truth_holdout', '.3f'),
+    ('AA_syn {holdout}', 'privacy.embedding.aa_syn_holdout', '.3f'),
     ('AA_truth train', 'privacy.embedding.aa_truth_train', '.3f'),
     ('AA_syn train', 'privacy.embedding.aa_syn_train', '.3f'),
     ('privacy loss', 'privacy.embedding.privacy_loss', '.3f'),
@@ -255,9 +256,15 @@ def run_points(args, base_overrides: dict) -> list[dict]:
   return rows
 
 
+def holdout(rows: list[dict]) -> str:
+  """The held-out split of every point, or 'holdout' when they differ."""
+  held = {protocol.held_out(r['metrics']).name for r in rows}
+  return held.pop() if len(held) == 1 else 'holdout'
+
+
 def holdout_line(rows: list[dict]) -> str:
   """Which real split the numbers come from (each point's metrics.json `holdout`)."""
-  held = {r['point']: r['metrics'].get('holdout', 'test') for r in rows}
+  held = {r['point']: protocol.held_out(r['metrics']).name for r in rows}
   if len(set(held.values())) == 1:
     split = next(iter(held.values()))
     text = f'Held-out split: **{split}** (evaluate.holdout) for every point'
@@ -266,41 +273,46 @@ def holdout_line(rows: list[dict]) -> str:
                'of val, accuracy reported on the other')
   else:
     text = 'Held-out split per point (mixed!): ' + ', '.join(f'{p}={h}' for p, h in held.items())
-  return text + '. "test" in column names means the held-out split.\n'
+  return text + '.\n'
 
 
 def table(rows: list[dict]) -> tuple[list[dict], str]:
-  """Flat records (gdiff points, then the baselines and the real reference) and markdown."""
+  """Flat records (gdiff points, then the baselines and the real reference) and markdown.
+
+  Records and header name the columns with the held-out split (`holdout(rows)`).
+  """
+  columns = [(protocol.named(c, holdout(rows)), p, fmt) for c, p, fmt in COLUMNS]
   records = []
   for r in rows:
     m = r['metrics']['methods']['gdiff']
     settings = ', '.join(f'{k}={v}' for k, v in {**r['train'], **r['sample']}.items())
     records.append({'method': f"gdiff {r['point']}", 'settings': settings or 'config default',
                     'seconds': round(r['seconds']),
-                    **{c: lookup(m, p) for c, p, _ in COLUMNS}})
+                    **{c: lookup(m, p) for c, p, _ in columns}})
   first = next((r for r in rows if len(r['metrics']['methods']) > 1), None)
   if first is not None:
     for name, m in first['metrics']['methods'].items():
       if name != 'gdiff':
         records.append({'method': name, 'settings': 'baseline', 'seconds': None,
-                        **{c: lookup(m, p) for c, p, _ in COLUMNS}})
+                        **{c: lookup(m, p) for c, p, _ in columns}})
     ref = first['metrics'].get('reference', {}).get('realism', {})
-    held = first['metrics'].get('holdout', 'test')
+    held = protocol.held_out(first['metrics']).name
     records.append({'method': f'real {held} (reference)', 'settings': '', 'seconds': None,
                     **{c: lookup({'realism': ref}, p) if p.startswith('realism') else None
-                       for c, p, _ in COLUMNS}})
-  header = ['method', 'settings', 's'] + [c for c, _, _ in COLUMNS]
+                       for c, p, _ in columns}})
+  header = ['method', 'settings', 's'] + [c for c, _, _ in columns]
   lines = [holdout_line(rows), '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for rec in records:
     cells = [rec['method'], rec['settings'], '' if rec['seconds'] is None else str(rec['seconds'])]
-    for c, _, fmt in COLUMNS:
+    for c, _, fmt in columns:
       v = rec[c]
       cells.append('–' if v is None else format(v, fmt))
     lines.append('| ' + ' | '.join(cells) + ' |')
   return records, '\n'.join(lines) + '\n'
 
 
-def plot(records: list[dict], path: str, title: str) -> None:
+def plot(records: list[dict], path: str, title: str, held: str) -> None:
+  """The frontier panels; `held` names the columns' held-out split (as `table` did)."""
   import matplotlib
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt
@@ -309,7 +321,8 @@ def plot(records: list[dict], path: str, title: str) -> None:
   # decode thresholds make it 1 for every gdiff point.
   panels = (('MIA AUC emb', 'LD r2 corr', 0.55, 0.95, 'upper left'),
             ('MIA AUC emb', 'PCA AUC', 0.55, 0.55, 'lower left'),
-            ('AA_truth test', 'AA_syn test', None, None, None))
+            (protocol.named('AA_truth {holdout}', held), protocol.named('AA_syn {holdout}', held),
+             None, None, None))
   for ax, (xc, yc, xt, yt, where) in zip(axes, panels):
     for rec in records:
       x, y = rec[xc], rec[yc]
@@ -326,7 +339,7 @@ def plot(records: list[dict], path: str, title: str) -> None:
       ax.set_title(f'{yc} vs {xc} (target: {where} of the dashed lines)', fontsize=9)
     else:
       ax.add_patch(plt.Rectangle((0.4, 0.4), 0.2, 0.2, fill=False, ls='--', color='grey'))
-      ax.set_title('AA_truth vs AA_syn, test (target: the dashed box)', fontsize=9)
+      ax.set_title(f'AA_truth vs AA_syn, {held} (target: the dashed box)', fontsize=9)
     ax.set_xlabel(xc)
     ax.set_ylabel(yc)
   fig.suptitle(title + ' — blue: gdiff settings, red: baselines')
@@ -371,12 +384,12 @@ def main() -> None:
          f'(`{" ".join(sys.argv)}`).\n')
   with open(os.path.join(args.out, 'table.md'), 'w') as f:
     f.write(md)
-  held = '/'.join(sorted({r['metrics'].get('holdout', 'test') for r in rows}))
+  held = '/'.join(sorted({protocol.held_out(r['metrics']).name for r in rows}))
   with open(os.path.join(args.out, 'table.json'), 'w') as f:
     json.dump({'records': records, 'seconds_total': total, 'argv': sys.argv, 'holdout': held},
               f, indent=1)
   plot(records, os.path.join(args.out, 'frontier.png'),
-       f'{args.title or args.config} (held out: {held})')
+       f'{args.title or args.config} (held out: {held})', holdout(rows))
   print(md)
 
 

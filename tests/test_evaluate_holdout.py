@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import re
 import types
 
 import evaluate_testdata as td
@@ -75,7 +76,7 @@ def test_holdout_val_never_reads_test_genotypes(tmp_path, monkeypatch):
   sets = metrics['classifier_sets']
   assert (sets['num_select'], sets['num_report']) == (len(select), len(report_rows)) == (25, 25)
   majority = np.bincount(labels_val[report_rows]).max() / 25
-  assert metrics['majority_acc_test'] == pytest.approx(majority)
+  assert metrics['majority_acc_holdout'] == pytest.approx(majority)
   assert metrics['splits'] == {'train': 180, 'val': 50, 'test': 70}
   assert any('test split was not read' in n for n in metrics['notes'])
   md = (tmp_path / 'report' / 'report.md').read_text()
@@ -83,6 +84,24 @@ def test_holdout_val_never_reads_test_genotypes(tmp_path, monkeypatch):
   assert md.startswith('## gdiff evaluation (held-out split: val)')
   assert '<title>gdiff evaluation (held-out split: val)</title>' in html
   assert '| real val (reference) |' in md and 'the test split was not read' in html
+  # Tables name the held-out split; no metric key says test ('test' alone is the split).
+  assert '| AA_truth val [0.4–0.6] | AA_syn val [0.4–0.6] |' in md and 'AA_truth test' not in md
+  assert [t['name'] for t in metrics['targets']][2:4] == ['AA_truth val', 'AA_syn val']
+  keys = set()
+  _keys(metrics, keys)
+  assert 'aa_truth_holdout' in keys and 'dcr_share_below_holdout_p5' in keys
+  assert not [k for k in keys if re.search(r'^test_|_test_|_test$', k)]
+
+
+def _keys(node, out):
+  """Every dict key in a metrics tree, the path keys of `checks` split at the dots."""
+  if isinstance(node, dict):
+    for k, v in node.items():
+      out.update(k.split('.'))
+      _keys(v, out)
+  elif isinstance(node, list):
+    for v in node:
+      _keys(v, out)
 
 
 def test_holdout_val_ignores_the_test_split_and_uses_val_where_test_was(tmp_path, monkeypatch):
@@ -107,8 +126,8 @@ def test_holdout_val_ignores_the_test_split_and_uses_val_where_test_was(tmp_path
   assert test_orig['holdout'] == 'test'
   assert (test_orig['reference']['realism']['af_r']
           != test_changed['reference']['realism']['af_r'])
-  assert (test_orig['methods']['gdiff']['privacy']['embedding']['aa_truth_test']
-          != test_changed['methods']['gdiff']['privacy']['embedding']['aa_truth_test'])
+  assert (test_orig['methods']['gdiff']['privacy']['embedding']['aa_truth_holdout']
+          != test_changed['methods']['gdiff']['privacy']['embedding']['aa_truth_holdout'])
 
   # Privacy and realism with holdout='val' are exactly those of holdout='test' when the
   # val people are the test split: val took test's place everywhere (all of val).
@@ -190,7 +209,9 @@ def test_quality_sweep_judges_every_point_on_its_holdout():
   rows = [{'point': p, 'train': {}, 'sample': {}, 'seconds': 1.0,
            'metrics': {'holdout': h, 'methods': {'gdiff': {}}}}
           for p, h in (('default', 'val'), ('ddim_eta1', 'val'))]
-  _, md = quality.table(rows)
+  records, md = quality.table(rows)
   assert md.startswith('Held-out split: **val** (evaluate.holdout) for every point;')
+  assert '| AA_truth val | AA_syn val |' in md and 'AA_truth val' in records[0]
   rows[1]['metrics']['holdout'] = 'test'
-  assert 'mixed!' in quality.table(rows)[1]
+  records, md = quality.table(rows)
+  assert 'mixed!' in md and '| AA_truth holdout | AA_syn holdout |' in md

@@ -10,19 +10,19 @@ import pytest
 
 from configs import base
 from gdiff.errors import InputError
-from gdiff.evaluate import report, run
+from gdiff.evaluate import families, protocol, report, run
 
 
 def test_checks_compare_with_targets():
-  r = {'privacy': {'embedding': {'aa_truth_test': 0.55, 'privacy_loss': 0.05},
-                   'genotype': {'identical_copies': 0, 'dcr_share_below_test_p5': 0.06,
+  r = {'privacy': {'embedding': {'aa_truth_holdout': 0.55, 'privacy_loss': 0.05},
+                   'genotype': {'identical_copies': 0, 'dcr_share_below_holdout_p5': 0.06,
                                 'num_synthetic': 1000}},
        'realism': {'af_r': float('nan')}}
-  assert report.check(r, 'privacy.embedding.aa_truth_test', 'within', (0.4, 0.6)) is True
+  assert report.check(r, 'privacy.embedding.aa_truth_holdout', 'within', (0.4, 0.6)) is True
   assert report.check(r, 'privacy.embedding.privacy_loss', '<=', 0.02) is False
   assert report.check(r, 'privacy.genotype.identical_copies', '==', 0) is True
   # 0.06 is within two binomial standard errors of 5% for 1000 people (limit 0.0638).
-  assert report.check(r, 'privacy.genotype.dcr_share_below_test_p5', 'dcr', 0.05) is True
+  assert report.check(r, 'privacy.genotype.dcr_share_below_holdout_p5', 'dcr', 0.05) is True
   assert report.check(r, 'realism.af_r', '>=', 0.99) is None
   assert report.check(r, 'utility.recovery_min', '>=', 0.95) is None
 
@@ -77,7 +77,8 @@ def test_evaluate_end_to_end(tmp_path, monkeypatch):
   assert len(metrics['augmentation']['real_only']) == 1
   html = (out / 'report.html').read_text()
   assert 'data:image/png;base64,' in html and 'resample' in html
-  assert '| gdiff |' in (out / 'report.md').read_text()
+  md = (out / 'report.md').read_text()
+  assert '| gdiff |' in md and '| AA_truth test [0.4–0.6] |' in md  # the held-out split's name
 
 
 def test_evaluate_rejects_a_synthetic_cohort_with_other_classes(tmp_path, monkeypatch):
@@ -101,16 +102,16 @@ def test_evaluate_rejects_unknown_baseline(tmp_path, monkeypatch):
 
 def test_hard_pair_is_the_lowest_fst_pair():
   fst = np.array([[0, 0.2, 0.3], [0.2, 0, 0.01], [0.3, 0.01, 0]])
-  assert run._hard_pair(fst) == (1, 2)
-  assert run._hard_pair(fst[:2, :2]) is None  # two classes: the task itself
-  x, y = run._restrict(np.arange(5)[:, None], np.array([0, 1, 2, 2, 1]), (1, 2))
+  assert protocol.hard_pair(fst) == (1, 2)
+  assert protocol.hard_pair(fst[:2, :2]) is None  # two classes: the task itself
+  x, y = protocol.restrict(np.arange(5)[:, None], np.array([0, 1, 2, 2, 1]), (1, 2))
   np.testing.assert_array_equal(x[:, 0], [1, 2, 3, 4])
   np.testing.assert_array_equal(y, [0, 1, 1, 0])
 
 
 def test_cap_rows_subsamples_only_above_the_cap():
-  np.testing.assert_array_equal(run._cap_rows(5, 0, 0), np.arange(5))
-  np.testing.assert_array_equal(run._cap_rows(5, 9, 0), np.arange(5))
-  rows = run._cap_rows(50, 10, [0, 1])
+  np.testing.assert_array_equal(families.cap_rows(5, 0, 0), np.arange(5))
+  np.testing.assert_array_equal(families.cap_rows(5, 9, 0), np.arange(5))
+  rows = families.cap_rows(50, 10, [0, 1])
   assert len(rows) == len(set(rows)) == 10 and np.all(np.diff(rows) > 0)
-  np.testing.assert_array_equal(rows, run._cap_rows(50, 10, [0, 1]))
+  np.testing.assert_array_equal(rows, families.cap_rows(50, 10, [0, 1]))

@@ -5,6 +5,9 @@ privacy      NNAA, distance to closest record, copies, membership inference.
 genetics     allele/genotype frequencies, LD, PCA, heterozygosity, F_ST.
 classifiers  small JAX/Flax classifiers: recovery rate and augmentation.
 baselines    simple generators (independent, gaussian, resample, mosaic).
+protocol     the held-out split, the classifiers' real sets, the hard pair, the notes.
+context      what every metric family reads: the real side, built once.
+families     the metric families (privacy, realism, utility) and the cohorts they judge.
 report       targets, the paper's numbers, metrics.json / report.html / report.md.
 run          the evaluate stage, `evaluate(config, workdir)`.
 """

@@ -153,8 +153,3 @@ def nearest(query, reference, metric: str = 'angular', k: int = 1,
     index.append(np.asarray(best_i)[:n])
   return np.concatenate(dist), np.concatenate(index).astype(np.int32)
 
-
-def pairwise_brute_force(query, reference, metric: str) -> np.ndarray:
-  """Full (Nq, Nr) distance matrix in one tile; for tests on small inputs."""
-  prepare, tile = METRICS[metric]
-  return np.array(tile(jnp.asarray(prepare(query)), jnp.asarray(prepare(reference))))

@@ -10,8 +10,9 @@ and heterozygosity. On top of these:
 - LD fidelity: Pearson r of the r² values (pairs defined in both cohorts) and
   LD-decay curves (mean r² per SNP distance 1..max_lag);
 - PCA fit on real train (standardised genotypes, Gram matrix over SNP blocks),
-  with test and synthetic projected; a two-sample k-NN classifier (real test vs
-  synthetic, 2-fold) on the top PCs gives an AUC (0.5 = indistinguishable);
+  with the held-out split and synthetic projected; a two-sample k-NN classifier
+  (real held out vs synthetic, 2-fold) on the top PCs gives an AUC (0.5 =
+  indistinguishable);
 - Hudson F_ST (ratio of averages, Bhatia et al. 2013) between label groups.
 """
 
@@ -229,24 +230,24 @@ def two_sample_auc(real_NxK: np.ndarray, syn_MxK: np.ndarray, k: int = 10, seed:
 
 
 # ------------------------------------------------------------- summary
-def real_reference(train_NxS, test_NxS, chrom_S, max_lag: int, num_pcs: int,
+def real_reference(train_NxS, holdout_NxS, chrom_S, max_lag: int, num_pcs: int,
                    block_size: int = 1024, train_labels_N=None, num_classes: int = 0) -> dict:
-  """Everything about the real cohort that every method is compared to."""
+  """Everything about real train and the held-out split that every method is compared to."""
   m_train = moments(train_NxS, max_lag, block_size)
-  m_test = moments(test_NxS, max_lag, block_size)
+  m_holdout = moments(holdout_NxS, max_lag, block_size)
   pca = fit_pca(train_NxS, num_pcs)
   r2_train, def_train = ld_r2(m_train, chrom_S)
-  return {'m_train': m_train, 'm_test': m_test, 'pca': pca,
+  return {'m_train': m_train, 'm_holdout': m_holdout, 'pca': pca,
           'r2_train': r2_train, 'def_train': def_train,
-          'pcs_train': project(pca, train_NxS), 'pcs_test': project(pca, test_NxS),
-          'het_train': heterozygosity(train_NxS), 'het_test': heterozygosity(test_NxS),
+          'pcs_train': project(pca, train_NxS), 'pcs_holdout': project(pca, holdout_NxS),
+          'het_train': heterozygosity(train_NxS), 'het_holdout': heterozygosity(holdout_NxS),
           'fst_train': (group_fst(train_NxS, train_labels_N, num_classes, block_size)
                         if num_classes > 1 else None)}
 
 
 def compare(ref: dict, dosage_NxS, chrom_S, max_lag: int, block_size: int = 1024,
             seed: int = 0, label_ids_N=None, real_pcs=None) -> tuple[dict, dict]:
-  """Realism of one cohort (synthetic, or real test as the reference) vs real train.
+  """Realism of one cohort (synthetic, or real held out as the reference) vs real train.
 
   Args:
     ref: from `real_reference`.
@@ -256,8 +257,8 @@ def compare(ref: dict, dosage_NxS, chrom_S, max_lag: int, block_size: int = 1024
     block_size: rows per block.
     seed: seeds the two-sample classifier's subsample and folds.
     label_ids_N: labels of the cohort, for F_ST between label groups.
-    real_pcs: real PCs it is told apart from (default real test; give train PCs
-      when judging real test itself).
+    real_pcs: real PCs it is told apart from (default the held-out split's; give
+      train PCs when judging the held-out split itself).
 
   Returns:
     (metrics: flat dict of numbers, curves: arrays for plots: af, ld_decay, pcs, het).
@@ -279,7 +280,7 @@ def compare(ref: dict, dosage_NxS, chrom_S, max_lag: int, block_size: int = 1024
       'ld_r2_mean': float(r2[defined].mean()) if defined.any() else float('nan'),
       'ld_r2_mean_train': float(ref['r2_train'][ref['def_train']].mean())
                           if ref['def_train'].any() else float('nan'),
-      'pca_two_sample_auc': two_sample_auc(ref['pcs_test'] if real_pcs is None else real_pcs,
+      'pca_two_sample_auc': two_sample_auc(ref['pcs_holdout'] if real_pcs is None else real_pcs,
                                            pcs, seed=seed, block_size=block_size),
       'het_mean': float(het.mean()),
       'het_sd': float(het.std()),

@@ -1,4 +1,4 @@
-"""Privacy and diversity of a synthetic cohort against the real train and test splits.
+"""Privacy and diversity of a synthetic cohort against real train and the held-out split.
 
 Everything is computed from nearest-neighbour distances (`distances.nearest`,
 blocked), in one space at a time: the angular distance on the embedding (as the
@@ -8,16 +8,17 @@ paper) or the Hamming distance on genotypes.
   person is farther than their nearest other real person; AA_syn = share of
   synthetic people whose nearest real person is farther than their nearest other
   synthetic person; AA_TS = mean (ideal 0.5 for each of the three). Computed
-  against train and against test on sets of one size n = min(n_train, n_test,
-  n_syn) (seeded uniform subsamples without replacement; NNAA depends on n
-  even without a leak), the train side averaged over up to 5 subsamples.
-  Privacy loss = AA_TS(test) - AA_TS(train).
+  against train and against the held-out split (evaluate.holdout: test or val;
+  keys say `holdout`) on sets of one size n = min(n_train, n_holdout, n_syn)
+  (seeded uniform subsamples without replacement; NNAA depends on n even without
+  a leak), the train side averaged over up to 5 subsamples.
+  Privacy loss = AA_TS(holdout) - AA_TS(train).
 - Distance to closest record (DCR): synthetic -> train against the reference
-  real test -> train.
+  real held-out -> train.
 - Identical copies (distance 0 to a training person) and near-copies (closer to
-  a training person than any test person is).
+  a training person than any held-out person is).
 - Membership inference: score = -(distance of a real person to the nearest
-  synthetic person); members = train, non-members = test, balanced by a seeded
+  synthetic person); members = train, non-members = held out, balanced by a seeded
   subsample of the larger side; AUC by ranks (Mann-Whitney).
 """
 
@@ -96,8 +97,8 @@ class Reference:
   metric: str
   block_size: int
   train: np.ndarray
-  test: np.ndarray
-  d_test_train: np.ndarray  # (n_test,) nearest train person of each test person
+  holdout: np.ndarray  # the held-out split (non-members)
+  d_holdout_train: np.ndarray  # (n_holdout,) nearest train person of each held-out one
   seed: int
   _d_real_real: dict = dataclasses.field(default_factory=dict)
 
@@ -107,7 +108,7 @@ class Reference:
     key = (split, size, repeat)
     real = getattr(self, split)
     if key not in self._d_real_real:
-      rng = np.random.default_rng([self.seed, ('train', 'test').index(split), size, repeat])
+      rng = np.random.default_rng([self.seed, ('train', 'holdout').index(split), size, repeat])
       rows = _subsample(rng, len(real), size)
       self._d_real_real[key] = rows, _nn1(real[rows], real[rows], self.metric, self.block_size,
                                           exclude_self=True)
@@ -118,10 +119,11 @@ class Reference:
 MAX_NNAA_REPEATS = 5
 
 
-def make_reference(train, test, metric: str, block_size: int, seed: int = 0) -> Reference:
-  """Precomputes the test -> train distances of one space."""
-  d_test_train = _nn1(test, train, metric, block_size)
-  return Reference(metric, block_size, np.asarray(train), np.asarray(test), d_test_train, seed)
+def make_reference(train, holdout, metric: str, block_size: int, seed: int = 0) -> Reference:
+  """Precomputes the held-out -> train distances of one space."""
+  d_holdout_train = _nn1(holdout, train, metric, block_size)
+  return Reference(metric, block_size, np.asarray(train), np.asarray(holdout), d_holdout_train,
+                   seed)
 
 
 def evaluate(ref: Reference, synthetic, seed: int = 0, copy_tolerance: float = 0.0
@@ -129,7 +131,7 @@ def evaluate(ref: Reference, synthetic, seed: int = 0, copy_tolerance: float = 0
   """All privacy and diversity metrics of one synthetic set in one space.
 
   Args:
-    ref: from `make_reference` (real train and test, same space as `synthetic`).
+    ref: from `make_reference` (real train and held out, same space as `synthetic`).
     synthetic: (m, ...) synthetic embeddings or dosages.
     seed: seeds the equal-size subsamples.
     copy_tolerance: distances <= this count as identical copies.
@@ -141,11 +143,11 @@ def evaluate(ref: Reference, synthetic, seed: int = 0, copy_tolerance: float = 0
   synthetic = np.asarray(synthetic)
   rng = np.random.default_rng([seed, 7])
   out = {}
-  # NNAA depends on the set size even without any leak, so train and test are
+  # NNAA depends on the set size even without any leak, so train and held out are
   # compared at the same n; the larger train side is averaged over several
-  # seeded subsamples to match the test side's noise.
-  n = min(len(ref.train), len(ref.test), len(synthetic))
-  for split in ('train', 'test'):
+  # seeded subsamples to match the held-out side's noise.
+  n = min(len(ref.train), len(ref.holdout), len(synthetic))
+  for split in ('train', 'holdout'):
     repeats = max(1, min(MAX_NNAA_REPEATS, len(getattr(ref, split)) // n))
     values = []
     for r in range(repeats):
@@ -156,24 +158,24 @@ def evaluate(ref: Reference, synthetic, seed: int = 0, copy_tolerance: float = 0
       out[f'{name}_{split}'] = float(np.mean([v[name] for v in values]))
     out[f'nnaa_n_{split}'] = n
     out[f'nnaa_repeats_{split}'] = repeats
-  out['privacy_loss'] = out['aa_ts_test'] - out['aa_ts_train']
+  out['privacy_loss'] = out['aa_ts_holdout'] - out['aa_ts_train']
 
   d_syn_train = _nn1(synthetic, ref.train, ref.metric, ref.block_size)
-  p5_test = float(np.percentile(ref.d_test_train, 5))
+  p5_holdout = float(np.percentile(ref.d_holdout_train, 5))
   out.update({
       'dcr_syn_median': float(np.median(d_syn_train)),
       'dcr_syn_p5': float(np.percentile(d_syn_train, 5)),
-      'dcr_test_median': float(np.median(ref.d_test_train)),
-      'dcr_test_p5': p5_test,
-      'dcr_share_below_test_p5': float(np.mean(d_syn_train < p5_test)),
+      'dcr_holdout_median': float(np.median(ref.d_holdout_train)),
+      'dcr_holdout_p5': p5_holdout,
+      'dcr_share_below_holdout_p5': float(np.mean(d_syn_train < p5_holdout)),
       'identical_copies': int(np.sum(d_syn_train <= copy_tolerance)),
-      'near_copies': int(np.sum(d_syn_train < ref.d_test_train.min())),
+      'near_copies': int(np.sum(d_syn_train < ref.d_holdout_train.min())),
       'num_synthetic': len(synthetic),
   })
 
-  n = min(len(ref.train), len(ref.test))
+  n = min(len(ref.train), len(ref.holdout))
   members = ref.train[_subsample(rng, len(ref.train), n)]
-  non_members = ref.test[_subsample(rng, len(ref.test), n)]
+  non_members = ref.holdout[_subsample(rng, len(ref.holdout), n)]
   d_members = _nn1(members, synthetic, ref.metric, ref.block_size)
   d_non_members = _nn1(non_members, synthetic, ref.metric, ref.block_size)
   out['mia_auc'] = auc(-d_members, -d_non_members)

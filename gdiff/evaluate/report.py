@@ -2,9 +2,9 @@
 
 `write(report_dir, metrics, curves)` produces metrics.json, report.html (self-
 contained: tables plus base64 PNG plots, also saved as *.png) and report.md (a
-short summary for the README). Plots use matplotlib's Agg backend. The title
-names the held-out split (`metrics['holdout']`, 'test' when absent): metric
-names say 'test' for whichever split was held out.
+short summary for the README). Plots use matplotlib's Agg backend. Metric keys
+say `holdout` for the held-out split; the title, tables and plots show its
+display name (`protocol.held_out(metrics)`, 'test' or 'val').
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import math
 import os
 
 import numpy as np
+
+from gdiff.evaluate import protocol
 
 # The paper's own numbers (Kenneweg et al. 2025; /work/shared/PAPER.md): accuracy (%) on the
 # real test set of classifiers trained on real data and on MLP+CNN synthetic data.
@@ -34,33 +36,25 @@ PAPER = {
                           '1KG': {'real_only': 29.01, 'real_plus_synthetic': 83.98}},
 }
 
-# (metric path in a method's results, short name, comparison, target). The key table.
+# (metric path in a method's results, short name, comparison, target). The key table;
+# '{holdout}' in a name is the held-out split's display name (`protocol.named`).
 TARGETS = (
     ('utility.recovery_min', 'recovery (min)', '>=', 0.95),
     ('utility_hard_pair.recovery_min', 'recovery hard pair (min)', '>=', 0.95),
-    ('privacy.embedding.aa_truth_test', 'AA_truth test', 'within', (0.4, 0.6)),
-    ('privacy.embedding.aa_syn_test', 'AA_syn test', 'within', (0.4, 0.6)),
+    ('privacy.embedding.aa_truth_holdout', 'AA_truth {holdout}', 'within', (0.4, 0.6)),
+    ('privacy.embedding.aa_syn_holdout', 'AA_syn {holdout}', 'within', (0.4, 0.6)),
     ('privacy.embedding.aa_truth_train', 'AA_truth train', 'within', (0.4, 0.6)),
     ('privacy.embedding.aa_syn_train', 'AA_syn train', 'within', (0.4, 0.6)),
     ('privacy.embedding.privacy_loss', 'privacy loss', '<=', 0.02),
     ('privacy.embedding.mia_auc', 'MIA AUC emb', '<=', 0.55),
     ('privacy.genotype.mia_auc', 'MIA AUC geno', '<=', 0.55),
     ('privacy.genotype.identical_copies', 'identical copies', '==', 0),
-    ('privacy.genotype.dcr_share_below_test_p5', 'DCR < test p5', 'dcr', 0.05),
+    ('privacy.genotype.dcr_share_below_holdout_p5', 'DCR < {holdout} p5', 'dcr', 0.05),
     ('realism.af_r', 'AF r', '>=', 0.99),
     ('realism.ld_r2_corr', 'LD r² corr', '>=', 0.95),
     ('realism.pca_two_sample_auc', 'PCA 2-sample AUC', '<=', 0.55),
 )
 
-
-# metrics['holdout'] -> (where utility accuracy is reported, where steps are chosen).
-UTILITY_SETS = {'test': ('real test', 'real val'),
-                'val': ('the report half of real val', 'its select half')}
-
-
-def holdout(metrics: dict) -> str:
-  """The held-out split of a metrics dict (reports made before the option: 'test')."""
-  return metrics.get('holdout', 'test')
 
 
 def lookup(results: dict, path: str):
@@ -74,7 +68,7 @@ def lookup(results: dict, path: str):
 
 def _dcr_limit(target: float, n: int) -> float:
   # A generator that samples the real distribution puts ~5% of people below the
-  # test 5th percentile; allow two binomial standard errors of sampling noise.
+  # held-out 5th percentile; allow two binomial standard errors of sampling noise.
   return target + 2 * math.sqrt(target * (1 - target) / max(n, 1))
 
 
@@ -127,7 +121,7 @@ def _mark(ok) -> str:
 # ----------------------------------------------------------------- plots
 def _figures(metrics: dict, curves: dict) -> dict:
   """name -> PNG bytes."""
-  held = holdout(metrics)
+  held = protocol.held_out(metrics)
   import matplotlib
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt
@@ -147,7 +141,7 @@ def _figures(metrics: dict, curves: dict) -> dict:
     fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.2), squeeze=False)
     for ax, m in zip(axes[0], methods):
       ax.scatter(*real['pcs_train'][:, :2].T, s=4, c='0.7', label='real train')
-      ax.scatter(*real['pcs_test'][:, :2].T, s=4, c='tab:blue', label=f'real {held}')
+      ax.scatter(*real['pcs_holdout'][:, :2].T, s=4, c='tab:blue', label=f'real {held.name}')
       pcs = curves[m]['pcs']
       ax.scatter(*pcs[:, :2].T, s=4, c='tab:red', alpha=0.6, label='synthetic')
       ax.set_title(m)
@@ -160,7 +154,7 @@ def _figures(metrics: dict, curves: dict) -> dict:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     lags = np.arange(1, len(real['ld_decay_train']) + 1)
     ax.plot(lags, real['ld_decay_train'], 'k-', lw=2, label='real train')
-    ax.plot(lags, real['ld_decay_test'], 'k--', lw=1, label=f'real {held}')
+    ax.plot(lags, real['ld_decay_holdout'], 'k--', lw=1, label=f'real {held.name}')
     for m in methods:
       ax.plot(lags, curves[m]['ld_decay'], label=m)
     ax.set_xlabel('distance (SNPs)')
@@ -178,12 +172,12 @@ def _figures(metrics: dict, curves: dict) -> dict:
     axes[0, 0].set_ylabel('AF synthetic')
     save(fig, 'af_scatter')
 
-  if 'dcr_test' in real:
+  if 'dcr_holdout' in real:
     fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.0), squeeze=False)
     for ax, m in zip(axes[0], methods):
       d = curves[m]['dcr']
-      bins = np.linspace(0, max(d.max(), real['dcr_test'].max()) + 1e-9, 30)
-      ax.hist(real['dcr_test'], bins, density=True, alpha=0.5, label=f'{held}→train')
+      bins = np.linspace(0, max(d.max(), real['dcr_holdout'].max()) + 1e-9, 30)
+      ax.hist(real['dcr_holdout'], bins, density=True, alpha=0.5, label=f'{held.name}→train')
       ax.hist(d, bins, density=True, alpha=0.5, label='synthetic→train')
       ax.set_title(m)
       ax.set_xlabel('Hamming distance')
@@ -214,7 +208,7 @@ def _figures(metrics: dict, curves: dict) -> dict:
     ax.set_xticks(f, [f'{x:g}' for x in f])
     ax.minorticks_off()
     ax.set_xlabel('fraction of real train')
-    ax.set_ylabel(f'accuracy on {UTILITY_SETS[held][0]}')
+    ax.set_ylabel(f'accuracy on {held.reported_on}')
     ax.set_title(f'augmentation ({aug["classifier"]})')
     ax.legend(fontsize=7)
     save(fig, 'augmentation')
@@ -223,15 +217,16 @@ def _figures(metrics: dict, curves: dict) -> dict:
 
 # ----------------------------------------------------------------- tables
 def _key_rows(metrics: dict):
-  header = ['method'] + [f'{name} [{_target_text(op, t)}]' for _, name, op, t in TARGETS]
+  held = protocol.held_out(metrics).name
+  header = ['method'] + [f'{protocol.named(name, held)} [{_target_text(op, t)}]'
+                         for _, name, op, t in TARGETS]
   rows = []
   for m, r in metrics['methods'].items():
     ok = metrics['checks'][m]
     rows.append([m] + [f'{_fmt(lookup(r, p))} {_mark(ok[p])}'.strip() for p, *_ in TARGETS])
   ref = metrics.get('reference', {})
   if ref:
-    rows.append([f'real {holdout(metrics)} (reference)']
-                + [_fmt(lookup(ref, p)) for p, *_ in TARGETS])
+    rows.append([f'real {held} (reference)'] + [_fmt(lookup(ref, p)) for p, *_ in TARGETS])
   return header, rows
 
 
@@ -259,7 +254,8 @@ def _flat_rows(metrics: dict, section: str):
           for m, r in metrics['methods'].items()]
   ref = lookup(metrics.get('reference', {}), section)
   if ref:
-    rows.append([f'real {holdout(metrics)} (reference)'] + [_fmt(ref.get(k)) for k in keys])
+    rows.append([f'real {protocol.held_out(metrics).name} (reference)']
+                + [_fmt(ref.get(k)) for k in keys])
   return ['method'] + keys, rows
 
 
@@ -304,11 +300,12 @@ def write(report_dir: str, metrics: dict, curves: dict) -> dict:
 
   key = _key_rows(metrics)
   notes = metrics.get('notes', [])
-  held = holdout(metrics)
-  title = f'gdiff evaluation (held-out split: {held})'
-  reported_on, chosen_on = UTILITY_SETS[held]
-  names = ('' if held == 'test' else f'Held-out split: {held}; the test split was not read. '
-           f'Metric names that say "test" refer to the held-out split, here {held}.')
+  held = protocol.held_out(metrics)
+  title = f'gdiff evaluation (held-out split: {held.name})'
+  reported_on, chosen_on = held.reported_on, held.chosen_on
+  names = ('' if held.name == 'test' else f'Held-out split: {held.name}; the test split was '
+           f'not read. Metric names that say "holdout" refer to the held-out split, here '
+           f'{held.name}.')
   parts = ['<!doctype html><html><head><meta charset="utf-8">',
            f'<title>{html.escape(title)}</title>',
            f'<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>',
@@ -317,7 +314,7 @@ def write(report_dir: str, metrics: dict, curves: dict) -> dict:
            _html_table(*key),
            f'<h2>Utility (accuracy on {reported_on}; steps chosen on {chosen_on})</h2>',
            f'<p>Majority-class accuracy on {reported_on}: '
-           f'{_fmt(metrics.get("majority_acc_test"))}'
+           f'{_fmt(metrics.get("majority_acc_holdout"))}'
            f'; hard pair: {html.escape(" vs ".join(metrics.get("hard_pair", [])) or "–")}</p>',
            _html_table(*_utility_rows(metrics)),
            _html_table(*_utility_rows(metrics, 'utility_hard_pair'))
@@ -326,7 +323,8 @@ def write(report_dir: str, metrics: dict, curves: dict) -> dict:
            _html_table(*_flat_rows(metrics, 'privacy.embedding')),
            '<h2>Privacy and diversity, genotypes (Hamming distance)</h2>',
            _html_table(*_flat_rows(metrics, 'privacy.genotype')),
-           f'<h2>Genetic realism of decoded genotypes (vs real train; reference: real {held})'
+           f'<h2>Genetic realism of decoded genotypes (vs real train; reference: real '
+           f'{held.name})'
            '</h2>',
            _html_table(*_flat_rows(metrics, 'realism'))]
   for name, png in figs.items():
@@ -341,7 +339,8 @@ def write(report_dir: str, metrics: dict, curves: dict) -> dict:
     f.write('\n'.join(parts))
 
   md = [f'## {title}', ''] + ([names, ''] if names else []) + [_md_table(*key), '',
-        f'Majority-class accuracy on {reported_on}: {_fmt(metrics.get("majority_acc_test"))}',
+        f'Majority-class accuracy on {reported_on}: '
+        f'{_fmt(metrics.get("majority_acc_holdout"))}',
         '',
         _md_table(*_utility_rows(metrics)), '']
   if metrics.get('hard_pair'):

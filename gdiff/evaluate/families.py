@@ -1,0 +1,243 @@
+"""The metric families and the cohorts they judge, picked from name tables.
+
+A metric is `metric(ctx, cohort) -> (values, curves)`: `values` (a dict, or None where
+it does not apply) goes into its family's section of a cohort's results in
+metrics.json, `curves` (arrays) into the report's plots. The real side it compares
+with comes from a builder here, computed once per evaluation: `ctx.reference(builder)`.
+
+  FAMILIES        section -> metrics, for every method (gdiff and each baseline).
+  REFERENCE_ROWS  section -> metrics, for the real held-out people (the `reference`
+                  row: what sampling noise alone gives).
+  STUDIES         top-level key -> metrics, for gdiff's cohort only (augmentation).
+  methods(ctx)    the cohorts judged, as (name, make) entries: gdiff, then each baseline.
+
+A new metric is a function added to its family's tuple; a new family is one more
+entry; a baseline at several settings is one entry per setting in `methods`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import numpy as np
+
+from gdiff.evaluate import baselines, classifiers, context, genetics, privacy, protocol
+
+# metric(ctx, cohort) -> (values or None, curves)
+Metric = Callable[[context.Context, context.Cohort], tuple[dict | None, dict]]
+
+
+def cap_rows(n: int, cap: int, seed) -> np.ndarray:
+  """All rows, or a seeded sorted subsample of `cap` of them (cap > 0)."""
+  if cap <= 0 or n <= cap:
+    return np.arange(n)
+  return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
+
+
+# ------------------------------------------------------------ real references
+def genetic_reference(ctx) -> dict:
+  """genetics.real_reference of real train and the held-out split."""
+  held = ctx.holdout.name
+  return genetics.real_reference(ctx.dosage['train'], ctx.dosage[held], ctx.chrom_S,
+                                 ctx.max_lag, int(ctx.ev.num_pcs), ctx.block_size,
+                                 ctx.labels['train'], ctx.num_classes)
+
+
+# space -> (distance, the real splits' features, a cohort's features)
+PRIVACY_SPACES = {
+    'embedding': ('angular', lambda ctx: ctx.emb, lambda c: c.emb_NxGxC),
+    'genotype': ('hamming', lambda ctx: ctx.dosage, lambda c: c.dosage_NxS),
+}
+
+
+def privacy_references(ctx) -> dict:
+  """space -> privacy.Reference of real train (members) and the held-out split."""
+  held, cap = ctx.holdout.name, int(ctx.ev.privacy_max_people)
+  pick = {s: cap_rows(len(ctx.dosage[s]), cap, [ctx.seed, i])
+          for i, s in enumerate(('train', held))}
+  spaces = ('embedding', 'genotype') if ctx.ev.genotype_privacy else ('embedding',)
+  refs = {}
+  for space in spaces:
+    metric, real, _ = PRIVACY_SPACES[space]
+    x = real(ctx)
+    refs[space] = privacy.make_reference(x['train'][pick['train']], x[held][pick[held]], metric,
+                                         ctx.block_size, ctx.seed)
+  return refs
+
+
+def _real_trained(ctx, sets: dict, num_classes: int) -> dict:
+  return {c: classifiers.train_and_test(c, sets['train'], sets['select'], sets['report'],
+                                        num_classes, ctx.steps, ctx.seeds)
+          for c in ctx.ev.classifiers}
+
+
+def real_utility(ctx) -> dict:
+  """Classifiers trained on real train, shared by every method's recovery."""
+  return _real_trained(ctx, ctx.classifier_sets, ctx.num_classes)
+
+
+def hard_pair(ctx) -> tuple[int, int] | None:
+  """protocol.hard_pair of the real-train F_ST: label ids of the two most similar classes."""
+  return protocol.hard_pair(ctx.reference(genetic_reference)['fst_train'])
+
+
+def hard_pair_names(ctx) -> tuple[str, str] | None:
+  pair = hard_pair(ctx)
+  return None if pair is None else (ctx.classes[pair[0]], ctx.classes[pair[1]])
+
+
+def hard_pair_sets(ctx) -> dict:
+  """The classifier sets restricted to the hard pair (a binary task)."""
+  return {s: protocol.restrict(*xy, hard_pair(ctx)) for s, xy in ctx.classifier_sets.items()}
+
+
+def real_hard_pair_utility(ctx) -> dict:
+  return _real_trained(ctx, ctx.reference(hard_pair_sets), 2)
+
+
+def real_train(ctx) -> baselines.RealTrain:
+  """What the baselines learn from."""
+  return baselines.RealTrain(ctx.dosage['train'], ctx.labels['train'], ctx.chrom_S, ctx.codec,
+                             ctx.emb['train'], float(ctx.ev.mosaic_segment_snps))
+
+
+# ------------------------------------------------------------ families
+def privacy_metrics(ctx, cohort):
+  """privacy.evaluate in every space, on at most evaluate.privacy_max_people people."""
+  refs = ctx.reference(privacy_references)
+  rows = cap_rows(len(cohort.dosage_NxS), int(ctx.ev.privacy_max_people), [ctx.seed, 2])
+  values, dcr = {}, {}
+  for space, ref in refs.items():
+    features = PRIVACY_SPACES[space][2](cohort)
+    values[space], dcr[space] = privacy.evaluate(ref, features[rows], seed=ctx.seed)
+  if cohort.emb_as_sampled_NxGxC is not None:
+    values['embedding_as_sampled'], _ = privacy.evaluate(
+        refs['embedding'], cohort.emb_as_sampled_NxGxC[rows], seed=ctx.seed)
+  return values, {'dcr': dcr.get('genotype', dcr['embedding'])}
+
+
+def realism_metrics(ctx, cohort):
+  """genetics.compare with real train (PCA AUC: against the held-out split)."""
+  return genetics.compare(ctx.reference(genetic_reference), cohort.dosage_NxS, ctx.chrom_S,
+                          ctx.max_lag, ctx.block_size, ctx.seed, cohort.label_ids_N)
+
+
+def _summarise_utility(u: dict) -> dict:
+  rec = [v['recovery']['mean'] for v in u.values() if isinstance(v, dict) and 'recovery' in v]
+  if rec:
+    u['recovery_min'] = float(np.min(rec))
+    u['recovery_mean'] = float(np.mean(rec))
+  return u
+
+
+def utility_metrics(ctx, cohort):
+  """Recovery of each classifier trained on the cohort's embedding."""
+  sets = ctx.classifier_sets
+  u = classifiers.utility(ctx.ev.classifiers, (cohort.emb_NxGxC, cohort.label_ids_N),
+                          ctx.reference(real_utility), sets['select'], sets['report'],
+                          ctx.num_classes, ctx.steps, ctx.seeds)
+  return _summarise_utility(u), {}
+
+
+def hard_pair_metrics(ctx, cohort):
+  """Recovery on the hard pair alone (None: < 3 classes, or the cohort lacks one of them)."""
+  pair = hard_pair(ctx)
+  if pair is None:
+    return None, {}
+  syn = protocol.restrict(cohort.emb_NxGxC, cohort.label_ids_N, pair)
+  if len(np.unique(syn[1])) != 2:
+    return None, {}
+  hard = ctx.reference(hard_pair_sets)
+  u = classifiers.utility(ctx.ev.classifiers, syn, ctx.reference(real_hard_pair_utility),
+                          hard['select'], hard['report'], 2, ctx.steps, ctx.seeds)
+  return _summarise_utility(u), {}
+
+
+FAMILIES: dict[str, tuple[Metric, ...]] = {
+    'privacy': (privacy_metrics,),
+    'realism': (realism_metrics,),
+    'utility': (utility_metrics,),
+    'utility_hard_pair': (hard_pair_metrics,),
+}
+
+
+# ------------------------------------------------------------ the reference row
+def realism_reference(ctx, cohort):
+  """Real held-out people vs real train (PCA AUC: against train), and the real curves."""
+  gref = ctx.reference(genetic_reference)
+  values, curves = genetics.compare(gref, cohort.dosage_NxS, ctx.chrom_S, ctx.max_lag,
+                                    ctx.block_size, ctx.seed, cohort.label_ids_N,
+                                    real_pcs=gref['pcs_train'])
+  train_curves = genetics.compare(gref, ctx.dosage['train'], ctx.chrom_S, ctx.max_lag,
+                                  ctx.block_size, ctx.seed)[1]
+  return values, {'pcs_train': gref['pcs_train'], 'pcs_holdout': gref['pcs_holdout'],
+                  'af_train': genetics.allele_frequencies(gref['m_train']),
+                  'het_train': gref['het_train'], 'ld_decay_holdout': curves['ld_decay'],
+                  'ld_decay_train': train_curves['ld_decay']}
+
+
+def privacy_reference(ctx, cohort):
+  """Distances of the held-out people to their nearest train person, per space."""
+  refs = ctx.reference(privacy_references)
+  values = {space: {'dcr_holdout_median': float(np.median(r.d_holdout_train)),
+                    'dcr_holdout_p5': float(np.percentile(r.d_holdout_train, 5))}
+            for space, r in refs.items()}
+  return values, {'dcr_holdout': refs.get('genotype', refs['embedding']).d_holdout_train}
+
+
+REFERENCE_ROWS: dict[str, tuple[Metric, ...]] = {
+    'realism': (realism_reference,),
+    'privacy': (privacy_reference,),
+}
+
+
+# ------------------------------------------------------------ studies of gdiff
+def augmentation(ctx, cohort):
+  """Accuracy with a fraction of real train, alone and plus the cohort (None: off)."""
+  clf = ctx.ev.augmentation_classifier
+  if not clf:
+    return None, {}
+  sets = ctx.classifier_sets
+  aug = classifiers.augmentation(clf, sets['train'], (cohort.emb_NxGxC, cohort.label_ids_N),
+                                 sets['select'], sets['report'], ctx.num_classes, ctx.steps,
+                                 ctx.seeds, tuple(ctx.ev.augmentation_fractions))
+  return {**aug, 'classifier': clf}, {}
+
+
+STUDIES: dict[str, tuple[Metric, ...]] = {'augmentation': (augmentation,)}
+
+
+# ------------------------------------------------------------ cohorts and judging
+def baseline(ctx, name: str, generator: str, **settings):
+  """Cohort `name` from baselines.generate(generator), with gdiff's label counts.
+
+  `settings` replace fields of the baselines' RealTrain, so one generator at several
+  settings is several entries: baseline(ctx, 'mosaic@25', 'mosaic', segment_snps=25.0).
+  """
+  real = dataclasses.replace(ctx.reference(real_train), **settings)
+  dosage, label_ids = baselines.generate(generator, real, ctx.counts_K, ctx.seed)
+  return ctx.cohort(name, dosage, label_ids)
+
+
+def methods(ctx: context.Context) -> list[tuple[str, Callable[[], context.Cohort]]]:
+  """The cohorts judged, in report order, as (name, make() -> Cohort) entries.
+
+  gdiff, then each of evaluate.baselines (generated when made, one at a time).
+  """
+  return [('gdiff', lambda: ctx.synthetic)] + [
+      (name, functools.partial(baseline, ctx, name, name)) for name in ctx.ev.baselines]
+
+
+def judge(ctx: context.Context, cohort: context.Cohort, table: dict[str, tuple[Metric, ...]]
+          ) -> tuple[dict, dict]:
+  """Every metric of `table` on one cohort: ({section: values}, curves)."""
+  values, curves = {}, {}
+  for section, metrics in table.items():
+    for metric in metrics:
+      v, c = metric(ctx, cohort)
+      if v is not None:
+        values.setdefault(section, {}).update(v)
+      curves.update(c)
+  return values, curves
