@@ -34,7 +34,6 @@ import math
 import os
 import shutil
 import time
-import zlib
 from collections.abc import Callable
 
 import h5py
@@ -44,14 +43,12 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gdiff import diffusion, export, sampling
+from gdiff import diffusion, export, rng, sampling
 from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
 
 SAMPLES_DIR = 'samples'
 PREFIX = 'synthetic'
-# The sampling stream of the root key (other streams: gdiff.train.STREAMS).
-_STREAM = zlib.crc32(b'sample') & 0x7FFFFFFF
 
 
 # ------------------------------------------------------------------------ labels
@@ -165,8 +162,7 @@ def generate(sample_fn: Callable, decode_fn: Callable, label_ids_N: np.ndarray,
 
 
 def sample_key(config: ml_collections.ConfigDict) -> jax.Array:
-  root = jax.random.key(config.seed)
-  return jax.random.fold_in(jax.random.fold_in(root, _STREAM), config.sample.seed)
+  return rng.stream(config.seed, 'sample', config.sample.seed)
 
 
 def sampler_settings(config: ml_collections.ConfigDict) -> dict:
@@ -238,7 +234,8 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
     raise InputError(f'{workdir}/embedding/codec.npz has {codec.num_snps} SNPs but the '
                      f'cohort {len(variants)}; rerun --mode=prepare in a new workdir')
   counts = class_counts(config.sample, cohort)
-  label_ids_N = draw_labels(counts, cohort.classes, [config.seed, config.sample.seed])
+  label_ids_N = draw_labels(counts, cohort.classes,
+                            rng.numpy_stream(config.seed, 'sample_labels', config.sample.seed))
   n = len(label_ids_N)
   if not n:
     raise InputError('config sample.num=0 and the train split is empty: nothing to sample')

@@ -29,7 +29,7 @@ import tqdm
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gdiff import checkpoint, diffusion, models
+from gdiff import checkpoint, diffusion, models, rng
 from gdiff import train_state as ts
 from gdiff.data import dataset
 from gdiff.errors import InputError
@@ -37,8 +37,6 @@ from gdiff.errors import InputError
 EMBEDDING_DIR = 'embedding'
 CHECKPOINT_DIR = 'checkpoints'
 LOG_DIR = 'logs'
-# Named RNG streams derived from config.seed.
-STREAMS = {'init': 0, 'train': 1, 'eval': 2}
 
 
 def make_mesh(devices=None) -> jax.sharding.Mesh:
@@ -46,10 +44,6 @@ def make_mesh(devices=None) -> jax.sharding.Mesh:
   devices = jax.devices() if devices is None else list(devices)
   return jax.make_mesh((len(devices),), ('data',), devices=devices,
                        axis_types=(jax.sharding.AxisType.Auto,))
-
-
-def stream_key(seed: int, name: str) -> jax.Array:
-  return jax.random.fold_in(jax.random.key(seed), STREAMS[name])
 
 
 def load_model_config(config: ml_collections.ConfigDict, workdir: str) -> models.ModelConfig:
@@ -263,7 +257,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
       for i in shards])
   start = latest.latest_step()
   if start is None:
-    state = trainer.init(stream_key(cfg.seed, 'init'))
+    state = trainer.init(rng.stream(cfg.seed, 'init'))
     start = 0
   else:
     state = checkpoint.restore_latest(latest, start, trainer.abstract_state, iterator)
@@ -274,8 +268,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
   val_batches = trainer.val_batches(val, batch_size) if len(val['label']) else []
   if not val_batches:
     logging.warning('the val split is empty: no validation loss, "best" = latest')
-  train_key = stream_key(cfg.seed, 'train')
-  eval_key = stream_key(cfg.seed, 'eval')
+  train_key = rng.stream(cfg.seed, 'train')
+  eval_key = rng.stream(cfg.seed, 'eval')
   every = lambda n, s: n > 0 and s % n == 0
 
   last = {'step': start}

@@ -16,10 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gdiff import augment, diffusion
-
-# Folded into the step's key for the augmentation, leaving the loss's draws unchanged.
-AUGMENT_STREAM = 1
+from gdiff import augment, diffusion, rng
 
 
 @flax.struct.dataclass
@@ -109,7 +106,7 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, *, model, tx,
   step_key = jax.random.fold_in(key, state.step)
   emb = batch['emb']
   if recombine_segment_groups > 0:
-    emb = augment.recombine(jax.random.fold_in(step_key, AUGMENT_STREAM), emb, batch['label'],
+    emb = augment.recombine(rng.substream(step_key, 'augment'), emb, batch['label'],
                             recombine_segment_groups, recombine_prob)
   loss_fn = lambda p: diffusion.eps_loss(
       _apply_fn(model), p, schedule, emb, batch['label'], mask_GxC, step_key,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from configs import base
-from gdiff import augment, models, train
+from gdiff import augment, models, rng, train
 from gdiff import train_state as ts
 
 G, C, K = 16, 8, 2
@@ -307,7 +307,7 @@ def test_recombination_feeds_the_loss_the_mosaic():
   plain = make_trainer(tiny_config('mlp'), jax.devices()[:1])
   assert trainer.sc.recombine_segment_groups == 2.0 and plain.sc.recombine_segment_groups == 0
   key, batch = jax.random.key(3), batch_of(trainer)
-  mosaic = augment.recombine(jax.random.fold_in(jax.random.fold_in(key, 0), ts.AUGMENT_STREAM),
+  mosaic = augment.recombine(rng.substream(jax.random.fold_in(key, 0), 'augment'),
                              batch['emb'], batch['label'], 2.0)
   assert not np.array_equal(mosaic, batch['emb'])
   _, want = plain.train_step(plain.init(jax.random.key(0)), {**batch, 'emb': mosaic}, key)

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from gdiff import rng as rng_lib
+
 
 @dataclasses.dataclass(frozen=True)
 class RealTrain:
@@ -124,5 +126,5 @@ def generate(name: str, real: RealTrain, counts_K, seed: int):
   """
   if name not in BASELINES:
     raise KeyError(f'unknown baseline {name!r}; expected one of {sorted(BASELINES)}')
-  rng = np.random.default_rng([seed, sorted(BASELINES).index(name)])
+  rng = rng_lib.numpy_stream(seed, 'baseline', sorted(BASELINES).index(name))
   return BASELINES[name](real, counts_K, rng)

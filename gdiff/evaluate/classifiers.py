@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gdiff import rng as rng_lib
+
 
 class LogReg(nn.Module):
   num_classes: int
@@ -178,9 +180,8 @@ def fit(name: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, 
     raise KeyError(f'unknown classifier {name!r}; expected one of {sorted(CLASSIFIERS)}')
   x, y = np.asarray(train[0], np.float32), np.asarray(train[1], np.int32)
   init, step, _ = _functions(name, num_classes, tuple(x.shape[1:]))
-  key = jax.random.PRNGKey(seed)
-  state = init(jax.random.fold_in(key, 0))
-  rng = np.random.default_rng([seed, 3])
+  state = init(rng_lib.stream(seed, 'init'))
+  rng = rng_lib.numpy_stream(seed, 'classifier_batches')
   eval_every = eval_every or max(steps // 10, 1)
   best = (-1.0, None, 0)
   for i in range(1, steps + 1):
@@ -245,7 +246,7 @@ def utility(names, synthetic, real_results: dict, val, test, num_classes: int, s
 
 def stratified_fraction(y_N: np.ndarray, fraction: float, seed: int) -> np.ndarray:
   """Rows of a class-stratified subsample (at least one person per class present)."""
-  rng = np.random.default_rng([seed, 5])
+  rng = rng_lib.numpy_stream(seed, 'stratified_fraction')
   rows = []
   for c in np.unique(y_N):
     idx = np.flatnonzero(y_N == c)
@@ -266,7 +267,7 @@ def stratified_halves(y_N: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarra
   Returns:
     (select_rows, report_rows): sorted, disjoint, together all of range(N).
   """
-  rng = np.random.default_rng([int(seed), 6])
+  rng = rng_lib.numpy_stream(seed, 'stratified_halves')
   order = np.concatenate([rng.permutation(np.flatnonzero(y_N == c)) for c in np.unique(y_N)]
                          + [np.zeros(0, np.int64)])
   return np.sort(order[0::2]), np.sort(order[1::2])

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from gdiff import rng
 from gdiff.evaluate import baselines, classifiers, context, genetics, privacy, protocol
 
 # metric(ctx, cohort) -> (values or None, curves)
@@ -55,7 +56,7 @@ PRIVACY_SPACES = {
 def privacy_references(ctx) -> dict:
   """space -> privacy.Reference of real train (members) and the held-out split."""
   held, cap = ctx.holdout.name, int(ctx.ev.privacy_max_people)
-  pick = {s: cap_rows(len(ctx.dosage[s]), cap, [ctx.seed, i])
+  pick = {s: cap_rows(len(ctx.dosage[s]), cap, rng.numpy_stream(ctx.seed, 'privacy_rows', i))
           for i, s in enumerate(('train', held))}
   spaces = ('embedding', 'genotype') if ctx.ev.genotype_privacy else ('embedding',)
   refs = {}
@@ -107,7 +108,8 @@ def real_train(ctx) -> baselines.RealTrain:
 def privacy_metrics(ctx, cohort):
   """privacy.evaluate in every space, on at most evaluate.privacy_max_people people."""
   refs = ctx.reference(privacy_references)
-  rows = cap_rows(len(cohort.dosage_NxS), int(ctx.ev.privacy_max_people), [ctx.seed, 2])
+  rows = cap_rows(len(cohort.dosage_NxS), int(ctx.ev.privacy_max_people),
+                  rng.numpy_stream(ctx.seed, 'privacy_rows', 2))
   values, dcr = {}, {}
   for space, ref in refs.items():
     features = PRIVACY_SPACES[space][2](cohort)

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gdiff import rng as rng_lib
 from gdiff.evaluate import distances, privacy
 
 _LD_WINDOW = 256  # SNPs per matmul window of the banded LD sums
@@ -212,7 +213,7 @@ def two_sample_auc(real_NxK: np.ndarray, syn_MxK: np.ndarray, k: int = 10, seed:
   The larger set is subsampled (seeded) to the size of the smaller; each half
   predicts the other: score = share of synthetic among the k nearest rows.
   """
-  rng = np.random.default_rng([seed, 11])
+  rng = rng_lib.numpy_stream(seed, 'two_sample_auc')
   n = min(len(real_NxK), len(syn_MxK))
   real = real_NxK[rng.permutation(len(real_NxK))[:n]]
   syn = syn_MxK[rng.permutation(len(syn_MxK))[:n]]

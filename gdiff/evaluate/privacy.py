@@ -29,6 +29,7 @@ import dataclasses
 import numpy as np
 import scipy.stats
 
+from gdiff import rng as rng_lib
 from gdiff.evaluate import distances
 
 
@@ -108,7 +109,8 @@ class Reference:
     key = (split, size, repeat)
     real = getattr(self, split)
     if key not in self._d_real_real:
-      rng = np.random.default_rng([self.seed, ('train', 'holdout').index(split), size, repeat])
+      rng = rng_lib.numpy_stream(self.seed, 'privacy_real_subset',
+                                 ('train', 'holdout').index(split), size, repeat)
       rows = _subsample(rng, len(real), size)
       self._d_real_real[key] = rows, _nn1(real[rows], real[rows], self.metric, self.block_size,
                                           exclude_self=True)
@@ -141,7 +143,7 @@ def evaluate(ref: Reference, synthetic, seed: int = 0, copy_tolerance: float = 0
     nearest distances (m,) for histograms).
   """
   synthetic = np.asarray(synthetic)
-  rng = np.random.default_rng([seed, 7])
+  rng = rng_lib.numpy_stream(seed, 'privacy_subsample')
   out = {}
   # NNAA depends on the set size even without any leak, so train and held out are
   # compared at the same n; the larger train side is averaged over several
