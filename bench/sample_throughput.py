@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configs import als  # noqa: E402
-from gdiff import diffusion, export, models, sampling, train  # noqa: E402
+from gdiff import diffusion, distributed, export, models, sampling  # noqa: E402
 from gdiff.data.cohort import Variants  # noqa: E402
 from gdiff.embedding import fit, grouping  # noqa: E402
 
@@ -63,7 +63,7 @@ def main() -> None:
   model = models.build(mc)
   apply_fn = lambda p, x, t, y: model.apply({'params': p}, x, t, y, train=False)
   schedule = diffusion.make_schedule('cosine', config.diffusion.num_steps)
-  mesh = train.make_mesh()
+  mesh = distributed.make_mesh()
   print(f'\nmodel {mc.name}, {models.count_params(mc):,} parameters, shape ({g}, {c}), '
         f'{len(variants)} SNPs, T={schedule.num_steps}, devices: {jax.devices()}\n')
   print('| sampler | network calls | batch | compile s | sample s | samples/s | calls x rows/s |')

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import als, base
-from gdiff import models, train
+from gdiff import distributed, models, train
 
 # PAPER.md: PyTorch 2-thread CPU, 1,024 x 8, batch 32 (samples/s).
 PYTORCH = {'mlp': 83.0, 'cnn': 10.0, 'mlp_cnn': 7.0}
@@ -59,7 +59,7 @@ def bench_one(name: str, shape: str, steps: int, dtype: str, step_kind: str) -> 
   config.model.dtype = dtype
   config.input.batch_size = batch
   mc = models.model_config(config, genes, 8, 2)
-  trainer = train.get_trainer(mc, config, train.make_mesh(jax.devices()[:1]))
+  trainer = train.get_trainer(mc, config, distributed.make_mesh(jax.devices()[:1]))
   rng = np.random.default_rng(0)
   batch_np = {'emb': rng.standard_normal((batch, genes, 8)).astype(np.float32),
               'label': rng.integers(0, 2, batch).astype(np.int32)}

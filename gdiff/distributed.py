@@ -1,9 +1,10 @@
-"""Multi-process start-up: `jax.distributed` when launched as several processes.
+"""The devices gdiff runs on: the 'data' mesh, multi-process start-up and barriers.
 
-Gated on the environment so that a single process is a no-op: set
-`GDIFF_COORDINATOR` (host:port), `GDIFF_NUM_PROCESSES` and `GDIFF_PROCESS_ID`,
-or run under SLURM / Cloud TPU where JAX detects the cluster itself and
-`GDIFF_DISTRIBUTED=1` is set.
+`make_mesh` is the one 1-D ('data',) mesh that training and sampling shard over.
+`initialize` starts `jax.distributed` when launched as several processes, gated on
+the environment so that a single process is a no-op: set `GDIFF_COORDINATOR`
+(host:port), `GDIFF_NUM_PROCESSES` and `GDIFF_PROCESS_ID`, or run under SLURM /
+Cloud TPU where JAX detects the cluster itself and `GDIFF_DISTRIBUTED=1` is set.
 """
 
 import logging
@@ -16,6 +17,13 @@ import jax
 BARRIER_TIMEOUT_S = 7 * 24 * 3600
 # Orbax's own barriers: through the coordination service, as `barrier` below.
 _ORBAX_BARRIER_FLAG = 'experimental_orbax_use_distributed_barrier'
+
+
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D ('data',) mesh over `devices` (default: all devices of all processes)."""
+  devices = jax.devices() if devices is None else list(devices)
+  return jax.make_mesh((len(devices),), ('data',), devices=devices,
+                       axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def initialize() -> None:

@@ -43,7 +43,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gdiff import diffusion, export, rng, sampling
+from gdiff import checkpoint, diffusion, distributed, export, models, rng, sampling
 from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
 
@@ -212,8 +212,30 @@ def matched_codec(codec, emb_NxGxC, calibration_people: int):
   return dataclasses.replace(codec, thresholds_Sx2=thresholds), m
 
 
-def _checkpoint(which):
-  return int(which) if isinstance(which, str) and which.isdigit() else which
+def restore_params(config: ml_collections.ConfigDict, workdir: str, which: str | int = 'best',
+                   use_ema: bool = True, mesh: jax.sharding.Mesh | None = None):
+  """Parameters of a training checkpoint in W/checkpoints, replicated on `mesh`.
+
+  Only the parameters are read (`gdiff.checkpoint.restore_params`): no trainer or
+  optimizer is built.
+
+  Args:
+    config: the gdiff config used for training.
+    workdir: W.
+    which: 'best' (lowest val loss; the latest if there is no val split), 'latest',
+      or a step number.
+    use_ema: the EMA parameters (True) or the raw ones (also when trained
+      without EMA, train.ema_decay = 0).
+    mesh: default: all devices (`gdiff.distributed.make_mesh`).
+
+  Returns:
+    (params, step).
+  """
+  mesh = distributed.make_mesh() if mesh is None else mesh
+  mc = models.load_model_config(config, os.path.join(workdir, 'embedding'))
+  abstract = models.abstract_params(mc, NamedSharding(mesh, P()))
+  return checkpoint.restore_params(os.path.join(workdir, 'checkpoints'), abstract, which,
+                                   use_ema=use_ema, has_ema=config.train.ema_decay > 0)
 
 
 def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -223,7 +245,6 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
     config: the full gdiff config.
     workdir: W, with data/, embedding/ and checkpoints/ from earlier stages.
   """
-  from gdiff import models, train
   from gdiff.embedding import codec as codec_lib
 
   settings = sampler_settings(config)
@@ -240,10 +261,11 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
   if not n:
     raise InputError('config sample.num=0 and the train split is empty: nothing to sample')
 
-  mc = train.load_model_config(config, workdir)
+  mc = models.load_model_config(config, os.path.join(workdir, 'embedding'))
   model = models.build(mc)
-  params, step = train.restore_params(config, workdir, which=_checkpoint(config.sample.checkpoint),
-                                      use_ema=config.sample.use_ema)
+  mesh = distributed.make_mesh()
+  params, step = restore_params(config, workdir, which=config.sample.checkpoint,
+                                use_ema=config.sample.use_ema, mesh=mesh)
   apply_fn = lambda p, x, t, y: model.apply({'params': p}, x, t, y, train=False)
   schedule = diffusion.make_schedule(config.diffusion.schedule, config.diffusion.num_steps)
   method = settings.pop('method')
@@ -251,7 +273,6 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
                                   null_label=mc.num_classes,
                                   prediction=config.diffusion.prediction, **settings)
   key = sample_key(config)
-  mesh = train.make_mesh()
   logging.info('sample: %d people %s with %s from checkpoint step %d on %d device(s)', n,
                counts, method, step, mesh.devices.size)
 

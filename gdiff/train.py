@@ -5,7 +5,7 @@
 epsilon loss on the val split every `train.eval_every` steps, keeps the latest
 checkpoints (resume, including the data-iterator position) and the best one on
 val loss (sampling), and writes TensorBoard events and W/logs/metrics.jsonl.
-`restore_params` gives the sampler the parameters of a checkpoint.
+Sampling restores parameters with `gdiff.checkpoint.restore_params` (no trainer).
 
 Parallelism: one 'data' mesh axis over all devices; the batch is sharded on
 it, the state is replicated. Each process reads its own shard of the data.
@@ -29,7 +29,7 @@ import tqdm
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gdiff import checkpoint, diffusion, models, rng
+from gdiff import checkpoint, diffusion, distributed, models, rng
 from gdiff import train_state as ts
 from gdiff.data import dataset
 from gdiff.errors import InputError
@@ -37,28 +37,6 @@ from gdiff.errors import InputError
 EMBEDDING_DIR = 'embedding'
 CHECKPOINT_DIR = 'checkpoints'
 LOG_DIR = 'logs'
-
-
-def make_mesh(devices=None) -> jax.sharding.Mesh:
-  """A 1-D ('data',) mesh over `devices` (default: all devices of all processes)."""
-  devices = jax.devices() if devices is None else list(devices)
-  return jax.make_mesh((len(devices),), ('data',), devices=devices,
-                       axis_types=(jax.sharding.AxisType.Auto,))
-
-
-def load_model_config(config: ml_collections.ConfigDict, workdir: str) -> models.ModelConfig:
-  """The `ModelConfig` for W/embedding (its manifest and mask)."""
-  emb_dir = os.path.join(workdir, EMBEDDING_DIR)
-  manifest_path = os.path.join(emb_dir, 'manifest.json')
-  mask_path = os.path.join(emb_dir, 'mask.npy')
-  for path in (manifest_path, mask_path):
-    if not os.path.exists(path):
-      raise InputError(f'{path} is missing; run --mode=prepare first')
-  with open(manifest_path) as f:
-    manifest = json.load(f)
-  mask_GxC = np.load(mask_path)
-  return models.model_config(config, manifest['num_groups'], manifest['slots'],
-                             len(manifest['classes']), mask_GxC=mask_GxC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,7 +208,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
       checkpoint, saved before, is kept).
   """
   data = dataset if data is None else data
-  mesh = make_mesh() if mesh is None else mesh
+  mesh = distributed.make_mesh() if mesh is None else mesh
   cfg = config
   num_steps = int(cfg.train.num_steps)
   batch_size = int(cfg.input.batch_size)
@@ -238,7 +216,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
     raise InputError(f'config input.batch_size={batch_size} must be a multiple of the '
                      f'device count ({mesh.size}) and of the process count ({jax.process_count()})')
   emb_dir = os.path.join(workdir, EMBEDDING_DIR)
-  trainer = get_trainer(load_model_config(cfg, workdir), cfg, mesh)
+  trainer = get_trainer(models.load_model_config(cfg, emb_dir), cfg, mesh)
   logging.info('model %s: %.2fM parameters on %d devices', trainer.mc.name,
                models.count_params(trainer.mc) / 1e6, mesh.size)
 
@@ -330,53 +308,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
     best.close()
     writer.close()
   return last
-
-
-def restore_params(config: ml_collections.ConfigDict, workdir: str,
-                   which: str | int = 'best', use_ema: bool = True):
-  """Parameters of a training checkpoint, for sampling.
-
-  Args:
-    config: the gdiff config used for training.
-    workdir: W.
-    which: 'best' (lowest val loss; the latest if there is no val split),
-      'latest', or a step number.
-    use_ema: the EMA parameters (True) or the raw ones (also when trained
-      without EMA, train.ema_decay = 0).
-
-  Returns:
-    (params, step), params replicated on all devices.
-  """
-  trainer = get_trainer(load_model_config(config, workdir), config, make_mesh())
-  ckpt_dir = os.path.join(workdir, CHECKPOINT_DIR)
-  key = 'ema_params' if use_ema else 'params'
-  if which == 'best':
-    best = checkpoint.best_manager(ckpt_dir)
-    step = best.best_step()
-    if step is not None:
-      out = checkpoint.restore_best(best, step, trainer.abstract_state.params,
-                                    trainer.abstract_state.ema_params is not None)
-      best.close()
-      return out.get(key, out['params']), int(step)
-    best.close()
-    logging.warning('no best checkpoint in %s; using the latest', ckpt_dir)
-    which = 'latest'
-  latest = checkpoint.latest_manager(ckpt_dir, config.train.keep_checkpoints)
-  steps = list(latest.all_steps())
-  step = latest.latest_step() if which == 'latest' else _as_step(which)
-  if step is None or step not in steps:
-    latest.close()
-    raise InputError(f'config sample.checkpoint={which!r}: no such checkpoint in '
-                     f'{ckpt_dir} (steps: {sorted(steps)}); run --mode=train first')
-  state = checkpoint.restore_state(latest, step, trainer.abstract_state)
-  latest.close()
-  params = state.params if state.ema_params is None else getattr(state, key)
-  return params, int(step)
-
-
-def _as_step(which) -> int:
-  try:
-    return int(which)
-  except (TypeError, ValueError):
-    raise InputError(f"config sample.checkpoint={which!r}: use 'best', 'latest' or a step "
-                     'number') from None

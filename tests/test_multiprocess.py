@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from configs import als
-from gdiff import pipeline, train
+from gdiff import pipeline, sample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 300
@@ -81,9 +81,9 @@ def test_two_processes_equal_one_process_with_two_devices(tmp_path):
   assert sorted(f for f in os.listdir(loader_dir) if f.endswith('.json')) == [
       'process_0-of-2.json', 'process_1-of-2.json']
 
-  a, step_a = train.restore_params(config, one, 'latest', use_ema=False)
-  b, step_b = train.restore_params(config, two, 'latest', use_ema=False)
-  earlier, _ = train.restore_params(config, one, 2, use_ema=False)
+  a, step_a = sample.restore_params(config, one, 'latest', use_ema=False)
+  b, step_b = sample.restore_params(config, two, 'latest', use_ema=False)
+  earlier, _ = sample.restore_params(config, one, 2, use_ema=False)
   assert step_a == step_b == 4
   diff = max(jax.tree.leaves(jax.tree.map(
       lambda x, y: float(np.max(np.abs(np.asarray(x) - np.asarray(y)))), a, b)))

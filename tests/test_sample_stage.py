@@ -1,7 +1,7 @@
 """The sample stage end to end on a tiny hand-made workdir.
 
 Real cohort files (gdiff.data.cohort), a real fitted embedding (gdiff.embedding.fit)
-and a real network (gdiff.models); only `gdiff.train.restore_params` is replaced by
+and a real network (gdiff.models); only `gdiff.sample.restore_params` is replaced by
 randomly initialised parameters, so no training run is needed.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from configs import als
-from gdiff import models, sample, train
+from gdiff import models, sample
 from gdiff.data import cohort as cohort_lib
 from gdiff.embedding import fit
 from gdiff.errors import InputError
@@ -73,12 +73,12 @@ _init = jax.jit(models.init_params, static_argnums=0)  # one compile, not one pe
 
 @pytest.fixture(autouse=True)
 def random_params(monkeypatch):
-  def restore(config, workdir, which='best', use_ema=True):
+  def restore(config, workdir, which='best', use_ema=True, mesh=None):
     assert which == 'best' and use_ema
-    mc = train.load_model_config(config, workdir)
+    mc = models.load_model_config(config, os.path.join(workdir, 'embedding'))
     return _init(mc, jax.random.key(0)), 123
 
-  monkeypatch.setattr(train, 'restore_params', restore)
+  monkeypatch.setattr(sample, 'restore_params', restore)
 
 
 def _copy(workdir, tmp_path, name):
@@ -200,12 +200,12 @@ def test_bad_config_is_one_line_input_error(workdir, overrides, match):
 _MEMORY_SCRIPT = textwrap.dedent('''
     import os, sys
     import jax, jax.numpy as jnp, numpy as np
-    from gdiff import diffusion, export, sampling, sample, train
+    from gdiff import diffusion, distributed, export, sampling, sample
     tmp = sys.argv[1]
     G, C, S = 512, 8, 32
     sched = diffusion.make_schedule('cosine', 10)
     fn = sampling.make_sampler('ddim', lambda p, x, t, y: p * x, sched, np.ones((G, C)), steps=2)
-    mesh = train.make_mesh()
+    mesh = distributed.make_mesh()
     run = lambda y, ids: fn(jnp.float32(0.1), jax.random.key(0), y, ids)
     decode = lambda emb: (emb[:, :S // C].reshape(len(emb), S) > 0).astype(np.int8)
     page = os.sysconf('SC_PAGE_SIZE') / 2**20
@@ -239,3 +239,13 @@ def test_memory_does_not_grow_with_num_samples(tmp_path):
   # 10 MiB; the control that keeps the embeddings must exceed 30.
   assert large - small < 10, (small, large)
   assert leaky - large > 30, (small, large, leaky)
+
+
+def test_sampling_builds_no_trainer():
+  # Stages depend downward: sampling restores parameters without the train stage's code
+  # or an optimizer (a fresh interpreter, as this one has imported gdiff.train already).
+  script = ('import sys; import gdiff.sample; '
+            'print(sorted({"gdiff.train", "gdiff.train_state", "optax"} & set(sys.modules)))')
+  out = subprocess.run([sys.executable, '-c', script], check=True, capture_output=True,
+                       text=True, cwd=os.path.dirname(os.path.dirname(__file__))).stdout
+  assert out.strip() == '[]'

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from configs import base
-from gdiff import augment, models, rng, train
+from gdiff import augment, distributed, models, rng, sample, train
 from gdiff import train_state as ts
 
 G, C, K = 16, 8, 2
@@ -129,7 +129,7 @@ def write_workdir(path):
 
 def make_trainer(config, devices):
   mc = models.model_config(config, G, C, K, mask_GxC=make_mask())
-  return train.get_trainer(mc, config, train.make_mesh(devices))
+  return train.get_trainer(mc, config, distributed.make_mesh(devices))
 
 
 def batch_of(trainer, seed=0):
@@ -231,14 +231,14 @@ def test_loss_falls_and_logs_and_best_checkpoint(tmp_path):
   assert vals[-1]['val_loss'] < 0.5 * vals[0]['val_loss'] + 0.5, vals
   assert last['step'] == 40
   assert any(f.startswith('events.out.tfevents') for f in os.listdir(f'{workdir}/logs'))
-  params, step = train.restore_params(config, workdir, 'best')
+  params, step = sample.restore_params(config, workdir, 'best')
   best_step = min(vals, key=lambda r: r['val_loss_ema'])['step']
   assert step == best_step
-  latest, step = train.restore_params(config, workdir, 'latest', use_ema=False)
+  latest, step = sample.restore_params(config, workdir, 'latest', use_ema=False)
   assert step == 40
   assert jax.tree.structure(params) == jax.tree.structure(latest)
   with pytest.raises(train.InputError, match='sample.checkpoint=7'):
-    train.restore_params(config, workdir, 7)
+    sample.restore_params(config, workdir, 7)
 
 
 def test_resume_equals_uninterrupted(tmp_path):
@@ -247,12 +247,12 @@ def test_resume_equals_uninterrupted(tmp_path):
   train.train_and_evaluate(config, straight, data=fake_data(), stop_after=10)
   resumed = write_workdir(tmp_path / 'b')
   train.train_and_evaluate(config, resumed, data=fake_data(), stop_after=6)
-  _, step = train.restore_params(config, resumed, 'latest')
+  _, step = sample.restore_params(config, resumed, 'latest')
   assert step == 6
   train.train_and_evaluate(config, resumed, data=fake_data(), stop_after=10)
   for use_ema in (False, True):
-    a, sa = train.restore_params(config, straight, 'latest', use_ema=use_ema)
-    b, sb = train.restore_params(config, resumed, 'latest', use_ema=use_ema)
+    a, sa = sample.restore_params(config, straight, 'latest', use_ema=use_ema)
+    b, sb = sample.restore_params(config, resumed, 'latest', use_ema=use_ema)
     assert sa == sb == 10
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
       np.testing.assert_allclose(x, y, atol=1e-6)
@@ -269,11 +269,11 @@ def test_nan_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
   config.train.ema_decay = 0.0  # also covers training without EMA (ema_params None)
   with pytest.raises(FloatingPointError, match='diverged at step 10'):
     train.train_and_evaluate(config, workdir, data=fake_data(nan_after=9))
-  params, step = train.restore_params(config, workdir, 'latest', use_ema=False)
+  params, step = sample.restore_params(config, workdir, 'latest', use_ema=False)
   assert step == 8
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
   # No val split scores and no EMA: 'best' falls back to the latest, EMA to the raw params.
-  best, best_step = train.restore_params(config, workdir, 'best', use_ema=True)
+  best, best_step = sample.restore_params(config, workdir, 'best', use_ema=True)
   assert best_step == 8
   for a, b in zip(jax.tree.leaves(best), jax.tree.leaves(params)):
     np.testing.assert_array_equal(a, b)

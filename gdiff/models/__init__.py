@@ -4,18 +4,21 @@ Every network maps x_t (B, G, C), t/T (B,) float32 and a label (B,) int32 in
 [0, num_classes] (num_classes = null label) to the predicted noise (B, G, C),
 adds its input back onto its output, and is zero on the padding entries of the
 embedding mask. Networks take a frozen `ModelConfig`, built once from the
-ConfigDict by `model_config`.
+ConfigDict by `model_config` (`load_model_config`: for a fitted embedding).
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from gdiff.embedding import fit as embedding_fit
 from gdiff.errors import InputError
 from gdiff.models import blend, cnn, mlp, transformer
 from gdiff.models.spec import ModelConfig, pack_mask
@@ -27,7 +30,8 @@ MODELS = {
     'transformer': transformer.GeneTransformer,
 }
 
-__all__ = ['MODELS', 'ModelConfig', 'build', 'count_params', 'init_params', 'model_config']
+__all__ = ['MODELS', 'ModelConfig', 'abstract_params', 'build', 'count_params', 'init_params',
+           'load_model_config', 'model_config']
 
 
 def model_config(config: ml_collections.ConfigDict, num_groups: int, slots: int,
@@ -75,6 +79,23 @@ def model_config(config: ml_collections.ConfigDict, num_groups: int, slots: int,
       transformer_heads=m.transformer_heads, dropout=float(m.dropout), dtype=m.dtype)
 
 
+def load_model_config(config: ml_collections.ConfigDict, emb_dir: str) -> ModelConfig:
+  """The `ModelConfig` for the embedding in `emb_dir` (its manifest and mask).
+
+  Raises:
+    InputError: the embedding is missing (prepare has not run), or as `model_config`.
+  """
+  manifest_path = os.path.join(emb_dir, embedding_fit.MANIFEST_FILE)
+  mask_path = os.path.join(emb_dir, embedding_fit.MASK_FILE)
+  for path in (manifest_path, mask_path):
+    if not os.path.exists(path):
+      raise InputError(f'{path} is missing; run --mode=prepare first')
+  with open(manifest_path) as f:
+    manifest = json.load(f)
+  return model_config(config, manifest['num_groups'], manifest['slots'],
+                      len(manifest['classes']), mask_GxC=np.load(mask_path))
+
+
 def build(mc: ModelConfig):
   """The flax module named by `mc.name`."""
   return MODELS[mc.name](mc)
@@ -91,7 +112,18 @@ def init_params(mc: ModelConfig, key: jax.Array):
   return build(mc).init(key, *dummy_inputs(mc), train=False)['params']
 
 
+def abstract_params(mc: ModelConfig, sharding: jax.sharding.Sharding | None = None):
+  """The parameters' shapes and dtypes (`jax.ShapeDtypeStruct`s, nothing materialised).
+
+  Args:
+    mc: the network.
+    sharding: given to every leaf, e.g. replicated on a mesh to restore a checkpoint into.
+  """
+  shapes = jax.eval_shape(functools.partial(init_params, mc), jax.random.key(0))
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+                      shapes)
+
+
 def count_params(mc: ModelConfig) -> int:
   """Parameter count via `jax.eval_shape` (nothing is materialised)."""
-  shapes = jax.eval_shape(functools.partial(init_params, mc), jax.random.key(0))
-  return int(sum(np.prod(s.shape) for s in jax.tree.leaves(shapes)))
+  return int(sum(np.prod(s.shape) for s in jax.tree.leaves(abstract_params(mc))))
