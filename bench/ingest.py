@@ -44,7 +44,7 @@ sys.path.insert(0, ROOT)
 def make_cohort(samples: int, snps: int, cache: str) -> tuple[str, str]:
   """Simulates (or reuses) a cohort of `samples` x `snps`; returns (vcf, labels)."""
   from configs import base
-  from gdiff.data import simulate
+  from gdiff.data import simulate, writers
 
   folder = os.path.join(cache, f'{samples}x{snps}')
   vcf = os.path.join(folder, simulate.VCF_FILE)
@@ -68,8 +68,8 @@ def make_cohort(samples: int, snps: int, cache: str) -> tuple[str, str]:
   if left:
     raise SystemExit(f'simulated only {snps - left} SNPs; raise num_contigs')
   os.makedirs(folder, exist_ok=True)
-  simulate.write_vcf(vcf, cohort.samples, [c for c in contigs if len(c.pos)])
-  simulate.write_labels(labels, cohort.samples, cohort.labels)
+  simulate.write_contigs(vcf, cohort.samples, [c for c in contigs if len(c.pos)])
+  writers.write_labels(labels, cohort.samples, cohort.labels)
   return vcf, labels
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from configs import base
 from gdiff.data import cohort as cohort_lib
-from gdiff.data import ingest, qc, simulate
+from gdiff.data import ingest, qc, simulate, writers
 from gdiff.errors import InputError
 
 needs_plink2 = pytest.mark.skipif(shutil.which('plink2') is None, reason='plink2 not installed')
@@ -135,7 +135,7 @@ def test_vcf_matches_scikit_allel_and_counts_drops(dirty_vcf, tmp_path, chunk, s
 def test_gzip_and_plain_vcf_agree(dirty_vcf, clean_vcf, tmp_path):
   path, _, _ = dirty_vcf
   gz = tmp_path / 'dirty.vcf.gz'
-  with open(path, 'rb') as f, simulate.BgzfWriter(str(gz)) as out:
+  with open(path, 'rb') as f, writers.BgzfWriter(str(gz)) as out:
     out.write(f.read())
   _, _, v1, d1 = _ingest(path, tmp_path, min_hwe_p=0.0)
   _, _, v2, d2 = _ingest(gz, tmp_path, min_hwe_p=0.0)
@@ -304,7 +304,7 @@ def test_vcf_region_keeps_records_starting_in_it(tmp_path):
   deletion = '1\t150\tdel\t' + 'A' * 60 + '\tA\t.\t.\t.\tGT\t0|1\t1|1\t0|0\n'
   rows = ROW.format(pos=100) + deletion + ROW.format(pos=200) + ROW.format(pos=300)
   path = str(tmp_path / 'r.vcf.gz')
-  with simulate.BgzfWriter(path) as out:
+  with writers.BgzfWriter(path) as out:
     out.write((HEADER.replace('##FORMAT', '##contig=<ID=1>\n##FORMAT') + rows).encode())
   index = str(tmp_path / 'r.csi')
   subprocess.run(['bcftools', 'index', '-o', index, path], check=True)

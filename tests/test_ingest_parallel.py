@@ -12,7 +12,7 @@ import pytest
 
 from configs import base
 from gdiff.data import cohort as cohort_lib
-from gdiff.data import ingest, ingest_parallel, prepare, simulate
+from gdiff.data import ingest, ingest_parallel, prepare, simulate, writers
 from gdiff.errors import InputError
 
 needs_tools = pytest.mark.skipif(
@@ -27,7 +27,7 @@ def _qc(**overrides):
 
 
 def _bgzip(lines, path):
-  with simulate.BgzfWriter(str(path)) as out:
+  with writers.BgzfWriter(str(path)) as out:
     out.write(('\n'.join(lines) + '\n').encode())
   return str(path)
 

@@ -2,7 +2,7 @@
 
 The simulated cohort goes through the same ingest as a user's files: this
 module only writes `cohort.vcf.gz` (bgzipped, phased GT) and `labels.tsv`
-(columns `sample`, `label`).
+(columns `sample`, `label`), with the writers of `gdiff.data.writers`.
 
 Each contig is an independent msprime simulation of a generic HomSap contig
 with a flat recombination rate (no genetic-map download) and the demographic
@@ -26,14 +26,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import struct
 import warnings
-import zlib
 from collections.abc import Sequence
 
 import ml_collections
 import numpy as np
 
+from gdiff.data import writers
+from gdiff.data.cohort import Variants
 from gdiff.errors import InputError
 
 VCF_FILE = 'cohort.vcf.gz'
@@ -249,89 +249,19 @@ def simulate(sim: ml_collections.ConfigDict) -> SimulatedCohort:
 
 # ------------------------------------------------------------------ writing
 
-_BGZF_EOF = bytes.fromhex('1f8b08040000000000ff0600424302001b0003000000000000000000')
+def contig_variants(contig: Contig) -> Variants:
+  """The variant table of a contig; IDs are CHROM:POS:REF:ALT."""
+  ids = [f'{contig.name}:{int(p)}:{r}:{a}' for p, r, a in zip(contig.pos, contig.ref, contig.alt)]
+  return Variants(chrom=np.full(len(contig.pos), contig.name), pos=contig.pos,
+                  id=np.array(ids, dtype=str), ref=contig.ref, alt=contig.alt)
 
 
-class BgzfWriter:
-  """Minimal BGZF (blocked gzip) writer: files that bcftools, tabix and plink2 read."""
-
-  _BLOCK = 0xff00  # input bytes per block, as bgzip uses
-
-  def __init__(self, path: str, level: int = 6):
-    self._file = open(path, 'wb')
-    self._level = level
-    self._buffer = bytearray()
-
-  def write(self, data: bytes) -> None:
-    self._buffer += data
-    while len(self._buffer) >= self._BLOCK:
-      self._flush_block(bytes(self._buffer[:self._BLOCK]))
-      del self._buffer[:self._BLOCK]
-
-  def _flush_block(self, data: bytes) -> None:
-    compressor = zlib.compressobj(self._level, zlib.DEFLATED, -15)
-    payload = compressor.compress(data) + compressor.flush()
-    header = struct.pack('<4BI2BH2BHH', 0x1f, 0x8b, 8, 4, 0, 0, 0xff, 6, ord('B'), ord('C'), 2,
-                         len(payload) + 25)
-    self._file.write(header + payload + struct.pack('<2I', zlib.crc32(data), len(data)))
-
-  def close(self) -> None:
-    if self._buffer:
-      self._flush_block(bytes(self._buffer))
-      self._buffer.clear()
-    self._file.write(_BGZF_EOF)
-    self._file.close()
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    self.close()
-
-
-def _vcf_rows(contig: Contig, rows_per_block: int = 512):
-  """Yields VCF data lines (bytes) for a contig, built with numpy per block."""
-  n2 = contig.haplotypes_Sx2N.shape[1]
-  for start in range(0, len(contig.pos), rows_per_block):
-    stop = min(start + rows_per_block, len(contig.pos))
-    haps = contig.haplotypes_Sx2N[start:stop]
-    cells = np.empty((stop - start, n2 // 2, 4), np.uint8)
-    cells[:, :, 0] = haps[:, 0::2] + ord('0')
-    cells[:, :, 1] = ord('|')
-    cells[:, :, 2] = haps[:, 1::2] + ord('0')
-    cells[:, :, 3] = ord('\t')
-    cells[:, -1, 3] = ord('\n')
-    out = []
-    chrom = contig.name
-    for i in range(stop - start):
-      s = start + i
-      pos, ref, alt = int(contig.pos[s]), contig.ref[s], contig.alt[s]
-      out.append(f'{chrom}\t{pos}\t{chrom}:{pos}:{ref}:{alt}\t{ref}\t{alt}\t.\tPASS\t.\tGT\t'
-                 .encode() + cells[i].tobytes())
-    yield b''.join(out)
-
-
-def write_vcf(path: str, samples: Sequence[str], contigs: Sequence[Contig]) -> None:
+def write_contigs(path: str, samples: Sequence[str], contigs: Sequence[Contig]) -> None:
   """Writes a bgzipped VCF 4.2 with phased GT for all contigs (atomically)."""
-  header = ['##fileformat=VCFv4.2', '##source=gdiff.data.simulate']
-  header += [f'##contig=<ID={c.name},length={c.length}>' for c in contigs]
-  header += ['##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
-             '#' + '\t'.join(['CHROM', 'POS', 'ID', 'REF', 'ALT', 'QUAL', 'FILTER', 'INFO',
-                              'FORMAT', *samples])]
-  tmp = path + '.tmp'
-  with BgzfWriter(tmp) as out:
-    out.write(('\n'.join(header) + '\n').encode())
+  with writers.VcfWriter(path, samples, [(c.name, c.length) for c in contigs],
+                         source='gdiff.data.simulate') as vcf:
     for contig in contigs:
-      for block in _vcf_rows(contig):
-        out.write(block)
-  os.replace(tmp, path)
-
-
-def write_labels(path: str, samples: Sequence[str], labels: Sequence[str]) -> None:
-  with open(path, 'w') as f:
-    f.write('sample\tlabel\n')
-    for s, label in zip(samples, labels, strict=True):
-      f.write(f'{s}\t{label}\n')
+      vcf.write_haplotypes(contig.haplotypes_Sx2N, contig_variants(contig))
 
 
 def simulate_to_files(sim: ml_collections.ConfigDict, out_dir: str) -> tuple[str, str, dict]:
@@ -348,8 +278,8 @@ def simulate_to_files(sim: ml_collections.ConfigDict, out_dir: str) -> tuple[str
   cohort = simulate(sim)
   vcf = os.path.join(out_dir, VCF_FILE)
   labels = os.path.join(out_dir, LABELS_FILE)
-  write_vcf(vcf, cohort.samples, cohort.contigs)
-  write_labels(labels, cohort.samples, cohort.labels)
+  write_contigs(vcf, cohort.samples, cohort.contigs)
+  writers.write_labels(labels, cohort.samples, cohort.labels)
   info = dict(cohort.info, num_snps=int(sum(len(c.pos) for c in cohort.contigs)),
               snps_per_contig={c.name: int(len(c.pos)) for c in cohort.contigs},
               config=sim.to_dict())

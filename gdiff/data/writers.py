@@ -1,0 +1,283 @@
+"""Genotype files out: BGZF, VCF, PLINK 1 binary and the label TSV.
+
+The one set of genotype writers: the simulated input cohort (`gdiff.data.simulate`)
+and every exported cohort (`gdiff.export`: synthetic people, baselines) are written
+here, and bcftools, tabix and plink2 read them back. Every writer is deterministic:
+the same inputs give the same bytes with the same zlib (no timestamps; BGZF blocks of
+a fixed input size, whatever the number of threads).
+
+  BgzfWriter     blocked gzip, blocks compressed on threads (zlib releases the GIL)
+  VcfWriter      VCFv4.2 with GT only, from dosages (unphased) or haplotypes (phased)
+  write_vcf      a dosage matrix or HDF5 dataset as an unphased VCF, streamed
+  write_plink    .bed/.bim/.fam (A1 = ALT), streamed
+  write_labels   TSV `sample<TAB>label`
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import os
+import struct
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from gdiff.data.cohort import Variants
+
+BGZF_BLOCK = 0xff00  # input bytes per BGZF block, as htslib's bgzip
+_BGZF_EOF = bytes.fromhex('1f8b08040000000000ff0600424302001b0003000000000000000000')
+# VCF text per block of records (each genotype takes 4 bytes).
+VCF_BLOCK_BYTES = 1 << 24
+# Unphased GT per dosage value (as uint8); everything else is missing.
+_GT = np.full((256, 3), np.frombuffer(b'./.', np.uint8), np.uint8)
+_GT[0], _GT[1], _GT[2] = (np.frombuffer(g, np.uint8) for g in (b'0/0', b'0/1', b'1/1'))
+
+
+# --------------------------------------------------------------------------- BGZF
+
+
+def _bgzf_block(data: bytes, level: int) -> bytes:
+  compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+  payload = compressor.compress(data) + compressor.flush()
+  header = struct.pack('<4BI2BH2BHH', 0x1f, 0x8b, 8, 4, 0, 0, 0xff, 6, ord('B'), ord('C'), 2,
+                       len(payload) + 25)
+  return header + payload + struct.pack('<2I', zlib.crc32(data), len(data))
+
+
+class BgzfWriter:
+  """BGZF (blocked gzip) writer: what bgzip writes, readable by bcftools, tabix and plink2.
+
+  Args:
+    path: the output file.
+    level: zlib compression level.
+    threads: blocks compressed at once (default: all CPUs); the bytes do not depend on it.
+  """
+
+  def __init__(self, path: str, level: int = 6, threads: int | None = None):
+    threads = threads or os.cpu_count() or 1
+    self._file = open(path, 'wb')
+    self._compress = functools.partial(_bgzf_block, level=level)
+    self._pool = concurrent.futures.ThreadPoolExecutor(threads) if threads > 1 else None
+    self._buffer = bytearray()
+
+  def write(self, data: bytes) -> None:
+    self._buffer += data
+    full = len(self._buffer) // BGZF_BLOCK * BGZF_BLOCK
+    if not full:
+      return
+    with memoryview(self._buffer) as view:
+      blocks = [bytes(view[i:i + BGZF_BLOCK]) for i in range(0, full, BGZF_BLOCK)]
+    del self._buffer[:full]
+    mapper = self._pool.map if self._pool and len(blocks) > 1 else map
+    self._file.writelines(mapper(self._compress, blocks))
+
+  def close(self) -> None:
+    if self._buffer:
+      self._file.write(self._compress(bytes(self._buffer)))
+      self._buffer.clear()
+    self._file.write(_BGZF_EOF)
+    self._file.close()
+    if self._pool:
+      self._pool.shutdown()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+
+# ---------------------------------------------------------------------------- VCF
+
+
+def contig_lengths(variants: Variants) -> list[tuple[str, int]]:
+  """(chrom, largest position) of each chromosome, in file order: the header's contigs."""
+  chrom = np.asarray(variants.chrom).astype(str)
+  pos = np.asarray(variants.pos, np.int64)
+  _, first = np.unique(chrom, return_index=True)
+  return [(str(c), int(pos[chrom == c].max())) for c in chrom[np.sort(first)]]
+
+
+def vcf_header(samples: Sequence[str], contigs: Sequence[tuple[str, int]],
+               source: str = 'gdiff') -> bytes:
+  """VCFv4.2 header: the source, (name, length) of each contig, GT, and the #CHROM line."""
+  lines = ['##fileformat=VCFv4.2', f'##source={source}']
+  lines += [f'##contig=<ID={c},length={length}>' for c, length in contigs]
+  lines.append('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">')
+  lines.append('\t'.join(['#CHROM', 'POS', 'ID', 'REF', 'ALT', 'QUAL', 'FILTER', 'INFO',
+                          'FORMAT', *map(str, samples)]))
+  return ('\n'.join(lines) + '\n').encode()
+
+
+def _records(gt_SxNx3: np.ndarray, variants: Variants) -> bytes:
+  """VCF body lines, one per variant, from each genotype's 3 characters."""
+  s, n = gt_SxNx3.shape[:2]
+  cells = np.empty((s, n, 4), np.uint8)
+  cells[:, :, :3] = gt_SxNx3
+  cells[:, :, 3] = ord('\t')
+  cells[:, -1, 3] = ord('\n')
+  rows = cells.reshape(s, 4 * n)
+  v = variants
+  prefixes = [f'{c}\t{p}\t{i}\t{r}\t{a}\t.\tPASS\t.\tGT\t'.encode()
+              for c, p, i, r, a in zip(v.chrom, v.pos, v.id, v.ref, v.alt)]
+  return b''.join(p + r.tobytes() for p, r in zip(prefixes, rows))
+
+
+def unphased_records(dosage_NxS: np.ndarray, variants: Variants) -> bytes:
+  """Records with GT 0/0, 0/1, 1/1 from ALT counts (anything else: ./.)."""
+  dosage_SxN = np.ascontiguousarray(np.asarray(dosage_NxS, np.int8).T).view(np.uint8)
+  return _records(_GT[dosage_SxN], variants)
+
+
+def phased_records(haplotypes_Sx2N: np.ndarray, variants: Variants) -> bytes:
+  """Records with GT a|b from haplotypes in {0, 1} (columns 2i, 2i+1 = person i)."""
+  haps = np.asarray(haplotypes_Sx2N, np.uint8)
+  gt = np.empty((haps.shape[0], haps.shape[1] // 2, 3), np.uint8)
+  gt[:, :, 0] = haps[:, 0::2] + ord('0')
+  gt[:, :, 1] = ord('|')
+  gt[:, :, 2] = haps[:, 1::2] + ord('0')
+  return _records(gt, variants)
+
+
+class VcfWriter:
+  """A bgzipped VCFv4.2 with GT, written block by block and renamed into place at the end.
+
+  Tabix-indexable when the records come in genome order.
+
+  Args:
+    path: output .vcf.gz (written as path + '.tmp' until closed without an error).
+    samples: the N sample IDs.
+    contigs: (name, length) of each contig, for the header.
+    source: the header's ##source.
+    threads: BGZF compression threads (default: all CPUs).
+  """
+
+  def __init__(self, path: str, samples: Sequence[str], contigs: Sequence[tuple[str, int]],
+               source: str = 'gdiff', threads: int | None = None):
+    self.path, self.num_samples = path, len(samples)
+    self._tmp = path + '.tmp'
+    self._bgzf = BgzfWriter(self._tmp, threads=threads)
+    self._bgzf.write(vcf_header(samples, contigs, source))
+
+  def _rows_per_block(self) -> int:
+    return max(1, VCF_BLOCK_BYTES // (4 * max(self.num_samples, 1)))
+
+  def write_dosage(self, dosage_NxS: np.ndarray, variants: Variants) -> None:
+    """Unphased records of the S variants (dosage in memory, N x S)."""
+    block = self._rows_per_block()
+    for lo in range(0, len(variants), block):
+      hi = min(len(variants), lo + block)
+      self._bgzf.write(unphased_records(dosage_NxS[:, lo:hi], variants.take(slice(lo, hi))))
+
+  def write_haplotypes(self, haplotypes_Sx2N: np.ndarray, variants: Variants) -> None:
+    """Phased records of the S variants."""
+    block = self._rows_per_block()
+    for lo in range(0, len(variants), block):
+      hi = min(len(variants), lo + block)
+      self._bgzf.write(phased_records(haplotypes_Sx2N[lo:hi], variants.take(slice(lo, hi))))
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, exc_type, *exc):
+    self._bgzf.close()
+    if exc_type is None:
+      os.replace(self._tmp, self.path)
+    else:
+      os.remove(self._tmp)
+
+
+def _check(dosage_NxS: np.ndarray, variants: Variants, samples: Sequence[str]) -> None:
+  n, s = dosage_NxS.shape
+  if s != len(variants) or n != len(samples):
+    raise ValueError(f'dosage {dosage_NxS.shape} does not match {len(samples)} samples x '
+                     f'{len(variants)} variants')
+
+
+def column_slabs(dosage_NxS, width: int | None = None):
+  """Yields (lo, dosage_NxW numpy) over variant slabs of an array or an HDF5 dataset.
+
+  An HDF5 dataset is read one chunk column at a time (its chunk width), so each
+  compressed chunk is read once and memory stays at N x width; a numpy array is
+  yielded whole (a view, no copy).
+  """
+  s = dosage_NxS.shape[1]
+  if width is None:
+    chunks = getattr(dosage_NxS, 'chunks', None)
+    width = chunks[1] if chunks else max(s, 1)
+  for lo in range(0, s, width):
+    yield lo, np.asarray(dosage_NxS[:, lo:lo + width])
+
+
+def write_vcf(path: str, dosage_NxS: np.ndarray, variants: Variants, samples: Sequence[str], *,
+              threads: int | None = None) -> None:
+  """Writes a bgzipped VCFv4.2 with unphased GT (tabix-indexable if variants are sorted).
+
+  Args:
+    path: output .vcf.gz.
+    dosage_NxS: (N, S) int8 ALT counts, a numpy array or an HDF5 dataset (read by chunk
+      column); values outside {0, 1, 2} are written './.'.
+    variants: the variant table (genome order); contig lengths are the largest positions.
+    samples: N sample IDs.
+    threads: BGZF compression threads (default: all CPUs).
+  """
+  _check(dosage_NxS, variants, samples)
+  with VcfWriter(path, samples, contig_lengths(variants), threads=threads) as vcf:
+    for start, slab_NxW in column_slabs(dosage_NxS):
+      vcf.write_dosage(slab_NxW, variants.take(slice(start, start + slab_NxW.shape[1])))
+
+
+# -------------------------------------------------------------------------- PLINK
+
+
+def write_plink(prefix: str, dosage_NxS: np.ndarray, variants: Variants,
+                samples: Sequence[str], *, num_threads: int | None = None) -> None:
+  """Writes PREFIX.bed/.bim/.fam with bed_reader, streamed by variant; A1 = ALT.
+
+  plink2 reads .bim column 5 (A1) as ALT and column 6 as REF, so its --freq ALT_FREQS
+  equal mean(dosage) / 2. Family IDs equal sample IDs; parents, sex and phenotype are
+  unknown (labels travel in the labels TSV).
+
+  Args:
+    prefix: output path without extension.
+    dosage_NxS: (N, S) int8 ALT counts, a numpy array or an HDF5 dataset; values outside
+      {0, 1, 2} become missing.
+    variants: the variant table.
+    samples: N sample IDs (no whitespace).
+    num_threads: bed_reader threads (default: all).
+  """
+  import bed_reader
+  _check(dosage_NxS, variants, samples)
+  samples = np.asarray(samples).astype(str)
+  n = len(samples)
+  properties = {
+      'fid': samples, 'iid': samples, 'father': np.full(n, '0'), 'mother': np.full(n, '0'),
+      'sex': np.zeros(n, np.int32), 'pheno': np.full(n, '-9'),
+      'chromosome': np.asarray(variants.chrom).astype(str),
+      'sid': np.asarray(variants.id).astype(str),
+      'cm_position': np.zeros(len(variants)),
+      'bp_position': np.asarray(variants.pos, np.int32),
+      'allele_1': np.asarray(variants.alt).astype(str),
+      'allele_2': np.asarray(variants.ref).astype(str),
+  }
+  n, s = dosage_NxS.shape
+  with bed_reader.create_bed(prefix + '.bed', n, s, properties=properties, count_A1=True,
+                             num_threads=num_threads) as bed:
+    for _, slab_NxW in column_slabs(dosage_NxS):
+      # A fresh, writeable, variant-major copy (bed_reader refuses read-only arrays).
+      slab_WxN = np.array(slab_NxW.T, np.int8, order='C')
+      slab_WxN[(slab_WxN < 0) | (slab_WxN > 2)] = -127  # missing
+      for row_N in slab_WxN:
+        bed.write(row_N)
+
+
+# ------------------------------------------------------------------------- labels
+
+
+def write_labels(path: str, samples: Sequence[str], labels: Sequence[str]) -> None:
+  """Writes a TSV with header `sample<TAB>label`."""
+  with open(path, 'w') as f:
+    f.write('sample\tlabel\n')
+    f.writelines(f'{s}\t{y}\n' for s, y in zip(samples, labels, strict=True))

@@ -1,0 +1,107 @@
+"""Tests of gdiff.data.writers: BGZF blocks, VCF records, atomic VCF files.
+
+Reading back with bcftools, tabix and plink2 is tested with the callers
+(tests/test_export.py for unphased cohorts, tests/test_simulate.py for phased ones).
+"""
+
+import gzip
+import shutil
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+
+from gdiff.data import writers
+from gdiff.data.cohort import Variants
+
+
+def _blocks(raw: bytes):
+  """(header fields, block bytes) of each BGZF block, parsed by the spec (SAM v1 4.1)."""
+  out, at = [], 0
+  while at < len(raw):
+    magic, cm, flg, xlen, si1, si2, slen, bsize = struct.unpack_from('<HBB6xHBBHH', raw, at)
+    assert (magic, cm, flg, xlen, si1, si2, slen) == (0x8b1f, 8, 4, 6, ord('B'), ord('C'), 2)
+    out.append(raw[at:at + bsize + 1])
+    at += bsize + 1
+  assert at == len(raw)
+  return out
+
+
+def _text(seed=0, size=300_000):
+  rng = np.random.default_rng(seed)
+  # Half random bytes (incompressible), half repetitive text.
+  return rng.integers(0, 256, size // 2, np.uint8).tobytes() + b'0/1\t1/1\t' * (size // 16)
+
+
+def test_bgzf_blocks_round_trip_and_threads_give_the_same_bytes(tmp_path):
+  data = _text()
+  for threads in (1, 3):
+    with writers.BgzfWriter(str(tmp_path / f'{threads}.gz'), threads=threads) as f:
+      for lo, hi in ((0, 10), (10, 70_000), (70_000, 70_001), (70_001, len(data))):
+        f.write(data[lo:hi])  # writes that straddle block boundaries
+  raw = (tmp_path / '1.gz').read_bytes()
+  assert raw == (tmp_path / '3.gz').read_bytes()
+  assert gzip.decompress(raw) == data
+  blocks = _blocks(raw)
+  # Full blocks of 0xff00 input bytes, the rest, then the empty EOF block.
+  assert len(blocks) == -(-len(data) // writers.BGZF_BLOCK) + 1
+  assert all(len(b) <= 65536 for b in blocks)
+  assert [len(gzip.decompress(b)) for b in blocks[:-1]] == (
+      [writers.BGZF_BLOCK] * (len(data) // writers.BGZF_BLOCK) + [len(data) % writers.BGZF_BLOCK])
+  assert gzip.decompress(blocks[-1]) == b'' and len(blocks[-1]) == 28
+
+
+@pytest.mark.skipif(shutil.which('bgzip') is None, reason='htslib bgzip not on PATH')
+def test_htslib_reads_our_bgzf(tmp_path):
+  data = _text(1)
+  path = tmp_path / 'x.gz'
+  with writers.BgzfWriter(str(path)) as f:
+    f.write(data)
+  subprocess.run(['bgzip', '-t', str(path)], check=True)  # checks the BGZF structure
+  assert subprocess.run(['bgzip', '-dc', str(path)], check=True,
+                        capture_output=True).stdout == data
+
+
+def _variants():
+  return Variants(chrom=np.array(['1', '1', '2']), pos=np.array([5, 70, 9]),
+                  id=np.array(['a', 'b', 'c']), ref=np.array(['A', 'C', 'G']),
+                  alt=np.array(['G', 'T', 'A']))
+
+
+def test_unphased_and_phased_records_known_answer():
+  dosage_NxS = np.array([[0, 1, 2], [2, -1, 0]], np.int8)
+  assert writers.unphased_records(dosage_NxS, _variants()) == (
+      b'1\t5\ta\tA\tG\t.\tPASS\t.\tGT\t0/0\t1/1\n'
+      b'1\t70\tb\tC\tT\t.\tPASS\t.\tGT\t0/1\t./.\n'
+      b'2\t9\tc\tG\tA\t.\tPASS\t.\tGT\t1/1\t0/0\n')
+  haplotypes_Sx2N = np.array([[0, 1, 1, 1], [1, 0, 0, 0], [0, 0, 1, 0]], np.int8)
+  assert writers.phased_records(haplotypes_Sx2N, _variants()) == (
+      b'1\t5\ta\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|1\n'
+      b'1\t70\tb\tC\tT\t.\tPASS\t.\tGT\t1|0\t0|0\n'
+      b'2\t9\tc\tG\tA\t.\tPASS\t.\tGT\t0|0\t1|0\n')
+  assert writers.contig_lengths(_variants()) == [('1', 70), ('2', 9)]
+
+
+def test_vcf_writer_text_and_blocks(tmp_path, monkeypatch):
+  monkeypatch.setattr(writers, 'VCF_BLOCK_BYTES', 8)  # one record per text block
+  path = tmp_path / 'x.vcf.gz'
+  haplotypes_Sx2N = np.array([[0, 1, 1, 1], [1, 0, 0, 0], [0, 0, 1, 0]], np.int8)
+  with writers.VcfWriter(str(path), ['p1', 'p2'], [('1', 100), ('2', 50)], source='test') as f:
+    f.write_haplotypes(haplotypes_Sx2N[:2], _variants().take(slice(0, 2)))
+    f.write_haplotypes(haplotypes_Sx2N[2:], _variants().take(slice(2, 3)))
+  lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+  assert lines[:6] == ['##fileformat=VCFv4.2', '##source=test', '##contig=<ID=1,length=100>',
+                       '##contig=<ID=2,length=50>',
+                       '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+                       '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tp1\tp2']
+  assert [line.split('\t')[9:] for line in lines[6:]] == [['0|1', '1|1'], ['1|0', '0|0'],
+                                                          ['0|0', '1|0']]
+
+
+def test_vcf_writer_leaves_nothing_when_it_fails(tmp_path):
+  path = tmp_path / 'x.vcf.gz'
+  with pytest.raises(ValueError), writers.VcfWriter(str(path), ['p1'], [('1', 9)]) as f:
+    f.write_dosage(np.zeros((1, 1), np.int8), _variants().take(slice(0, 1)))
+    raise ValueError('stop')
+  assert list(tmp_path.iterdir()) == []
