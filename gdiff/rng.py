@@ -11,7 +11,10 @@ numpy generators: `numpy_stream(seed, name, *fold)` is
 The numbers are those gdiff has always used, so checkpoints, synthetic cohorts
 and reports of earlier runs reproduce. A new stream takes a new name and a number
 no other stream of its table uses. Seeds of their own, not streams of
-`config.seed`: `data.simulate.seed`, `data.split_seed` and `input.shuffle_seed`.
+`config.seed`: `data.simulate.seed` (its contigs draw from
+`np.random.SeedSequence(seed)`, its phenotype from the 'simulate_phenotype' stream),
+`data.split_seed` and `input.shuffle_seed`; `classifier_seeds` derives the
+evaluation classifiers' seeds from `config.seed`.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ NUMPY_STREAMS = {
     'stratified_halves': (6,),  # the held-out split's select / report halves
     'privacy_subsample': (7,),  # NNAA's equal-size synthetic subsamples
     'two_sample_auc': (11,),  # the subsample of the larger side
+    'simulate_phenotype': (1,),  # seed: data.simulate.seed; causal SNPs, effects, noise
 }
 
 
@@ -63,3 +67,8 @@ def substream(step_key: jax.Array, name: str) -> jax.Array:
 def numpy_stream(seed: int, name: str, *fold: int) -> np.random.Generator:
   """A numpy generator for stream `name` of `seed`, folded with `fold`."""
   return np.random.default_rng([int(seed), *NUMPY_STREAMS[name], *map(int, fold)])
+
+
+def classifier_seeds(seed: int, num: int) -> list[int]:
+  """The seeds of an evaluation classifier's `num` runs (each its own 'init' and batches)."""
+  return [int(seed) * 1000 + i for i in range(int(num))]

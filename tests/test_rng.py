@@ -54,10 +54,15 @@ def test_classifier_init_key_equals_the_raw_key_it_replaced():
     ('classifier_batches', (), [3, 3], [315, 102, 298, 319]),
     ('privacy_real_subset', (1, 50, 2), [3, 1, 50, 2], [252, 859, 739, 782]),
     ('sample_labels', (4,), [3, 4], [8, 898, 584, 455]),
+    ('simulate_phenotype', (), [3, 1], [978, 253, 579, 407]),
 ])
 def test_numpy_streams_are_pinned(name, fold, seed_list, golden):
   got = rng.numpy_stream(3, name, *fold).integers(0, 1000, 4).tolist()
   assert got == np.random.default_rng(seed_list).integers(0, 1000, 4).tolist() == golden
+
+
+def test_classifier_seeds():
+  assert rng.classifier_seeds(2, 3) == [2000, 2001, 2002]
 
 
 def test_numbered_numpy_streams_differ():

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import ml_collections
 import numpy as np
 
+from gdiff import rng as rng_lib
 from gdiff.data import writers
 from gdiff.data.cohort import Variants
 from gdiff.errors import InputError
@@ -214,7 +215,7 @@ def _case_control(sim: ml_collections.ConfigDict) -> SimulatedCohort:
   if not 1 <= sim.num_causal <= dosage_SxN.shape[0]:
     raise InputError(f'data.simulate.num_causal: must be in [1, {dosage_SxN.shape[0]}] '
                      f'(the simulated SNPs), got {sim.num_causal}')
-  rng = np.random.default_rng([int(sim.seed), 1])
+  rng = rng_lib.numpy_stream(sim.seed, 'simulate_phenotype')
   is_case, causal, effects = liability_phenotype(
       dosage_SxN, int(sim.num_causal), float(sim.heritability), float(sim.prevalence), rng)
   labels = np.where(is_case, 'case', 'control')

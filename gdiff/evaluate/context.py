@@ -17,6 +17,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from gdiff import rng
 from gdiff.evaluate import protocol
 
 ENCODE_CHUNK = 1024
@@ -96,7 +97,7 @@ class Context:
   @property
   def seeds(self) -> list[int]:
     """Classifier seeds, shared by every method so that recovery pairs runs by seed."""
-    return [int(self.seed) * 1000 + i for i in range(int(self.ev.seeds))]
+    return rng.classifier_seeds(self.seed, self.ev.seeds)
 
   @property
   def counts_K(self) -> np.ndarray:
