@@ -31,12 +31,10 @@ from jax.sharding import PartitionSpec as P
 
 from gdiff import checkpoint, diffusion, models
 from gdiff import train_state as ts
+from gdiff import workdir as wd
 from gdiff.data import dataset
 from gdiff.errors import InputError
 
-EMBEDDING_DIR = 'embedding'
-CHECKPOINT_DIR = 'checkpoints'
-LOG_DIR = 'logs'
 # Named RNG streams derived from config.seed.
 STREAMS = {'init': 0, 'train': 1, 'eval': 2}
 
@@ -54,9 +52,8 @@ def stream_key(seed: int, name: str) -> jax.Array:
 
 def load_model_config(config: ml_collections.ConfigDict, workdir: str) -> models.ModelConfig:
   """The `ModelConfig` for W/embedding (its manifest and mask)."""
-  emb_dir = os.path.join(workdir, EMBEDDING_DIR)
-  manifest_path = os.path.join(emb_dir, 'manifest.json')
-  mask_path = os.path.join(emb_dir, 'mask.npy')
+  layout = wd.Layout(workdir)
+  manifest_path, mask_path = layout.embedding_manifest, layout.mask
   for path in (manifest_path, mask_path):
     if not os.path.exists(path):
       raise InputError(f'{path} is missing; run --mode=prepare first')
@@ -243,15 +240,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
   if batch_size % mesh.size or batch_size % jax.process_count():
     raise InputError(f'config input.batch_size={batch_size} must be a multiple of the '
                      f'device count ({mesh.size}) and of the process count ({jax.process_count()})')
-  emb_dir = os.path.join(workdir, EMBEDDING_DIR)
+  layout = wd.Layout(workdir)
+  emb_dir = layout.embedding
   trainer = get_trainer(load_model_config(cfg, workdir), cfg, mesh)
   logging.info('model %s: %.2fM parameters on %d devices', trainer.mc.name,
                models.count_params(trainer.mc) / 1e6, mesh.size)
 
-  ckpt_dir = os.path.join(workdir, CHECKPOINT_DIR)
+  ckpt_dir = layout.checkpoints
   latest = checkpoint.latest_manager(ckpt_dir, cfg.train.keep_checkpoints)
   best = checkpoint.best_manager(ckpt_dir)
-  writer = MetricsWriter(os.path.join(workdir, LOG_DIR))
+  writer = MetricsWriter(layout.logs)
   # The global batch depends on input.data_shards only, not on the process count.
   shards = dataset.process_shards(int(cfg.input.data_shards), batch_size, jax.process_index(),
                                   jax.process_count())
@@ -354,7 +352,7 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str,
     (params, step), params replicated on all devices.
   """
   trainer = get_trainer(load_model_config(config, workdir), config, make_mesh())
-  ckpt_dir = os.path.join(workdir, CHECKPOINT_DIR)
+  ckpt_dir = wd.Layout(workdir).checkpoints
   key = 'ema_params' if use_ema else 'params'
   if which == 'best':
     best = checkpoint.best_manager(ckpt_dir)
@@ -386,3 +384,24 @@ def _as_step(which) -> int:
   except (TypeError, ValueError):
     raise InputError(f"config sample.checkpoint={which!r}: use 'best', 'latest' or a step "
                      'number') from None
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises InputError naming the option for bad `train` / `input` settings (before any stage)."""
+  t, i = config.train, config.input
+  lowest = {'train.num_steps': (t.num_steps, 1), 'input.batch_size': (i.batch_size, 1),
+            'train.warmup_steps': (t.warmup_steps, 0), 'train.log_every': (t.log_every, 0),
+            'train.eval_every': (t.eval_every, 0),
+            'train.checkpoint_every': (t.checkpoint_every, 0),
+            'train.keep_checkpoints': (t.keep_checkpoints, 1),
+            'input.worker_count': (i.worker_count, 0), 'input.data_shards': (i.data_shards, 0)}
+  for option, (value, low) in lowest.items():
+    if int(value) < low:
+      raise InputError(f'config {option}={value!r}: must be >= {low}')
+  if not t.learning_rate > 0:
+    raise InputError(f'config train.learning_rate={t.learning_rate!r}: must be > 0')
+  for option, value in (('train.grad_clip', t.grad_clip), ('train.weight_decay', t.weight_decay)):
+    if value < 0:
+      raise InputError(f'config {option}={value!r}: must be >= 0 (0 disables it)')
+  if not 0 <= t.ema_decay < 1:
+    raise InputError(f'config train.ema_decay={t.ema_decay!r}: must be in [0, 1) (0 disables it)')

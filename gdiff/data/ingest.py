@@ -4,10 +4,36 @@ Sources (table `SOURCES`), each read in blocks of `chunk_variants` variants so
 that memory depends on the chunk and shard sizes, not on the file length:
   vcf    VCF or VCF.gz through scikit-allel (`allel.iter_vcf_chunks`); BCF is
          piped through `bcftools view -Ov` when bcftools is on PATH. Every line
-         is checked on the way in (field count, POS) so that a malformed line
-         is reported with its line number instead of being misread.
+         is checked on the way in (field count, POS, a GT in FORMAT) so that a
+         malformed line is reported with its line number instead of being
+         misread. A bgzipped file must end with the BGZF end-of-file block, as
+         htslib checks: a download cut at a block boundary is refused.
   plink  .bed/.bim/.fam through bed-reader; ALT = A1 (the allele bed-reader
-         counts), REF = A2, as plink2 writes them from a VCF.
+         counts), REF = A2, as plink2 writes them from a VCF. The .bed size must
+         match the .bim and .fam.
+
+Genotype calls (VCF). The GT text of every call is read and checked (`_decode_gt`):
+a diploid call of allele indices 0/1 (phased or not) is the ALT count; a call with
+a missing allele ('./.', '0/.', '.') is missing. Every other call of a record with
+at most one ALT allele is an error that names the file, line, sample and call:
+an allele index beyond the record's ALT alleles ('0/3', '1/2' at a single-ALT
+site), more than two alleles ('0/1/1'), a haploid call on an autosome, or text
+that is not a genotype. With `data.qc.bad_calls='missing'` such calls are read
+as missing instead and counted per reason in the manifest (`bad_calls`).
+Multiallelic records are dropped whole (QC reason 'multiallelic') and their
+calls are not inspected.
+
+Haploid calls on the sex chromosomes and mitochondria (X, Y, MT or M, with or
+without 'chr'; PLINK's 23, 24 and 26), as callers write them for males: the
+record is dropped under its own QC reason 'haploid', never read as missing and
+filled (that would invent a second allele for every male). gdiff models
+diploid genotypes, so such chromosomes drop out except for records where every
+call is diploid (e.g. a female-only cohort, or the pseudo-autosomal regions).
+PLINK .bed files cannot mark a call haploid: plink stores males' X calls as
+homozygous, and they are read so.
+
+Chromosome names must be written one way per file: '22' and 'chr22' together
+are refused.
 
 Each chunk goes through `gdiff.data.qc.qc_chunk`; kept SNPs are written as
 shards of `shard_variants` variants with `gdiff.data.cohort.write_shard`
@@ -41,9 +67,52 @@ from gdiff.data import qc as qc_lib
 from gdiff.errors import InputError, where
 
 _GZIP_MAGIC = b'\x1f\x8b'
+# The empty BGZF block that ends every bgzipped file (SAM/BAM spec 4.1.2; htslib checks it).
+_BGZF_EOF = bytes.fromhex('1f8b08040000000000ff0600424302001b0003000000000000000000')
 _VCF_FIELDS = ['variants/CHROM', 'variants/POS', 'variants/ID', 'variants/REF',
-               'variants/ALT', 'calldata/GT']
+               'variants/ALT', 'variants/numalt', 'calldata/GT']
+# GT is read as text, its first 4 bytes per call: '0/1' needs 3, a 4th shows a longer call.
+_GT_TYPES = {'calldata/GT': 'S4'}
+_GT_NUMBERS = {'calldata/GT': 1}
 _READ_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, OSError, UnicodeDecodeError)
+# data.qc.bad_calls: what a call that is not a diploid genotype of the record's alleles is.
+BAD_CALLS = ('error', 'missing')
+# Reasons a call is bad (counted in the manifest under data.qc.bad_calls='missing').
+BAD_CALL_REASONS = ('allele_beyond_alt', 'ploidy', 'malformed')
+# Where haploid calls are expected (chromosome names without 'chr', upper case).
+HAPLOID_CHROMOSOMES = frozenset({'X', 'Y', 'MT', 'M', '23', '24', '26'})
+
+
+def chrom_key(name: str) -> str:
+  """'chr22', 'Chr22' and '22' all give '22' (the name without its 'chr' prefix)."""
+  name = str(name)
+  return name[3:] if name[:3].lower() == 'chr' else name
+
+
+def check_contig_names(names, path: str) -> None:
+  """Refuses a file that names one chromosome two ways ('22' and 'chr22')."""
+  seen = {}
+  for name in names:
+    other = seen.setdefault(chrom_key(name).upper(), name)
+    if other != name:
+      raise InputError(f'{path}: chromosome {other!r} and {name!r} both appear; name every '
+                       f'chromosome one way (with or without "chr"), e.g. with bcftools '
+                       f'annotate --rename-chrs')
+
+
+def check_bgzf_eof(path: str) -> None:
+  """Refuses a bgzipped file that lacks the BGZF end-of-file block (truncated)."""
+  with open(path, 'rb') as f:
+    head = f.read(16)
+    if not (head[:4] == b'\x1f\x8b\x08\x04' and head[12:14] == b'BC'):
+      return  # not BGZF (plain gzip is checked by its own CRC and length)
+    f.seek(0, os.SEEK_END)
+    if f.tell() >= len(_BGZF_EOF):
+      f.seek(-len(_BGZF_EOF), os.SEEK_END)
+      if f.read() == _BGZF_EOF:
+        return
+  raise InputError(f'{path}: no BGZF end-of-file block, so the file is truncated (an '
+                   f'interrupted download or copy?); get the whole file again')
 
 
 # ------------------------------------------------------------------ VCF
@@ -63,6 +132,7 @@ class _CheckedLines(io.RawIOBase):
     self._tail = b''
     self._num_fields = None
     self.samples: list[str] | None = None
+    self.header_lines = 0  # lines up to and including #CHROM
 
   def readable(self) -> bool:
     return True
@@ -92,6 +162,8 @@ class _CheckedLines(io.RawIOBase):
       if line:
         self._check_line(line.rstrip(b'\r'))
     if final and self._num_fields is None:
+      if self._line <= 1 and not lines[0]:
+        raise InputError(f'{self._path}: empty file')
       raise InputError(f'{self._path}: no #CHROM header line (not a VCF?)')
 
   def _check_line(self, line: bytes) -> None:
@@ -108,6 +180,7 @@ class _CheckedLines(io.RawIOBase):
         raise InputError(f'{at}: the VCF has no samples (no FORMAT and sample columns)')
       self._num_fields = len(fields)
       self.samples = fields[9:]
+      self.header_lines = self._line
       return
     if self._num_fields is None:
       raise InputError(f'{at}: data line before the #CHROM header line')
@@ -115,9 +188,16 @@ class _CheckedLines(io.RawIOBase):
     if count != self._num_fields:
       raise InputError(f'{at}: {count} tab-separated fields, expected {self._num_fields} '
                        f'(9 + {self._num_fields - 9} samples)')
-    pos = line.split(b'\t', 2)[1]
+    tabs = [line.find(b'\t')]  # the first 9 fields, without copying the samples' part
+    for _ in range(8):
+      tabs.append(line.find(b'\t', tabs[-1] + 1))
+    pos = line[tabs[0] + 1:tabs[1]]
     if not pos.isdigit() or int(pos) < 1:
       raise InputError(f'{at}: POS {pos.decode(errors="replace")!r} is not a positive integer')
+    fmt = line[tabs[7] + 1:tabs[8]]
+    if fmt[:3] != b'GT:' and fmt != b'GT' and b'GT' not in fmt.split(b':'):
+      raise InputError(f'{at}: FORMAT {fmt.decode(errors="replace")!r} has no GT field (gdiff '
+                       f'reads the genotype calls; export them with GT)')
 
 
 def _is_bcf(path: str) -> bool:
@@ -142,6 +222,9 @@ class VcfSource:
   def __init__(self, path: str):
     if not os.path.isfile(path):
       raise InputError(f'data.vcf: no such file: {path}')
+    if not os.path.getsize(path):
+      raise InputError(f'{path}: empty file')
+    check_bgzf_eof(path)
     self.path = path
     self.bcf = _is_bcf(path)
     if self.bcf and shutil.which('bcftools') is None:
@@ -190,15 +273,17 @@ class VcfSource:
     return checked.samples
 
   def chunks(self, chunk_variants: int, region: str | None = None,
-             index: str | None = None) -> Iterator[qc_lib.RawChunk]:
+             index: str | None = None, bad_calls: str = 'error') -> Iterator[qc_lib.RawChunk]:
     """Yields RawChunks of up to `chunk_variants` variants.
 
     Args:
       chunk_variants: variants per chunk.
       region: 'CHROM:BEG-END' (1-based, inclusive): only records whose POS lies
         in it, read through `tabix` (VCF.gz) or `bcftools view -r` (BCF); line
-        numbers in messages then count lines of that region's output.
+        numbers in messages then count lines of that region's output, and a bad
+        call is located by CHROM:POS.
       index: the .tbi/.csi index when it is not next to the file.
+      bad_calls: `data.qc.bad_calls` (see the module docstring).
     """
     import allel  # heavy import
 
@@ -211,12 +296,14 @@ class VcfSource:
         # With a stream scikit-allel does not run tabix itself, but `region` still keeps
         # only records whose POS is in it (tabix also returns records that overlap it).
         _, samples, _, it = allel.iter_vcf_chunks(
-            io.BufferedReader(checked, buffer_size=1 << 20), fields=_VCF_FIELDS, alt_number=2,
-            chunk_length=chunk_variants, buffer_size=1 << 20, region=region)
+            io.BufferedReader(checked, buffer_size=1 << 20), fields=_VCF_FIELDS, alt_number=1,
+            types=_GT_TYPES, numbers=_GT_NUMBERS, chunk_length=chunk_variants,
+            buffer_size=1 << 20, region=region)
       except (RuntimeError, ValueError) as e:
         raise InputError(f'{name}: cannot parse the VCF header: {e}') from e
       if list(samples) != list(self.samples):
         raise InputError(f'{self.path}: samples changed while reading')
+      records = 0
       while True:
         try:
           chunk, _, _, _ = next(it)
@@ -227,24 +314,141 @@ class VcfSource:
                            f'line: {e}') from e
         if 'calldata/GT' not in chunk:
           raise InputError(f'{self.path}: no GT genotype field in FORMAT')
-        yield _vcf_chunk(chunk)
+        first_line = None if region else checked.header_lines + records + 1
+        records += len(chunk['variants/POS'])
+        yield _vcf_chunk(chunk, name, first_line, self.samples, bad_calls)
       complete = True
     finally:
       self._close(stream, proc, complete)
 
 
-def _vcf_chunk(chunk: dict) -> qc_lib.RawChunk:
-  gt = chunk['calldata/GT']  # (S, N, 2) int8, -1 missing
-  a, b = gt[:, :, 0], gt[:, :, 1]
-  # Allele indices are 0/1 at biallelic sites (the only ones kept); any missing allele
-  # makes the call missing. Elementwise ops: numpy reductions over the last axis are slow.
-  dosage = np.minimum(a, 1) + np.minimum(b, 1)
-  dosage[(a < 0) | (b < 0)] = -1
-  alt = chunk['variants/ALT'].astype(str)
+def _vcf_chunk(chunk: dict, path: str, first_line: int | None, samples: np.ndarray,
+               bad_calls: str) -> qc_lib.RawChunk:
+  chrom = chunk['variants/CHROM'].astype(str)
+  pos = chunk['variants/POS'].astype(np.int64)
+  numalt = chunk['variants/numalt'].astype(np.int64)
+  dosage, haploid, counts = _decode_gt(chunk['calldata/GT'], numalt, chrom, pos, path,
+                                       first_line, samples, bad_calls)
   return qc_lib.RawChunk(
-      chrom=chunk['variants/CHROM'].astype(str), pos=chunk['variants/POS'].astype(np.int64),
-      id=chunk['variants/ID'].astype(str), ref=chunk['variants/REF'].astype(str),
-      alt=alt[:, 0], multiallelic=alt[:, 1] != '', dosage_SxN=dosage)
+      chrom=chrom, pos=pos, id=chunk['variants/ID'].astype(str),
+      ref=chunk['variants/REF'].astype(str), alt=chunk['variants/ALT'].astype(str),
+      multiallelic=numalt > 1, dosage_SxN=dosage, haploid=haploid, bad_calls=counts)
+
+
+# The common call as one little-endian uint32 of its 4 GT bytes: '0/1' is 0x00312F30.
+# Clearing bit 0 of both allele bytes maps '0' and '1' alike to '0'.
+_ALLELES_01 = np.uint32(0xFFFEFFFE)
+_DIPLOID_01 = (np.uint32(0x00302F30), np.uint32(0x00307C30))  # '0/0' and '0|0' so masked
+_ROWS = 256  # records per block of the fast pass (its temporaries stay in cache)
+
+
+def _decode_gt(gt_SxN: np.ndarray, numalt_S: np.ndarray, chrom_S: np.ndarray,
+               pos_S: np.ndarray, path: str, first_line: int | None, samples: np.ndarray,
+               bad_calls: str) -> tuple[np.ndarray, np.ndarray, dict]:
+  """ALT counts from GT text (see the module docstring for what each call means).
+
+  Args:
+    gt_SxN: (S, N) |S4, the first 4 bytes of each call's GT.
+    numalt_S: (S,) ALT alleles of each record.
+    chrom_S, pos_S: the records' CHROM and POS (for messages and the haploid rule).
+    path: the file (or 'file [region]') for messages.
+    first_line: line number of record 0, or None when lines are not known.
+    samples: (N,) sample IDs, for messages.
+    bad_calls: `data.qc.bad_calls`.
+
+  Returns:
+    dosage_SxN int8 (-1 missing), haploid_S bool (a haploid call on a sex
+    chromosome or MT), and {reason: count} of bad calls read as missing.
+  """
+  gt_SxN = np.ascontiguousarray(gt_SxN, dtype='S4')
+  code_SxN = gt_SxN.view('<u4')
+  dosage = np.empty(code_SxN.shape, np.int8)
+  good = np.empty(code_SxN.shape, bool)
+  for lo in range(0, len(code_SxN), _ROWS):  # the fast pass: 0/1 alleles, 2 of them
+    block = code_SxN[lo:lo + _ROWS]
+    masked = block & _ALLELES_01
+    ok = good[lo:lo + _ROWS]
+    np.equal(masked, _DIPLOID_01[0], out=ok)
+    ok |= masked == _DIPLOID_01[1]
+    alleles = block & np.uint32(0x00010001)  # bit 0 of each allele byte: allele 1
+    alleles += alleles >> 16
+    np.copyto(dosage[lo:lo + _ROWS], alleles, casting='unsafe')  # low byte: their sum
+  haploid = np.zeros(len(code_SxN), bool)
+  counts = {}
+  rows, cols = np.nonzero(~good)
+  keep = numalt_S[rows] <= 1  # multiallelic records are dropped whole, calls unread
+  rows, cols = rows[keep], cols[keep]
+  if not len(rows):
+    return dosage, haploid, counts
+  _, first, which = np.unique(code_SxN[rows, cols], return_index=True, return_inverse=True)
+  parsed = [_parse_call(gt_SxN[rows[k], cols[k]]) for k in first]  # one per distinct text
+  kind = np.array([p[0] for p in parsed], dtype=object)[which]
+  top = np.array([p[1] for p in parsed], np.int64)[which]  # largest allele index
+  value = np.array([p[2] for p in parsed], np.int8)[which]  # ALT count, -1 missing
+  sex = np.array([chrom_key(c).upper() in HAPLOID_CHROMOSOMES for c in chrom_S])[rows]
+  reason = np.full(len(rows), '', dtype=object)
+  reason[kind == 'malformed'] = 'malformed'
+  reason[(kind == 'polyploid') & (reason == '')] = 'ploidy'
+  reason[(top > numalt_S[rows]) & (reason == '')] = 'allele_beyond_alt'
+  reason[(kind == 'haploid') & ~sex & (reason == '')] = 'ploidy'
+  bad = np.flatnonzero(reason != '')
+  if len(bad) and bad_calls == 'error':
+    i = bad[0]
+    r, c = rows[i], cols[i]
+    at = where(path, None if first_line is None else first_line + int(r))
+    raise InputError(f'{at}: {chrom_S[r]}:{pos_S[r]} sample {samples[c]}: '
+                     f'{_why(reason[i], _call_text(gt_SxN[r, c]), numalt_S[r], chrom_S[r])} '
+                     f'(or set data.qc.bad_calls=missing to read such calls as missing)')
+  value[bad] = -1
+  for name in BAD_CALL_REASONS:
+    n = int((reason[bad] == name).sum())
+    if n:
+      counts[name] = n
+  hap = (kind == 'haploid') & (reason == '')
+  haploid[np.unique(rows[hap])] = True
+  value[hap] = -1
+  dosage[rows, cols] = value
+  return dosage, haploid, counts
+
+
+def _call_text(raw: bytes) -> str:
+  text = raw.decode('latin-1')
+  return text + '…' if len(text) == 4 else text  # S4 keeps 4 bytes; the call may go on
+
+
+def _parse_call(raw: bytes) -> tuple[str, int, int]:
+  """(kind, largest allele index or -1, ALT count or -1) of one call's GT text (<= 4 bytes).
+
+  kind: 'diploid', 'haploid', 'missing', 'polyploid' (more than two alleles) or
+  'malformed'. Text cut at 4 bytes is read as far as it goes.
+  """
+  text = raw.decode('latin-1')
+  parts = text.replace('|', '/').split('/')
+  if len(text) == 4 and parts[-1] == '':  # cut right after a separator: more follows
+    return ('polyploid', -1, -1) if len(parts) >= 3 else ('malformed', -1, -1)
+  if not text or not all(p == '.' or p.isdigit() for p in parts):
+    return 'malformed', -1, -1
+  if len(parts) > 2:
+    return 'polyploid', -1, -1
+  alleles = [int(p) for p in parts if p != '.']
+  top = max(alleles, default=-1)
+  if len(alleles) < len(parts):
+    return 'missing', top, -1
+  if len(parts) == 1:
+    return 'haploid', top, -1
+  return 'diploid', top, sum(a == 1 for a in alleles)
+
+
+def _why(reason: str, text: str, numalt: int, chrom: str) -> str:
+  if reason == 'allele_beyond_alt':
+    return (f'genotype {text!r} has an allele index beyond the record\'s {numalt} ALT '
+            f'allele(s)')
+  if reason == 'malformed':
+    return f'genotype {text!r} is not a genotype call (expected e.g. 0/1, 1|1 or ./.)'
+  if '/' in text or '|' in text:
+    return f'genotype {text!r} has more than two alleles (gdiff reads diploid genotypes)'
+  return (f'genotype {text!r} is haploid on chromosome {chrom} (haploid calls are read on '
+          f'X, Y and MT only; gdiff reads diploid genotypes)')
 
 
 # ------------------------------------------------------------------ PLINK
@@ -315,7 +519,8 @@ class PlinkSource:
     part._offset = self._offset + start
     return part
 
-  def chunks(self, chunk_variants: int) -> Iterator[qc_lib.RawChunk]:
+  def chunks(self, chunk_variants: int, bad_calls: str = 'error') -> Iterator[qc_lib.RawChunk]:
+    """Yields RawChunks of up to `chunk_variants` variants (`bad_calls`: nothing to check)."""
     from bed_reader import open_bed  # heavy import
 
     try:
@@ -357,6 +562,7 @@ class _Order:
   chrom: str | None = None
   pos: int = 0
   seen: set = dataclasses.field(default_factory=set)
+  names: dict = dataclasses.field(default_factory=dict)  # chrom_key -> name as written
 
   def check(self, chunk: qc_lib.RawChunk) -> None:
     if not len(chunk):
@@ -375,6 +581,7 @@ class _Order:
         raise InputError(f'{self.path}: chromosome {chrom[i]} appears in two separate blocks '
                          f'(sort it, e.g. bcftools sort)')
       self.seen.add(str(chrom[i]))
+      check_contig_names(sorted(self.seen), self.path)
     self.chrom, self.pos = str(chrom[-1]), int(pos[-1])
 
 
@@ -442,12 +649,14 @@ def ingest_chunks(chunks: Iterator[qc_lib.RawChunk], path: str, out_dir: str,
     progress: a tqdm bar to update, or None.
 
   Returns:
-    variants_read, variants_kept, dropped (per reason), missing_filled,
+    variants_read, variants_kept, dropped (per reason), bad_calls (calls read as
+    missing per reason, see the module docstring), missing_filled,
     kept_per_chromosome (in file order), shards ([{file, variants}]).
   """
   order = _Order(path)
   writer = _ShardWriter(out_dir, shard_variants, num_samples)
   dropped = dict.fromkeys(qc_lib.REASONS, 0)
+  bad_calls = dict.fromkeys(BAD_CALL_REASONS, 0)
   read = kept = filled = 0
   per_chrom: dict[str, int] = {}
   previous = None
@@ -460,6 +669,8 @@ def ingest_chunks(chunks: Iterator[qc_lib.RawChunk], path: str, out_dir: str,
     filled += result.missing_filled
     for reason, count in result.dropped.items():
       dropped[reason] += count
+    for reason, count in chunk.bad_calls.items():
+      bad_calls[reason] += count
     variants = _kept_variants(chunk, result.keep)
     for c, n in zip(*np.unique(variants.chrom, return_counts=True)):
       per_chrom[str(c)] = per_chrom.get(str(c), 0) + int(n)
@@ -468,7 +679,8 @@ def ingest_chunks(chunks: Iterator[qc_lib.RawChunk], path: str, out_dir: str,
       progress.update(len(chunk))
   writer.close()
   return {'variants_read': read, 'variants_kept': kept, 'dropped': dropped,
-          'missing_filled': filled, 'kept_per_chromosome': per_chrom, 'shards': writer.shards}
+          'bad_calls': bad_calls, 'missing_filled': filled, 'kept_per_chromosome': per_chrom,
+          'shards': writer.shards}
 
 
 def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cfg,
@@ -494,7 +706,8 @@ def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cf
   progress = tqdm.tqdm(total=source.num_variants, unit='variants', desc='ingest',
                        disable=None, leave=False)
   with progress:
-    stats = ingest_chunks(source.chunks(chunk_variants), source.path, out_dir,
+    stats = ingest_chunks(source.chunks(chunk_variants, bad_calls=qc_cfg.bad_calls),
+                          source.path, out_dir,
                           len(source.samples), shard_variants, qc_cfg, hwe_groups_N, progress)
   wall = time.time() - start
   log_stats(source.path, stats, wall)

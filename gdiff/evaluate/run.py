@@ -20,14 +20,11 @@ import h5py
 import ml_collections
 import numpy as np
 
+from gdiff import workdir as wd
 from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
 from gdiff.evaluate import baselines, classifiers, genetics, privacy, report
 
-DATA_DIR = 'data'
-CODEC_FILE = os.path.join('embedding', 'codec.npz')
-SYNTHETIC_FILE = os.path.join('samples', 'synthetic.h5')
-REPORT_DIR = 'report'
 ENCODE_CHUNK = 1024
 
 # evaluate.holdout (the held-out split: privacy non-members, realism reference) -> the
@@ -166,7 +163,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   held = ev.holdout
   used = HOLDOUTS[held]
   block = int(ev.block_size)
-  cohort = cohort_lib.load_cohort(os.path.join(workdir, DATA_DIR))
+  layout = wd.Layout(workdir)
+  cohort = cohort_lib.load_cohort(layout.data)
   chrom = cohort.variants().chrom
   classes, k = cohort.classes, len(cohort.classes)
   # Only the splits this holdout uses are read (with 'val', never the test genotypes).
@@ -174,13 +172,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   lab = {s: cohort.label_ids[cohort.indices(s)] for s in used}
   for s in used:
     if len(dos[s]) < 2:
-      raise InputError(f'{workdir}/{DATA_DIR}: split {s!r} has fewer than 2 people')
+      raise InputError(f'{layout.data}: split {s!r} has fewer than 2 people')
   if held == 'val' and len(dos['val']) < 4:
-    raise InputError(f'{workdir}/{DATA_DIR}: split \'val\' has fewer than 4 people; '
+    raise InputError(f'{layout.data}: split \'val\' has fewer than 4 people; '
                      f'evaluate.holdout=\'val\' halves it')
-  codec = _load_codec(os.path.join(workdir, CODEC_FILE))
+  codec = _load_codec(layout.codec)
   emb = {s: encode(codec, dos[s]) for s in used}
-  syn = load_synthetic(os.path.join(workdir, SYNTHETIC_FILE), classes, len(chrom))
+  syn = load_synthetic(layout.synthetic_h5, classes, len(chrom))
   counts = np.bincount(syn['label_ids'], minlength=k)
   logging.info('evaluate: %d synthetic people %s; real %s %s; held out: %s',
                len(syn['dosage']), counts.tolist(), '/'.join(used),
@@ -307,6 +305,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     metrics['notes'].append(
         f'utility_hard_pair: the two classes with the lowest real-train F_ST '
         f'({classes[pair[0]]} vs {classes[pair[1]]}), as a binary task.')
-  paths = report.write(os.path.join(workdir, REPORT_DIR), metrics, curves)
+  paths = report.write(layout.report, metrics, curves)
   logging.info('evaluate: wrote %s', paths)
   return metrics

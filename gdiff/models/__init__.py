@@ -27,7 +27,18 @@ MODELS = {
     'transformer': transformer.GeneTransformer,
 }
 
-__all__ = ['MODELS', 'ModelConfig', 'build', 'count_params', 'init_params', 'model_config']
+__all__ = ['MODELS', 'ModelConfig', 'build', 'check_config', 'count_params', 'init_params',
+           'model_config']
+
+
+def check_config(m: ml_collections.ConfigDict) -> None:
+  """Raises InputError naming the option for bad `model` settings (before any stage)."""
+  if m.name not in MODELS:
+    raise InputError(f'config model.name={m.name!r} is unknown; known: {sorted(MODELS)}')
+  if m.dtype not in ('float32', 'bfloat16'):
+    raise InputError(f"config model.dtype={m.dtype!r}: use 'float32' or 'bfloat16'")
+  if not 0 <= m.dropout < 1:
+    raise InputError(f'config model.dropout={m.dropout!r}: must be in [0, 1)')
 
 
 def model_config(config: ml_collections.ConfigDict, num_groups: int, slots: int,
@@ -49,10 +60,7 @@ def model_config(config: ml_collections.ConfigDict, num_groups: int, slots: int,
     InputError: unknown `model.name`, or G incompatible with the CNN depth.
   """
   m = config.model
-  if m.name not in MODELS:
-    raise InputError(f'config model.name={m.name!r} is unknown; known: {sorted(MODELS)}')
-  if m.dtype not in ('float32', 'bfloat16'):
-    raise InputError(f"config model.dtype={m.dtype!r}: use 'float32' or 'bfloat16'")
+  check_config(m)
   if m.name in ('cnn', 'mlp_cnn'):
     factor = 2 ** (len(m.cnn_channel_mults) - 1)
     if num_groups % factor:
