@@ -48,14 +48,15 @@ _FLAGS = define_flags(flags.FLAGS)
 
 
 def _config_arg(argv: list[str]) -> str | None:
-  """The value of --config in `argv` (either form), or None."""
+  """The value of the last --config in `argv` (either form; absl keeps the last), or None."""
+  value = None
   for i, arg in enumerate(argv):
     for prefix in ('--config=', '-config='):
       if arg.startswith(prefix):
-        return arg[len(prefix):]
+        value = arg[len(prefix):]
     if arg in ('--config', '-config') and i + 1 < len(argv):
-      return argv[i + 1]
-  return None
+      value = argv[i + 1]
+  return value
 
 
 def load_config_file(spec: str) -> config_dict.ConfigDict:

@@ -455,8 +455,12 @@ def _why(reason: str, text: str, numalt: int, chrom: str) -> str:
 
 def _read_table(path: str, min_fields: int, what: str) -> list[list[str]]:
   rows = []
-  with open(path) as f:
-    for i, line in enumerate(f, 1):
+  with open(path, 'rb') as f:
+    for i, raw in enumerate(f, 1):
+      try:
+        line = raw.decode('utf-8')
+      except UnicodeDecodeError as e:
+        raise InputError(f'{path} is not UTF-8 (line {i}): re-save it as UTF-8') from e
       fields = line.split()
       if not fields:
         continue
