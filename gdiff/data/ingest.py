@@ -89,9 +89,12 @@ def chrom_key(name: str) -> str:
   return name[3:] if name[:3].lower() == 'chr' else name
 
 
-def check_contig_names(names, path: str) -> None:
-  """Refuses a file that names one chromosome two ways ('22' and 'chr22')."""
-  seen = {}
+def check_contig_names(names, path: str, seen: dict | None = None) -> None:
+  """Refuses a file that names one chromosome two ways ('22' and 'chr22').
+
+  `seen` (chrom_key -> name) carries the names met so far across calls.
+  """
+  seen = {} if seen is None else seen
   for name in names:
     other = seen.setdefault(chrom_key(name).upper(), name)
     if other != name:
@@ -316,7 +319,9 @@ class VcfSource:
           raise InputError(f'{self.path}: no GT genotype field in FORMAT')
         first_line = None if region else checked.header_lines + records + 1
         records += len(chunk['variants/POS'])
-        yield _vcf_chunk(chunk, name, first_line, self.samples, bad_calls)
+        raw = _vcf_chunk(chunk, name, first_line, self.samples, bad_calls)
+        del chunk  # the GT text, 4 bytes a call, is not kept while QC runs
+        yield raw
       complete = True
     finally:
       self._close(stream, proc, complete)
@@ -363,19 +368,23 @@ def _decode_gt(gt_SxN: np.ndarray, numalt_S: np.ndarray, chrom_S: np.ndarray,
   gt_SxN = np.ascontiguousarray(gt_SxN, dtype='S4')
   code_SxN = gt_SxN.view('<u4')
   dosage = np.empty(code_SxN.shape, np.int8)
-  good = np.empty(code_SxN.shape, bool)
+  others = []  # (rows, cols) of the calls the fast pass leaves to `_parse_call`
   for lo in range(0, len(code_SxN), _ROWS):  # the fast pass: 0/1 alleles, 2 of them
     block = code_SxN[lo:lo + _ROWS]
     masked = block & _ALLELES_01
-    ok = good[lo:lo + _ROWS]
-    np.equal(masked, _DIPLOID_01[0], out=ok)
+    ok = masked == _DIPLOID_01[0]
     ok |= masked == _DIPLOID_01[1]
     alleles = block & np.uint32(0x00010001)  # bit 0 of each allele byte: allele 1
     alleles += alleles >> 16
     np.copyto(dosage[lo:lo + _ROWS], alleles, casting='unsafe')  # low byte: their sum
+    if not ok.all():
+      r, c = np.nonzero(~ok)
+      others.append((r + lo, c))
   haploid = np.zeros(len(code_SxN), bool)
   counts = {}
-  rows, cols = np.nonzero(~good)
+  if not others:
+    return dosage, haploid, counts
+  rows, cols = (np.concatenate(x) for x in zip(*others))
   keep = numalt_S[rows] <= 1  # multiallelic records are dropped whole, calls unread
   rows, cols = rows[keep], cols[keep]
   if not len(rows):
@@ -585,7 +594,7 @@ class _Order:
         raise InputError(f'{self.path}: chromosome {chrom[i]} appears in two separate blocks '
                          f'(sort it, e.g. bcftools sort)')
       self.seen.add(str(chrom[i]))
-      check_contig_names(sorted(self.seen), self.path)
+      check_contig_names([str(chrom[i])], self.path, self.names)
     self.chrom, self.pos = str(chrom[-1]), int(pos[-1])
 
 
