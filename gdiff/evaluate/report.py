@@ -18,8 +18,6 @@ import os
 
 import numpy as np
 
-from gdiff import workdir as wd
-
 # The paper's own numbers (Kenneweg et al. 2025; /work/shared/PAPER.md): accuracy (%) on the
 # real test set of classifiers trained on real data and on MLP+CNN synthetic data.
 PAPER = {
@@ -297,14 +295,15 @@ def write(report_dir: str, metrics: dict, curves: dict) -> dict:
   The files go to a temporary folder that replaces `report_dir` when complete
   (`gdiff.workdir.replacing`: a folder gdiff did not write is refused, never replaced).
   """
+  from gdiff import workdir as wd  # the workdir owns replacing a folder
   with wd.replacing(report_dir) as tmp:
-    _write_into(tmp, metrics, curves)
-  return {'metrics': os.path.join(report_dir, 'metrics.json'),
-          'html': os.path.join(report_dir, 'report.html'),
-          'markdown': os.path.join(report_dir, 'report.md')}
+    paths = _write_files(tmp, metrics, curves)
+  return {key: os.path.join(report_dir, os.path.basename(p)) for key, p in paths.items()}
 
 
-def _write_into(report_dir: str, metrics: dict, curves: dict) -> None:
+def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
+  """Writes metrics.json, report.html, report.md and *.png; returns their paths."""
+  os.makedirs(report_dir, exist_ok=True)
   paths = {'metrics': os.path.join(report_dir, 'metrics.json'),
            'html': os.path.join(report_dir, 'report.html'),
            'markdown': os.path.join(report_dir, 'report.md')}
@@ -363,3 +362,4 @@ def _write_into(report_dir: str, metrics: dict, curves: dict) -> None:
   md += [f'- {n}' for n in notes]
   with open(paths['markdown'], 'w') as f:
     f.write('\n'.join(md) + '\n')
+  return paths

@@ -25,6 +25,10 @@ from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
 from gdiff.evaluate import baselines, classifiers, genetics, privacy, report
 
+DATA_DIR = wd.DATA
+CODEC_FILE = os.path.join(wd.EMBEDDING, wd.CODEC_FILE)
+SYNTHETIC_FILE = os.path.join(wd.SAMPLES, wd.SYNTHETIC_PREFIX + '.h5')
+REPORT_DIR = wd.REPORT
 ENCODE_CHUNK = 1024
 
 # evaluate.holdout (the held-out split: privacy non-members, realism reference) -> the
@@ -163,8 +167,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   held = ev.holdout
   used = HOLDOUTS[held]
   block = int(ev.block_size)
-  layout = wd.Layout(workdir)
-  cohort = cohort_lib.load_cohort(layout.data)
+  cohort = cohort_lib.load_cohort(os.path.join(workdir, DATA_DIR))
   chrom = cohort.variants().chrom
   classes, k = cohort.classes, len(cohort.classes)
   # Only the splits this holdout uses are read (with 'val', never the test genotypes).
@@ -172,13 +175,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   lab = {s: cohort.label_ids[cohort.indices(s)] for s in used}
   for s in used:
     if len(dos[s]) < 2:
-      raise InputError(f'{layout.data}: split {s!r} has fewer than 2 people')
+      raise InputError(f'{workdir}/{DATA_DIR}: split {s!r} has fewer than 2 people')
   if held == 'val' and len(dos['val']) < 4:
-    raise InputError(f'{layout.data}: split \'val\' has fewer than 4 people; '
+    raise InputError(f'{workdir}/{DATA_DIR}: split \'val\' has fewer than 4 people; '
                      f'evaluate.holdout=\'val\' halves it')
-  codec = _load_codec(layout.codec)
+  codec = _load_codec(os.path.join(workdir, CODEC_FILE))
   emb = {s: encode(codec, dos[s]) for s in used}
-  syn = load_synthetic(layout.synthetic_h5, classes, len(chrom))
+  syn = load_synthetic(os.path.join(workdir, SYNTHETIC_FILE), classes, len(chrom))
   counts = np.bincount(syn['label_ids'], minlength=k)
   logging.info('evaluate: %d synthetic people %s; real %s %s; held out: %s',
                len(syn['dosage']), counts.tolist(), '/'.join(used),
@@ -305,6 +308,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     metrics['notes'].append(
         f'utility_hard_pair: the two classes with the lowest real-train F_ST '
         f'({classes[pair[0]]} vs {classes[pair[1]]}), as a binary task.')
-  paths = report.write(layout.report, metrics, curves)
+  paths = report.write(os.path.join(workdir, REPORT_DIR), metrics, curves)
   logging.info('evaluate: wrote %s', paths)
   return metrics
