@@ -75,6 +75,8 @@ def sample(config: ml_collections.ConfigDict, workdir: str) -> None:
     logging.info('sample: reusing the synthetic cohort in %s', wd.Layout(workdir).samples)
     return
   from gdiff import sample as sample_lib
+  if _main_process():
+    wd.forget(workdir, 'sample')  # its outputs are about to be replaced
   sample_lib.sample_and_export(config, workdir)
   if _main_process():
     wd.mark_done(config, workdir, 'sample')
@@ -87,6 +89,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
   if not _main_process():
     return
   from gdiff.evaluate import run as evaluate_lib
+  wd.forget(workdir, 'evaluate')  # its outputs are about to be replaced
   evaluate_lib.evaluate(config, workdir)
   wd.mark_done(config, workdir, 'evaluate')
 

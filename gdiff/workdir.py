@@ -248,12 +248,12 @@ def replacing(path: str):
     yield tmp
     _write_marker(tmp, name)  # the same bytes for the same outputs
     check_owned(path)  # nothing appeared meanwhile
-    if os.path.exists(path):
+    if os.path.lexists(path):
       old = tempfile.mkdtemp(prefix=f'.{name}{_OLD}', dir=parent)
-      _write_marker(path, name, **mine)
-      os.rename(path, old)  # onto the empty folder mkdtemp made
+      _write_marker(old, name, **mine)
+      os.rename(path, os.path.join(old, name))  # a symlink moves as itself
       os.rename(tmp, path)
-      shutil.rmtree(old)
+      shutil.rmtree(old)  # never follows a symlink inside
     else:
       os.rename(tmp, path)
   except BaseException:
@@ -377,6 +377,12 @@ def check(config, workdir: str, stage: str) -> bool:
   own = read_record(workdir, stage)
   return own is not None and not _diff(_without_ignored(own['sections'], stage),
                                        sections(config, stage))
+
+
+def forget(workdir: str, stage: str) -> None:
+  """Removes a stage's record before the stage is redone (a kill then leaves no stale one)."""
+  if read_record(workdir, stage) is not None:  # refuses anything but our own record
+    os.remove(Layout(workdir).record(stage))
 
 
 def mark_done(config, workdir: str, stage: str, **extra) -> None:

@@ -162,6 +162,26 @@ def test_replacing_writes_aside_then_swaps_and_never_replaces_a_foreign_folder(t
   assert sorted(p for p in os.listdir(tmp_path) if p.startswith('.')) == []
 
 
+def test_a_symlinked_gdiff_folder_is_replaced_as_a_link_and_its_target_kept(tmp_path):
+  shared = tmp_path / 'shared'
+  with wd.replacing(str(shared)) as tmp:
+    (pathlib.Path(tmp) / 'a.txt').write_text('shared')
+  (tmp_path / 'w').mkdir()
+  os.symlink(shared, tmp_path / 'w' / 'report')
+  with wd.replacing(str(tmp_path / 'w' / 'report')) as tmp:
+    (pathlib.Path(tmp) / 'b.txt').write_text('new')
+  assert not os.path.islink(tmp_path / 'w' / 'report')
+  assert (tmp_path / 'w' / 'report' / 'b.txt').read_text() == 'new'
+  assert (shared / 'a.txt').read_text() == 'shared'
+
+
+def test_forget_removes_only_gdiffs_record(tmp_path):
+  wd.mark_done(als.get_config(), str(tmp_path), 'sample')
+  wd.forget(str(tmp_path), 'sample')
+  assert wd.read_record(str(tmp_path), 'sample') is None
+  wd.forget(str(tmp_path), 'sample')  # nothing to forget
+
+
 def test_temporaries_of_a_killed_run_are_removed_and_only_those(tmp_path):
   dead = subprocess.Popen([sys.executable, '-c', 'pass'])
   dead.wait()
