@@ -408,3 +408,24 @@ def test_the_real_command_line(tmp_path):
     if name == 'data':
       assert "genotype '0/3'" in lines[0] and 'I stage prepare' in proc.stdout
       assert os.listdir(w) == []  # created, then nothing left in it
+
+
+def test_leniency_counts_bad_calls_and_haploid_records_drop_under_their_own_reason(tmp_path):
+  d = tmp_path / 'in'
+  d.mkdir()
+  males = lambda i, rng: [str(x) if k < 6 else f'{x}/{y}'  # 6 haploid males, 6 females
+                          for k, (x, y) in enumerate(rng.integers(0, 2, (12, 2)))]
+  (d / 'c.vcf').write_bytes(_text(HEADER + _with_call(4, '0/3') + _records('X', n=7,
+                                                                          calls=males,
+                                                                          start=1000)))
+  (d / 'l.tsv').write_bytes(_labels_text())
+  w = tmp_path / 'w'
+  main.run(['gdiff', f'--config={CONFIG}', f'--workdir={w}', '--mode=prepare',
+            f'--config.data.vcf={d}/c.vcf', f'--config.data.labels={d}/l.tsv',
+            '--config.data.qc.bad_calls=missing', '--config.data.qc.min_call_rate=0.5',
+            '--config.data.qc.min_maf=0.0', '--config.data.qc.min_hwe_p=0.0'])
+  manifest = json.loads((w / 'data' / 'manifest.json').read_text())
+  assert manifest['bad_calls'] == {'allele_beyond_alt': 1, 'ploidy': 0, 'malformed': 0}
+  assert manifest['dropped']['haploid'] == 7 and manifest['variants_kept'] == 20
+  assert manifest['missing_filled'] == 1  # the bad call, read as missing, then filled
+  assert manifest['kept_per_chromosome'] == {'1': 20}
