@@ -144,7 +144,8 @@ def _run_child(vcf: str, labels: str, workers: int, checkout: str = ROOT) -> dic
   script = os.path.join(os.path.abspath(checkout), 'bench', 'ingest.py')
   try:
     proc = subprocess.run([sys.executable, script, '--child', vcf, labels, out, str(workers)],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False,
+                          cwd=os.path.abspath(checkout))  # workers import from the cwd too
     if proc.returncode:
       raise SystemExit(proc.stderr)
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -17,14 +17,16 @@ which is renamed into place when complete; an existing folder is replaced only
 when its marker says gdiff wrote it, otherwise the run stops with one line and
 deletes nothing. Folders filled in place (checkpoints/, logs/) are created with
 their marker by `claim`, under the same rule. A temporary folder left by a
-killed run is removed by the next run (its marker names the dead process).
+killed run is removed by the next run that writes the same folder (`remove_stale`).
 
 Stage records. Each stage writes `stages/<stage>.json` when it finishes: the
 workdir format, the config sections its outputs depend on and, for prepare,
 the size and modification time of every input file. A later run reuses a
 finished stage whose sections are unchanged, and refuses (nothing deleted) a
 workdir whose finished stages were made with different values or from input
-files changed since: the user picks a new workdir.
+files changed since: the user picks a new workdir. A stage that is redone
+(new sample or evaluate settings) loses its record first (`forget`), so a run
+killed half way never leaves a record for outputs that are gone.
 
 Format. `FORMAT` numbers the workdir layout and record contents; a workdir of
 another format (format 1: every gdiff before the number existed) is refused in

@@ -65,6 +65,7 @@ import numpy as np
 import tqdm
 
 from gdiff.data import cohort as cohort_lib
+from gdiff.data import genotypes
 from gdiff.data import ingest as ingest_lib
 from gdiff.data import qc as qc_lib
 from gdiff.errors import InputError
@@ -244,7 +245,7 @@ def _plan(source, scratch: str, num_pieces: int,
   overlaps the positions pass.
   """
   if isinstance(source, ingest_lib.PlinkSource):
-    ingest_lib.check_contig_names(dict.fromkeys(source.chrom.tolist()), source.path)
+    genotypes.check_contig_names(dict.fromkeys(source.chrom.tolist()), source.path)
     positions = Positions.from_records(source.chrom, source.pos)
     if positions is None:
       return None, 'variants not sorted', None
@@ -261,7 +262,7 @@ def _plan(source, scratch: str, num_pieces: int,
     return None, why, None
   if positions is None:
     return None, 'bcftools query failed or the records are not sorted', None
-  ingest_lib.check_contig_names(positions.contigs, source.path)
+  genotypes.check_contig_names(positions.contigs, source.path)
   if any(':' in c for c in positions.contigs):
     return None, 'a contig name contains ":"', None
   pieces = vcf_pieces(positions, plan_cuts(positions, num_pieces))
@@ -304,7 +305,7 @@ def _run_piece(task: dict) -> dict:
 def _merge(results: list[dict], out_dir: str, scratch_dirs: list[str]) -> dict:
   """Sums piece stats in order and moves their shards to `out_dir/shards/`."""
   merged = {'variants_read': 0, 'variants_kept': 0, 'dropped': dict.fromkeys(qc_lib.REASONS, 0),
-            'bad_calls': dict.fromkeys(ingest_lib.BAD_CALL_REASONS, 0),
+            'bad_calls': dict.fromkeys(genotypes.BAD_CALL_REASONS, 0),
             'missing_filled': 0, 'kept_per_chromosome': {}, 'shards': []}
   for result, folder in zip(results, scratch_dirs):
     for key in ('variants_read', 'variants_kept', 'missing_filled'):

@@ -25,8 +25,8 @@ import numpy as np
 
 from gdiff import workdir as workdir_lib
 from gdiff.data import cohort as cohort_lib
+from gdiff.data import genotypes, ingest_parallel
 from gdiff.data import ingest as ingest_lib
-from gdiff.data import ingest_parallel
 from gdiff.data import qc as qc_lib
 from gdiff.data import simulate as simulate_lib
 from gdiff.data import splits as splits_lib
@@ -78,9 +78,9 @@ def check_config(data_cfg: ml_collections.ConfigDict) -> None:
                        ('min_hwe_p', 0.0, 1.0)):
     if not lo <= qc[name] <= hi:
       raise InputError(f'data.qc.{name}: must be in [{lo}, {hi}], got {qc[name]}')
-  if qc.bad_calls not in ingest_lib.BAD_CALLS:
+  if qc.bad_calls not in genotypes.BAD_CALLS:
     raise InputError(f'data.qc.bad_calls: unknown {qc.bad_calls!r} '
-                     f'(known: {", ".join(ingest_lib.BAD_CALLS)})')
+                     f'(known: {", ".join(genotypes.BAD_CALLS)})')
 
 
 def input_files(data_cfg: ml_collections.ConfigDict) -> dict[str, str]:

@@ -3,7 +3,7 @@
 Filters, each variant counted under the first one it fails (`REASONS` order):
   multiallelic  more than one ALT allele
   not_snp       REF or ALT not a single base A/C/G/T (indels, symbolic, missing ALT)
-  haploid       a haploid call (chrX/Y/MT of males, see `gdiff.data.ingest`): gdiff
+  haploid       a haploid call (chrX/Y/MT of males, see `gdiff.data.genotypes`): gdiff
                 models diploid genotypes, and filling such calls would invent alleles
   duplicate     same chrom and position as the previous biallelic SNP
   call_rate     share of samples with a call < `min_call_rate`
