@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from quality import parse_set, set_value  # noqa: E402
 
 from configs import als, kg1  # noqa: E402
+from gdiff import workdir as wd  # noqa: E402
 from gdiff.data import cohort as cohort_lib  # noqa: E402
 from gdiff.data import dataset  # noqa: E402
 from gdiff.data import prepare as prepare_lib  # noqa: E402
@@ -71,7 +72,7 @@ def reconstruction(workdir: str) -> None:
   print('|---|---|---|---|---|---|---|---|---|')
   for name in COHORTS:
     config = cohort_config(name)
-    data_dir = os.path.join(workdir, name, 'data')
+    data_dir = wd.Layout(os.path.join(workdir, name)).data
     prepare_lib.prepare(config.data, data_dir, seed=config.seed)
     cohort = cohort_lib.load_cohort(data_dir)
     variants = cohort.variants()
@@ -129,7 +130,7 @@ def fit_timing() -> None:
 def io_timing(workdir: str) -> None:
   print('\n## codec and input pipeline (als cohort)\n')
   config = cohort_config('als')
-  cohort = cohort_lib.load_cohort(os.path.join(workdir, 'als', 'data'))
+  cohort = cohort_lib.load_cohort(wd.Layout(os.path.join(workdir, 'als')).data)
   train = cohort.dosages('train')
   groups = grouping.make_groups(config.embedding, cohort.variants())
   codec = fit.fit_codec(train, groups, config.embedding)

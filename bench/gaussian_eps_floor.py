@@ -10,11 +10,11 @@ number has learnt less joint structure than a Gaussian fit of train.
 """
 
 import argparse
-import os
 
 import numpy as np
 
 from gdiff import diffusion
+from gdiff import workdir as wd
 from gdiff.data import dataset
 
 
@@ -24,8 +24,9 @@ def main():
   parser.add_argument('--num_steps', type=int, default=500)
   parser.add_argument('--stride', type=int, default=10)
   args = parser.parse_args()
-  emb_dir = os.path.join(args.workdir, 'embedding')
-  mask = np.load(os.path.join(emb_dir, 'mask.npy')).reshape(-1)
+  layout = wd.Layout(args.workdir)
+  emb_dir = layout.embedding
+  mask = np.load(layout.mask).reshape(-1)
   train = dataset.load_split(emb_dir, 'train')['emb']
   val = dataset.load_split(emb_dir, 'val')['emb']
   train_NxD = train.reshape(len(train), -1)[:, mask].astype(np.float64)

@@ -2,6 +2,7 @@
 
   python bench/ingest.py            # 1000, 2000, 4000 samples x 20,000 SNPs; serial and 2 workers
   python bench/ingest.py --sizes 2000x20000,2000x40000 --workers 0,2 --repeat 2
+  python bench/ingest.py --checkouts OTHER,. --workers 0 --repeat 3   # two versions side by side
 
 For each size it simulates a cohort once (stdpopsim OutOfAfrica_4J17, four
 populations, cached under --cache), then for each entry of --workers
@@ -22,6 +23,11 @@ populations, cached under --cache), then for each entry of --workers
 Throughput is genotypes (variants x samples) per second. With --repeat R the
 fastest of R runs is shown. Timings are noisy on a shared machine; run it
 alone for numbers you will quote.
+
+--checkouts runs the same cells with each listed gdiff checkout (its own
+bench/ingest.py child, gdiff and configs), runs interleaved, so that two
+versions are compared under the same load; `vs first` is the first
+checkout's time over this row's (above 1: faster).
 """
 
 from __future__ import annotations
@@ -133,11 +139,13 @@ def child(vcf: str, labels: str, out: str, workers: int) -> None:
                     'samples': int(len(source.samples))}))
 
 
-def _run_child(vcf: str, labels: str, workers: int) -> dict:
+def _run_child(vcf: str, labels: str, workers: int, checkout: str = ROOT) -> dict:
   out = tempfile.mkdtemp(prefix='gdiff-bench-ingest-')
+  script = os.path.join(os.path.abspath(checkout), 'bench', 'ingest.py')
   try:
-    proc = subprocess.run([sys.executable, __file__, '--child', vcf, labels, out, str(workers)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, script, '--child', vcf, labels, out, str(workers)],
+                          capture_output=True, text=True, check=False,
+                          cwd=os.path.abspath(checkout))  # workers import from the cwd too
     if proc.returncode:
       raise SystemExit(proc.stderr)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -145,11 +153,17 @@ def _run_child(vcf: str, labels: str, workers: int) -> dict:
     shutil.rmtree(out, ignore_errors=True)
 
 
-def bench(samples: int, snps: int, cache: str, workers: list[int], repeat: int) -> dict:
+def bench(samples: int, snps: int, cache: str, workers: list[int], repeat: int,
+          checkouts: list[str] = (ROOT,)) -> dict:
   vcf, labels = make_cohort(samples, snps, cache)
   runs = {}
   for w in workers:
-    runs[w] = min((_run_child(vcf, labels, w) for _ in range(repeat)), key=lambda r: r['wall_s'])
+    tries = {c: [] for c in checkouts}
+    for _ in range(repeat):  # interleaved: the checkouts share the machine's load
+      for c in checkouts:
+        tries[c].append(_run_child(vcf, labels, w, c))
+    for c in checkouts:
+      runs[(c, w)] = min(tries[c], key=lambda r: r['wall_s'])
   floor = None
   if shutil.which('bcftools'):
     times = []
@@ -158,7 +172,7 @@ def bench(samples: int, snps: int, cache: str, workers: list[int], repeat: int) 
       subprocess.run(f'bcftools view -Ou {vcf} > /dev/null', shell=True, check=True)
       times.append(time.perf_counter() - t)
     floor = min(times)
-  first = runs[workers[0]]
+  first = runs[(checkouts[0], workers[0])]
   return {'size': f'{samples}x{snps}', 'file_mib': os.path.getsize(vcf) / 2**20, 'runs': runs,
           'genotypes': first['read'] * first['samples'], 'kept': first['kept'],
           'bcftools_s': floor}
@@ -172,6 +186,8 @@ def main() -> None:
                       help='comma-separated data.ingest_workers values (0 = serial)')
   parser.add_argument('--repeat', type=int, default=1, help='runs per cell; the fastest is shown')
   parser.add_argument('--cache', default=os.path.join(tempfile.gettempdir(), 'gdiff-bench'))
+  parser.add_argument('--checkouts', default=ROOT,
+                      help='comma-separated gdiff checkouts to compare (default: this one)')
   parser.add_argument('--child', nargs=4, metavar=('VCF', 'LABELS', 'OUT', 'WORKERS'),
                       help=argparse.SUPPRESS)
   args = parser.parse_args()
@@ -180,23 +196,30 @@ def main() -> None:
     return
   sizes = [tuple(map(int, s.split('x'))) for s in args.sizes.split(',')]
   workers = [int(w) for w in args.workers.split(',')]
+  checkouts = args.checkouts.split(',')
   print(f'load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores', flush=True)
   cols = ['size (N x S)', 'file MiB', 'workers', 'ingest s', 'Mgeno/s', 'vs serial',
           'CPU s (all / busiest process)', 'peak MiB (sum / max process)', 'pieces',
           'bcftools view s', 'kept']
+  if len(checkouts) > 1:
+    cols = ['checkout', *cols, 'vs first']
   print('| ' + ' | '.join(cols) + ' |')
   print('|' + '---|' * len(cols))
   for samples, snps in sizes:
-    r = bench(samples, snps, args.cache, workers, args.repeat)
-    base_s = r['runs'][workers[0]]['wall_s']
+    r = bench(samples, snps, args.cache, workers, args.repeat, checkouts)
     floor = f'{r["bcftools_s"]:.2f}' if r['bcftools_s'] else 'n/a'
-    for w, run in r['runs'].items():
+    for (c, w), run in r['runs'].items():
+      base_s = r['runs'][(c, workers[0])]['wall_s']
       peak = (f'{run["peak_mib"]:.0f}' if run['pieces'] == 1 and w <= 1
               else f'{run["sum_peak_mib"]:.0f} / {run["max_peak_mib"]:.0f}')
-      print(f'| {r["size"]} | {r["file_mib"]:.1f} | {w} | {run["wall_s"]:.2f} | '
-            f'{r["genotypes"] / run["wall_s"] / 1e6:.1f} | {base_s / run["wall_s"]:.2f}x | '
-            f'{run["cpu_s"]:.2f} / {run["busiest_cpu_s"]:.2f} | '
-            f'{peak} | {run["pieces"]} | {floor} | {r["kept"]} |', flush=True)
+      row = (f'| {r["size"]} | {r["file_mib"]:.1f} | {w} | {run["wall_s"]:.2f} | '
+             f'{r["genotypes"] / run["wall_s"] / 1e6:.1f} | {base_s / run["wall_s"]:.2f}x | '
+             f'{run["cpu_s"]:.2f} / {run["busiest_cpu_s"]:.2f} | '
+             f'{peak} | {run["pieces"]} | {floor} | {run["kept"]} |')
+      if len(checkouts) > 1:
+        first = r['runs'][(checkouts[0], w)]['wall_s']
+        row = f'| {c} {row} {first / run["wall_s"]:.2f}x |'
+      print(row, flush=True)
   print(f'load average after: {os.getloadavg()[0]:.2f}')
 
 

@@ -22,6 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import quality  # noqa: E402
+from gdiff import workdir as wd  # noqa: E402
 from gdiff.evaluate import protocol  # noqa: E402
 from gdiff.evaluate import run as evaluate_lib  # noqa: E402
 
@@ -51,7 +52,7 @@ def main() -> None:
   for seg in [int(s) for s in args.segments.split(',') if s]:
     w = os.path.join(args.workdir, 'mosaic_segments', str(seg))
     os.makedirs(w, exist_ok=True)
-    for d in ('data', 'embedding', 'samples'):
+    for d in (*wd.STAGE_FOLDERS['prepare'], *wd.STAGE_FOLDERS['sample']):
       link = os.path.join(w, d)
       if not os.path.exists(link):
         os.symlink(os.path.abspath(os.path.join(args.workdir, d)), link)

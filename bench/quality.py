@@ -43,6 +43,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gdiff import pipeline  # noqa: E402
+from gdiff import workdir as wd  # noqa: E402
 from gdiff.evaluate import protocol  # noqa: E402
 
 # name -> (training overrides, sample overrides). Points with equal training overrides
@@ -157,8 +158,8 @@ def _copy_stage(src: str, dst: str, names, stage: str) -> None:
   for name in names:
     if os.path.exists(os.path.join(src, name)) and not os.path.exists(os.path.join(dst, name)):
       shutil.copytree(os.path.join(src, name), os.path.join(dst, name))
-  os.makedirs(os.path.join(dst, 'stages'), exist_ok=True)
-  shutil.copy(os.path.join(src, 'stages', f'{stage}.json'), os.path.join(dst, 'stages'))
+  os.makedirs(wd.Layout(dst).stages, exist_ok=True)
+  shutil.copy(wd.Layout(src).record(stage), wd.Layout(dst).stages)
 
 
 def lookup(d: dict, path: str):
@@ -172,7 +173,7 @@ def lookup(d: dict, path: str):
 def read_point(args, name: str) -> dict:
   """A finished point's record, read back from OUT/runs/<name> without running anything."""
   w = os.path.join(args.out, 'runs', name)
-  with open(os.path.join(w, 'report', 'metrics.json')) as f:
+  with open(os.path.join(wd.Layout(w).report, 'metrics.json')) as f:
     metrics = json.load(f)
   with open(os.path.join(w, 'quality_seconds.json')) as f:
     seconds = json.load(f)['seconds']
@@ -232,11 +233,11 @@ def run_points(args, base_overrides: dict) -> list[dict]:
     config = point_config(args, i, name, base_overrides)
     w = os.path.join(args.out, 'runs', name)
     os.makedirs(w, exist_ok=True)
-    if not os.path.exists(os.path.join(w, 'stages', 'prepare.json')):
-      _copy_stage(prepared, w, ('data', 'embedding'), 'prepare')
+    if not os.path.exists(wd.Layout(w).record('prepare')):
+      _copy_stage(prepared, w, wd.STAGE_FOLDERS['prepare'], 'prepare')
     key = json.dumps(train_ov, sort_keys=True)
-    if key in trained and not os.path.exists(os.path.join(w, 'stages', 'train.json')):
-      _copy_stage(trained[key], w, ('checkpoints', 'logs'), 'train')
+    if key in trained and not os.path.exists(wd.Layout(w).record('train')):
+      _copy_stage(trained[key], w, wd.STAGE_FOLDERS['train'], 'train')
     timing = os.path.join(w, 'quality_seconds.json')
     t0 = time.perf_counter()
     pipeline.run(config, w, 'all')
@@ -248,7 +249,7 @@ def run_points(args, base_overrides: dict) -> list[dict]:
       with open(timing, 'w') as f:
         json.dump({'seconds': seconds}, f)
     trained.setdefault(key, w)
-    with open(os.path.join(w, 'report', 'metrics.json')) as f:
+    with open(os.path.join(wd.Layout(w).report, 'metrics.json')) as f:
       metrics = json.load(f)
     rows.append({'point': name, 'train': train_ov, 'sample': sample_ov, 'seconds': seconds,
                  'full_evaluate': name in args.full, 'metrics': metrics})

@@ -24,6 +24,7 @@ from quality import parse_set, set_value  # noqa: E402
 
 from configs import als  # noqa: E402
 from gdiff import train  # noqa: E402
+from gdiff import workdir as wd  # noqa: E402
 
 
 def main():
@@ -47,12 +48,12 @@ def main():
     config.train.checkpoint_every = args.steps
     with tempfile.TemporaryDirectory() as tmp:
       work = os.path.join(tmp, 'w')
-      for part in ('data', 'embedding'):  # the prepared cohort only, no checkpoints
+      for part in wd.STAGE_FOLDERS['prepare']:  # the prepared cohort only, no checkpoints
         shutil.copytree(os.path.join(args.prepared, part), os.path.join(work, part))
       start = time.time()
       train.train_and_evaluate(config, work)
       times[name] = time.time() - start
-      with open(os.path.join(work, 'logs', 'metrics.jsonl')) as f:
+      with open(os.path.join(wd.Layout(work).logs, 'metrics.jsonl')) as f:
         rows = [json.loads(line) for line in f]
     curves[name] = {r['step']: (r['val_loss'], r.get('val_loss_ema')) for r in rows
                     if 'val_loss' in r}

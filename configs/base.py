@@ -51,6 +51,8 @@ def get_config() -> ml_collections.ConfigDict:
   # ('class'), or in all samples pooled ('all'; pooled populations fail HWE at
   # their ancestry-informative SNPs).
   d.qc.hwe_within = 'class'
+  # A bad genotype call ('0/3' at a single-ALT site, '0/1/1', text): 'error' | 'missing' (counted).
+  d.qc.bad_calls = 'error'
   # A simulated cohort is used when neither `vcf` nor `plink` is given.
   d.simulate = s = ml_collections.ConfigDict()
   s.kind = 'populations'  # 'populations' | 'case_control'

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gdiff.errors import InputError
+
 
 @dataclasses.dataclass(frozen=True)
 class Schedule:
@@ -53,6 +55,20 @@ def _linear_betas(num_steps: int) -> np.ndarray:
 
 
 SCHEDULES = {'cosine': _cosine_betas, 'linear': _linear_betas}
+
+
+def check_config(d) -> None:
+  """Raises InputError naming the option for bad `diffusion` settings (before any stage)."""
+  if d.schedule not in SCHEDULES:
+    raise InputError(f'config diffusion.schedule={d.schedule!r} is unknown; known: '
+                     f'{sorted(SCHEDULES)}')
+  if d.prediction not in PREDICTIONS:
+    raise InputError(f'config diffusion.prediction={d.prediction!r} is unknown; known: '
+                     f'{sorted(PREDICTIONS)}')
+  if int(d.num_steps) < 1:
+    raise InputError(f'config diffusion.num_steps={d.num_steps!r}: must be >= 1')
+  if not 0 <= d.label_dropout < 1:
+    raise InputError(f'config diffusion.label_dropout={d.label_dropout!r}: must be in [0, 1)')
 
 
 def make_schedule(name: str, num_steps: int) -> Schedule:

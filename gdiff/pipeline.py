@@ -16,16 +16,11 @@ stage records.
 from __future__ import annotations
 
 import logging
-import os
 
 import jax
 import ml_collections
 
 from gdiff import workdir as wd
-from gdiff.errors import InputError
-
-DATA_DIR = 'data'
-EMBEDDING_DIR = 'embedding'
 
 
 def _main_process() -> bool:
@@ -45,19 +40,31 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
     return
   from gdiff.data import prepare as data_prepare
   from gdiff.embedding import fit as embedding_fit
-  data_dir = os.path.join(workdir, DATA_DIR)
-  data_prepare.prepare(config.data, data_dir, seed=config.seed)
-  embedding_fit.fit_and_write(config.embedding, data_dir,
-                              os.path.join(workdir, EMBEDDING_DIR))
-  wd.mark_done(config, workdir, 'prepare')
+  layout = wd.Layout(workdir)
+  inputs = wd.fingerprint(input_files(config))  # before reading them
+  data_prepare.prepare(config.data, layout.data, seed=config.seed)
+  embedding_fit.fit_and_write(config.embedding, layout.data, layout.embedding)
+  wd.mark_done(config, workdir, 'prepare', inputs=inputs)
+
+
+def input_files(config: ml_collections.ConfigDict) -> dict[str, str]:
+  """{option: path} of every input file the config names (recorded by prepare)."""
+  from gdiff.data import prepare as data_prepare
+  from gdiff.embedding import fit as embedding_fit
+  return {**data_prepare.input_files(config.data), **embedding_fit.input_files(config.embedding)}
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> None:
   if (wd.check(config, workdir, 'train') and
       wd.read_record(workdir, 'train').get('num_steps', 0) >= config.train.num_steps):
-    logging.info('train: reusing the checkpoints in %s/checkpoints', workdir)
+    logging.info('train: reusing the checkpoints in %s', wd.Layout(workdir).checkpoints)
     return
   from gdiff import train as train_lib
+  if _main_process():
+    layout = wd.Layout(workdir)
+    wd.claim(layout.checkpoints)
+    wd.claim(layout.logs)
+  _barrier('train-claim')
   train_lib.train_and_evaluate(config, workdir)
   if _main_process():
     wd.mark_done(config, workdir, 'train', num_steps=config.train.num_steps)
@@ -65,9 +72,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 def sample(config: ml_collections.ConfigDict, workdir: str) -> None:
   if wd.check(config, workdir, 'sample'):
-    logging.info('sample: reusing the synthetic cohort in %s/samples', workdir)
+    logging.info('sample: reusing the synthetic cohort in %s', wd.Layout(workdir).samples)
     return
   from gdiff import sample as sample_lib
+  if _main_process():
+    wd.forget(workdir, 'sample')  # its outputs are about to be replaced
   sample_lib.sample_and_export(config, workdir)
   if _main_process():
     wd.mark_done(config, workdir, 'sample')
@@ -75,11 +84,12 @@ def sample(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
   if wd.check(config, workdir, 'evaluate'):
-    logging.info('evaluate: reusing the report in %s/report', workdir)
+    logging.info('evaluate: reusing the report in %s', wd.Layout(workdir).report)
     return
   if not _main_process():
     return
   from gdiff.evaluate import run as evaluate_lib
+  wd.forget(workdir, 'evaluate')  # its outputs are about to be replaced
   evaluate_lib.evaluate(config, workdir)
   wd.mark_done(config, workdir, 'evaluate')
 
@@ -88,22 +98,25 @@ STAGES = {'prepare': prepare, 'train': train, 'sample': sample, 'evaluate': eval
 MODES = {'all': tuple(STAGES), **{name: (name,) for name in STAGES}}
 
 
-def _check_model(config):
-  from gdiff import models
-  if config.model.name not in models.MODELS:
-    raise InputError(f'config model.name={config.model.name!r} is unknown; known: '
-                     f'{sorted(models.MODELS)}')
-  from gdiff import diffusion
-  if config.diffusion.prediction not in diffusion.PREDICTIONS:
-    raise InputError(f'config diffusion.prediction={config.diffusion.prediction!r} is unknown; '
-                     f'known: {sorted(diffusion.PREDICTIONS)}')
-  t = config.train
-  if t.recombine_segment_groups < 0 or (t.recombine_segment_groups and
-                                        t.recombine_segment_groups < 1):
-    raise InputError(f'config train.recombine_segment_groups={t.recombine_segment_groups!r}: '
-                     'must be 0 (off) or >= 1 (mean segment length in groups)')
-  if not 0 <= t.recombine_prob <= 1:
-    raise InputError(f'config train.recombine_prob={t.recombine_prob!r}: must be in [0, 1]')
+# ------------------------------------------------------------------ checks before any stage
+# Each check lives with the module that owns its options; `check_config` runs those of
+# every stage of a mode before the first one starts, so that a typo fails in seconds
+# rather than after ingest or training.
+
+def _check_prepare(config):
+  from gdiff.data import prepare as data_prepare
+  from gdiff.embedding import fit as embedding_fit
+  data_prepare.check_config(config.data)
+  embedding_fit.check_config(config.embedding)
+
+
+def _check_train(config):
+  from gdiff import augment, diffusion, models
+  from gdiff import train as train_lib
+  models.check_config(config.model)
+  diffusion.check_config(config.diffusion)
+  augment.check_config(config.train)
+  train_lib.check_config(config)
 
 
 def _check_sample(config):
@@ -116,17 +129,20 @@ def _check_evaluate(config):
   evaluate_lib.check_config(config.evaluate)
 
 
-# Cheap checks of each stage's options, run for every stage of a mode before the
-# first one starts, so that a typo fails in seconds rather than after training.
-CHECKS = {'train': _check_model, 'sample': _check_sample, 'evaluate': _check_evaluate}
+CHECKS = {'prepare': _check_prepare, 'train': _check_train, 'sample': _check_sample,
+          'evaluate': _check_evaluate}
+
+
+def check_config(config: ml_collections.ConfigDict, mode: str = 'all') -> None:
+  """Raises InputError (one line naming the option) for any bad option of `mode`'s stages."""
+  for name in MODES[mode]:
+    CHECKS[name](config)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str = 'all') -> None:
-  """Runs the stages of `mode` in order."""
-  for name in MODES[mode]:
-    if name in CHECKS:
-      CHECKS[name](config)
-  os.makedirs(workdir, exist_ok=True)
+  """Checks every option and the workdir, then runs the stages of `mode` in order."""
+  check_config(config, mode)
+  wd.open_workdir(workdir, MODES[mode])
   for name in MODES[mode]:
     logging.info('stage %s', name)
     STAGES[name](config, workdir)

@@ -22,7 +22,8 @@ every sample of a variant in one record) are then streamed from the HDF5 dosage
 one chunk column (<= 4,096 variants) at a time. Peak ~ O(batch_size * (G*C + S))
 floats + N * 4,096 bytes of genotypes + a 16 MiB VCF text block (matching adds
 calibration_people x (G*C + 8,192) floats). Files go to a
-temporary folder that replaces W/samples at the end.
+temporary folder that replaces W/samples at the end (`gdiff.workdir.replacing`:
+only a samples/ folder gdiff wrote is ever replaced).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 
@@ -44,11 +44,11 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from gdiff import checkpoint, diffusion, distributed, export, models, rng, sampling
+from gdiff import workdir as wd
 from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
 
-SAMPLES_DIR = 'samples'
-PREFIX = 'synthetic'
+PREFIX = wd.SYNTHETIC_PREFIX
 
 
 # ------------------------------------------------------------------------ labels
@@ -202,10 +202,6 @@ def matched_codec(codec, emb_NxGxC, calibration_people: int):
     (codec, number of rows it was calibrated on).
   """
   from gdiff.embedding import codec as codec_lib
-  if codec.genotype_cdf_Sx2 is None:
-    raise InputError('embedding/codec.npz keeps no train genotype frequencies (made by an '
-                     'older gdiff): set sample.decode_thresholds=train or rerun --mode=prepare '
-                     'in a new workdir')
   m = len(emb_NxGxC) if calibration_people <= 0 else min(len(emb_NxGxC), calibration_people)
   thresholds = codec_lib.matched_thresholds(codec, np.asarray(emb_NxGxC[:m]))
   logging.info('sample: decode thresholds matched to train genotype frequencies on %d people', m)
@@ -232,9 +228,9 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str, which: str |
     (params, step).
   """
   mesh = distributed.make_mesh() if mesh is None else mesh
-  mc = models.load_model_config(config, os.path.join(workdir, 'embedding'))
+  mc = models.load_model_config(config, wd.Layout(workdir).embedding)
   abstract = models.abstract_params(mc, NamedSharding(mesh, P()))
-  return checkpoint.restore_params(os.path.join(workdir, 'checkpoints'), abstract, which,
+  return checkpoint.restore_params(wd.Layout(workdir).checkpoints, abstract, which,
                                    use_ema=use_ema, has_ema=config.train.ema_decay > 0)
 
 
@@ -248,11 +244,12 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
   from gdiff.embedding import codec as codec_lib
 
   settings = sampler_settings(config)
-  cohort = cohort_lib.load_cohort(os.path.join(workdir, 'data'))
+  layout = wd.Layout(workdir)
+  cohort = cohort_lib.load_cohort(layout.data)
   variants = cohort.variants()
-  codec = codec_lib.Codec.load(os.path.join(workdir, 'embedding', 'codec.npz'))
+  codec = codec_lib.Codec.load(layout.codec)
   if codec.num_snps != len(variants):
-    raise InputError(f'{workdir}/embedding/codec.npz has {codec.num_snps} SNPs but the '
+    raise InputError(f'{layout.codec} has {codec.num_snps} SNPs but the '
                      f'cohort {len(variants)}; rerun --mode=prepare in a new workdir')
   counts = class_counts(config.sample, cohort)
   label_ids_N = draw_labels(counts, cohort.classes,
@@ -261,7 +258,7 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
   if not n:
     raise InputError('config sample.num=0 and the train split is empty: nothing to sample')
 
-  mc = models.load_model_config(config, os.path.join(workdir, 'embedding'))
+  mc = models.load_model_config(config, wd.Layout(workdir).embedding)
   model = models.build(mc)
   mesh = distributed.make_mesh()
   params, step = restore_params(config, workdir, which=config.sample.checkpoint,
@@ -281,42 +278,36 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
     generate(run, lambda emb: np.zeros((len(emb), 0), np.int8), label_ids_N,
              config.sample.batch_size, mesh, lambda *_: None)
     return
-  out_dir = os.path.join(workdir, SAMPLES_DIR)
-  tmp_dir = out_dir + '.tmp'
-  shutil.rmtree(tmp_dir, ignore_errors=True)
-  os.makedirs(tmp_dir)
-  samples = export.sample_ids(n)
-  labels = np.asarray(cohort.classes)[label_ids_N]
-  h5_path = os.path.join(tmp_dir, PREFIX + '.h5')
-  matched = config.sample.decode_thresholds == 'matched' and codec.decoder == 'calibrated'
-  with export.H5Cohort(h5_path, n, len(variants), (mc.num_groups, mc.slots),
-                       cohort.classes) as h5:
-    if matched:  # all embeddings first, then thresholds from them, then the genotypes
-      generate(run, lambda emb: None, label_ids_N, config.sample.batch_size, mesh,
-               lambda lo, _, emb: h5.write_rows(lo, None, emb))
-      codec, calibration_people = matched_codec(codec, h5.file['emb'],
-                                                int(config.sample.calibration_people))
-      for lo in range(0, n, config.sample.batch_size):
-        h5.write_rows(lo, codec.decode(h5.file['emb'][lo:lo + config.sample.batch_size]))
-    else:
-      generate(run, codec.decode, label_ids_N, config.sample.batch_size, mesh, h5.write_rows)
-    h5.write_samples(samples, labels, label_ids_N)
-  with h5py.File(h5_path, 'r') as f:  # streamed back by variant blocks
-    written = [h5_path] + export.write_cohort(
-        tmp_dir, f['dosage'], variants, samples, labels, cohort.classes, prefix=PREFIX,
-        formats=('vcf', 'plink', 'labels'))
-  manifest = dict(checkpoint_step=step, method=method, num_samples=n, class_counts=counts,
-                  **settings, use_ema=bool(config.sample.use_ema), seed=config.sample.seed,
-                  decode_thresholds='matched' if matched else 'train')
-  if matched:
-    manifest['calibration_people'] = calibration_people
-  written.append(os.path.join(tmp_dir, 'manifest.json'))
-  with open(written[-1], 'w') as f:
-    json.dump(manifest, f, indent=1, sort_keys=True)
-
-  if os.path.exists(out_dir):
-    shutil.rmtree(out_dir)
-  os.replace(tmp_dir, out_dir)
+  out_dir = layout.samples
+  with wd.replacing(out_dir) as tmp_dir:  # replaces only a samples/ gdiff wrote
+    samples = export.sample_ids(n)
+    labels = np.asarray(cohort.classes)[label_ids_N]
+    h5_path = os.path.join(tmp_dir, PREFIX + '.h5')
+    matched = config.sample.decode_thresholds == 'matched' and codec.decoder == 'calibrated'
+    with export.H5Cohort(h5_path, n, len(variants), (mc.num_groups, mc.slots),
+                         cohort.classes) as h5:
+      if matched:  # all embeddings first, then thresholds from them, then the genotypes
+        generate(run, lambda emb: None, label_ids_N, config.sample.batch_size, mesh,
+                 lambda lo, _, emb: h5.write_rows(lo, None, emb))
+        codec, calibration_people = matched_codec(codec, h5.file['emb'],
+                                                  int(config.sample.calibration_people))
+        for lo in range(0, n, config.sample.batch_size):
+          h5.write_rows(lo, codec.decode(h5.file['emb'][lo:lo + config.sample.batch_size]))
+      else:
+        generate(run, codec.decode, label_ids_N, config.sample.batch_size, mesh, h5.write_rows)
+      h5.write_samples(samples, labels, label_ids_N)
+    with h5py.File(h5_path, 'r') as f:  # streamed back by variant blocks
+      written = [h5_path] + export.write_cohort(
+          tmp_dir, f['dosage'], variants, samples, labels, cohort.classes, prefix=PREFIX,
+          formats=('vcf', 'plink', 'labels'))
+    manifest = dict(checkpoint_step=step, method=method, num_samples=n, class_counts=counts,
+                    **settings, use_ema=bool(config.sample.use_ema), seed=config.sample.seed,
+                    decode_thresholds='matched' if matched else 'train')
+    if matched:
+      manifest['calibration_people'] = calibration_people
+    written.append(os.path.join(tmp_dir, 'manifest.json'))
+    with open(written[-1], 'w') as f:
+      json.dump(manifest, f, indent=1, sort_keys=True)
   for path in written:
     final = os.path.join(out_dir, os.path.basename(path))
     logging.info('sample: wrote %s (%d bytes)', final, os.path.getsize(final))

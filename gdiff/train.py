@@ -31,12 +31,9 @@ from jax.sharding import PartitionSpec as P
 
 from gdiff import checkpoint, diffusion, distributed, models, rng
 from gdiff import train_state as ts
+from gdiff import workdir as wd
 from gdiff.data import dataset
 from gdiff.errors import InputError
-
-EMBEDDING_DIR = 'embedding'
-CHECKPOINT_DIR = 'checkpoints'
-LOG_DIR = 'logs'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,15 +212,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
   if batch_size % mesh.size or batch_size % jax.process_count():
     raise InputError(f'config input.batch_size={batch_size} must be a multiple of the '
                      f'device count ({mesh.size}) and of the process count ({jax.process_count()})')
-  emb_dir = os.path.join(workdir, EMBEDDING_DIR)
+  layout = wd.Layout(workdir)
+  emb_dir = layout.embedding
   trainer = get_trainer(models.load_model_config(cfg, emb_dir), cfg, mesh)
   logging.info('model %s: %.2fM parameters on %d devices', trainer.mc.name,
                models.count_params(trainer.mc) / 1e6, mesh.size)
 
-  ckpt_dir = os.path.join(workdir, CHECKPOINT_DIR)
+  ckpt_dir = layout.checkpoints
   latest = checkpoint.latest_manager(ckpt_dir, cfg.train.keep_checkpoints)
   best = checkpoint.best_manager(ckpt_dir)
-  writer = MetricsWriter(os.path.join(workdir, LOG_DIR))
+  writer = MetricsWriter(layout.logs)
   # The global batch depends on input.data_shards only, not on the process count.
   shards = dataset.process_shards(int(cfg.input.data_shards), batch_size, jax.process_index(),
                                   jax.process_count())
@@ -308,3 +306,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
     best.close()
     writer.close()
   return last
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises InputError naming the option for bad `train` / `input` settings (before any stage)."""
+  t, i = config.train, config.input
+  lowest = {'train.num_steps': (t.num_steps, 1), 'input.batch_size': (i.batch_size, 1),
+            'train.warmup_steps': (t.warmup_steps, 0), 'train.log_every': (t.log_every, 0),
+            'train.eval_every': (t.eval_every, 0),
+            'train.checkpoint_every': (t.checkpoint_every, 0),
+            'train.keep_checkpoints': (t.keep_checkpoints, 1),
+            'input.worker_count': (i.worker_count, 0), 'input.data_shards': (i.data_shards, 0)}
+  for option, (value, low) in lowest.items():
+    if int(value) < low:
+      raise InputError(f'config {option}={value!r}: must be >= {low}')
+  if not t.learning_rate > 0:
+    raise InputError(f'config train.learning_rate={t.learning_rate!r}: must be > 0')
+  for option, value in (('train.grad_clip', t.grad_clip), ('train.weight_decay', t.weight_decay)):
+    if value < 0:
+      raise InputError(f'config {option}={value!r}: must be >= 0 (0 disables it)')
+  if not 0 <= t.ema_decay < 1:
+    raise InputError(f'config train.ema_decay={t.ema_decay!r}: must be in [0, 1) (0 disables it)')

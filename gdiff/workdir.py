@@ -1,23 +1,134 @@
-"""What a workdir holds, and whether it was made with a compatible config.
+"""The workdir: where each stage's outputs live, which folders gdiff owns, what can be reused.
 
-Each stage writes `WORKDIR/stages/<stage>.json` when it finishes, holding the
-config sections it depends on. A later run reuses a finished stage whose
-sections are unchanged, and refuses (nothing deleted) a workdir whose finished
-stages were made with different values: the user picks a new workdir or
-removes the stage's folder deliberately.
+Layout (`Layout`, the one place that names the workdir's folders):
+  data/         the ingested cohort (gdiff.data.cohort)                 prepare
+  embedding/    the fitted codec and the embedded splits                 prepare
+  checkpoints/  orbax checkpoints (gdiff.checkpoint)                     train
+  logs/         TensorBoard events, metrics.jsonl                        train
+  samples/      the synthetic cohort                                     sample
+  report/       metrics.json, report.html, report.md, figures            evaluate
+  stages/       <stage>.json when a stage finishes
+
+Ownership. gdiff never deletes or overwrites what it did not write. Every folder
+above except stages/ holds a marker file (`MARKER`) naming it and the workdir
+format. A stage writes its folder with `replacing`: everything goes to a fresh
+hidden temporary sibling (`tempfile.mkdtemp`, so never a name that exists),
+which is renamed into place when complete; an existing folder is replaced only
+when its marker says gdiff wrote it, otherwise the run stops with one line and
+deletes nothing. Folders filled in place (checkpoints/, logs/) are created with
+their marker by `claim`, under the same rule. A temporary folder left by a
+killed run is removed by the next run that writes the same folder (`remove_stale`).
+
+Stage records. Each stage writes `stages/<stage>.json` when it finishes: the
+workdir format, the config sections its outputs depend on and, for prepare,
+the size and modification time of every input file. A later run reuses a
+finished stage whose sections are unchanged, and refuses (nothing deleted) a
+workdir whose finished stages were made with different values or from input
+files changed since: the user picks a new workdir. A stage that is redone
+(new sample or evaluate settings) loses its record first (`forget`), so a run
+killed half way never leaves a record for outputs that are gone.
+
+Format. `FORMAT` numbers the workdir layout and record contents; a workdir of
+another format (format 1: every gdiff before the number existed) is refused in
+one line, so no stage ever reads outputs it does not understand.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import errno
 import json
 import logging
 import os
+import shutil
+import socket
+import tempfile
 
 import ml_collections
 
 from gdiff.data import simulate
 from gdiff.errors import InputError
 
+FORMAT = 2
+MARKER = '.gdiff-folder.json'
+_TMP = '.gdiff-tmp-'  # infix of temporary folders: .<name>.gdiff-tmp-XXXXXXXX
+_OLD = '.gdiff-old-'  # infix of a replaced folder on its way out
+
+DATA = 'data'
+EMBEDDING = 'embedding'
+CHECKPOINTS = 'checkpoints'
+LOGS = 'logs'
+SAMPLES = 'samples'
+REPORT = 'report'
+STAGES = 'stages'
+# Files other stages read from embedding/ and samples/.
+CODEC_FILE = 'codec.npz'
+MASK_FILE = 'mask.npy'
+EMBEDDING_MANIFEST_FILE = 'manifest.json'
+SYNTHETIC_PREFIX = 'synthetic'
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """Paths of a workdir's folders and of the files stages hand to each other."""
+
+  root: str
+
+  def _join(self, *parts: str) -> str:
+    return os.path.join(self.root, *parts)
+
+  @property
+  def data(self) -> str:
+    return self._join(DATA)
+
+  @property
+  def embedding(self) -> str:
+    return self._join(EMBEDDING)
+
+  @property
+  def checkpoints(self) -> str:
+    return self._join(CHECKPOINTS)
+
+  @property
+  def logs(self) -> str:
+    return self._join(LOGS)
+
+  @property
+  def samples(self) -> str:
+    return self._join(SAMPLES)
+
+  @property
+  def report(self) -> str:
+    return self._join(REPORT)
+
+  @property
+  def stages(self) -> str:
+    return self._join(STAGES)
+
+  @property
+  def codec(self) -> str:
+    return self._join(EMBEDDING, CODEC_FILE)
+
+  @property
+  def mask(self) -> str:
+    return self._join(EMBEDDING, MASK_FILE)
+
+  @property
+  def embedding_manifest(self) -> str:
+    return self._join(EMBEDDING, EMBEDDING_MANIFEST_FILE)
+
+  @property
+  def synthetic_h5(self) -> str:
+    return self._join(SAMPLES, SYNTHETIC_PREFIX + '.h5')
+
+  def record(self, stage: str) -> str:
+    return self._join(STAGES, f'{stage}.json')
+
+
+# Folders each stage writes (attributes of `Layout`).
+STAGE_FOLDERS = {'prepare': (DATA, EMBEDDING), 'train': (CHECKPOINTS, LOGS),
+                 'sample': (SAMPLES,), 'evaluate': (REPORT,)}
 # Sections each stage's outputs depend on.
 STAGE_SECTIONS = {
     'prepare': ('seed', 'data', 'embedding'),
@@ -35,22 +146,154 @@ IGNORED = {
     'train': ('train.num_steps', 'train.log_every', 'train.eval_every',
               'train.checkpoint_every', 'train.keep_checkpoints', 'input.worker_count'),
 }
-# Keys added after workdirs were first written, with the value that reproduces what
-# gdiff did before the key existed: a record without the key is read as holding it,
-# so an old workdir stays usable when the new key keeps the old behaviour (and, as
-# for `sample.decode_thresholds`, the stage re-runs when the new default differs).
-ADDED = {
-    'diffusion.prediction': 'eps',
-    'train.recombine_segment_groups': 0.0,
-    'train.recombine_prob': 1.0,
-    'sample.decode_thresholds': 'train',
-    'sample.calibration_people': 4096,
-    'evaluate.holdout': 'test',
-}
 # Stages whose outputs a stage consumes.
 UPSTREAM = {'prepare': (), 'train': ('prepare',), 'sample': ('prepare', 'train'),
             'evaluate': ('prepare', 'sample')}
 
+
+# ------------------------------------------------------------------ ownership
+
+def _format_error(where: str, found) -> InputError:
+  age = 'an older' if isinstance(found, int) and found < FORMAT else 'another'
+  return InputError(f'{where}: made by {age} gdiff (format {found}); use a new --workdir '
+                    f'(nothing was deleted)')
+
+
+def _read_marker(folder: str) -> dict | None:
+  try:
+    with open(os.path.join(folder, MARKER)) as f:
+      marker = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return marker if isinstance(marker, dict) and 'format' in marker else None
+
+
+def _write_marker(folder: str, name: str, **extra) -> None:
+  with open(os.path.join(folder, MARKER), 'w') as f:
+    json.dump({'folder': name, 'format': FORMAT, **extra}, f)
+
+
+def check_owned(path: str) -> None:
+  """Refuses (InputError, one line) an existing `path` that gdiff did not write.
+
+  Absent is fine; a folder with gdiff's marker of this format is fine.
+  """
+  if not os.path.lexists(path):
+    return
+  marker = _read_marker(path) if os.path.isdir(path) else None
+  if marker is None:
+    kind = 'folder' if os.path.isdir(path) else 'file'
+    raise InputError(f'{path}: a {kind} that gdiff did not write is in the way; move it away '
+                     f'or use a new --workdir (nothing was deleted)')
+  if marker['format'] != FORMAT:
+    raise _format_error(path, marker['format'])
+
+
+def claim(path: str) -> None:
+  """Makes `path` a gdiff folder (created with its marker), or checks that it is one."""
+  check_owned(path)
+  if not os.path.exists(path):
+    os.makedirs(path)
+    _write_marker(path, os.path.basename(path))
+
+
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def remove_stale(path: str) -> None:
+  """Removes the temporaries of `path` that a killed gdiff left.
+
+  Only hidden `.NAME.gdiff-tmp-*` / `.NAME.gdiff-old-*` folders with gdiff's marker
+  are touched: while being written it names a process of this host that is gone,
+  once complete it names none.
+  """
+  parent, name = os.path.split(os.path.abspath(path))
+  if not os.path.isdir(parent):
+    return
+  for entry in os.listdir(parent):
+    if not entry.startswith(f'.{name}{_TMP}') and not entry.startswith(f'.{name}{_OLD}'):
+      continue
+    folder = os.path.join(parent, entry)
+    marker = _read_marker(folder)
+    if marker is None or marker.get('folder') != name:
+      continue  # not gdiff's
+    pid = marker.get('pid')  # none: complete, killed before its rename
+    if pid is None or (marker.get('host') == socket.gethostname() and not _pid_alive(pid)):
+      logging.info('removing %s, left by an interrupted gdiff run', folder)
+      shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def replacing(path: str):
+  """Yields a fresh temporary folder that replaces `path` when the block completes.
+
+  `path` must be absent or a gdiff folder (`check_owned`). On an exception the
+  temporary folder is removed and `path` is left as it was.
+  """
+  check_owned(path)
+  path = os.path.normpath(path)
+  name = os.path.basename(path)
+  parent = os.path.dirname(os.path.abspath(path))
+  os.makedirs(parent, exist_ok=True)
+  remove_stale(path)
+  tmp = tempfile.mkdtemp(prefix=f'.{name}{_TMP}', dir=parent)
+  mine = {'host': socket.gethostname(), 'pid': os.getpid()}  # lets `remove_stale` find it
+  try:
+    _write_marker(tmp, name, **mine)
+    yield tmp
+    _write_marker(tmp, name)  # the same bytes for the same outputs
+    check_owned(path)  # nothing appeared meanwhile
+    if os.path.lexists(path):
+      old = tempfile.mkdtemp(prefix=f'.{name}{_OLD}', dir=parent)
+      _write_marker(old, name, **mine)
+      os.rename(path, os.path.join(old, name))  # a symlink moves as itself
+      os.rename(tmp, path)
+      shutil.rmtree(old)  # never follows a symlink inside
+    else:
+      os.rename(tmp, path)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+
+
+# ------------------------------------------------------------------ inputs
+
+def fingerprint(files: dict[str, str]) -> dict:
+  """{option: {'path', 'size', 'mtime_ns'}} of the input files named by options."""
+  out = {}
+  for option, path in files.items():
+    try:
+      st = os.stat(path)
+    except OSError:
+      continue  # a missing input is reported where it is read
+    out[option] = {'path': os.path.abspath(path), 'size': st.st_size,
+                   'mtime_ns': st.st_mtime_ns}
+  return out
+
+
+def check_inputs(recorded: dict, workdir: str) -> None:
+  """Refuses when an input file recorded by `fingerprint` changed since (size or mtime).
+
+  A file that is gone is not an error here: the finished outputs no longer need it.
+  """
+  for option, old in sorted(recorded.items()):
+    try:
+      st = os.stat(old['path'])
+    except OSError:
+      continue
+    if (st.st_size, st.st_mtime_ns) != (old['size'], old['mtime_ns']):
+      raise InputError(f'input {old["path"]} ({option}) changed since the workdir {workdir} '
+                       f'was made; use a new --workdir (nothing was deleted)')
+
+
+# ------------------------------------------------------------------ stage records
 
 def sections(config: ml_collections.ConfigDict, stage: str) -> dict:
   """The config values a stage's outputs depend on, as plain JSON."""
@@ -61,10 +304,6 @@ def sections(config: ml_collections.ConfigDict, stage: str) -> dict:
 
 def _without_ignored(recorded: dict, stage: str) -> dict:
   out = json.loads(json.dumps(recorded))
-  for key, value in ADDED.items():
-    section, leaf = key.split('.')
-    if isinstance(out.get(section), dict):
-      out[section].setdefault(leaf, value)
   for key in IGNORED.get(stage, ()):
     section, leaf = key.split('.')
     out.get(section, {}).pop(leaf, None)
@@ -78,16 +317,31 @@ def _without_ignored(recorded: dict, stage: str) -> dict:
   return out
 
 
-def _record_path(workdir: str, stage: str) -> str:
-  return os.path.join(workdir, 'stages', f'{stage}.json')
-
-
 def read_record(workdir: str, stage: str) -> dict | None:
-  path = _record_path(workdir, stage)
-  if not os.path.exists(path):
+  """A stage's record; None when the stage has not finished. Refuses damaged or foreign ones."""
+  path = Layout(workdir).record(stage)
+  if not os.path.lexists(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path) as f:
+      record = json.load(f)
+  except UnicodeDecodeError as e:
+    raise InputError(f'{path}: not a gdiff stage record ({e.reason}); move it away or use a '
+                     f'new --workdir') from e
+  except ValueError as e:
+    raise InputError(f'{path}: damaged stage record (invalid JSON: {e}); move it away or use '
+                     f'a new --workdir') from e
+  except OSError as e:
+    raise InputError(f'{path}: cannot read the stage record ({e.strerror})') from e
+  if not isinstance(record, dict) or record.get('stage') != stage:
+    raise InputError(f'{path}: not a gdiff stage record; move it away or use a new --workdir')
+  found = record.get('format', 1)
+  if found != FORMAT:
+    raise _format_error(workdir, found)
+  if not isinstance(record.get('sections'), dict):
+    raise InputError(f'{path}: damaged stage record (no config sections); move it away or use '
+                     f'a new --workdir')
+  return record
 
 
 def _diff(old: dict, new: dict, prefix: str = '') -> list[str]:
@@ -110,6 +364,7 @@ def check(config, workdir: str, stage: str) -> bool:
         raise InputError(f'{workdir}: stage {up!r} has not finished there; run '
                          f'--mode={up} first (or --mode=all)')
       continue
+    check_inputs(record.get('inputs', {}), workdir)
     changed = _diff(_without_ignored(record['sections'], up), sections(config, up))
     if changed and up != stage:
       raise InputError(
@@ -126,10 +381,64 @@ def check(config, workdir: str, stage: str) -> bool:
                                        sections(config, stage))
 
 
+def forget(workdir: str, stage: str) -> None:
+  """Removes a stage's record before the stage is redone (a kill then leaves no stale one)."""
+  if read_record(workdir, stage) is not None:  # refuses anything but our own record
+    os.remove(Layout(workdir).record(stage))
+
+
 def mark_done(config, workdir: str, stage: str, **extra) -> None:
-  os.makedirs(os.path.join(workdir, 'stages'), exist_ok=True)
-  path = _record_path(workdir, stage)
-  with open(path + '.tmp', 'w') as f:
-    json.dump({'stage': stage, 'sections': sections(config, stage), **extra}, f, indent=1)
-  os.replace(path + '.tmp', path)
+  """Writes the stage's record (atomically; never over a file that is not a gdiff record)."""
+  layout = Layout(workdir)
+  os.makedirs(layout.stages, exist_ok=True)
+  path = layout.record(stage)
+  if os.path.lexists(path):
+    read_record(workdir, stage)  # refuses anything but our own record
+  fd, tmp = tempfile.mkstemp(prefix=f'.{stage}.json{_TMP}', dir=layout.stages)
+  try:
+    with os.fdopen(fd, 'w') as f:
+      json.dump({'stage': stage, 'format': FORMAT, 'sections': sections(config, stage),
+                 **extra}, f, indent=1)
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
+    raise
   logging.info('stage %s done', stage)
+
+
+# ------------------------------------------------------------------ before any stage
+
+def open_workdir(workdir: str, stages) -> Layout:
+  """Checks a workdir before any stage runs; creates it when missing.
+
+  Refuses, in one line each: a path that is not a folder, a folder gdiff cannot
+  write, damaged stage records, a workdir of another format, and folders that
+  `stages` would write but gdiff did not make.
+
+  Args:
+    workdir: --workdir.
+    stages: the stages that will run.
+  Returns:
+    The workdir's Layout.
+  """
+  layout = Layout(workdir)
+  if os.path.lexists(workdir) and not os.path.isdir(workdir):
+    raise InputError(f'--workdir={workdir}: is a file, not a folder')
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    os.rmdir(tempfile.mkdtemp(prefix='.gdiff-probe-', dir=workdir))
+  except OSError as e:
+    what = e.strerror or str(e)
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+      what += ': gdiff needs to write there'
+    raise InputError(f'--workdir={workdir}: cannot write there ({what})') from e
+  if os.path.lexists(layout.stages) and not os.path.isdir(layout.stages):
+    raise InputError(f'{layout.stages}: a file that gdiff did not write is in the way; move '
+                     f'it away or use a new --workdir (nothing was deleted)')
+  for stage in STAGE_SECTIONS:  # every record: format and damage, whichever stages run
+    read_record(workdir, stage)
+  for stage in stages:
+    for folder in STAGE_FOLDERS[stage]:
+      check_owned(os.path.join(workdir, folder))
+  return layout

@@ -155,9 +155,6 @@ def test_save_load_roundtrip(tmp_path, paper_codec):
   for name in ('group_S', 'mean_S', 'loadings_SxC', 'emb_mean_GxC', 'emb_std_GxC',
                'thresholds_Sx2', 'mask_GxC', 'genotype_cdf_Sx2'):
     np.testing.assert_array_equal(getattr(loaded, name), getattr(paper_codec, name))
-  # A codec saved before genotype_cdf_Sx2 existed still loads (without it).
-  dataclasses.replace(paper_codec, genotype_cdf_Sx2=None).save(path)
-  assert codec_lib.Codec.load(path).genotype_cdf_Sx2 is None
 
 
 def test_matched_thresholds_give_train_frequencies_to_other_scores(data, paper_codec):

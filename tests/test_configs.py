@@ -32,6 +32,7 @@ BASE = {
     'data.label_column': 'label',
     'data.labels': '',
     'data.plink': '',
+    'data.qc.bad_calls': 'error',
     'data.qc.hwe_within': 'class',
     'data.qc.min_call_rate': 0.95,
     'data.qc.min_hwe_p': 1e-05,

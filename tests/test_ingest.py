@@ -2,8 +2,11 @@
 
 import gzip
 import os
+import re
 import shutil
+import struct
 import subprocess
+import zlib
 
 import allel
 import numpy as np
@@ -118,8 +121,8 @@ def test_vcf_matches_scikit_allel_and_counts_drops(dirty_vcf, tmp_path, chunk, s
   source, stats, variants, dosage = _ingest(path, tmp_path, chunk=chunk, shard=shard,
                                             min_hwe_p=0.0)
   assert stats['variants_read'] == num_clean + 6
-  assert stats['dropped'] == {'multiallelic': 1, 'not_snp': 2, 'duplicate': 1, 'call_rate': 1,
-                              'maf': 1, 'hwe': 0}
+  assert stats['dropped'] == {'multiallelic': 1, 'not_snp': 2, 'haploid': 0, 'duplicate': 1,
+                              'call_rate': 1, 'maf': 1, 'hwe': 0}
   assert stats['variants_kept'] == num_clean == len(variants)
   assert stats['missing_filled'] == 3
   assert len(stats['shards']) == -(-num_clean // shard)
@@ -228,12 +231,92 @@ def test_malformed_vcf_is_input_error(tmp_path, text, message):
     ingest.ingest(source, str(tmp_path / 'o'), 10, 10, _qc())
 
 
+def _calls_vcf(path, rows):
+  """A VCF of samples a..f; rows: (chrom, pos, alt, [6 GT texts])."""
+  text = ('##fileformat=VCFv4.2\n##FORMAT=<ID=GT,Number=1,Type=String,Description="GT">\n'
+          '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ta\tb\tc\td\te\tf\n')
+  for chrom, pos, alt, calls in rows:
+    text += '\t'.join([chrom, str(pos), '.', 'A', alt, '.', '.', '.', 'GT', *calls]) + '\n'
+  return _write(path, text)
+
+
+def test_every_call_is_read_exactly_or_refused(tmp_path):
+  rows = [('1', 10, 'G', ['0/0', '0|1', '1/0', '1|1', './.', '0/.']),
+          ('1', 20, 'G', ['.', '.|1', '1/1', '0/1', '0/0', '1/1']),
+          ('1', 30, 'G,T', ['0/2', '1/2', '2/2', '0/0', '0/1', '0/1/2']),  # dropped whole
+          ('chrX', 40, 'G', ['0', '1', '0/1', '1/1', '0/0', '1']),  # haploid: dropped
+          ('chrX', 50, 'G', ['0/1', '1/1', '0/0', '0/1', '1/1', '0/0'])]  # all diploid: kept
+  path = _calls_vcf(tmp_path / 'calls.vcf', rows)
+  chunk = next(ingest.open_source('vcf', path).chunks(10))
+  np.testing.assert_array_equal(chunk.dosage_SxN[[0, 1, 4]], [[0, 1, 1, 2, -1, -1],
+                                                               [-1, -1, 2, 1, 0, 2],
+                                                               [1, 2, 0, 1, 2, 0]])
+  np.testing.assert_array_equal(chunk.multiallelic, [False, False, True, False, False])
+  np.testing.assert_array_equal(chunk.haploid, [False, False, False, True, False])
+  result = qc.qc_chunk(chunk, _qc(min_maf=0.0, min_call_rate=0.0, min_hwe_p=0.0), None)
+  assert result.dropped['haploid'] == 1 and result.dropped['multiallelic'] == 1
+  np.testing.assert_array_equal(result.keep, [True, True, False, False, True])
+
+
+@pytest.mark.parametrize('chrom, calls, reason, message', [
+    ('1', ['0/3'], 'allele_beyond_alt', "'0/3' has an allele index beyond the record's 1 ALT"),
+    ('1', ['1/2'], 'allele_beyond_alt', "'1/2' has an allele index beyond"),
+    ('1', ['0/10'], 'allele_beyond_alt', "'0/10…' has an allele index beyond"),
+    ('1', ['0/1/1'], 'ploidy', "'0/1/…' has more than two alleles"),
+    ('1', ['1'], 'ploidy', "'1' is haploid on chromosome 1"),
+    ('22', ['2'], 'allele_beyond_alt', "'2' has an allele index beyond"),
+    ('1', ['A/G'], 'malformed', "'A/G' is not a genotype call"),
+    ('1', ['0-1'], 'malformed', "'0-1' is not a genotype call"),
+    ('1', ['0/'], 'malformed', "'0/' is not a genotype call"),
+    ('1', [''], 'malformed', "'' is not a genotype call"),
+])
+def test_bad_calls_name_the_line_or_are_counted_as_missing(tmp_path, chrom, calls, reason,
+                                                         message):
+  good = ['0/1', '0/0', '1/1', '0/1', '0/0', '0/1']
+  rows = [(chrom, 10, 'G', good), (chrom, 20, 'G', calls + good[len(calls):]),
+          (chrom, 30, 'G', good)]
+  path = _calls_vcf(tmp_path / 'bad.vcf', rows)
+  with pytest.raises(InputError, match=re.escape(f'bad.vcf:5: {chrom}:20 sample a: genotype '
+                                                f'{message}')):
+    next(ingest.open_source('vcf', path).chunks(10))
+  chunk = next(ingest.open_source('vcf', path).chunks(10, bad_calls='missing'))
+  assert chunk.bad_calls == {reason: 1}
+  np.testing.assert_array_equal(chunk.dosage_SxN[1], [-1, 0, 2, 1, 0, 1])
+  first = _calls_vcf(tmp_path / 'first.vcf', [(chrom, 10, 'G', calls + good[len(calls):])])
+  with pytest.raises(InputError, match=re.escape(f'first.vcf:4: {chrom}:10 sample a')):
+    next(ingest.open_source('vcf', first).chunks(10))
+
+
+def bgzf(parts: list[bytes], eof: bool = True) -> bytes:
+  """BGZF: one block per part (SAM spec 4.1), then the empty EOF block if `eof`."""
+  out = b''
+  for payload in parts + ([b''] if eof else []):
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    data = deflate.compress(payload) + deflate.flush()
+    out += (b'\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff\x06\x00BC\x02\x00'
+            + struct.pack('<H', len(data) + 25) + data
+            + struct.pack('<II', zlib.crc32(payload), len(payload)))
+  return out
+
+
 def test_truncated_gzip_is_input_error(clean_vcf, tmp_path):
-  data = open(clean_vcf, 'rb').read()
-  path = tmp_path / 'cut.vcf.gz'
-  path.write_bytes(data[:len(data) // 2])
-  with pytest.raises(InputError, match='cut.vcf.gz: cannot read'):
-    ingest.ingest(ingest.open_source('vcf', str(path)), str(tmp_path / 'o'), 100, 100, _qc())
+  lines = gzip.decompress(open(clean_vcf, 'rb').read()).splitlines(keepends=True)
+  half = len(lines) // 2
+  parts = [b''.join(lines[:half]), b''.join(lines[half:])]
+  whole = tmp_path / 'whole.vcf.gz'
+  whole.write_bytes(bgzf(parts))
+  assert len(ingest.open_source('vcf', str(whole)).samples) == 60
+  for name, data in (('block.vcf.gz', bgzf(parts[:1], eof=False)),  # gzip sees no damage
+                     ('mid.vcf.gz', bgzf(parts)[:len(bgzf(parts)) // 2])):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(InputError, match=f'{name}: no BGZF end-of-file block, so the file is '
+                                         f'truncated'):
+      ingest.open_source('vcf', str(path))
+  plain = tmp_path / 'plain.vcf.gz'
+  plain.write_bytes(gzip.compress(b''.join(lines))[:len(whole.read_bytes()) // 2])
+  with pytest.raises(InputError, match='plain.vcf.gz: cannot read'):
+    ingest.ingest(ingest.open_source('vcf', str(plain)), str(tmp_path / 'o'), 100, 100, _qc())
 
 
 @needs_plink2

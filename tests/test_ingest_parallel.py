@@ -100,8 +100,8 @@ def test_vcf_and_plink_parallel_equal_serial(vcf_lines, tmp_path):
   source = ingest.open_source('vcf', path)
   serial = _run(source, tmp_path / 's', 0)
   assert serial[0]['ingest_parallel'] is None
-  assert serial[0]['dropped'] == {'multiallelic': 1, 'not_snp': 1, 'duplicate': 1,
-                                  'call_rate': 1, 'maf': 1, 'hwe': 0}
+  assert serial[0]['dropped'] == {'multiallelic': 1, 'not_snp': 1, 'haploid': 0,
+                                  'duplicate': 1, 'call_rate': 1, 'maf': 1, 'hwe': 0}
   assert serial[0]['missing_filled'] == 3
   parallel = _run(source, tmp_path / 'p', 2)
   info = parallel[0]['ingest_parallel']

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from configs import base
+from gdiff import workdir as wd
 from gdiff.data import cohort as cohort_lib
 from gdiff.data import prepare
 from gdiff.errors import InputError
@@ -32,10 +33,10 @@ def simulated(tmp_path_factory):
 
 def test_simulated_cohort_layout(simulated):
   data_dir, manifest = simulated
-  assert sorted(os.listdir(data_dir)) == ['cohort.h5', 'manifest.json', 'shards', 'source',
-                                          'splits.tsv']
+  assert sorted(os.listdir(data_dir)) == [wd.MARKER, 'cohort.h5', 'manifest.json', 'shards',
+                                          'source', 'splits.tsv']
   assert sorted(os.listdir(os.path.join(data_dir, 'source'))) == ['cohort.vcf.gz', 'labels.tsv']
-  assert not [p for p in os.listdir(os.path.dirname(data_dir)) if '.tmp-' in p]
+  assert os.listdir(os.path.dirname(data_dir)) == ['data']  # no temporary left
   with open(os.path.join(data_dir, 'manifest.json')) as f:
     assert json.load(f) == manifest
   c = cohort_lib.load_cohort(data_dir)
@@ -69,9 +70,13 @@ def test_partial_data_dir_is_refused_not_deleted(tmp_path):
   data_dir = tmp_path / 'data'
   data_dir.mkdir()
   (data_dir / 'x').write_text('mine')
-  with pytest.raises(InputError, match='exists but holds no complete cohort'):
+  with pytest.raises(InputError, match='a folder that gdiff did not write is in the way'):
     prepare.prepare(_data_cfg(), str(data_dir), seed=0)
   assert (data_dir / 'x').read_text() == 'mine'
+  (data_dir / wd.MARKER).write_text(json.dumps({'folder': 'data', 'format': wd.FORMAT}))
+  with pytest.raises(InputError, match='holds no complete cohort'):
+    prepare.prepare(_data_cfg(), str(data_dir), seed=0)
+  assert sorted(os.listdir(data_dir)) == [wd.MARKER, 'x']
 
 
 def test_user_vcf_with_split_file_and_failure_leaves_nothing(simulated, tmp_path):
@@ -90,6 +95,12 @@ def test_user_vcf_with_split_file_and_failure_leaves_nothing(simulated, tmp_path
   assert c.samples.tolist() == samples and c.split.tolist() == wanted
   assert manifest['split'] == str(split_file) and not manifest['source']['simulated']
   assert not os.path.exists(os.path.join(out, 'source'))
+  cfg = _data_cfg(vcf=vcf, labels=labels, split_file=str(split_file))
+  assert prepare.prepare(cfg, out) == manifest  # reused
+  split_file.write_text(split_file.read_text().replace('\tval\n', '\ttrain\n', 1))
+  with pytest.raises(InputError, match=r'input .*split\.tsv \(data\.split_file\) changed '
+                                       r'since'):
+    prepare.prepare(cfg, out)  # fixed in place under the same name: never reused silently
 
   bad = tmp_path / 'bad.tsv'
   bad.write_text('sample\tlabel\n' + ''.join(f'{s}\tx\n' for s in samples[:-1]))

@@ -2,6 +2,10 @@
 
 import json
 import os
+import pathlib
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -95,26 +99,134 @@ def test_changed_training_settings_are_refused_but_logging_cadence_is_not(tmp_pa
     wd.check(changed, str(tmp_path), 'train')
 
 
-def _drop_added_keys(tmp_path, stage):
-  """Rewrites a stage record as a gdiff from before the keys of `wd.ADDED` would have."""
-  path = tmp_path / 'stages' / f'{stage}.json'
+def test_a_workdir_of_an_older_format_is_refused_in_one_line(tmp_path):
+  config = als.get_config()
+  wd.mark_done(config, str(tmp_path), 'prepare')
+  path = tmp_path / 'stages' / 'prepare.json'
   record = json.loads(path.read_text())
-  for key in wd.ADDED:
-    section, leaf = key.split('.')
-    record['sections'].get(section, {}).pop(leaf, None)
+  del record['format']  # as every gdiff before the format number wrote it
   path.write_text(json.dumps(record))
+  with pytest.raises(InputError, match=r'made by an older gdiff \(format 1\); use a new '
+                                       r'--workdir'):
+    wd.check(config, str(tmp_path), 'prepare')
+  with pytest.raises(InputError, match=r'format 1'):
+    wd.open_workdir(str(tmp_path), ('train',))
 
 
-def test_records_from_before_a_key_existed_read_as_the_old_behaviour(tmp_path):
-  old = als.get_config('faithful')  # no recombination, as before the key existed
-  old.sample.decode_thresholds = 'train'  # what sampling did before the key existed
-  for stage in ('prepare', 'train', 'sample', 'evaluate'):
-    wd.mark_done(old, str(tmp_path), stage)
-    _drop_added_keys(tmp_path, stage)
-  config = als.get_config('faithful')
-  assert wd.check(config, str(tmp_path), 'train')  # the trained model is reused
-  assert not wd.check(config, str(tmp_path), 'sample')  # new default thresholds: re-sample
-  assert wd.check(old, str(tmp_path), 'sample')
-  config.diffusion.prediction = 'v'  # not what the old run trained
-  with pytest.raises(InputError, match=r"diffusion\.prediction \('eps' -> 'v'\)"):
-    wd.check(config, str(tmp_path), 'train')
+def test_damaged_or_foreign_records_are_refused(tmp_path):
+  (tmp_path / 'stages').mkdir()
+  path = tmp_path / 'stages' / 'train.json'
+  path.write_text('{"stage": "train", "sections": ')
+  with pytest.raises(InputError, match=r'train\.json: damaged stage record \(invalid JSON'):
+    wd.open_workdir(str(tmp_path), ('evaluate',))
+  path.write_text('[1, 2]')
+  with pytest.raises(InputError, match=r'train\.json: not a gdiff stage record'):
+    wd.open_workdir(str(tmp_path), ('evaluate',))
+  with pytest.raises(InputError, match='not a gdiff stage record'):  # never written over
+    wd.mark_done(als.get_config(), str(tmp_path), 'train')
+  assert path.read_text() == '[1, 2]'
+
+
+def _tree(root):
+  return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None
+          for p in sorted(root.rglob('*'))}
+
+
+def test_replacing_writes_aside_then_swaps_and_never_replaces_a_foreign_folder(tmp_path):
+  target = tmp_path / 'embedding'
+  target.mkdir()
+  (target / 'mine.txt').write_text('user data')
+  before = _tree(tmp_path)
+  with pytest.raises(InputError, match=r'embedding: a folder that gdiff did not write is in '
+                                       r'the way'):
+    with wd.replacing(str(target)):
+      raise AssertionError('not reached')
+  assert _tree(tmp_path) == before
+  (tmp_path / 'samples').write_text('a file')
+  with pytest.raises(InputError, match='a file that gdiff did not write'):
+    wd.check_owned(str(tmp_path / 'samples'))
+
+  other = tmp_path / 'report'
+  with wd.replacing(str(other)) as tmp:
+    (pathlib.Path(tmp) / 'a.txt').write_text('1')
+    assert not other.exists()  # nothing in place before the block completes
+  assert (other / 'a.txt').read_text() == '1'
+  with pytest.raises(RuntimeError):
+    with wd.replacing(str(other)) as tmp:
+      (pathlib.Path(tmp) / 'a.txt').write_text('2')
+      raise RuntimeError('failed half way')
+  assert (other / 'a.txt').read_text() == '1'  # the old output stays
+  with wd.replacing(str(other)) as tmp:  # gdiff's own folder: replaced
+    (pathlib.Path(tmp) / 'b.txt').write_text('2')
+  assert sorted(os.listdir(other)) == [wd.MARKER, 'b.txt']
+  assert sorted(p for p in os.listdir(tmp_path) if p.startswith('.')) == []
+
+
+def test_a_symlinked_gdiff_folder_is_replaced_as_a_link_and_its_target_kept(tmp_path):
+  shared = tmp_path / 'shared'
+  with wd.replacing(str(shared)) as tmp:
+    (pathlib.Path(tmp) / 'a.txt').write_text('shared')
+  (tmp_path / 'w').mkdir()
+  os.symlink(shared, tmp_path / 'w' / 'report')
+  with wd.replacing(str(tmp_path / 'w' / 'report')) as tmp:
+    (pathlib.Path(tmp) / 'b.txt').write_text('new')
+  assert not os.path.islink(tmp_path / 'w' / 'report')
+  assert (tmp_path / 'w' / 'report' / 'b.txt').read_text() == 'new'
+  assert (shared / 'a.txt').read_text() == 'shared'
+
+
+def test_forget_removes_only_gdiffs_record(tmp_path):
+  wd.mark_done(als.get_config(), str(tmp_path), 'sample')
+  wd.forget(str(tmp_path), 'sample')
+  assert wd.read_record(str(tmp_path), 'sample') is None
+  wd.forget(str(tmp_path), 'sample')  # nothing to forget
+
+
+def test_temporaries_of_a_killed_run_are_removed_and_only_those(tmp_path):
+  dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+  dead.wait()
+  stale = tmp_path / '.report.gdiff-tmp-abc'
+  stale.mkdir()
+  (stale / wd.MARKER).write_text(json.dumps({'folder': 'report', 'format': wd.FORMAT,
+                                             'host': socket.gethostname(), 'pid': dead.pid}))
+  alive = tmp_path / '.report.gdiff-tmp-def'
+  alive.mkdir()
+  (alive / wd.MARKER).write_text(json.dumps({'folder': 'report', 'format': wd.FORMAT,
+                                             'host': socket.gethostname(), 'pid': os.getpid()}))
+  lookalike = tmp_path / '.report.gdiff-tmp-ghi'  # no marker: not gdiff's
+  lookalike.mkdir()
+  with wd.replacing(str(tmp_path / 'report')):
+    pass
+  assert not stale.exists() and alive.exists() and lookalike.exists()
+
+
+def test_claim_makes_or_accepts_gdiff_folders_only(tmp_path):
+  wd.claim(str(tmp_path / 'checkpoints'))
+  wd.claim(str(tmp_path / 'checkpoints'))  # already ours
+  (tmp_path / 'logs').mkdir()
+  with pytest.raises(InputError, match='logs: a folder that gdiff did not write'):
+    wd.claim(str(tmp_path / 'logs'))
+  assert os.listdir(tmp_path / 'logs') == []
+
+
+def test_changed_input_files_are_refused(tmp_path):
+  labels = tmp_path / 'pheno.tsv'
+  labels.write_text('sample\tlabel\na\tx\n')
+  config = als.get_config()
+  config.data.vcf, config.data.labels = str(tmp_path / 'c.vcf'), str(labels)
+  wd.mark_done(config, str(tmp_path / 'w'), 'prepare',
+               inputs=wd.fingerprint({'data.labels': str(labels)}))
+  assert wd.check(config, str(tmp_path / 'w'), 'prepare')
+  os.utime(labels, ns=(0, 0))  # same size, another time: a fixed file copied in place
+  with pytest.raises(InputError, match=r'input .*pheno\.tsv \(data\.labels\) changed since '
+                                       r'the workdir .* was made; use a new --workdir'):
+    wd.check(config, str(tmp_path / 'w'), 'train')
+
+
+def test_layout_names_every_folder_once():
+  layout = wd.Layout('W')
+  assert [layout.data, layout.embedding, layout.checkpoints, layout.logs, layout.samples,
+          layout.report, layout.stages] == [os.path.join('W', n) for n in (
+              'data', 'embedding', 'checkpoints', 'logs', 'samples', 'report', 'stages')]
+  assert layout.codec == os.path.join('W', 'embedding', 'codec.npz')
+  assert layout.record('train') == os.path.join('W', 'stages', 'train.json')

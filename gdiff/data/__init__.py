@@ -2,6 +2,7 @@
 
   simulate  stdpopsim/msprime cohorts written as a real VCF.gz + labels TSV
   ingest    streaming VCF/VCF.gz/BCF and PLINK readers into HDF5 shards
+  genotypes what a VCF call and a chromosome name mean (checked call by call)
   qc        per-chunk variant filters, HWE exact test, missing-call fill
   splits    label and split tables, stratified seeded splits
   prepare   the data stage that ties them together (`prepare.prepare`)

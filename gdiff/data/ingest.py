@@ -4,10 +4,17 @@ Sources (table `SOURCES`), each read in blocks of `chunk_variants` variants so
 that memory depends on the chunk and shard sizes, not on the file length:
   vcf    VCF or VCF.gz through scikit-allel (`allel.iter_vcf_chunks`); BCF is
          piped through `bcftools view -Ov` when bcftools is on PATH. Every line
-         is checked on the way in (field count, POS) so that a malformed line
-         is reported with its line number instead of being misread.
+         is checked on the way in (field count, POS, a GT in FORMAT) so that a
+         malformed line is reported with its line number instead of being
+         misread. A bgzipped file must end with the BGZF end-of-file block, as
+         htslib checks: a download cut at a block boundary is refused.
   plink  .bed/.bim/.fam through bed-reader; ALT = A1 (the allele bed-reader
-         counts), REF = A2, as plink2 writes them from a VCF.
+         counts), REF = A2, as plink2 writes them from a VCF. The .bed size must
+         match the .bim and .fam.
+
+Genotype calls and chromosome names are read by the rules of
+`gdiff.data.genotypes` (every call checked; haploid calls on X, Y and MT drop
+their record under the QC reason 'haploid'; '22' with 'chr22' refused).
 
 Each chunk goes through `gdiff.data.qc.qc_chunk`; kept SNPs are written as
 shards of `shard_variants` variants with `gdiff.data.cohort.write_shard`
@@ -37,13 +44,32 @@ import numpy as np
 import tqdm
 
 from gdiff.data import cohort as cohort_lib
+from gdiff.data import genotypes
 from gdiff.data import qc as qc_lib
 from gdiff.errors import InputError, where
 
 _GZIP_MAGIC = b'\x1f\x8b'
+# The empty BGZF block that ends every bgzipped file (SAM/BAM spec 4.1.2; htslib checks it).
+_BGZF_EOF = bytes.fromhex('1f8b08040000000000ff0600424302001b0003000000000000000000')
 _VCF_FIELDS = ['variants/CHROM', 'variants/POS', 'variants/ID', 'variants/REF',
-               'variants/ALT', 'calldata/GT']
+               'variants/ALT', 'variants/numalt', 'calldata/GT']
+# GT is read as text, its first 4 bytes per call: '0/1' needs 3, a 4th shows a longer call.
+_GT_TYPES = {'calldata/GT': 'S4'}
+_GT_NUMBERS = {'calldata/GT': 1}
 _READ_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, OSError, UnicodeDecodeError)
+def check_bgzf_eof(path: str) -> None:
+  """Refuses a bgzipped file that lacks the BGZF end-of-file block (truncated)."""
+  with open(path, 'rb') as f:
+    head = f.read(16)
+    if not (head[:4] == b'\x1f\x8b\x08\x04' and head[12:14] == b'BC'):
+      return  # not BGZF (plain gzip is checked by its own CRC and length)
+    f.seek(0, os.SEEK_END)
+    if f.tell() >= len(_BGZF_EOF):
+      f.seek(-len(_BGZF_EOF), os.SEEK_END)
+      if f.read() == _BGZF_EOF:
+        return
+  raise InputError(f'{path}: no BGZF end-of-file block, so the file is truncated (an '
+                   f'interrupted download or copy?); get the whole file again')
 
 
 # ------------------------------------------------------------------ VCF
@@ -63,6 +89,7 @@ class _CheckedLines(io.RawIOBase):
     self._tail = b''
     self._num_fields = None
     self.samples: list[str] | None = None
+    self.header_lines = 0  # lines up to and including #CHROM
 
   def readable(self) -> bool:
     return True
@@ -92,6 +119,8 @@ class _CheckedLines(io.RawIOBase):
       if line:
         self._check_line(line.rstrip(b'\r'))
     if final and self._num_fields is None:
+      if self._line <= 1 and not lines[0]:
+        raise InputError(f'{self._path}: empty file')
       raise InputError(f'{self._path}: no #CHROM header line (not a VCF?)')
 
   def _check_line(self, line: bytes) -> None:
@@ -108,6 +137,7 @@ class _CheckedLines(io.RawIOBase):
         raise InputError(f'{at}: the VCF has no samples (no FORMAT and sample columns)')
       self._num_fields = len(fields)
       self.samples = fields[9:]
+      self.header_lines = self._line
       return
     if self._num_fields is None:
       raise InputError(f'{at}: data line before the #CHROM header line')
@@ -115,9 +145,16 @@ class _CheckedLines(io.RawIOBase):
     if count != self._num_fields:
       raise InputError(f'{at}: {count} tab-separated fields, expected {self._num_fields} '
                        f'(9 + {self._num_fields - 9} samples)')
-    pos = line.split(b'\t', 2)[1]
+    tabs = [line.find(b'\t')]  # the first 9 fields, without copying the samples' part
+    for _ in range(8):
+      tabs.append(line.find(b'\t', tabs[-1] + 1))
+    pos = line[tabs[0] + 1:tabs[1]]
     if not pos.isdigit() or int(pos) < 1:
       raise InputError(f'{at}: POS {pos.decode(errors="replace")!r} is not a positive integer')
+    fmt = line[tabs[7] + 1:tabs[8]]
+    if fmt[:3] != b'GT:' and fmt != b'GT' and b'GT' not in fmt.split(b':'):
+      raise InputError(f'{at}: FORMAT {fmt.decode(errors="replace")!r} has no GT field (gdiff '
+                       f'reads the genotype calls; export them with GT)')
 
 
 def _is_bcf(path: str) -> bool:
@@ -142,6 +179,9 @@ class VcfSource:
   def __init__(self, path: str):
     if not os.path.isfile(path):
       raise InputError(f'data.vcf: no such file: {path}')
+    if not os.path.getsize(path):
+      raise InputError(f'{path}: empty file')
+    check_bgzf_eof(path)
     self.path = path
     self.bcf = _is_bcf(path)
     if self.bcf and shutil.which('bcftools') is None:
@@ -190,15 +230,17 @@ class VcfSource:
     return checked.samples
 
   def chunks(self, chunk_variants: int, region: str | None = None,
-             index: str | None = None) -> Iterator[qc_lib.RawChunk]:
+             index: str | None = None, bad_calls: str = 'error') -> Iterator[qc_lib.RawChunk]:
     """Yields RawChunks of up to `chunk_variants` variants.
 
     Args:
       chunk_variants: variants per chunk.
       region: 'CHROM:BEG-END' (1-based, inclusive): only records whose POS lies
         in it, read through `tabix` (VCF.gz) or `bcftools view -r` (BCF); line
-        numbers in messages then count lines of that region's output.
+        numbers in messages then count lines of that region's output, and a bad
+        call is located by CHROM:POS.
       index: the .tbi/.csi index when it is not next to the file.
+      bad_calls: `data.qc.bad_calls` (see `gdiff.data.genotypes`).
     """
     import allel  # heavy import
 
@@ -211,12 +253,14 @@ class VcfSource:
         # With a stream scikit-allel does not run tabix itself, but `region` still keeps
         # only records whose POS is in it (tabix also returns records that overlap it).
         _, samples, _, it = allel.iter_vcf_chunks(
-            io.BufferedReader(checked, buffer_size=1 << 20), fields=_VCF_FIELDS, alt_number=2,
-            chunk_length=chunk_variants, buffer_size=1 << 20, region=region)
+            io.BufferedReader(checked, buffer_size=1 << 20), fields=_VCF_FIELDS, alt_number=1,
+            types=_GT_TYPES, numbers=_GT_NUMBERS, chunk_length=chunk_variants,
+            buffer_size=1 << 20, region=region)
       except (RuntimeError, ValueError) as e:
         raise InputError(f'{name}: cannot parse the VCF header: {e}') from e
       if list(samples) != list(self.samples):
         raise InputError(f'{self.path}: samples changed while reading')
+      records = 0
       while True:
         try:
           chunk, _, _, _ = next(it)
@@ -227,32 +271,39 @@ class VcfSource:
                            f'line: {e}') from e
         if 'calldata/GT' not in chunk:
           raise InputError(f'{self.path}: no GT genotype field in FORMAT')
-        yield _vcf_chunk(chunk)
+        first_line = None if region else checked.header_lines + records + 1
+        records += len(chunk['variants/POS'])
+        raw = _vcf_chunk(chunk, name, first_line, self.samples, bad_calls)
+        del chunk  # the GT text, 4 bytes a call, is not kept while QC runs
+        yield raw
       complete = True
     finally:
       self._close(stream, proc, complete)
 
 
-def _vcf_chunk(chunk: dict) -> qc_lib.RawChunk:
-  gt = chunk['calldata/GT']  # (S, N, 2) int8, -1 missing
-  a, b = gt[:, :, 0], gt[:, :, 1]
-  # Allele indices are 0/1 at biallelic sites (the only ones kept); any missing allele
-  # makes the call missing. Elementwise ops: numpy reductions over the last axis are slow.
-  dosage = np.minimum(a, 1) + np.minimum(b, 1)
-  dosage[(a < 0) | (b < 0)] = -1
-  alt = chunk['variants/ALT'].astype(str)
+def _vcf_chunk(chunk: dict, path: str, first_line: int | None, samples: np.ndarray,
+               bad_calls: str) -> qc_lib.RawChunk:
+  chrom = chunk['variants/CHROM'].astype(str)
+  pos = chunk['variants/POS'].astype(np.int64)
+  numalt = chunk['variants/numalt'].astype(np.int64)
+  dosage, haploid, counts = genotypes.decode_gt(chunk['calldata/GT'], numalt, chrom, pos, path,
+                                                first_line, samples, bad_calls)
   return qc_lib.RawChunk(
-      chrom=chunk['variants/CHROM'].astype(str), pos=chunk['variants/POS'].astype(np.int64),
-      id=chunk['variants/ID'].astype(str), ref=chunk['variants/REF'].astype(str),
-      alt=alt[:, 0], multiallelic=alt[:, 1] != '', dosage_SxN=dosage)
+      chrom=chrom, pos=pos, id=chunk['variants/ID'].astype(str),
+      ref=chunk['variants/REF'].astype(str), alt=chunk['variants/ALT'].astype(str),
+      multiallelic=numalt > 1, dosage_SxN=dosage, haploid=haploid, bad_calls=counts)
 
 
 # ------------------------------------------------------------------ PLINK
 
 def _read_table(path: str, min_fields: int, what: str) -> list[list[str]]:
   rows = []
-  with open(path) as f:
-    for i, line in enumerate(f, 1):
+  with open(path, 'rb') as f:
+    for i, raw in enumerate(f, 1):
+      try:
+        line = raw.decode('utf-8')
+      except UnicodeDecodeError as e:
+        raise InputError(f'{path} is not UTF-8 (line {i}): re-save it as UTF-8') from e
       fields = line.split()
       if not fields:
         continue
@@ -315,7 +366,8 @@ class PlinkSource:
     part._offset = self._offset + start
     return part
 
-  def chunks(self, chunk_variants: int) -> Iterator[qc_lib.RawChunk]:
+  def chunks(self, chunk_variants: int, bad_calls: str = 'error') -> Iterator[qc_lib.RawChunk]:
+    """Yields RawChunks of up to `chunk_variants` variants (`bad_calls`: nothing to check)."""
     from bed_reader import open_bed  # heavy import
 
     try:
@@ -357,6 +409,7 @@ class _Order:
   chrom: str | None = None
   pos: int = 0
   seen: set = dataclasses.field(default_factory=set)
+  names: dict = dataclasses.field(default_factory=dict)  # chrom_key -> name as written
 
   def check(self, chunk: qc_lib.RawChunk) -> None:
     if not len(chunk):
@@ -375,6 +428,7 @@ class _Order:
         raise InputError(f'{self.path}: chromosome {chrom[i]} appears in two separate blocks '
                          f'(sort it, e.g. bcftools sort)')
       self.seen.add(str(chrom[i]))
+      genotypes.check_contig_names([str(chrom[i])], self.path, self.names)
     self.chrom, self.pos = str(chrom[-1]), int(pos[-1])
 
 
@@ -442,12 +496,14 @@ def ingest_chunks(chunks: Iterator[qc_lib.RawChunk], path: str, out_dir: str,
     progress: a tqdm bar to update, or None.
 
   Returns:
-    variants_read, variants_kept, dropped (per reason), missing_filled,
+    variants_read, variants_kept, dropped (per reason), bad_calls (calls read as
+    missing per reason, see `gdiff.data.genotypes`), missing_filled,
     kept_per_chromosome (in file order), shards ([{file, variants}]).
   """
   order = _Order(path)
   writer = _ShardWriter(out_dir, shard_variants, num_samples)
   dropped = dict.fromkeys(qc_lib.REASONS, 0)
+  bad_calls = dict.fromkeys(genotypes.BAD_CALL_REASONS, 0)
   read = kept = filled = 0
   per_chrom: dict[str, int] = {}
   previous = None
@@ -460,6 +516,8 @@ def ingest_chunks(chunks: Iterator[qc_lib.RawChunk], path: str, out_dir: str,
     filled += result.missing_filled
     for reason, count in result.dropped.items():
       dropped[reason] += count
+    for reason, count in chunk.bad_calls.items():
+      bad_calls[reason] += count
     variants = _kept_variants(chunk, result.keep)
     for c, n in zip(*np.unique(variants.chrom, return_counts=True)):
       per_chrom[str(c)] = per_chrom.get(str(c), 0) + int(n)
@@ -468,7 +526,8 @@ def ingest_chunks(chunks: Iterator[qc_lib.RawChunk], path: str, out_dir: str,
       progress.update(len(chunk))
   writer.close()
   return {'variants_read': read, 'variants_kept': kept, 'dropped': dropped,
-          'missing_filled': filled, 'kept_per_chromosome': per_chrom, 'shards': writer.shards}
+          'bad_calls': bad_calls, 'missing_filled': filled, 'kept_per_chromosome': per_chrom,
+          'shards': writer.shards}
 
 
 def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cfg,
@@ -494,7 +553,8 @@ def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cf
   progress = tqdm.tqdm(total=source.num_variants, unit='variants', desc='ingest',
                        disable=None, leave=False)
   with progress:
-    stats = ingest_chunks(source.chunks(chunk_variants), source.path, out_dir,
+    stats = ingest_chunks(source.chunks(chunk_variants, bad_calls=qc_cfg.bad_calls),
+                          source.path, out_dir,
                           len(source.samples), shard_variants, qc_cfg, hwe_groups_N, progress)
   wall = time.time() - start
   log_stats(source.path, stats, wall)

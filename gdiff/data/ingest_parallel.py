@@ -65,6 +65,7 @@ import numpy as np
 import tqdm
 
 from gdiff.data import cohort as cohort_lib
+from gdiff.data import genotypes
 from gdiff.data import ingest as ingest_lib
 from gdiff.data import qc as qc_lib
 from gdiff.errors import InputError
@@ -244,6 +245,7 @@ def _plan(source, scratch: str, num_pieces: int,
   overlaps the positions pass.
   """
   if isinstance(source, ingest_lib.PlinkSource):
+    genotypes.check_contig_names(dict.fromkeys(source.chrom.tolist()), source.path)
     positions = Positions.from_records(source.chrom, source.pos)
     if positions is None:
       return None, 'variants not sorted', None
@@ -260,6 +262,7 @@ def _plan(source, scratch: str, num_pieces: int,
     return None, why, None
   if positions is None:
     return None, 'bcftools query failed or the records are not sorted', None
+  genotypes.check_contig_names(positions.contigs, source.path)
   if any(':' in c for c in positions.contigs):
     return None, 'a contig name contains ":"', None
   pieces = vcf_pieces(positions, plan_cuts(positions, num_pieces))
@@ -286,11 +289,13 @@ def _peak_rss_kib() -> int | None:
 def _run_piece(task: dict) -> dict:
   """Worker: ingests one piece into `task['out_dir']/shards/`; returns its stats."""
   source, piece = task['source'], task['piece']
+  bad_calls = task['qc'].bad_calls
   if isinstance(source, ingest_lib.PlinkSource):  # already sliced to the piece
-    chunks = source.chunks(task['chunk_variants'])
+    chunks = source.chunks(task['chunk_variants'], bad_calls=bad_calls)
   else:
     chunks = itertools.chain.from_iterable(
-        source.chunks(task['chunk_variants'], region=r, index=task['index'])
+        source.chunks(task['chunk_variants'], region=r, index=task['index'],
+                      bad_calls=bad_calls)
         for r in piece.regions)
   stats = ingest_lib.ingest_chunks(chunks, source.path, task['out_dir'], len(source.samples),
                                    task['shard_variants'], task['qc'], task['hwe_groups_N'])
@@ -300,12 +305,14 @@ def _run_piece(task: dict) -> dict:
 def _merge(results: list[dict], out_dir: str, scratch_dirs: list[str]) -> dict:
   """Sums piece stats in order and moves their shards to `out_dir/shards/`."""
   merged = {'variants_read': 0, 'variants_kept': 0, 'dropped': dict.fromkeys(qc_lib.REASONS, 0),
+            'bad_calls': dict.fromkeys(genotypes.BAD_CALL_REASONS, 0),
             'missing_filled': 0, 'kept_per_chromosome': {}, 'shards': []}
   for result, folder in zip(results, scratch_dirs):
     for key in ('variants_read', 'variants_kept', 'missing_filled'):
       merged[key] += result[key]
-    for reason, count in result['dropped'].items():
-      merged['dropped'][reason] += count
+    for key in ('dropped', 'bad_calls'):
+      for reason, count in result[key].items():
+        merged[key][reason] += count
     for chrom, count in result['kept_per_chromosome'].items():
       per_chrom = merged['kept_per_chromosome']
       per_chrom[chrom] = per_chrom.get(chrom, 0) + count

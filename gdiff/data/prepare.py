@@ -3,9 +3,11 @@
 `prepare(data_cfg, data_dir, seed)` writes the cohort of `gdiff.data.cohort`
 (cohort.h5, shards/, manifest.json, splits.tsv) into `data_dir`. Inputs are
 checked before anything long runs; everything is written into a temporary
-sibling folder that is renamed to `data_dir` only when complete, so a failure
-leaves the workdir as it was. An existing complete `data_dir` made with the
-same config is reused; any other existing `data_dir` is refused, never deleted.
+sibling folder that is renamed to `data_dir` only when complete
+(`gdiff.workdir.replacing`), so a failure leaves the workdir as it was. An
+existing `data_dir` that gdiff made with the same config from the same input
+files (size and modification time, recorded in the manifest) is reused; any
+other existing `data_dir` is refused, never deleted.
 
 A simulated cohort is written to `data_dir/source/` (cohort.vcf.gz, labels.tsv)
 and then ingested exactly like a user's VCF.
@@ -16,23 +18,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 
 import ml_collections
 import numpy as np
 
+from gdiff import workdir as workdir_lib
 from gdiff.data import cohort as cohort_lib
+from gdiff.data import genotypes, ingest_parallel
 from gdiff.data import ingest as ingest_lib
-from gdiff.data import ingest_parallel
 from gdiff.data import qc as qc_lib
 from gdiff.data import simulate as simulate_lib
 from gdiff.data import splits as splits_lib
 from gdiff.errors import InputError
 
 SOURCE_DIR = 'source'
-FORMAT_VERSION = 1
 # Sample groups of the HWE test (`data.qc.hwe_within`), from the labels.
 HWE_WITHIN = {
     'class': lambda labels: np.unique(labels, return_inverse=True)[1],
@@ -78,10 +78,29 @@ def check_config(data_cfg: ml_collections.ConfigDict) -> None:
                        ('min_hwe_p', 0.0, 1.0)):
     if not lo <= qc[name] <= hi:
       raise InputError(f'data.qc.{name}: must be in [{lo}, {hi}], got {qc[name]}')
+  if qc.bad_calls not in genotypes.BAD_CALLS:
+    raise InputError(f'data.qc.bad_calls: unknown {qc.bad_calls!r} '
+                     f'(known: {", ".join(genotypes.BAD_CALLS)})')
+
+
+def input_files(data_cfg: ml_collections.ConfigDict) -> dict[str, str]:
+  """{option: path} of the input files of the `data` section (none when simulated)."""
+  files = {}
+  if data_cfg.vcf:
+    files['data.vcf'] = data_cfg.vcf
+  if data_cfg.plink:
+    prefix = data_cfg.plink[:-4] if data_cfg.plink.endswith(('.bed', '.bim', '.fam')) \
+        else data_cfg.plink
+    files.update({f'data.plink ({ext})': prefix + ext for ext in ('.bed', '.bim', '.fam')})
+  for name in ('labels', 'split_file'):
+    if data_cfg[name]:
+      files[f'data.{name}'] = data_cfg[name]
+  return files
 
 
 def _existing(data_dir: str, data_cfg) -> dict | None:
   """The manifest of a reusable `data_dir`; None when there is none; refuses others."""
+  workdir_lib.check_owned(data_dir)
   if not os.path.exists(data_dir):
     return None
   path = os.path.join(data_dir, cohort_lib.MANIFEST_FILE)
@@ -93,12 +112,13 @@ def _existing(data_dir: str, data_cfg) -> dict | None:
     except (OSError, ValueError):
       manifest = None
   if not manifest or not manifest.get('complete'):
-    raise InputError(f'{data_dir}: exists but holds no complete cohort (no complete '
+    raise InputError(f'{data_dir}: holds no complete cohort (no complete '
                      f'{cohort_lib.MANIFEST_FILE}); move it away or use a new --workdir '
                      f'(nothing was deleted)')
   if _same_data(manifest.get('config')) != _same_data(_config_dict(data_cfg)):  # nor `seed`
     raise InputError(f'{data_dir}: holds a cohort made with a different data config; move it '
                      f'away or use a new --workdir (nothing was deleted)')
+  workdir_lib.check_inputs(manifest.get('inputs', {}), os.path.dirname(data_dir) or '.')
   return manifest
 
 
@@ -140,20 +160,15 @@ def prepare(data_cfg: ml_collections.ConfigDict, data_dir: str, seed: int = 0) -
   if manifest is not None:
     logging.info('prepare: reusing the cohort in %s', data_dir)
     return manifest
-  parent = os.path.dirname(os.path.abspath(data_dir))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=os.path.basename(data_dir) + '.tmp-', dir=parent)
-  try:
-    manifest = _prepare_into(data_cfg, tmp, data_dir, seed, start)
-    os.rename(tmp, data_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
+  inputs = workdir_lib.fingerprint(input_files(data_cfg))  # before reading them
+  with workdir_lib.replacing(data_dir) as tmp:
+    manifest = _prepare_into(data_cfg, tmp, data_dir, seed, start, inputs)
   logging.info('prepare: cohort written to %s (%.1f s)', data_dir, manifest['wall_time_s'])
   return manifest
 
 
-def _prepare_into(data_cfg, tmp: str, data_dir: str, seed: int, start: float) -> dict:
+def _prepare_into(data_cfg, tmp: str, data_dir: str, seed: int, start: float,
+                  inputs: dict) -> dict:
   source, labels_path, source_info = _source(data_cfg, tmp, data_dir)
   splits_lib.check_samples(source.samples.tolist(), source.path)
   labels = splits_lib.read_labels(labels_path, data_cfg.label_column, source.samples,
@@ -173,14 +188,13 @@ def _prepare_into(data_cfg, tmp: str, data_dir: str, seed: int, start: float) ->
                                  workers=int(data_cfg.ingest_workers),
                                  regions_per_worker=int(data_cfg.ingest_regions_per_worker))
   if stats['variants_kept'] == 0:
-    raise InputError(f'{source.path}: no variant left after QC ({stats["variants_read"]} read, '
-                     f'dropped {_nonzero(stats["dropped"])}); check the file or relax '
-                     f'data.qc.min_maf / min_call_rate / min_hwe_p')
+    raise InputError(_nothing_kept(source.path, stats))
   cohort_lib.write_samples(tmp, source.samples, labels, split)
   manifest = {
-      'format': FORMAT_VERSION,
+      'format': workdir_lib.FORMAT,
       'complete': True,
       'source': source_info,
+      'inputs': inputs,
       'config': _config_dict(data_cfg),
       'seed': seed,
       'qc': {'hwe_test': f'exact (Wigginton et al. 2005, as plink --hardy), within '
@@ -209,3 +223,18 @@ def _qc_groups(qc_cfg, labels: np.ndarray, split: np.ndarray) -> np.ndarray:
 
 def _nonzero(d: dict) -> str:
   return ', '.join(f'{k} {v}' for k, v in d.items() if v) or 'nothing'
+
+
+def _nothing_kept(path: str, stats: dict) -> str:
+  """Why no variant is left, for the error line (each cause its own true message)."""
+  read, dropped = stats['variants_read'], stats['dropped']
+  if read == 0:
+    return f'{path}: no variant records (only a header)'
+  if dropped['haploid'] == read:
+    return (f'{path}: all {read} variants have haploid calls (sex chromosomes or mitochondria; '
+            f'gdiff models diploid genotypes and drops such records under \'haploid\')')
+  if sum(dropped[r] for r in qc_lib.STRUCTURAL) == read:
+    return (f'{path}: no biallelic SNP among the {read} variants (dropped '
+            f'{_nonzero(dropped)})')
+  return (f'{path}: no variant left after QC ({read} read, dropped {_nonzero(dropped)}); '
+          f'check the file or relax data.qc.min_maf / min_call_rate / min_hwe_p')

@@ -3,6 +3,8 @@
 Filters, each variant counted under the first one it fails (`REASONS` order):
   multiallelic  more than one ALT allele
   not_snp       REF or ALT not a single base A/C/G/T (indels, symbolic, missing ALT)
+  haploid       a haploid call (chrX/Y/MT of males, see `gdiff.data.genotypes`): gdiff
+                models diploid genotypes, and filling such calls would invent alleles
   duplicate     same chrom and position as the previous biallelic SNP
   call_rate     share of samples with a call < `min_call_rate`
   maf           minor allele frequency among the calls < `min_maf`
@@ -22,7 +24,9 @@ import dataclasses
 
 import numpy as np
 
-REASONS = ('multiallelic', 'not_snp', 'duplicate', 'call_rate', 'maf', 'hwe')
+REASONS = ('multiallelic', 'not_snp', 'haploid', 'duplicate', 'call_rate', 'maf', 'hwe')
+# Reasons about what a record is, not thresholds of `data.qc`.
+STRUCTURAL = ('multiallelic', 'not_snp', 'haploid', 'duplicate')
 _BASES = np.array(['A', 'C', 'G', 'T'])
 _HWE_BLOCK = 1 << 22  # SNPs x het-counts evaluated at once in the exact test
 _COUNT_BLOCK = 1 << 22  # genotypes per float32 block in genotype_counts
@@ -39,6 +43,9 @@ class RawChunk:
   alt: np.ndarray  # (S,) str, the first ALT allele ('' when none)
   multiallelic: np.ndarray  # (S,) bool
   dosage_SxN: np.ndarray  # (S, N) int8 alt-allele count, -1 missing
+  haploid: np.ndarray | None = None  # (S,) bool: a haploid call in the record (None: none)
+  # Calls read as missing under `data.qc.bad_calls='missing'`, per reason (see ingest).
+  bad_calls: dict[str, int] = dataclasses.field(default_factory=dict)
 
   def __len__(self) -> int:
     return len(self.pos)
@@ -158,6 +165,8 @@ def qc_chunk(chunk: RawChunk, qc_cfg, previous: tuple[str, int] | None,
 
   mark(chunk.multiallelic, 'multiallelic')
   mark(~(_is_base(chunk.ref) & _is_base(chunk.alt)), 'not_snp')
+  if chunk.haploid is not None:
+    mark(chunk.haploid, 'haploid')
   snp = np.flatnonzero(reason < 0)
   last_snp = previous
   if len(snp):

@@ -9,7 +9,6 @@ sample each when the fraction is positive, go to test and val) or read from a
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 
@@ -24,8 +23,42 @@ def _few(names: Sequence[str], k: int = 3) -> str:
   return ', '.join(names[:k]) + (', ...' if len(names) > k else '')
 
 
+def _unquote(field: str, at: str) -> str:
+  """A field as a spreadsheet writes it: "text" loses its quotes ("" inside is one ")."""
+  text = field.strip()
+  if '"' not in text:
+    return text
+  inner = text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else None
+  if inner is None or '"' in inner.replace('""', ''):
+    raise InputError(f'{at}: unbalanced quote in {text!r} (fields may be quoted as a whole, '
+                     f'"like this"; a tab or line break inside quotes is not supported)')
+  return inner.replace('""', '"').strip()
+
+
+def _lines(path: str) -> list[str]:
+  """The file's lines as text; InputError naming the line where it is not UTF-8."""
+  with open(path, 'rb') as f:
+    data = f.read()
+  try:
+    text = data.decode('utf-8-sig')
+  except UnicodeDecodeError as e:
+    line = data[:e.start].count(b'\n') + 1
+    raise InputError(f'{path} is not UTF-8 (byte 0x{data[e.start]:02x} on line {line}): '
+                     f're-save it as UTF-8') from e
+  lines = [x[:-1] if x.endswith('\r') else x for x in text.split('\n')]
+  return lines[:-1] if lines and not lines[-1] else lines
+
+
+# Label values that mean "unknown" in common tools (R, pandas, plink, spreadsheets).
+MISSING_VALUES = frozenset({'na', 'n/a', 'nan', 'null', '.', '-9', '#n/a'})
+
+
 def read_table(path: str, columns: Sequence[str], option: str) -> list[tuple[int, dict]]:
   """Reads a TSV with a header; returns (line number, row dict) for non-empty rows.
+
+  Fields are split at tabs; a field quoted as a whole ("S 1") is unquoted, and
+  any other quote is an error naming the line (a spreadsheet's stray quote
+  would otherwise swallow the lines after it).
 
   Args:
     path: the file.
@@ -36,25 +69,23 @@ def read_table(path: str, columns: Sequence[str], option: str) -> list[tuple[int
     raise InputError(f'{option}: not set')
   if not os.path.isfile(path):
     raise InputError(f'{option}: no such file: {path}')
-  with open(path, newline='', encoding='utf-8-sig') as f:
-    reader = csv.reader(f, delimiter='\t')
-    header = next(reader, None)
-    if header is None:
-      raise InputError(f'{path}: empty file (expected a header with {", ".join(columns)})')
-    header = [h.strip() for h in header]
-    missing = [c for c in columns if c not in header]
-    if missing:
-      raise InputError(f'{where(path, 1)}: no column {", ".join(map(repr, missing))} in the '
-                       f'header ({", ".join(header)}); set {option} or the column option')
-    rows = []
-    for row in reader:
-      line = reader.line_num
-      if not row or all(not x.strip() for x in row):
-        continue
-      if len(row) != len(header):
-        raise InputError(f'{where(path, line)}: {len(row)} tab-separated fields, the header '
-                         f'has {len(header)}')
-      rows.append((line, {h: x.strip() for h, x in zip(header, row)}))
+  lines = _lines(path)
+  if not lines:
+    raise InputError(f'{path}: empty file (expected a header with {", ".join(columns)})')
+  header = [_unquote(h, where(path, 1)) for h in lines[0].split('\t')]
+  missing = [c for c in columns if c not in header]
+  if missing:
+    raise InputError(f'{where(path, 1)}: no column {", ".join(map(repr, missing))} in the '
+                     f'header ({", ".join(header)}); set {option} or the column option')
+  rows = []
+  for line, text in enumerate(lines[1:], 2):
+    if not text.strip():
+      continue
+    row = text.split('\t')
+    if len(row) != len(header):
+      raise InputError(f'{where(path, line)}: {len(row)} tab-separated fields, the header '
+                       f'has {len(header)}')
+    rows.append((line, {h: _unquote(x, where(path, line)) for h, x in zip(header, row)}))
   return rows
 
 
@@ -66,6 +97,10 @@ def _by_sample(path: str, rows, column: str) -> dict[str, str]:
       raise InputError(f'{where(path, line)}: empty sample ID')
     if not value:
       raise InputError(f'{where(path, line)}: empty {column!r} for sample {sample}')
+    if value.lower() in MISSING_VALUES:
+      raise InputError(f'{where(path, line)}: {column!r} of sample {sample} is {value!r}, a '
+                       f'missing value; give every sample of the genotypes a label (or '
+                       f'remove the sample from the genotype file)')
     if sample in out:
       raise InputError(f'{where(path, line)}: sample {sample} repeated (first on line '
                        f'{first[sample]})')

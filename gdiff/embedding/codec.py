@@ -49,9 +49,7 @@ class Codec:
   emb_std_GxC: np.ndarray  # (G, C) float32 train std of the raw scores (floored; 1 on padding)
   thresholds_Sx2: np.ndarray  # (S, 2) float32 calibrated decode thresholds
   mask_GxC: np.ndarray  # (G, C) bool real entries
-  # (S, 2) float32 train fractions of genotype 0 and of genotype <= 1 (None in codecs
-  # written before it existed).
-  genotype_cdf_Sx2: np.ndarray | None = None
+  genotype_cdf_Sx2: np.ndarray  # (S, 2) float32 train fractions of genotype 0 and of <= 1
   decoder: str = 'calibrated'
 
   @property
@@ -107,7 +105,7 @@ class Codec:
   def save(self, path: str) -> None:
     """Writes all arrays and the decoder name to a .npz file."""
     arrays = {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)
-              if f.name != 'decoder' and getattr(self, f.name) is not None}
+              if f.name != 'decoder'}
     with open(path, 'wb') as f:
       np.savez(f, decoder=np.array(self.decoder), **arrays)
 
@@ -115,8 +113,7 @@ class Codec:
   def load(cls, path: str) -> Codec:
     """Reads a codec written by `save`."""
     with np.load(path) as z:
-      kwargs = {f.name: z[f.name] for f in dataclasses.fields(cls)
-                if f.name != 'decoder' and f.name in z}
+      kwargs = {f.name: z[f.name] for f in dataclasses.fields(cls) if f.name != 'decoder'}
       return cls(decoder=str(z['decoder']), **kwargs)
 
 
@@ -248,15 +245,12 @@ def matched_thresholds(codec: Codec, emb_NxGxC: np.ndarray, snp_block: int = 819
   in blocks of `snp_block` (memory N x snp_block floats).
 
   Args:
-    codec: a codec with `genotype_cdf_Sx2`.
+    codec: a fitted codec.
     emb_NxGxC: the rows to calibrate on (normalised embedding).
     snp_block: SNPs per block.
   Returns:
     (S, 2) float32 thresholds (for `dataclasses.replace(codec, thresholds_Sx2=...)`).
   """
-  if codec.genotype_cdf_Sx2 is None:
-    raise ValueError('this codec keeps no train genotype frequencies (written by an older '
-                     'gdiff); rerun --mode=prepare')
   n, s = len(emb_NxGxC), codec.num_snps
   counts_Sx2 = np.rint(np.asarray(codec.genotype_cdf_Sx2, np.float64) * n).astype(np.int64)
   out = np.empty((s, 2), np.float32)

@@ -1,7 +1,8 @@
 """Fits the embedding on the train split and writes it with the embedded splits.
 
 `fit_and_write(emb_cfg, data_dir, emb_dir)` writes (via a temporary directory
-renamed at the end, so a crash leaves no half-written embedding):
+renamed at the end, `gdiff.workdir.replacing`, so a crash leaves no half-written
+embedding and a folder gdiff did not write is never replaced):
   codec.npz      the fitted `Codec` (`Codec.load`).
   mask.npy       (G, C) bool real entries.
   groups.tsv     group, name, chrom, start, end, snps, components.
@@ -19,21 +20,36 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
 from gdiff import errors
+from gdiff import workdir as wd
 from gdiff.data import cohort as cohort_lib
 from gdiff.data import dataset
 from gdiff.embedding import codec as codec_lib
 from gdiff.embedding import grouping, pca
 
-CODEC_FILE = 'codec.npz'
-MASK_FILE = 'mask.npy'
 GROUPS_FILE = 'groups.tsv'
-MANIFEST_FILE = 'manifest.json'
+
+
+def check_config(emb_cfg) -> None:
+  """Raises InputError naming the option for bad `embedding` settings (before any stage)."""
+  if emb_cfg.decode not in codec_lib.DECODERS:
+    raise errors.InputError(f'embedding.decode={emb_cfg.decode!r} is unknown '
+                            f'(known: {", ".join(codec_lib.DECODERS)})')
+  if int(emb_cfg.group_multiple) < 1:
+    raise errors.InputError(f'embedding.group_multiple must be >= 1, got '
+                            f'{emb_cfg.group_multiple}')
+  grouping.check_config(emb_cfg)
+  pca.check_config(emb_cfg)
+
+
+def input_files(emb_cfg) -> dict[str, str]:
+  """{option: path} of the input files of the `embedding` section."""
+  if emb_cfg.grouping == 'genes' and emb_cfg.annotation:
+    return {'embedding.annotation': emb_cfg.annotation}
+  return {}
 
 
 def fit_codec(dosage_train_NxS: np.ndarray, groups: grouping.Groups, emb_cfg) -> codec_lib.Codec:
@@ -46,12 +62,8 @@ def fit_codec(dosage_train_NxS: np.ndarray, groups: grouping.Groups, emb_cfg) ->
   Returns:
     The fitted Codec, groups padded to a multiple of `embedding.group_multiple`.
   """
-  if emb_cfg.decode not in codec_lib.DECODERS:
-    raise errors.InputError(f'embedding.decode={emb_cfg.decode!r} is unknown '
-                            f'(known: {", ".join(codec_lib.DECODERS)})')
+  check_config(emb_cfg)
   multiple = int(emb_cfg.group_multiple)
-  if multiple < 1:
-    raise errors.InputError(f'embedding.group_multiple must be >= 1, got {multiple}')
   fitted = pca.fit(dosage_train_NxS, groups, emb_cfg)
   slots = int(emb_cfg.slots)
   num_groups = -(-groups.num_groups // multiple) * multiple
@@ -121,7 +133,7 @@ def fit_and_write(emb_cfg, data_dir: str, emb_dir: str) -> codec_lib.Codec:
   Args:
     emb_cfg: the `embedding` config section.
     data_dir: an ingested cohort (gdiff.data.cohort layout).
-    emb_dir: output directory (replaced if it exists).
+    emb_dir: output directory (replaced if gdiff wrote it; any other folder is refused).
   Returns:
     The fitted Codec.
   """
@@ -150,23 +162,14 @@ def fit_and_write(emb_cfg, data_dir: str, emb_dir: str) -> codec_lib.Codec:
                                for k in range(codec.slots + 1) if (components == k).any()},
       'reconstruction': quality,
   }
-  parent = os.path.dirname(os.path.abspath(emb_dir))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.embedding-', dir=parent)
-  try:
-    codec.save(os.path.join(tmp, CODEC_FILE))
-    np.save(os.path.join(tmp, MASK_FILE), np.asarray(codec.mask_GxC))
+  with wd.replacing(emb_dir) as tmp:
+    codec.save(os.path.join(tmp, wd.CODEC_FILE))
+    np.save(os.path.join(tmp, wd.MASK_FILE), np.asarray(codec.mask_GxC))
     _write_groups(os.path.join(tmp, GROUPS_FILE), groups, components)
     dataset.write_splits(tmp, {s: (emb[s], labels[s]) for s in cohort_lib.SPLITS},
                          classes=cohort.classes)
-    with open(os.path.join(tmp, MANIFEST_FILE), 'w') as f:
+    with open(os.path.join(tmp, wd.EMBEDDING_MANIFEST_FILE), 'w') as f:
       json.dump(manifest, f, indent=1)
-    if os.path.exists(emb_dir):
-      shutil.rmtree(emb_dir)
-    os.replace(tmp, emb_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   logging.info('embedding: %d SNPs -> (%d, %d), val concordance %s', codec.num_snps,
                codec.num_groups, codec.slots,
                quality.get('val', {}).get(codec.decoder, {}).get('concordance'))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import logging
+import os
 import re
 
 import numpy as np
@@ -322,6 +323,20 @@ def group_genes(variants: cohort_lib.Variants, emb_cfg) -> Groups:
 
 
 GROUPINGS = {'window': group_window, 'genes': group_genes}
+
+
+def check_config(emb_cfg) -> None:
+  """Raises InputError naming the option for bad grouping settings (before any stage)."""
+  if emb_cfg.grouping not in GROUPINGS:
+    raise errors.InputError(f'embedding.grouping={emb_cfg.grouping!r} is unknown '
+                            f'(known: {", ".join(GROUPINGS)})')
+  _check_window_cfg(emb_cfg)  # genes: chromosomes without genes are windowed
+  if emb_cfg.grouping == 'genes':
+    if not emb_cfg.annotation:
+      raise errors.InputError('embedding.grouping=genes needs embedding.annotation '
+                              '(BED or GTF)')
+    if not os.path.isfile(emb_cfg.annotation):
+      raise errors.InputError(f'embedding.annotation: no such file: {emb_cfg.annotation}')
 
 
 def make_groups(emb_cfg, variants: cohort_lib.Variants) -> Groups:

@@ -48,8 +48,8 @@ def _fixed_rule(sizes_G: np.ndarray, emb_cfg) -> np.ndarray:
 RULES = {'paper': _paper_rule, 'full': _full_rule, 'fixed': _fixed_rule}
 
 
-def num_components(sizes_G: np.ndarray, emb_cfg) -> np.ndarray:
-  """(G,) components kept per group: the rule, capped by the group size and the slots."""
+def check_config(emb_cfg) -> None:
+  """Raises InputError naming the option for bad `embedding.rule` / slots settings."""
   if emb_cfg.rule not in RULES:
     raise errors.InputError(
         f'embedding.rule={emb_cfg.rule!r} is unknown (known: {", ".join(RULES)})')
@@ -58,6 +58,11 @@ def num_components(sizes_G: np.ndarray, emb_cfg) -> np.ndarray:
   if emb_cfg.rule == 'fixed' and int(emb_cfg.fixed_components) < 1:
     raise errors.InputError(
         f'embedding.fixed_components must be >= 1, got {emb_cfg.fixed_components}')
+
+
+def num_components(sizes_G: np.ndarray, emb_cfg) -> np.ndarray:
+  """(G,) components kept per group: the rule, capped by the group size and the slots."""
+  check_config(emb_cfg)
   comps = RULES[emb_cfg.rule](np.asarray(sizes_G), emb_cfg)
   return np.minimum(np.minimum(comps, sizes_G), int(emb_cfg.slots)).astype(np.int32)
 

@@ -286,6 +286,18 @@ def _json_default(value):
 
 
 def write(report_dir: str, metrics: dict, curves: dict) -> dict:
+  """Writes metrics.json, report.html, report.md and *.png into `report_dir`; their paths.
+
+  The files go to a temporary folder that replaces `report_dir` when complete
+  (`gdiff.workdir.replacing`: a folder gdiff did not write is refused, never replaced).
+  """
+  from gdiff import workdir as wd  # the workdir owns replacing a folder
+  with wd.replacing(report_dir) as tmp:
+    paths = _write_files(tmp, metrics, curves)
+  return {key: os.path.join(report_dir, os.path.basename(p)) for key, p in paths.items()}
+
+
+def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
   """Writes metrics.json, report.html, report.md and *.png; returns their paths."""
   os.makedirs(report_dir, exist_ok=True)
   paths = {'metrics': os.path.join(report_dir, 'metrics.json'),

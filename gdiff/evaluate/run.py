@@ -21,14 +21,15 @@ import h5py
 import ml_collections
 import numpy as np
 
+from gdiff import workdir as wd
 from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
 from gdiff.evaluate import baselines, classifiers, context, families, protocol, report
 
-DATA_DIR = 'data'
-CODEC_FILE = os.path.join('embedding', 'codec.npz')
-SYNTHETIC_FILE = os.path.join('samples', 'synthetic.h5')
-REPORT_DIR = 'report'
+DATA_DIR = wd.DATA
+CODEC_FILE = os.path.join(wd.EMBEDDING, wd.CODEC_FILE)
+SYNTHETIC_FILE = os.path.join(wd.SAMPLES, wd.SYNTHETIC_PREFIX + '.h5')
+REPORT_DIR = wd.REPORT
 
 
 def _load_codec(path: str):

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gdiff.embedding import fit as embedding_fit
+from gdiff import workdir as wd
 from gdiff.errors import InputError
 from gdiff.models import blend, cnn, mlp, transformer
 from gdiff.models.spec import ModelConfig, pack_mask
@@ -30,8 +30,18 @@ MODELS = {
     'transformer': transformer.GeneTransformer,
 }
 
-__all__ = ['MODELS', 'ModelConfig', 'abstract_params', 'build', 'count_params', 'init_params',
-           'load_model_config', 'model_config']
+__all__ = ['MODELS', 'ModelConfig', 'abstract_params', 'build', 'check_config', 'count_params',
+           'init_params', 'load_model_config', 'model_config']
+
+
+def check_config(m: ml_collections.ConfigDict) -> None:
+  """Raises InputError naming the option for bad `model` settings (before any stage)."""
+  if m.name not in MODELS:
+    raise InputError(f'config model.name={m.name!r} is unknown; known: {sorted(MODELS)}')
+  if m.dtype not in ('float32', 'bfloat16'):
+    raise InputError(f"config model.dtype={m.dtype!r}: use 'float32' or 'bfloat16'")
+  if not 0 <= m.dropout < 1:
+    raise InputError(f'config model.dropout={m.dropout!r}: must be in [0, 1)')
 
 
 def model_config(config: ml_collections.ConfigDict, num_groups: int, slots: int,
@@ -53,10 +63,7 @@ def model_config(config: ml_collections.ConfigDict, num_groups: int, slots: int,
     InputError: unknown `model.name`, or G incompatible with the CNN depth.
   """
   m = config.model
-  if m.name not in MODELS:
-    raise InputError(f'config model.name={m.name!r} is unknown; known: {sorted(MODELS)}')
-  if m.dtype not in ('float32', 'bfloat16'):
-    raise InputError(f"config model.dtype={m.dtype!r}: use 'float32' or 'bfloat16'")
+  check_config(m)
   if m.name in ('cnn', 'mlp_cnn'):
     factor = 2 ** (len(m.cnn_channel_mults) - 1)
     if num_groups % factor:
@@ -85,8 +92,8 @@ def load_model_config(config: ml_collections.ConfigDict, emb_dir: str) -> ModelC
   Raises:
     InputError: the embedding is missing (prepare has not run), or as `model_config`.
   """
-  manifest_path = os.path.join(emb_dir, embedding_fit.MANIFEST_FILE)
-  mask_path = os.path.join(emb_dir, embedding_fit.MASK_FILE)
+  manifest_path = os.path.join(emb_dir, wd.EMBEDDING_MANIFEST_FILE)
+  mask_path = os.path.join(emb_dir, wd.MASK_FILE)
   for path in (manifest_path, mask_path):
     if not os.path.exists(path):
       raise InputError(f'{path} is missing; run --mode=prepare first')

@@ -1,0 +1,178 @@
+"""What the genotype calls and chromosome names of a VCF record mean (ingest reads by these).
+
+Genotype calls (VCF). The GT text of every call is read and checked (`decode_gt`):
+a diploid call of allele indices 0/1 (phased or not) is the ALT count; a call with
+a missing allele ('./.', '0/.', '.') is missing. Every other call of a record with
+at most one ALT allele is an error that names the file, line, sample and call:
+an allele index beyond the record's ALT alleles ('0/3', '1/2' at a single-ALT
+site), more than two alleles ('0/1/1'), a haploid call on an autosome, or text
+that is not a genotype. With `data.qc.bad_calls='missing'` such calls are read
+as missing instead and counted per reason in the manifest (`bad_calls`).
+Multiallelic records are dropped whole (QC reason 'multiallelic') and their
+calls are not inspected.
+
+Haploid calls on the sex chromosomes and mitochondria (X, Y, MT or M, with or
+without 'chr'; PLINK's 23, 24 and 26), as callers write them for males: the
+record is dropped under its own QC reason 'haploid', never read as missing and
+filled (that would invent a second allele for every male). gdiff models
+diploid genotypes, so such chromosomes drop out except for records where every
+call is diploid (e.g. a female-only cohort, or the pseudo-autosomal regions).
+PLINK .bed files cannot mark a call haploid: plink stores males' X calls as
+homozygous, and they are read so.
+
+Chromosome names must be written one way per file: '22' and 'chr22' together
+are refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gdiff.errors import InputError, where
+
+# data.qc.bad_calls: what a call that is not a diploid genotype of the record's alleles is.
+BAD_CALLS = ('error', 'missing')
+# Reasons a call is bad (counted in the manifest under data.qc.bad_calls='missing').
+BAD_CALL_REASONS = ('allele_beyond_alt', 'ploidy', 'malformed')
+# Where haploid calls are expected (chromosome names without 'chr', upper case).
+HAPLOID_CHROMOSOMES = frozenset({'X', 'Y', 'MT', 'M', '23', '24', '26'})
+
+
+def chrom_key(name: str) -> str:
+  """'chr22', 'Chr22' and '22' all give '22' (the name without its 'chr' prefix)."""
+  name = str(name)
+  return name[3:] if name[:3].lower() == 'chr' else name
+
+
+def check_contig_names(names, path: str, seen: dict | None = None) -> None:
+  """Refuses a file that names one chromosome two ways ('22' and 'chr22').
+
+  `seen` (chrom_key -> name) carries the names met so far across calls.
+  """
+  seen = {} if seen is None else seen
+  for name in names:
+    other = seen.setdefault(chrom_key(name).upper(), name)
+    if other != name:
+      raise InputError(f'{path}: chromosome {other!r} and {name!r} both appear; name every '
+                       f'chromosome one way (with or without "chr"), e.g. with bcftools '
+                       f'annotate --rename-chrs')
+
+
+# The common call as one little-endian uint32 of its 4 GT bytes: '0/1' is 0x00312F30.
+# Clearing bit 0 of both allele bytes maps '0' and '1' alike to '0'.
+_ALLELES_01 = np.uint32(0xFFFEFFFE)
+_DIPLOID_01 = (np.uint32(0x00302F30), np.uint32(0x00307C30))  # '0/0' and '0|0' so masked
+_ROWS = 256  # records per block of the fast pass (its temporaries stay in cache)
+
+
+def decode_gt(gt_SxN: np.ndarray, numalt_S: np.ndarray, chrom_S: np.ndarray,
+               pos_S: np.ndarray, path: str, first_line: int | None, samples: np.ndarray,
+               bad_calls: str) -> tuple[np.ndarray, np.ndarray, dict]:
+  """ALT counts from GT text (see the module docstring for what each call means).
+
+  Args:
+    gt_SxN: (S, N) |S4, the first 4 bytes of each call's GT.
+    numalt_S: (S,) ALT alleles of each record.
+    chrom_S, pos_S: the records' CHROM and POS (for messages and the haploid rule).
+    path: the file (or 'file [region]') for messages.
+    first_line: line number of record 0, or None when lines are not known.
+    samples: (N,) sample IDs, for messages.
+    bad_calls: `data.qc.bad_calls`.
+
+  Returns:
+    dosage_SxN int8 (-1 missing), haploid_S bool (a haploid call on a sex
+    chromosome or MT), and {reason: count} of bad calls read as missing.
+  """
+  gt_SxN = np.ascontiguousarray(gt_SxN, dtype='S4')
+  code_SxN = gt_SxN.view('<u4')
+  dosage = np.empty(code_SxN.shape, np.int8)
+  others = []  # (rows, cols) of the calls the fast pass leaves to `_parse_call`
+  for lo in range(0, len(code_SxN), _ROWS):  # the fast pass: 0/1 alleles, 2 of them
+    block = code_SxN[lo:lo + _ROWS]
+    masked = block & _ALLELES_01
+    ok = masked == _DIPLOID_01[0]
+    ok |= masked == _DIPLOID_01[1]
+    alleles = block & np.uint32(0x00010001)  # bit 0 of each allele byte: allele 1
+    alleles += alleles >> 16
+    np.copyto(dosage[lo:lo + _ROWS], alleles, casting='unsafe')  # low byte: their sum
+    if not ok.all():
+      r, c = np.nonzero(~ok)
+      others.append((r + lo, c))
+  haploid = np.zeros(len(code_SxN), bool)
+  counts = {}
+  if not others:
+    return dosage, haploid, counts
+  rows, cols = (np.concatenate(x) for x in zip(*others))
+  keep = numalt_S[rows] <= 1  # multiallelic records are dropped whole, calls unread
+  rows, cols = rows[keep], cols[keep]
+  if not len(rows):
+    return dosage, haploid, counts
+  _, first, which = np.unique(code_SxN[rows, cols], return_index=True, return_inverse=True)
+  parsed = [_parse_call(gt_SxN[rows[k], cols[k]]) for k in first]  # one per distinct text
+  kind = np.array([p[0] for p in parsed], dtype=object)[which]
+  top = np.array([p[1] for p in parsed], np.int64)[which]  # largest allele index
+  value = np.array([p[2] for p in parsed], np.int8)[which]  # ALT count, -1 missing
+  sex = np.array([chrom_key(c).upper() in HAPLOID_CHROMOSOMES for c in chrom_S])[rows]
+  reason = np.full(len(rows), '', dtype=object)
+  reason[kind == 'malformed'] = 'malformed'
+  reason[(kind == 'polyploid') & (reason == '')] = 'ploidy'
+  reason[(top > numalt_S[rows]) & (reason == '')] = 'allele_beyond_alt'
+  reason[(kind == 'haploid') & ~sex & (reason == '')] = 'ploidy'
+  bad = np.flatnonzero(reason != '')
+  if len(bad) and bad_calls == 'error':
+    i = bad[0]
+    r, c = rows[i], cols[i]
+    at = where(path, None if first_line is None else first_line + int(r))
+    raise InputError(f'{at}: {chrom_S[r]}:{pos_S[r]} sample {samples[c]}: '
+                     f'{_why(reason[i], _call_text(gt_SxN[r, c]), numalt_S[r], chrom_S[r])} '
+                     f'(or set data.qc.bad_calls=missing to read such calls as missing)')
+  value[bad] = -1
+  for name in BAD_CALL_REASONS:
+    n = int((reason[bad] == name).sum())
+    if n:
+      counts[name] = n
+  hap = (kind == 'haploid') & (reason == '')
+  haploid[np.unique(rows[hap])] = True
+  value[hap] = -1
+  dosage[rows, cols] = value
+  return dosage, haploid, counts
+
+
+def _call_text(raw: bytes) -> str:
+  text = raw.decode('latin-1')
+  return text + '…' if len(text) == 4 else text  # S4 keeps 4 bytes; the call may go on
+
+
+def _parse_call(raw: bytes) -> tuple[str, int, int]:
+  """(kind, largest allele index or -1, ALT count or -1) of one call's GT text (<= 4 bytes).
+
+  kind: 'diploid', 'haploid', 'missing', 'polyploid' (more than two alleles) or
+  'malformed'. Text cut at 4 bytes is read as far as it goes.
+  """
+  text = raw.decode('latin-1')
+  parts = text.replace('|', '/').split('/')
+  if len(text) == 4 and parts[-1] == '':  # cut right after a separator: more follows
+    return ('polyploid', -1, -1) if len(parts) >= 3 else ('malformed', -1, -1)
+  if not text or not all(p == '.' or p.isdigit() for p in parts):
+    return 'malformed', -1, -1
+  if len(parts) > 2:
+    return 'polyploid', -1, -1
+  alleles = [int(p) for p in parts if p != '.']
+  top = max(alleles, default=-1)
+  if len(alleles) < len(parts):
+    return 'missing', top, -1
+  if len(parts) == 1:
+    return 'haploid', top, -1
+  return 'diploid', top, sum(a == 1 for a in alleles)
+
+
+def _why(reason: str, text: str, numalt: int, chrom: str) -> str:
+  if reason == 'allele_beyond_alt':
+    return (f'genotype {text!r} has an allele index beyond the record\'s {numalt} ALT '
+            f'allele(s)')
+  if reason == 'malformed':
+    return f'genotype {text!r} is not a genotype call (expected e.g. 0/1, 1|1 or ./.)'
+  if '/' in text or '|' in text:
+    return f'genotype {text!r} has more than two alleles (gdiff reads diploid genotypes)'
+  return (f'genotype {text!r} is haploid on chromosome {chrom} (haploid calls are read on '
+          f'X, Y and MT only; gdiff reads diploid genotypes)')
