@@ -29,8 +29,9 @@ files changed since: the user picks a new workdir. A stage that is redone
 killed half way never leaves a record for outputs that are gone.
 
 Format. `FORMAT` numbers the workdir layout and record contents; a workdir of
-another format (format 1: every gdiff before the number existed) is refused in
-one line, so no stage ever reads outputs it does not understand.
+another format (format 1: every gdiff before the number existed; format 2:
+cohort shards without `hap0` and manifests without `phased`) is refused in one
+line, so no stage ever reads outputs it does not understand.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ import ml_collections
 from gdiff.data import simulate
 from gdiff.errors import InputError
 
-FORMAT = 2
+FORMAT = 3
 MARKER = '.gdiff-folder.json'
 _TMP = '.gdiff-tmp-'  # infix of temporary folders: .<name>.gdiff-tmp-XXXXXXXX
 _OLD = '.gdiff-old-'  # infix of a replaced folder on its way out

@@ -1,5 +1,6 @@
 """Tests of gdiff.data.ingest and gdiff.data.qc against scikit-allel, plink2 and bcftools."""
 
+import dataclasses
 import gzip
 import os
 import re
@@ -9,6 +10,7 @@ import subprocess
 import zlib
 
 import allel
+import h5py
 import numpy as np
 import pytest
 
@@ -86,15 +88,29 @@ def dirty_vcf(clean_vcf, tmp_path_factory):
   return path, len(body), body[20][2]
 
 
+def _out(tmp_path, kind, chunk, shard):
+  return tmp_path / f'out-{kind}-{chunk}-{shard}'
+
+
 def _ingest(path, tmp_path, kind='vcf', chunk=10_000, shard=50_000, **qc_overrides):
   source = ingest.open_source(kind, str(path))
-  out = tmp_path / f'out-{kind}-{chunk}-{shard}'
+  out = _out(tmp_path, kind, chunk, shard)
   stats = ingest.ingest(source, str(out), chunk, shard, _qc(**qc_overrides))
   shards = sorted(os.listdir(out / 'shards'))
   c = cohort_lib.Cohort(str(out), source.samples, source.samples, np.zeros(len(source.samples)),
                         ('x',), np.array(['train'] * len(source.samples)),
                         tuple(str(out / 'shards' / s) for s in shards))
   return source, stats, c.variants(), c.dosages()
+
+
+def _ingest_phase(path, tmp_path, kind='vcf', chunk=10_000, shard=50_000, **qc_overrides):
+  """`_ingest`, plus the shards' hap0 (N, S)."""
+  source, stats, variants, dosage = _ingest(path, tmp_path, kind, chunk, shard, **qc_overrides)
+  hap0 = []
+  for shard_info in stats['shards']:
+    with h5py.File(_out(tmp_path, kind, chunk, shard) / shard_info['file'], 'r') as f:
+      hap0.append(f['hap0'][()])
+  return stats, variants, dosage, np.concatenate(hap0, axis=1)
 
 
 def _reference_qc(path, min_maf, min_call_rate):
@@ -112,6 +128,16 @@ def _reference_qc(path, min_maf, min_call_rate):
   fill = np.floor(freq * 2 + 0.5)[:, None]
   dosage = np.where(called, n_alt, fill)[keep].T.astype(np.int8)
   return cs['variants/ID'][keep], dosage, int((~called[keep]).sum())
+
+
+def _reference_hap0(path, ids, dosage_NxS):
+  """First alleles of the calls of `ids` as scikit-allel reads them; filled calls 0|0, 1|0, 1|1."""
+  cs = allel.read_vcf(path, fields=['variants/ID', 'calldata/GT'], alt_number=2)
+  row = {i: k for k, i in enumerate(cs['variants/ID'])}
+  gt = cs['calldata/GT'][[row[i] for i in ids]]  # (S, N, 2), -1 missing
+  missing = (gt < 0).any(axis=2).T
+  first = gt[:, :, 0].T.astype(np.int8)
+  return np.where(missing, np.minimum(dosage_NxS, 1), first), missing
 
 
 # chunk 9: the duplicate (record 45) opens a chunk, so it is caught across chunks.
@@ -133,6 +159,72 @@ def test_vcf_matches_scikit_allel_and_counts_drops(dirty_vcf, tmp_path, chunk, s
   assert dosage.dtype == np.int8 and dosage.shape == (60, num_clean)
   assert missing_id in set(variants.id)
   assert not any(i.startswith('extra') or i == 'dup40' for i in variants.id)
+
+
+@pytest.mark.parametrize('chunk, shard', [(10_000, 50_000), (9, 13)])
+def test_phased_vcf_keeps_the_first_haplotype(dirty_vcf, tmp_path, chunk, shard):
+  # Every call is phased ('|'); the 3 missing calls are filled. hap0 is the a of each
+  # 'a|b' (scikit-allel's first allele), hap1 = dosage - hap0 is an allele too.
+  path, _, _ = dirty_vcf
+  stats, variants, dosage, hap0 = _ingest_phase(path, tmp_path, chunk=chunk, shard=shard,
+                                                min_hwe_p=0.0)
+  expected, filled = _reference_hap0(path, variants.id, dosage)
+  assert hap0.dtype == np.int8 and filled.sum() == 3
+  np.testing.assert_array_equal(hap0, expected)
+  assert set(np.unique(dosage - hap0)) == {0, 1} and set(np.unique(hap0)) == {0, 1}
+  # Phase as written: a heterozygote is 1|0 for some people, 0|1 for others.
+  het = (dosage == 1) & ~filled
+  assert 0 < hap0[het].sum() < het.sum()
+  # The 3 filled calls are 0|0 (the SNP's ALT is rare), so no call has unknown phase.
+  np.testing.assert_array_equal(dosage[filled], [0, 0, 0])
+  assert stats['phased'] and stats['unphased_het_calls'] == 0
+
+
+def test_unphased_het_calls_are_counted_among_kept_snps(tmp_path):
+  phased = [('1', 10, 'G', ['0|1', '1|0', '0/0', '1/1', '0|0', '1|1']),
+            ('1', 20, 'G', ['1|1', '0|1', '0|0', '1|0', '0/0', '1/1']),
+            ('1', 25, 'GT', ['0/1', '0/1', '0/0', '1/1', '0|0', '1|1'])]  # indel: dropped
+  stats, _, dosage, hap0 = _ingest_phase(_calls_vcf(tmp_path / 'p.vcf', phased), tmp_path,
+                                         min_maf=0.0, min_hwe_p=0.0)
+  assert stats['phased'] and stats['unphased_het_calls'] == 0  # 0/0 and 1/1 are phase-free
+  assert stats['dropped']['not_snp'] == 1
+  np.testing.assert_array_equal(hap0.T, [[0, 1, 0, 1, 0, 1], [1, 0, 0, 1, 0, 1]])
+  np.testing.assert_array_equal(dosage.T, [[1, 1, 0, 2, 0, 2], [2, 1, 0, 1, 0, 2]])
+  one = [phased[0], ('1', 20, 'G', ['1|1', '0|1', '0|0', '0/1', '0/0', '1/1'])]
+  stats, _, _, hap0 = _ingest_phase(_calls_vcf(tmp_path / 'one.vcf', one), tmp_path / 'one',
+                                    min_maf=0.0, min_hwe_p=0.0)
+  assert not stats['phased'] and stats['unphased_het_calls'] == 1
+  assert hap0[3, 1] == 0  # '0/1': the first allele as written
+
+
+def test_phase_of_calls_off_the_fast_path(tmp_path):
+  # '01' is allele 1 (htslib reads indices as integers): these calls take the slow
+  # parser. '0/2' is a bad call read as missing, never counted as a heterozygote.
+  rows = [('1', 10, 'G', ['0/01', '01|0', '0|01', '1|1', '0/.', '0/2'])]
+  path = _calls_vcf(tmp_path / 'slow.vcf', rows)
+  chunk = next(ingest.open_source('vcf', path).chunks(10, bad_calls='missing'))
+  np.testing.assert_array_equal(chunk.dosage_SxN, [[1, 1, 1, 2, -1, -1]])
+  np.testing.assert_array_equal(chunk.hap0_SxN, [[0, 1, 0, 1, 0, 0]])
+  np.testing.assert_array_equal(chunk.unphased_het_S, [1])
+  assert chunk.bad_calls == {'allele_beyond_alt': 1}
+
+
+def test_filled_calls_follow_their_dosage():
+  # Fill values 1 (mean 1), 0 (mean 0.25) and 2 (mean 1.75) for the last sample.
+  dosage = np.array([[1, 1, 1, 1, -1], [0, 0, 0, 1, -1], [2, 2, 2, 1, -1]], np.int8)
+  hap0 = np.array([[0, 1, 0, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 0]], np.int8)
+  chunk = qc.RawChunk(np.array(['1'] * 3), np.array([10, 20, 30]), np.array(['a', 'b', 'c']),
+                      np.array(['A'] * 3), np.array(['G'] * 3), np.zeros(3, bool), dosage,
+                      hap0_SxN=hap0, unphased_het_S=np.array([2, 0, 0]))
+  result = qc.qc_chunk(chunk, _qc(min_maf=0.0, min_call_rate=0.0, min_hwe_p=0.0), None)
+  np.testing.assert_array_equal(result.dosage_SxK[:, -1], [1, 0, 2])
+  np.testing.assert_array_equal(result.hap0_SxK[:, -1], [1, 0, 1])  # 1|0, 0|0, 1|1
+  np.testing.assert_array_equal(result.hap0_SxK[:, :-1], hap0[:, :-1])
+  assert result.unphased_het_calls == 2 + 1
+  unphased = qc.qc_chunk(dataclasses.replace(chunk, hap0_SxN=None, unphased_het_S=None),
+                         _qc(min_maf=0.0, min_call_rate=0.0, min_hwe_p=0.0), None)
+  np.testing.assert_array_equal(unphased.hap0_SxK, np.minimum(unphased.dosage_SxK, 1))
+  assert unphased.unphased_het_calls == int((unphased.dosage_SxK == 1).sum()) == 7
 
 
 def test_gzip_and_plain_vcf_agree(dirty_vcf, clean_vcf, tmp_path):
@@ -194,6 +286,20 @@ def test_plink_matches_vcf(clean_vcf, tmp_path):
   for field in ('chrom', 'pos', 'id', 'ref', 'alt'):
     np.testing.assert_array_equal(getattr(v_bed, field), getattr(v_vcf, field))
   np.testing.assert_array_equal(d_bed, d_vcf)
+
+
+@needs_plink2
+def test_plink_is_unphased(clean_vcf, tmp_path):
+  prefix = str(tmp_path / 'bed')
+  subprocess.run(['plink2', '--vcf', clean_vcf, '--make-bed', '--out', prefix], check=True,
+                 capture_output=True)
+  vcf_stats, _, _, vcf_hap0 = _ingest_phase(clean_vcf, tmp_path)
+  assert vcf_stats['phased'] and vcf_stats['unphased_het_calls'] == 0
+  stats, _, dosage, hap0 = _ingest_phase(prefix, tmp_path, kind='plink', chunk=17)
+  assert not stats['phased']
+  assert stats['unphased_het_calls'] == int((dosage == 1).sum()) > 0
+  np.testing.assert_array_equal(hap0, np.minimum(dosage, 1))  # 1|0, phase unknown
+  assert (hap0 != vcf_hap0).any()  # the VCF's phase is not the PLINK convention
 
 
 @needs_bcftools

@@ -5,12 +5,22 @@ Layout of `WORKDIR/data/`:
                        split (N,) str in {train, val, test}; attr `classes` (JSON list).
   shards/shard-KKKKK.h5  one per block of kept variants, in genome order:
                        dosage (N, S_k) int8 (alt-allele count, missing already filled),
+                       hap0 (N, S_k) int8 (the allele on the first haplotype; the
+                       second is dosage - hap0),
                        chrom, id, ref, alt (S_k,) str; pos (S_k,) int64.
-  manifest.json        what was read, kept and dropped and why (written by ingest).
+  manifest.json        what was read, kept and dropped and why (written by ingest),
+                       and `phased` (see below).
   splits.tsv           sample, label, split (human-readable copy of the split).
 
 Sample order is the same in every file. Classes are sorted label strings and
 `label_ids` index into them.
+
+Phase. `hap0` is always stored, but means a haplotype only when the manifest
+says `phased: true`: the input was a VCF and no heterozygous call of a kept
+SNP had unknown phase (`unphased_het_calls` 0; the rule is in
+`gdiff.data.genotypes` and `gdiff.data.qc`). A phased cohort can be read as
+haplotypes (`Cohort.haplotypes`); an unphased one (PLINK input, '0/1' calls,
+filled heterozygous calls) only as genotypes (`Cohort.dosages`).
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ from collections.abc import Iterator, Sequence
 
 import h5py
 import numpy as np
+
+from gdiff.errors import InputError
 
 SPLITS = ('train', 'val', 'test')
 COHORT_FILE = 'cohort.h5'
@@ -95,6 +107,38 @@ class Cohort:
     rows = None if split is None else self.indices(split)
     return np.concatenate([d for _, d in self.iter_shards(rows)], axis=1)
 
+  @property
+  def phased(self) -> bool:
+    """Whether `hap0` holds haplotypes (the manifest's `phased`; False without a manifest)."""
+    if not os.path.isfile(os.path.join(self.directory, MANIFEST_FILE)):
+      return False
+    return self.manifest().get('phased') is True
+
+  def iter_haplotypes(self, rows: np.ndarray | None = None
+                      ) -> Iterator[tuple[Variants, np.ndarray]]:
+    """Yields (variants, haplotypes_Nx2xSk int8 alleles) per shard, rows selected if given.
+
+    Raises InputError for a cohort that is not phased (see the module docstring).
+    """
+    if not self.phased:
+      manifest = os.path.join(self.directory, MANIFEST_FILE)
+      raise InputError(f'{self.directory}: the cohort is not phased ({manifest} has no '
+                       f'"phased": true: PLINK input, or heterozygous calls of unknown phase '
+                       f'such as 0/1); it can be modelled as genotypes only')
+    for path in self.shard_paths:
+      with h5py.File(path, 'r') as f:
+        if 'hap0' not in f:
+          raise InputError(f'{path}: no hap0 in a shard of a phased cohort (damaged cohort?)')
+        dosage, hap0 = f['dosage'][()], f['hap0'][()]
+        if rows is not None:
+          dosage, hap0 = dosage[rows], hap0[rows]
+        yield _read_variants(f), np.stack([hap0, dosage - hap0], axis=1)
+
+  def haplotypes(self, split: str | None = None) -> np.ndarray:
+    """All kept SNPs of a phased cohort for one split (or everyone), (n, 2, S) int8."""
+    rows = None if split is None else self.indices(split)
+    return np.concatenate([h for _, h in self.iter_haplotypes(rows)], axis=2)
+
   def manifest(self) -> dict:
     with open(os.path.join(self.directory, MANIFEST_FILE)) as f:
       return json.load(f)
@@ -106,12 +150,16 @@ def _read_variants(f: h5py.File) -> Variants:
       id=f['id'].asstr()[()], ref=f['ref'].asstr()[()], alt=f['alt'].asstr()[()])
 
 
-def write_shard(path: str, variants: Variants, dosage_NxS: np.ndarray) -> None:
-  """Writes one shard atomically (temporary name, then rename)."""
+def write_shard(path: str, variants: Variants, dosage_NxS: np.ndarray,
+                hap0_NxS: np.ndarray | None = None) -> None:
+  """Writes one shard atomically (temporary name, then rename); `hap0` when given."""
   tmp = path + '.tmp'
   with h5py.File(tmp, 'w') as f:
     f.create_dataset('dosage', data=np.asarray(dosage_NxS, np.int8), chunks=True,
                      compression='gzip', compression_opts=1)
+    if hap0_NxS is not None:
+      f.create_dataset('hap0', data=np.asarray(hap0_NxS, np.int8), chunks=True,
+                       compression='gzip', compression_opts=1)
     f.create_dataset('pos', data=np.asarray(variants.pos, np.int64))
     for name in ('chrom', 'id', 'ref', 'alt'):
       f.create_dataset(name, data=np.asarray(getattr(variants, name), dtype=object),

@@ -20,11 +20,20 @@ call is diploid (e.g. a female-only cohort, or the pseudo-autosomal regions).
 PLINK .bed files cannot mark a call haploid: plink stores males' X calls as
 homozygous, and they are read so.
 
+Phase. Each diploid call also gives the allele on its first haplotype (`hap0`,
+the a of 'a|b' or 'a/b'; the second is the ALT count minus it). A heterozygous
+call written with '/' ('0/1', '1/0') has unknown phase and is counted per
+record (`unphased_het_S`); '0/0' and '1/1' are phase-free whatever the
+separator. A cohort is phased when no heterozygous call it keeps has unknown
+phase (see `gdiff.data.qc` for filled calls and PLINK input).
+
 Chromosome names must be written one way per file: '22' and 'chr22' together
 are refused.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -62,13 +71,27 @@ def check_contig_names(names, path: str, seen: dict | None = None) -> None:
 # Clearing bit 0 of both allele bytes maps '0' and '1' alike to '0'.
 _ALLELES_01 = np.uint32(0xFFFEFFFE)
 _DIPLOID_01 = (np.uint32(0x00302F30), np.uint32(0x00307C30))  # '0/0' and '0|0' so masked
+# code ^ (code >> 16) of a diploid 0/1 call: bit 0 is allele 1 xor allele 2, byte 1 the
+# separator (byte 3 is 0), so '0/1' and '1/0' alone give 0x2F01 under this mask.
+_SEP_AND_HET = np.uint32(0xFF01)
+_UNPHASED_HET = np.uint32(0x2F01)
 _ROWS = 256  # records per block of the fast pass (its temporaries stay in cache)
 
 
+class Calls(NamedTuple):
+  """What `decode_gt` reads from the GT text of S records x N samples."""
+
+  dosage_SxN: np.ndarray  # int8 ALT count, -1 missing
+  hap0_SxN: np.ndarray  # int8 allele (0/1) on the first haplotype; 0 where missing
+  unphased_het_S: np.ndarray  # int64 heterozygous calls of unknown phase ('/') per record
+  haploid_S: np.ndarray  # bool: a haploid call on a sex chromosome or MT
+  bad_calls: dict[str, int]  # {reason: count} of bad calls read as missing
+
+
 def decode_gt(gt_SxN: np.ndarray, numalt_S: np.ndarray, chrom_S: np.ndarray,
-               pos_S: np.ndarray, path: str, first_line: int | None, samples: np.ndarray,
-               bad_calls: str) -> tuple[np.ndarray, np.ndarray, dict]:
-  """ALT counts from GT text (see the module docstring for what each call means).
+              pos_S: np.ndarray, path: str, first_line: int | None, samples: np.ndarray,
+              bad_calls: str) -> Calls:
+  """ALT counts and phase from GT text (see the module docstring for what each call means).
 
   Args:
     gt_SxN: (S, N) |S4, the first 4 bytes of each call's GT.
@@ -80,12 +103,13 @@ def decode_gt(gt_SxN: np.ndarray, numalt_S: np.ndarray, chrom_S: np.ndarray,
     bad_calls: `data.qc.bad_calls`.
 
   Returns:
-    dosage_SxN int8 (-1 missing), haploid_S bool (a haploid call on a sex
-    chromosome or MT), and {reason: count} of bad calls read as missing.
+    Calls.
   """
   gt_SxN = np.ascontiguousarray(gt_SxN, dtype='S4')
   code_SxN = gt_SxN.view('<u4')
   dosage = np.empty(code_SxN.shape, np.int8)
+  hap0 = np.empty(code_SxN.shape, np.int8)
+  unphased = np.zeros(len(code_SxN), np.int64)
   others = []  # (rows, cols) of the calls the fast pass leaves to `_parse_call`
   for lo in range(0, len(code_SxN), _ROWS):  # the fast pass: 0/1 alleles, 2 of them
     block = code_SxN[lo:lo + _ROWS]
@@ -93,25 +117,33 @@ def decode_gt(gt_SxN: np.ndarray, numalt_S: np.ndarray, chrom_S: np.ndarray,
     ok = masked == _DIPLOID_01[0]
     ok |= masked == _DIPLOID_01[1]
     alleles = block & np.uint32(0x00010001)  # bit 0 of each allele byte: allele 1
+    np.copyto(hap0[lo:lo + _ROWS], alleles, casting='unsafe')  # low byte: the first allele
     alleles += alleles >> 16
     np.copyto(dosage[lo:lo + _ROWS], alleles, casting='unsafe')  # low byte: their sum
+    np.bitwise_xor(block, block >> 16, out=masked)
+    masked &= _SEP_AND_HET
+    het = masked == _UNPHASED_HET
+    het &= ok
+    unphased[lo:lo + _ROWS] = np.count_nonzero(het, axis=1)
     if not ok.all():
       r, c = np.nonzero(~ok)
       others.append((r + lo, c))
   haploid = np.zeros(len(code_SxN), bool)
   counts = {}
   if not others:
-    return dosage, haploid, counts
+    return Calls(dosage, hap0, unphased, haploid, counts)
   rows, cols = (np.concatenate(x) for x in zip(*others))
   keep = numalt_S[rows] <= 1  # multiallelic records are dropped whole, calls unread
   rows, cols = rows[keep], cols[keep]
   if not len(rows):
-    return dosage, haploid, counts
+    return Calls(dosage, hap0, unphased, haploid, counts)
   _, first, which = np.unique(code_SxN[rows, cols], return_index=True, return_inverse=True)
   parsed = [_parse_call(gt_SxN[rows[k], cols[k]]) for k in first]  # one per distinct text
-  kind = np.array([p[0] for p in parsed], dtype=object)[which]
-  top = np.array([p[1] for p in parsed], np.int64)[which]  # largest allele index
-  value = np.array([p[2] for p in parsed], np.int8)[which]  # ALT count, -1 missing
+  kind = np.array([p.kind for p in parsed], dtype=object)[which]
+  top = np.array([p.top for p in parsed], np.int64)[which]  # largest allele index
+  value = np.array([p.dosage for p in parsed], np.int8)[which]  # ALT count, -1 missing
+  first_allele = np.array([p.hap0 for p in parsed], np.int8)[which]
+  unknown_phase = np.array([p.unphased_het for p in parsed], bool)[which]
   sex = np.array([chrom_key(c).upper() in HAPLOID_CHROMOSOMES for c in chrom_S])[rows]
   reason = np.full(len(rows), '', dtype=object)
   reason[kind == 'malformed'] = 'malformed'
@@ -135,7 +167,9 @@ def decode_gt(gt_SxN: np.ndarray, numalt_S: np.ndarray, chrom_S: np.ndarray,
   haploid[np.unique(rows[hap])] = True
   value[hap] = -1
   dosage[rows, cols] = value
-  return dosage, haploid, counts
+  hap0[rows, cols] = np.where(value < 0, 0, first_allele)
+  np.add.at(unphased, rows[unknown_phase & (value == 1)], 1)
+  return Calls(dosage, hap0, unphased, haploid, counts)
 
 
 def _call_text(raw: bytes) -> str:
@@ -143,27 +177,32 @@ def _call_text(raw: bytes) -> str:
   return text + '…' if len(text) == 4 else text  # S4 keeps 4 bytes; the call may go on
 
 
-def _parse_call(raw: bytes) -> tuple[str, int, int]:
-  """(kind, largest allele index or -1, ALT count or -1) of one call's GT text (<= 4 bytes).
+class _Call(NamedTuple):
+  kind: str  # 'diploid', 'haploid', 'missing', 'polyploid' (> 2 alleles) or 'malformed'
+  top: int = -1  # largest allele index, -1 if none
+  dosage: int = -1  # ALT count of a diploid call, else -1
+  hap0: int = 0  # a diploid call's first allele is ALT (1) or not (0)
+  unphased_het: bool = False  # a diploid call of two different alleles joined by '/'
 
-  kind: 'diploid', 'haploid', 'missing', 'polyploid' (more than two alleles) or
-  'malformed'. Text cut at 4 bytes is read as far as it goes.
-  """
+
+def _parse_call(raw: bytes) -> _Call:
+  """What one call's GT text (<= 4 bytes) is; text cut at 4 bytes is read as far as it goes."""
   text = raw.decode('latin-1')
   parts = text.replace('|', '/').split('/')
   if len(text) == 4 and parts[-1] == '':  # cut right after a separator: more follows
-    return ('polyploid', -1, -1) if len(parts) >= 3 else ('malformed', -1, -1)
+    return _Call('polyploid') if len(parts) >= 3 else _Call('malformed')
   if not text or not all(p == '.' or p.isdigit() for p in parts):
-    return 'malformed', -1, -1
+    return _Call('malformed')
   if len(parts) > 2:
-    return 'polyploid', -1, -1
+    return _Call('polyploid')
   alleles = [int(p) for p in parts if p != '.']
   top = max(alleles, default=-1)
   if len(alleles) < len(parts):
-    return 'missing', top, -1
+    return _Call('missing', top)
   if len(parts) == 1:
-    return 'haploid', top, -1
-  return 'diploid', top, sum(a == 1 for a in alleles)
+    return _Call('haploid', top)
+  return _Call('diploid', top, sum(a == 1 for a in alleles), int(alleles[0] == 1),
+               alleles[0] != alleles[1] and '/' in text)
 
 
 def _why(reason: str, text: str, numalt: int, chrom: str) -> str:

@@ -16,6 +16,12 @@ Genotype calls and chromosome names are read by the rules of
 `gdiff.data.genotypes` (every call checked; haploid calls on X, Y and MT drop
 their record under the QC reason 'haploid'; '22' with 'chr22' refused).
 
+Phase. A VCF call also gives its first haplotype's allele (`hap0`), stored in
+every shard next to the dosage; the statistics say `phased: true` only when no
+heterozygous call of a kept SNP has unknown phase ('0/1', a filled call; see
+`gdiff.data.qc`) and `unphased_het_calls` how many did. PLINK input carries no
+phase: `phased: false`, its heterozygous calls stored as 1|0.
+
 Each chunk goes through `gdiff.data.qc.qc_chunk`; kept SNPs are written as
 shards of `shard_variants` variants with `gdiff.data.cohort.write_shard`
 (REF/ALT upper-cased; a missing ID '.' becomes CHROM:POS:REF:ALT).
@@ -286,12 +292,13 @@ def _vcf_chunk(chunk: dict, path: str, first_line: int | None, samples: np.ndarr
   chrom = chunk['variants/CHROM'].astype(str)
   pos = chunk['variants/POS'].astype(np.int64)
   numalt = chunk['variants/numalt'].astype(np.int64)
-  dosage, haploid, counts = genotypes.decode_gt(chunk['calldata/GT'], numalt, chrom, pos, path,
-                                                first_line, samples, bad_calls)
+  calls = genotypes.decode_gt(chunk['calldata/GT'], numalt, chrom, pos, path, first_line,
+                              samples, bad_calls)
   return qc_lib.RawChunk(
       chrom=chrom, pos=pos, id=chunk['variants/ID'].astype(str),
       ref=chunk['variants/REF'].astype(str), alt=chunk['variants/ALT'].astype(str),
-      multiallelic=numalt > 1, dosage_SxN=dosage, haploid=haploid, bad_calls=counts)
+      multiallelic=numalt > 1, dosage_SxN=calls.dosage_SxN, haploid=calls.haploid_S,
+      hap0_SxN=calls.hap0_SxN, unphased_het_S=calls.unphased_het_S, bad_calls=calls.bad_calls)
 
 
 # ------------------------------------------------------------------ PLINK
@@ -442,26 +449,29 @@ def _kept_variants(chunk: qc_lib.RawChunk, keep: np.ndarray) -> cohort_lib.Varia
 
 
 class _ShardWriter:
-  """Fills one preallocated (N, shard_variants) buffer; writes it as a shard when full.
+  """Fills preallocated (N, shard_variants) buffers (dosage, hap0); writes a shard when full.
 
-  Memory: the buffer plus the copy `write_shard` makes, about
-  2 x N x shard_variants bytes, whatever the file length.
+  Memory: the buffers plus the copies `write_shard` makes, about
+  4 x N x shard_variants bytes, whatever the file length.
   """
 
   def __init__(self, out_dir: str, shard_variants: int, num_samples: int):
     self.out_dir = out_dir
     self.shard_variants = shard_variants
     self._buffer_NxS = np.empty((num_samples, shard_variants), np.int8)
+    self._hap0_NxS = np.empty((num_samples, shard_variants), np.int8)
     self._variants: list[cohort_lib.Variants] = []
     self._count = 0
     self.shards: list[dict] = []
     os.makedirs(os.path.join(out_dir, cohort_lib.SHARD_DIR), exist_ok=True)
 
-  def add(self, variants: cohort_lib.Variants, dosage_KxN: np.ndarray) -> None:
+  def add(self, variants: cohort_lib.Variants, dosage_KxN: np.ndarray,
+          hap0_KxN: np.ndarray) -> None:
     done = 0
     while done < len(variants):
       take = min(len(variants) - done, self.shard_variants - self._count)
       self._buffer_NxS[:, self._count:self._count + take] = dosage_KxN[done:done + take].T
+      self._hap0_NxS[:, self._count:self._count + take] = hap0_KxN[done:done + take].T
       self._variants.append(variants.take(np.s_[done:done + take]))
       self._count += take
       done += take
@@ -471,7 +481,7 @@ class _ShardWriter:
   def _write(self) -> None:
     path = cohort_lib.shard_path(self.out_dir, len(self.shards))
     cohort_lib.write_shard(path, cohort_lib.Variants.concatenate(self._variants),
-                           self._buffer_NxS[:, :self._count])
+                           self._buffer_NxS[:, :self._count], self._hap0_NxS[:, :self._count])
     self.shards.append({'file': os.path.relpath(path, self.out_dir), 'variants': self._count})
     self._variants, self._count = [], 0
 
@@ -497,14 +507,16 @@ def ingest_chunks(chunks: Iterator[qc_lib.RawChunk], path: str, out_dir: str,
 
   Returns:
     variants_read, variants_kept, dropped (per reason), bad_calls (calls read as
-    missing per reason, see `gdiff.data.genotypes`), missing_filled,
-    kept_per_chromosome (in file order), shards ([{file, variants}]).
+    missing per reason, see `gdiff.data.genotypes`), missing_filled, phased,
+    unphased_het_calls (see the module docstring), kept_per_chromosome (in
+    file order), shards ([{file, variants}]).
   """
   order = _Order(path)
   writer = _ShardWriter(out_dir, shard_variants, num_samples)
   dropped = dict.fromkeys(qc_lib.REASONS, 0)
   bad_calls = dict.fromkeys(genotypes.BAD_CALL_REASONS, 0)
-  read = kept = filled = 0
+  read = kept = filled = unphased = 0
+  phase_read = True  # every chunk came with phase (not PLINK)
   per_chrom: dict[str, int] = {}
   previous = None
   for chunk in chunks:
@@ -514,6 +526,8 @@ def ingest_chunks(chunks: Iterator[qc_lib.RawChunk], path: str, out_dir: str,
     read += len(chunk)
     kept += int(result.keep.sum())
     filled += result.missing_filled
+    unphased += result.unphased_het_calls
+    phase_read &= chunk.hap0_SxN is not None
     for reason, count in result.dropped.items():
       dropped[reason] += count
     for reason, count in chunk.bad_calls.items():
@@ -521,13 +535,14 @@ def ingest_chunks(chunks: Iterator[qc_lib.RawChunk], path: str, out_dir: str,
     variants = _kept_variants(chunk, result.keep)
     for c, n in zip(*np.unique(variants.chrom, return_counts=True)):
       per_chrom[str(c)] = per_chrom.get(str(c), 0) + int(n)
-    writer.add(variants, result.dosage_SxK)
+    writer.add(variants, result.dosage_SxK, result.hap0_SxK)
     if progress is not None:
       progress.update(len(chunk))
   writer.close()
   return {'variants_read': read, 'variants_kept': kept, 'dropped': dropped,
-          'bad_calls': bad_calls, 'missing_filled': filled, 'kept_per_chromosome': per_chrom,
-          'shards': writer.shards}
+          'bad_calls': bad_calls, 'missing_filled': filled,
+          'phased': phase_read and unphased == 0, 'unphased_het_calls': unphased,
+          'kept_per_chromosome': per_chrom, 'shards': writer.shards}
 
 
 def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cfg,
@@ -547,7 +562,8 @@ def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cf
 
   Returns:
     Statistics for the manifest: variants read/kept/dropped per reason, missing
-    calls filled, kept SNPs per chromosome, shards, wall time.
+    calls filled, phased and unphased_het_calls, kept SNPs per chromosome,
+    shards, wall time.
   """
   start = time.time()
   progress = tqdm.tqdm(total=source.num_variants, unit='variants', desc='ingest',
@@ -563,6 +579,9 @@ def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cf
 
 def log_stats(path: str, stats: dict, wall: float, how: str = '') -> None:
   """One logging line summarising an ingest."""
-  logging.info('ingest: %s: %d variants read, %d kept, dropped %s, %d missing calls filled '
-               '(%.1f s%s)', path, stats['variants_read'], stats['variants_kept'],
-               stats['dropped'], stats['missing_filled'], wall, how)
+  logging.info('ingest: %s: %d variants read, %d kept, dropped %s, %d missing calls filled, '
+               '%s (%.1f s%s)', path, stats['variants_read'], stats['variants_kept'],
+               stats['dropped'], stats['missing_filled'],
+               'phased' if stats['phased'] else
+               f'unphased ({stats["unphased_het_calls"]} heterozygous calls of unknown phase)',
+               wall, how)

@@ -5,9 +5,10 @@ records with about equal record counts; each worker process streams its piece
 through the same QC and shard writer as the serial path
 (`gdiff.data.ingest.ingest_chunks`) into a scratch folder, and the parent
 renames the pieces' shards into one genome-ordered sequence and sums their
-statistics. Dosages, the variant table and the manifest counts are identical
-to `gdiff.data.ingest.ingest`; only the shard boundaries differ (each piece
-ends with a partial shard).
+statistics. Dosages, first haplotypes (`hap0`), the variant table and the
+manifest counts (phase included: `phased` holds when it holds in every piece)
+are identical to `gdiff.data.ingest.ingest`; only the shard boundaries differ
+(each piece ends with a partial shard).
 
 Why the result is the same: every per-variant filter (call rate, MAF, HWE per
 sample group) sees the same calls whichever chunk a variant is in, and pieces
@@ -306,10 +307,12 @@ def _merge(results: list[dict], out_dir: str, scratch_dirs: list[str]) -> dict:
   """Sums piece stats in order and moves their shards to `out_dir/shards/`."""
   merged = {'variants_read': 0, 'variants_kept': 0, 'dropped': dict.fromkeys(qc_lib.REASONS, 0),
             'bad_calls': dict.fromkeys(genotypes.BAD_CALL_REASONS, 0),
-            'missing_filled': 0, 'kept_per_chromosome': {}, 'shards': []}
+            'missing_filled': 0, 'phased': True, 'unphased_het_calls': 0,
+            'kept_per_chromosome': {}, 'shards': []}
   for result, folder in zip(results, scratch_dirs):
-    for key in ('variants_read', 'variants_kept', 'missing_filled'):
+    for key in ('variants_read', 'variants_kept', 'missing_filled', 'unphased_het_calls'):
       merged[key] += result[key]
+    merged['phased'] &= result['phased']
     for key in ('dropped', 'bad_calls'):
       for reason, count in result[key].items():
         merged[key][reason] += count

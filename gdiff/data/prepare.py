@@ -200,6 +200,8 @@ def _prepare_into(data_cfg, tmp: str, data_dir: str, seed: int, start: float,
       'qc': {'hwe_test': f'exact (Wigginton et al. 2005, as plink --hardy), within '
                          f'{data_cfg.qc.hwe_within}',
              'missing_fill': 'rounded mean dosage of the called genotypes, per SNP',
+             'phase': 'a filled call follows its dosage (0|0, 1|0 of unknown phase, 1|1); '
+                      'phased only if no kept heterozygous call has unknown phase',
              'fit_on': 'train (call rate, MAF, HWE and the fill value ignore val/test)',
              'filter_order': list(qc_lib.REASONS)},
       **stats,

@@ -16,6 +16,14 @@ Filters, each variant counted under the first one it fails (`REASONS` order):
 A genotype with any missing allele counts as missing. Missing calls of kept
 SNPs are filled with the SNP's rounded mean dosage (floor(mean + 0.5) of the
 called alt-allele counts, the hard call nearest the mean) and counted.
+
+Phase. Kept SNPs carry the first haplotype's allele `hap0` next to the dosage
+(the second is dosage - hap0). A filled call's haplotypes follow its filled
+dosage: 0 -> 0|0, 2 -> 1|1, 1 -> 1|0, the last counted as a heterozygous call
+of unknown phase. A source without phase (PLINK .bed: `RawChunk.hap0_SxN` is
+None) gets the same 1|0 for every heterozygous call, each counted as of
+unknown phase. `unphased_het_calls` counts these calls among the kept SNPs
+(with the '/' heterozygous calls of a VCF, see `gdiff.data.genotypes`).
 """
 
 from __future__ import annotations
@@ -44,6 +52,10 @@ class RawChunk:
   multiallelic: np.ndarray  # (S,) bool
   dosage_SxN: np.ndarray  # (S, N) int8 alt-allele count, -1 missing
   haploid: np.ndarray | None = None  # (S,) bool: a haploid call in the record (None: none)
+  # (S, N) int8 allele on the first haplotype; None: the source has no phase (PLINK).
+  hap0_SxN: np.ndarray | None = None
+  # (S,) int heterozygous calls of unknown phase per record (with hap0_SxN).
+  unphased_het_S: np.ndarray | None = None
   # Calls read as missing under `data.qc.bad_calls='missing'`, per reason (see ingest).
   bad_calls: dict[str, int] = dataclasses.field(default_factory=dict)
 
@@ -55,8 +67,10 @@ class RawChunk:
 class QcResult:
   keep: np.ndarray  # (S,) bool
   dosage_SxK: np.ndarray  # (K, N) int8, kept SNPs, missing filled
+  hap0_SxK: np.ndarray  # (K, N) int8 first haplotype's allele, kept SNPs, missing filled
   dropped: dict[str, int]
   missing_filled: int
+  unphased_het_calls: int  # kept heterozygous calls of unknown phase (filled ones too)
   alt_freq: np.ndarray  # (K,) float64 ALT frequency among calls (before filling)
   last_snp: tuple[str, int] | None  # (chrom, pos) of the chunk's last biallelic SNP
 
@@ -155,7 +169,7 @@ def qc_chunk(chunk: RawChunk, qc_cfg, previous: tuple[str, int] | None,
       None: one group of everyone.
 
   Returns:
-    QcResult.
+    QcResult (the phase rule: module docstring).
   """
   s = len(chunk)
   reason = np.full(s, -1)
@@ -206,5 +220,16 @@ def qc_chunk(chunk: RawChunk, qc_cfg, previous: tuple[str, int] | None,
   missing = kept < 0
   fill = np.floor(alt_count[keep] / np.maximum(num_called[keep], 1) + 0.5).astype(np.int8)
   kept = np.where(missing, fill[:, None], kept).astype(np.int8)
+  if chunk.hap0_SxN is None:  # no phase: every heterozygous call is 1|0, phase unknown
+    hap0 = np.minimum(kept, 1)
+    unphased = int(np.count_nonzero(kept == 1))
+  else:
+    hap0 = chunk.hap0_SxN[keep]
+    unphased = int(chunk.unphased_het_S[keep].sum())
+    rows, cols = np.nonzero(missing)
+    if len(rows):  # a filled call: 0|0, 1|0 (phase unknown) or 1|1
+      hap0[rows, cols] = np.minimum(fill, 1)[rows]
+      unphased += int(np.count_nonzero(fill[rows] == 1))
   dropped = {name: int((reason == i).sum()) for i, name in enumerate(REASONS)}
-  return QcResult(keep, kept, dropped, int(missing.sum()), freq[keep], last_snp)
+  return QcResult(keep, kept, hap0, dropped, int(missing.sum()), unphased, freq[keep],
+                  last_snp)
