@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 
+import h5py
 import numpy as np
 import pytest
 
@@ -34,7 +35,10 @@ def _bgzip(lines, path):
 
 @pytest.fixture(scope='module')
 def vcf_lines(tmp_path_factory):
-  """A 2-contig simulated VCF (60 samples) plus one record per QC reason, as lines."""
+  """A 2-contig simulated VCF (60 samples) plus one record per QC reason, as lines.
+
+  All calls are phased but one heterozygote ('0/1' in record 10).
+  """
   s = base.get_config().data.simulate
   s.populations = ('YRI', 'CEU', 'CHB')
   s.samples_per_population = (20, 20, 20)
@@ -56,6 +60,8 @@ def vcf_lines(tmp_path_factory):
   extra = {5: after(5, 'A', 'C,G', ['0|1', '1|2']), 30: after(30, 'AT', 'A', ['0|1']),
            100: after(100, 'G', 'T', ['0|0']), 120: after(120, 'C', 'T', ['0|1', './.'])}
   body[50][9:12] = ['./.', '.|.', '0|.']  # 3 missing calls in a kept SNP
+  het = [k for k in range(9, len(body[10])) if body[10][k] in ('0|1', '1|0')][0]
+  body[10][het] = body[10][het].replace('|', '/')  # one call of unknown phase, first piece
   out = list(head)
   for i, rec in enumerate(body):
     out.append('\t'.join(rec))
@@ -76,18 +82,25 @@ def _run(source, out, workers, chunk=7, shard=13, **kw):
   assert sorted(os.listdir(out)) == ['shards']  # the scratch folder is gone
   c = cohort_lib.Cohort(str(out), source.samples, source.samples, None, (), None,
                         tuple(str(out / 'shards' / s) for s in shards))
-  return stats, c.variants(), c.dosages()
+  hap0 = []
+  for path in c.shard_paths:
+    with h5py.File(path, 'r') as f:
+      hap0.append(f['hap0'][()])
+  return stats, c.variants(), c.dosages(), np.concatenate(hap0, axis=1)
 
 
 def _assert_same(serial, parallel):
-  (s_stats, s_var, s_dos), (p_stats, p_var, p_dos) = serial, parallel
-  for key in ('variants_read', 'variants_kept', 'dropped', 'missing_filled'):
+  (s_stats, s_var, s_dos, s_hap0), (p_stats, p_var, p_dos, p_hap0) = serial, parallel
+  for key in ('variants_read', 'variants_kept', 'dropped', 'missing_filled', 'phased',
+              'unphased_het_calls'):
     assert p_stats[key] == s_stats[key], key
+  assert list(p_stats) == list(s_stats)  # the manifest lists them in one order
   assert list(p_stats['kept_per_chromosome'].items()) == list(
       s_stats['kept_per_chromosome'].items())
   for field in ('chrom', 'pos', 'id', 'ref', 'alt'):
     np.testing.assert_array_equal(getattr(p_var, field), getattr(s_var, field))
   np.testing.assert_array_equal(p_dos, s_dos)
+  np.testing.assert_array_equal(p_hap0, s_hap0)
   assert sum(s['variants'] for s in p_stats['shards']) == s_stats['variants_kept']
 
 
@@ -103,6 +116,7 @@ def test_vcf_and_plink_parallel_equal_serial(vcf_lines, tmp_path):
   assert serial[0]['dropped'] == {'multiallelic': 1, 'not_snp': 1, 'haploid': 0,
                                   'duplicate': 1, 'call_rate': 1, 'maf': 1, 'hwe': 0}
   assert serial[0]['missing_filled'] == 3
+  assert not serial[0]['phased'] and serial[0]['unphased_het_calls'] == 1  # record 10
   parallel = _run(source, tmp_path / 'p', 2)
   info = parallel[0]['ingest_parallel']
   assert info['workers'] == 2 and info['pieces'] == 6 and info['regions'] == 7
@@ -123,6 +137,7 @@ def test_vcf_and_plink_parallel_equal_serial(vcf_lines, tmp_path):
   bed_parallel = _run(bed, tmp_path / 'bp', 2, regions_per_worker=2)
   assert bed_parallel[0]['ingest_parallel']['pieces'] == 4
   _assert_same(bed_serial, bed_parallel)
+  assert not bed_serial[0]['phased']
   # plink2 dropped the multiallelic record (--max-alleles 2); the kept SNPs agree.
   np.testing.assert_array_equal(bed_parallel[2], parallel[2])
 
@@ -185,7 +200,7 @@ def test_plain_vcf_falls_back_to_serial(vcf_lines, tmp_path, caplog):
   path.write_text('\n'.join(lines) + '\n')
   source = ingest.open_source('vcf', str(path))
   with caplog.at_level(logging.INFO):
-    stats, _, _ = _run(source, tmp_path / 'o', 2)
+    stats, *_ = _run(source, tmp_path / 'o', 2)
   assert stats['ingest_parallel'] is None
   assert 'serial instead of 2 workers: not a bgzipped VCF' in caplog.text
   assert ingest_parallel.resolve_workers(-1) >= 1 and ingest_parallel.resolve_workers(0) == 0
@@ -227,11 +242,13 @@ def test_prepare_with_workers_matches_serial(tmp_path):
   manifests = [prepare.prepare(cfg(w), str(tmp_path / f'w{w}'), seed=0) for w in (0, 2)]
   assert manifests[0]['ingest_parallel'] is None
   assert manifests[1]['ingest_parallel']['workers'] == 2
-  for key in ('variants_read', 'variants_kept', 'dropped', 'missing_filled',
-              'kept_per_chromosome', 'samples', 'classes'):
+  for key in ('variants_read', 'variants_kept', 'dropped', 'missing_filled', 'phased',
+              'unphased_het_calls', 'kept_per_chromosome', 'samples', 'classes'):
     assert manifests[0][key] == manifests[1][key], key
+  assert manifests[0]['phased']  # simulated cohorts are written phased
   cohorts = [cohort_lib.load_cohort(str(tmp_path / f'w{w}')) for w in (0, 2)]
   np.testing.assert_array_equal(cohorts[0].dosages(), cohorts[1].dosages())
+  np.testing.assert_array_equal(cohorts[0].haplotypes(), cohorts[1].haplotypes())
   np.testing.assert_array_equal(cohorts[0].variants().id, cohorts[1].variants().id)
   with open(tmp_path / 'w2' / 'manifest.json') as f:
     assert json.load(f)['config']['ingest_workers'] == 2

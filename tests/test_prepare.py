@@ -2,7 +2,10 @@
 
 import json
 import os
+import shutil
+import subprocess
 
+import allel
 import numpy as np
 import pytest
 
@@ -54,6 +57,54 @@ def test_simulated_cohort_layout(simulated):
   assert (np.diff(v.pos[v.chrom == '1']) > 0).all()
   assert sorted(c.indices('train').tolist() + c.indices('val').tolist()
                 + c.indices('test').tolist()) == list(range(100))
+
+
+def test_simulated_cohort_is_phased_and_reads_as_haplotypes(simulated):
+  data_dir, manifest = simulated
+  assert manifest['phased'] is True and manifest['unphased_het_calls'] == 0
+  c = cohort_lib.load_cohort(data_dir)
+  assert c.phased
+  haps = c.haplotypes()
+  assert haps.shape == (100, 2, manifest['variants_kept']) and haps.dtype == np.int8
+  np.testing.assert_array_equal(haps.sum(axis=1), c.dosages())
+  # Known answer: the phased GT of the simulated VCF, as scikit-allel reads it.
+  cs = allel.read_vcf(os.path.join(data_dir, 'source', 'cohort.vcf.gz'),
+                      fields=['variants/ID', 'calldata/GT'])
+  row = {i: k for k, i in enumerate(cs['variants/ID'])}
+  gt_SxNx2 = cs['calldata/GT'][[row[i] for i in c.variants().id]]
+  np.testing.assert_array_equal(haps, gt_SxNx2.transpose(1, 2, 0))
+  assert (haps[:, 0] != haps[:, 1]).any()  # heterozygotes, in both orders
+  assert ((haps[:, 0] == 1) & (haps[:, 1] == 0)).any()
+  train = c.haplotypes('train')
+  np.testing.assert_array_equal(train, haps[c.indices('train')])
+
+
+@pytest.mark.skipif(shutil.which('plink2') is None, reason='plink2 not installed')
+def test_plink_cohort_is_unphased(simulated, tmp_path):
+  data_dir, phased = simulated
+  prefix = str(tmp_path / 'bed')
+  subprocess.run(['plink2', '--vcf', os.path.join(data_dir, 'source', 'cohort.vcf.gz'),
+                  '--make-bed', '--out', prefix], check=True, capture_output=True)
+  out = str(tmp_path / 'w' / 'data')
+  manifest = prepare.prepare(
+      _data_cfg(plink=prefix, labels=os.path.join(data_dir, 'source', 'labels.tsv')), out)
+  c = cohort_lib.load_cohort(out)
+  assert manifest['phased'] is False and not c.phased
+  assert manifest['variants_kept'] == phased['variants_kept']
+  assert manifest['unphased_het_calls'] == int((c.dosages() == 1).sum()) > 0
+  with pytest.raises(InputError, match='the cohort is not phased .* as genotypes only'):
+    c.haplotypes()
+
+
+def test_a_cohort_of_the_format_before_phase_is_refused(tmp_path):
+  data_dir = tmp_path / 'data'
+  data_dir.mkdir()
+  (data_dir / wd.MARKER).write_text(json.dumps({'folder': 'data', 'format': 2}))
+  (data_dir / cohort_lib.MANIFEST_FILE).write_text(json.dumps({'complete': True}))
+  with pytest.raises(InputError, match=r'data: made by an older gdiff \(format 2\); use a new '
+                                       r'--workdir \(nothing was deleted\)'):
+    prepare.prepare(_data_cfg(), str(data_dir))
+  assert sorted(os.listdir(data_dir)) == [wd.MARKER, cohort_lib.MANIFEST_FILE]
 
 
 def test_reuse_and_refuse(simulated):

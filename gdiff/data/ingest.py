@@ -583,5 +583,5 @@ def log_stats(path: str, stats: dict, wall: float, how: str = '') -> None:
                '%s (%.1f s%s)', path, stats['variants_read'], stats['variants_kept'],
                stats['dropped'], stats['missing_filled'],
                'phased' if stats['phased'] else
-               f'unphased ({stats["unphased_het_calls"]} heterozygous calls of unknown phase)',
+               f'unphased (heterozygous calls of unknown phase: {stats["unphased_het_calls"]})',
                wall, how)
