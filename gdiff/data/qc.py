@@ -216,20 +216,23 @@ def qc_chunk(chunk: RawChunk, qc_cfg, previous: tuple[str, int] | None,
       mark(np.isin(np.arange(s), todo[p < qc_cfg.min_hwe_p]), 'hwe')
 
   keep = reason < 0
-  kept = dosage[keep]
+  kept = dosage[keep].astype(np.int8, copy=False)  # a copy, filled in place
   missing = kept < 0
+  num_missing = int(np.count_nonzero(missing))
   fill = np.floor(alt_count[keep] / np.maximum(num_called[keep], 1) + 0.5).astype(np.int8)
-  kept = np.where(missing, fill[:, None], kept).astype(np.int8)
-  if chunk.hap0_SxN is None:  # no phase: every heterozygous call is 1|0, phase unknown
-    hap0 = np.minimum(kept, 1)
-    unphased = int(np.count_nonzero(kept == 1))
-  else:
+  phase = chunk.hap0_SxN is not None
+  if phase:
     hap0 = chunk.hap0_SxN[keep]
     unphased = int(chunk.unphased_het_S[keep].sum())
+  if num_missing:
     rows, cols = np.nonzero(missing)
-    if len(rows):  # a filled call: 0|0, 1|0 (phase unknown) or 1|1
+    kept[rows, cols] = fill[rows]
+    if phase:  # a filled call: 0|0, 1|0 (phase unknown) or 1|1
       hap0[rows, cols] = np.minimum(fill, 1)[rows]
       unphased += int(np.count_nonzero(fill[rows] == 1))
+  if not phase:  # no phase: every heterozygous call is 1|0, phase unknown
+    hap0 = np.minimum(kept, 1)
+    unphased = int(np.count_nonzero(kept == 1))
   dropped = {name: int((reason == i).sum()) for i, name in enumerate(REASONS)}
-  return QcResult(keep, kept, hap0, dropped, int(missing.sum()), unphased, freq[keep],
+  return QcResult(keep, kept, hap0, dropped, num_missing, unphased, freq[keep],
                   last_snp)
