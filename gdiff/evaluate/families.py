@@ -193,9 +193,9 @@ def realism_reference(ctx, cohort):
   for curve in genetics.LD_CURVES:
     if curve in curves:
       out[f'{curve}_holdout'], out[f'{curve}_train'] = curves[curve], train_curves[curve]
-  for edges in ('ld_distance_edges', 'ld_maf_edges'):
-    if edges in gref:
-      out[edges] = gref[edges]
+  for key in ('ld_distance_edges', 'ld_distance_bp', 'ld_maf_edges'):
+    if key in gref:
+      out[key] = gref[key]
   return values, out
 
 

@@ -9,7 +9,7 @@ and heterozygosity. On top of these:
 - allele-frequency Pearson r and genotype-frequency error vs real train;
 - LD fidelity: Pearson r of the r² values (pairs defined in both cohorts) and
   LD-decay curves: mean r² per SNP distance 1..max_lag, per physical distance
-  (log-spaced bp bins, `distance_edges`) and per minor-allele-frequency bin of the
+  (below 1 kb, then log-spaced bp bins: `distance_edges`) and per minor-allele-frequency bin of the
   pair (`MAF_EDGES`, the lower real-train MAF of its two SNPs); the bins are fixed
   once from real train and the positions, so every cohort averages the same pairs;
 - PCA fit on real train (standardised genotypes, Gram matrix over SNP blocks),
@@ -31,8 +31,8 @@ from gdiff import rng as rng_lib
 from gdiff.evaluate import distances, privacy
 
 _LD_WINDOW = 256  # SNPs per matmul window of the banded LD sums
-LD_DISTANCE_BINS = 12  # log-spaced bins of the LD-by-distance curve
-LD_DISTANCE_MIN_BP = 1000.0  # its first edge (or the shortest distance, when shorter)
+LD_DISTANCE_BINS = 12  # bins of the LD-by-distance curve: [0, 1 kb), then log-spaced
+LD_DISTANCE_MIN_BP = 1000.0  # where the log-spaced bins start (unless no pair is farther)
 # The pair's minor-allele frequency (the lower of its two SNPs', in real train).
 MAF_EDGES = (0.0, 0.01, 0.05, 0.1, 0.2, 0.5)
 LD_CURVES = ('ld_decay', 'ld_distance', 'ld_maf')  # compare()'s LD curves
@@ -135,14 +135,15 @@ def pair_distances(pos_S: np.ndarray, max_lag: int) -> np.ndarray:
 
 def distance_edges(dist_KxS: np.ndarray, same_KxS: np.ndarray,
                    num_bins: int = LD_DISTANCE_BINS) -> np.ndarray:
-  """Log-spaced bin edges (bp) from LD_DISTANCE_MIN_BP (or the shortest distance) to the
-  longest distance of the pairs `same_KxS` marks; pairs below the first edge join bin 0."""
+  """Bin edges (bp): 0, then log-spaced from LD_DISTANCE_MIN_BP to the longest distance of
+  the pairs `same_KxS` marks (from the shortest positive one, when none is past 1 kb)."""
   d = dist_KxS[same_KxS]
   d = d[d > 0]
   if not len(d):
-    return np.array([1.0, 2.0])
-  lo, hi = min(LD_DISTANCE_MIN_BP, d.min()), d.max()
-  return np.geomspace(lo, max(hi, lo * 1.001), num_bins + 1)
+    return np.array([0.0, 1.0])
+  hi = d.max()
+  lo = LD_DISTANCE_MIN_BP if hi > LD_DISTANCE_MIN_BP else d.min()
+  return np.r_[0.0, np.geomspace(lo, max(hi, lo * 1.001), num_bins)]
 
 
 def bin_ids(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -151,7 +152,8 @@ def bin_ids(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def ld_pair_bins(pos_S, chrom_S, af_train_S, max_lag: int) -> dict:
-  """The distance and MAF bin of each banded SNP pair (-1: no pair), and the bin edges."""
+  """The distance and MAF bin of each banded SNP pair (-1: no pair), the bin edges and the
+  mean distance of the pairs in each distance bin."""
   chrom_S = np.asarray(chrom_S)
   s = len(chrom_S)
   max_lag = min(max_lag, max(s - 1, 0))
@@ -165,8 +167,10 @@ def ld_pair_bins(pos_S, chrom_S, af_train_S, max_lag: int) -> dict:
   for k in range(1, max_lag + 1):
     pair_maf[k - 1, :s - k] = np.minimum(maf[k:], maf[:-k])
   maf_edges = np.asarray(MAF_EDGES)
+  dist_bins = np.where(same, bin_ids(dist, edges), -1).astype(np.int16)
   return {'ld_distance_edges': edges, 'ld_maf_edges': maf_edges,
-          'ld_distance_bin_KxS': np.where(same, bin_ids(dist, edges), -1).astype(np.int16),
+          'ld_distance_bp': binned_mean(dist, same, dist_bins, len(edges) - 1),  # plots' x
+          'ld_distance_bin_KxS': dist_bins,
           'ld_maf_bin_KxS': np.where(same, bin_ids(pair_maf, maf_edges), -1).astype(np.int16)}
 
 

@@ -260,8 +260,7 @@ def _figures(metrics: dict, curves: dict) -> dict:
 
   if 'ld_distance_train' in real:
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    edges = np.asarray(real['ld_distance_edges'])
-    mid = np.sqrt(edges[:-1] * edges[1:])
+    mid = real['ld_distance_bp']  # the mean distance of the bin's pairs
     _line(ax, mid, real['ld_distance_train'], 'k-', lw=2, label='real train')
     _line(ax, mid, real['ld_distance_holdout'], 'k--', lw=1, label=f'real {held.name}')
     for m in methods:
@@ -345,9 +344,9 @@ def _figures(metrics: dict, curves: dict) -> dict:
 
 def _line(ax, x, y, *args, **kwargs) -> None:
   """ax.plot of the finite points only (an empty bin is NaN), so the line stays joined."""
-  y = np.asarray(y, np.float64)
-  ok = np.isfinite(y)
-  ax.plot(np.asarray(x)[ok], y[ok], *args, **kwargs)
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  ok = np.isfinite(x) & np.isfinite(y)
+  ax.plot(x[ok], y[ok], *args, **kwargs)
 
 
 def _curve_figure(plt, metrics: dict):
@@ -390,7 +389,8 @@ def _curve_figure(plt, metrics: dict):
 
 
 def ld_curves(curves: dict, methods) -> dict:
-  """The LD-by-distance and LD-by-MAF curves (mean r² per bin) for metrics.json."""
+  """The LD-by-distance and LD-by-MAF curves for metrics.json: bin edges, mean r² per bin
+  and row, and the mean distance (bp) of each distance bin's pairs."""
   real = curves.get('real', {})
   out = {}
   for curve, edges in (('ld_distance', 'ld_distance_edges'), ('ld_maf', 'ld_maf_edges')):
@@ -399,9 +399,15 @@ def ld_curves(curves: dict, methods) -> dict:
     rows = {'real train': real[f'{curve}_train'], 'real holdout': real[f'{curve}_holdout']}
     rows.update({m: curves[m][curve] for m in methods if curve in curves.get(m, {})})
     out[curve] = {'edges': np.asarray(real[edges]).tolist(),
-                  'mean_r2': {m: [None if not math.isfinite(v) else float(v) for v in c]
-                              for m, c in rows.items()}}
+                  'mean_r2': {m: _finite_list(c) for m, c in rows.items()}}
+  if 'ld_distance' in out:
+    out['ld_distance']['mean_bp'] = _finite_list(real['ld_distance_bp'])
   return out
+
+
+def _finite_list(values) -> list:
+  """A JSON list, None for NaN (an empty bin)."""
+  return [float(v) if math.isfinite(v) else None for v in np.asarray(values, np.float64)]
 
 
 # ----------------------------------------------------------------- tables

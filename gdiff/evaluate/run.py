@@ -2,9 +2,11 @@
 
 Reads W/data (the real cohort and its splits), W/embedding/codec.npz and
 W/samples/synthetic.h5; judges gdiff's cohort and each baseline of
-`evaluate.baselines` with every metric family (privacy in embedding and genotype
-space, realism, utility: `families.FAMILIES`), the real held-out people as the
-reference row, and gdiff alone in the studies (augmentation); writes W/report/.
+`evaluate.baselines` (the mosaic at each of evaluate.mosaic_segment_snps: the mosaic
+curve) with every metric family (privacy in embedding and genotype space, realism with
+the detection AUC, utility: `families.FAMILIES`), the real held-out people as the
+reference row, and gdiff alone in the studies (augmentation); gdiff against the mosaic
+curve (`report.dominance`); writes W/report/.
 
 `evaluate.holdout` names the real split held out from everything the generator
 and the classifiers fit: 'test' (the final report) or 'val' (for sweeps that tune
