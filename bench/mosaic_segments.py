@@ -8,7 +8,8 @@ length (SNPs copied in one run from one training person of the same class), the
 evaluate stage is run with the mosaic as its only baseline, in W/mosaic_segments/<L>
 (links to W's data, embedding and samples; cheap evaluate: logreg + mlp, one seed),
 and one row per length is printed as markdown: where a resampling simulator sits on
-the same axes as gdiff's sweep (bench/quality.py).
+the same axes as gdiff's sweep (bench/quality.py). Every report now holds the curve at
+evaluate.mosaic_segment_snps (rows mosaic@<L>); this script is for other lengths alone.
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ def main() -> None:
     config = quality.load_config(args.config)
     for k, v in {**quality.CHEAP_EVALUATE, 'evaluate.holdout': args.holdout,
                  'evaluate.baselines': ('mosaic',),
-                 'evaluate.mosaic_segment_snps': seg}.items():
+                 'evaluate.mosaic_segment_snps': (seg,)}.items():
       quality.set_value(config, k, v)
     t0 = time.perf_counter()
-    m = evaluate_lib.evaluate(config, w)['methods']['mosaic']
+    m = evaluate_lib.evaluate(config, w)['methods'][f'mosaic@{seg:g}']
     cells = [format(quality.lookup(m, path), '.3f') for _, path in COLUMNS]
     rows.append(f"| {seg} | {' | '.join(cells)} | {time.perf_counter() - t0:.0f} |")
     print(rows[-1], flush=True)

@@ -23,8 +23,12 @@ come from (read back from each point's metrics.json), in its first line and in t
 names (AA_truth val, ...; 'holdout' when the points differ).
 
 Writes OUT/table.md (markdown), OUT/table.json and OUT/frontier.png: LD r^2 correlation
-and PCA two-sample AUC against membership-inference AUC, and AA_truth against AA_syn, for
-every gdiff point and every baseline, with the targets (gdiff/evaluate/report.py TARGETS) drawn in.
+and whole-genotype detection AUC against genotype membership-inference AUC, PCA two-sample
+AUC against embedding membership AUC, and AA_truth against AA_syn, for every gdiff point
+and every baseline, with the targets (gdiff/evaluate/report.py TARGETS) drawn in. The
+mosaic rows of the report (mosaic@<segment SNPs>, from the first point that has baselines)
+are drawn as a curve, and the table's 'vs mosaic' column says whether each gdiff point
+dominates that curve at its own membership AUC (`report.dominance`).
 Timings are wall clock on a shared machine: noisy.
 """
 
@@ -44,7 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gdiff import pipeline  # noqa: E402
 from gdiff import workdir as wd  # noqa: E402
-from gdiff.evaluate import protocol  # noqa: E402
+from gdiff.evaluate import protocol, report  # noqa: E402
 
 # name -> (training overrides, sample overrides). Points with equal training overrides
 # share one trained model. A name says what the point overrides on top of the run's --config
@@ -126,6 +130,8 @@ COLUMNS = (
     ('LD r2 corr', 'realism.ld_r2_corr', '.3f'),
     ('LD r2 mean', 'realism.ld_r2_mean', '.3f'),
     ('PCA AUC', 'realism.pca_two_sample_auc', '.3f'),
+    ('detection AUC', 'realism.detection_auc', '.3f'),
+    ('detection SE', 'realism.detection_auc_se', '.3f'),
 )
 
 
@@ -283,28 +289,33 @@ def table(rows: list[dict]) -> tuple[list[dict], str]:
   Records and header name the columns with the held-out split (`holdout(rows)`).
   """
   columns = [(protocol.named(c, holdout(rows)), p, fmt) for c, p, fmt in COLUMNS]
+  first = next((r for r in rows if len(r['metrics']['methods']) > 1), None)
+  baselines = {} if first is None else first['metrics']['methods']
+  curve = {name: baselines[name] for _, name in report.curve_rows(baselines)}
   records = []
   for r in rows:
     m = r['metrics']['methods']['gdiff']
     settings = ', '.join(f'{k}={v}' for k, v in {**r['train'], **r['sample']}.items())
     records.append({'method': f"gdiff {r['point']}", 'settings': settings or 'config default',
                     'seconds': round(r['seconds']),
+                    'vs mosaic': mosaic_text(report.dominance({'gdiff': m, **curve})),
                     **{c: lookup(m, p) for c, p, _ in columns}})
-  first = next((r for r in rows if len(r['metrics']['methods']) > 1), None)
   if first is not None:
-    for name, m in first['metrics']['methods'].items():
+    for name, m in baselines.items():
       if name != 'gdiff':
         records.append({'method': name, 'settings': 'baseline', 'seconds': None,
-                        **{c: lookup(m, p) for c, p, _ in columns}})
+                        'vs mosaic': '', **{c: lookup(m, p) for c, p, _ in columns}})
     ref = first['metrics'].get('reference', {}).get('realism', {})
     held = protocol.held_out(first['metrics']).name
     records.append({'method': f'real {held} (reference)', 'settings': '', 'seconds': None,
+                    'vs mosaic': '',
                     **{c: lookup({'realism': ref}, p) if p.startswith('realism') else None
                        for c, p, _ in columns}})
-  header = ['method', 'settings', 's'] + [c for c, _, _ in columns]
+  header = ['method', 'settings', 's', 'vs mosaic'] + [c for c, _, _ in columns]
   lines = [holdout_line(rows), '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for rec in records:
-    cells = [rec['method'], rec['settings'], '' if rec['seconds'] is None else str(rec['seconds'])]
+    cells = [rec['method'], rec['settings'], '' if rec['seconds'] is None else str(rec['seconds']),
+             rec['vs mosaic']]
     for c, _, fmt in columns:
       v = rec[c]
       cells.append('–' if v is None else format(v, fmt))
@@ -312,38 +323,72 @@ def table(rows: list[dict]) -> tuple[list[dict], str]:
   return records, '\n'.join(lines) + '\n'
 
 
+def mosaic_text(dom: dict | None) -> str:
+  """A table cell from report.dominance: 'yes', or 'no' and the axes lost to the curve."""
+  if dom is None:
+    return '–'
+  if dom['dominates']:
+    return 'yes'
+  lost = [a['name'].replace(' {holdout}', '') for a in dom['axes'].values() if not a['beats']]
+  beyond = ['beyond its private end'] if dom['position'] == 'above' else []
+  return 'no: ' + ', '.join(lost + beyond)
+
+
+def _target(path: str) -> float | None:
+  """The one-sided target of a metric path (report.TARGETS), for the dashed lines."""
+  return next((t for p, _, op, t in report.TARGETS if p == path and op in ('<=', '>=')), None)
+
+
 def plot(records: list[dict], path: str, title: str, held: str) -> None:
-  """The frontier panels; `held` names the columns' held-out split (as `table` did)."""
+  """The frontier panels; `held` names the columns' held-out split (as `table` did).
+
+  gdiff points in blue, baselines in red; the mosaic rows (mosaic@<segment SNPs>) as a
+  grey curve ordered by the panel's x.
+  """
   import matplotlib
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt
-  fig, axes = plt.subplots(1, 3, figsize=(16, 5))
-  # (x, y, x target, y target, where the target region lies). AF r is not drawn: matched
-  # decode thresholds make it 1 for every gdiff point.
-  panels = (('MIA AUC emb', 'LD r2 corr', 0.55, 0.95, 'upper left'),
-            ('MIA AUC emb', 'PCA AUC', 0.55, 0.55, 'lower left'),
-            (protocol.named('AA_truth {holdout}', held), protocol.named('AA_syn {holdout}', held),
-             None, None, None))
-  for ax, (xc, yc, xt, yt, where) in zip(axes, panels):
+  col = {c: (protocol.named(c, held), p) for c, p, _ in COLUMNS}
+  fig, axes = plt.subplots(1, 4, figsize=(21, 5))
+  # (x, y, where the target region lies). AF r is not drawn: matched decode thresholds
+  # make it 1 for every gdiff point.
+  panels = (('MIA AUC geno', 'LD r2 corr', 'upper left'),
+            ('MIA AUC geno', 'detection AUC', 'lower left'),
+            ('MIA AUC emb', 'PCA AUC', 'lower left'),
+            ('AA_truth {holdout}', 'AA_syn {holdout}', None))
+  for ax, (xc, yc, where) in zip(axes, panels):
+    (xc, xpath), (yc, ypath) = col[xc], col[yc]
+    curve = []
     for rec in records:
       x, y = rec[xc], rec[yc]
       if x is None or y is None:
+        continue
+      if rec['method'].startswith(report.CURVE_PREFIX):
+        curve.append((x, y, rec['method'][len(report.CURVE_PREFIX):]))
         continue
       is_gdiff = rec['method'].startswith('gdiff')
       ax.scatter(x, y, marker='o' if is_gdiff else 's', s=30 if is_gdiff else 60,
                  color='tab:blue' if is_gdiff else 'tab:red')
       ax.annotate(rec['method'].replace('gdiff ', ''), (x, y), fontsize=7,
                   xytext=(3, 3), textcoords='offset points')
-    if xt is not None:
-      ax.axvline(xt, color='grey', ls='--', lw=0.8)
-      ax.axhline(yt, color='grey', ls='--', lw=0.8)
+    if curve:  # along membership AUC, as report.dominance reads it; else by segment length
+      curve.sort(key=lambda c: c[0] if xpath.endswith('mia_auc') else float(c[2]))
+      ax.plot([c[0] for c in curve], [c[1] for c in curve], '-s', color='0.45', ms=4,
+              label='mosaic (segment SNPs)')
+      for x, y, seg in curve:
+        ax.annotate(seg, (x, y), fontsize=7, xytext=(3, -9), textcoords='offset points',
+                    color='0.35')
+      ax.legend(fontsize=7)
+    if where is not None:
+      ax.axvline(_target(xpath), color='grey', ls='--', lw=0.8)
+      ax.axhline(_target(ypath), color='grey', ls='--', lw=0.8)
       ax.set_title(f'{yc} vs {xc} (target: {where} of the dashed lines)', fontsize=9)
     else:
       ax.add_patch(plt.Rectangle((0.4, 0.4), 0.2, 0.2, fill=False, ls='--', color='grey'))
       ax.set_title(f'AA_truth vs AA_syn, {held} (target: the dashed box)', fontsize=9)
     ax.set_xlabel(xc)
     ax.set_ylabel(yc)
-  fig.suptitle(title + ' — blue: gdiff settings, red: baselines')
+  fig.suptitle(title + ' — blue: gdiff settings, red: baselines, grey: the mosaic curve')
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

@@ -47,6 +47,7 @@ NUMPY_STREAMS = {
     'stratified_halves': (6,),  # the held-out split's select / report halves
     'privacy_subsample': (7,),  # NNAA's equal-size synthetic subsamples
     'two_sample_auc': (11,),  # the subsample of the larger side
+    'detection': (13,),  # detection.detection_auc: its subsamples, then its folds
     'simulate_phenotype': (1,),  # seed: data.simulate.seed; causal SNPs, effects, noise
 }
 

@@ -215,3 +215,31 @@ def test_quality_sweep_judges_every_point_on_its_holdout():
   rows[1]['metrics']['holdout'] = 'test'
   records, md = quality.table(rows)
   assert 'mixed!' in md and '| AA_truth holdout | AA_syn holdout |' in md
+
+
+def _method(mia, ld, aa_truth, detection):
+  return {'privacy': {'genotype': {'mia_auc': mia},
+                      'embedding': {'aa_truth_holdout': aa_truth, 'aa_syn_holdout': 0.5,
+                                    'mia_auc': mia}},
+          'realism': {'ld_r2_corr': ld, 'detection_auc': detection, 'detection_auc_se': 0.02,
+                      'pca_two_sample_auc': 0.5}}
+
+
+def test_quality_table_and_plot_judge_each_point_against_the_mosaic_curve(tmp_path):
+  quality = _quality()
+  curve = {'mosaic@25': _method(0.52, 0.80, 0.8, 0.80), 'mosaic@100': _method(0.62, 0.98, 0.6,
+                                                                                 0.62)}
+  first = {'holdout': 'val', 'methods': {'gdiff': _method(0.57, 0.95, 0.55, 0.6), **curve},
+           'reference': {'realism': {'detection_auc': 0.51, 'detection_auc_se': 0.03}}}
+  second = {'holdout': 'val', 'methods': {'gdiff': _method(0.57, 0.85, 0.55, 0.6)}}
+  rows = [{'point': p, 'train': {}, 'sample': {}, 'seconds': 1.0, 'metrics': m}
+          for p, m in (('default', first), ('ddim_eta1', second))]
+  records, md = quality.table(rows)
+  by = {r['method']: r for r in records}
+  # At membership AUC 0.57 the curve has LD 0.89, AA_truth 0.7, detection 0.71.
+  assert by['gdiff default']['vs mosaic'] == 'yes'
+  assert by['gdiff ddim_eta1']['vs mosaic'] == 'no: LD r² corr'  # 0.85 < 0.89
+  assert by['real val (reference)']['detection AUC'] == 0.51
+  assert '| detection AUC | detection SE |' in md and '| mosaic@25 |' in md
+  quality.plot(records, str(tmp_path / 'frontier.png'), 'test', 'val')
+  assert (tmp_path / 'frontier.png').stat().st_size > 10_000

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from configs import base
+from gdiff.errors import InputError
 from gdiff.evaluate import families, genetics, privacy, protocol, report, run
 
 SPLIT = np.array(['train'] * 180 + ['val'] * 50 + ['test'] * 70)
@@ -106,3 +107,36 @@ def test_held_out_split_names():
   assert protocol.held_out({'holdout': 'val'}).splits == ('train', 'val')
   for path, name, _, _ in report.TARGETS:
     assert '_test' not in path and 'test' not in protocol.named(name, 'val')
+
+
+def test_the_mosaic_curve_is_one_row_per_segment_length(workdir):
+  assert [r[0] for r in families.baseline_rows(base.get_config().evaluate)] == [
+      'independent', 'gaussian', 'mosaic@25', 'mosaic@50', 'mosaic@100', 'mosaic@200',
+      'mosaic@400', 'resample']
+  c = _config()
+  c.evaluate.baselines = ('mosaic', 'independent', 'mosaic@7.5')
+  c.evaluate.mosaic_segment_snps = (2, 40)
+  assert families.baseline_rows(c.evaluate) == [
+      ('mosaic@2', 'mosaic', {'segment_snps': 2.0}),
+      ('mosaic@40', 'mosaic', {'segment_snps': 40.0}),
+      ('independent', 'independent', {}),
+      ('mosaic@7.5', 'mosaic', {'segment_snps': 7.5})]
+  ctx = run.load(c, str(workdir))
+  made = {name: make() for name, make in families.methods(ctx)}
+  assert list(made) == ['gdiff', 'mosaic@2', 'mosaic@40', 'independent', 'mosaic@7.5']
+  assert made['mosaic@2'].name == 'mosaic@2'
+  assert not np.array_equal(made['mosaic@2'].dosage_NxS, made['mosaic@40'].dosage_NxS)
+
+
+@pytest.mark.parametrize('baselines, message', [
+    (('mosaic@x',), 'must be a number > 0'),
+    (('mosaic@0',), 'must be a number > 0'),
+    (('independent@5',), 'takes no setting'),
+    (('nope@5',), 'unknown'),
+    (('mosaic', 'mosaic@25'), 'repeat a name'),
+])
+def test_bad_baseline_rows_are_refused_before_any_work(baselines, message):
+  c = _config()
+  c.evaluate.baselines = baselines
+  with pytest.raises(InputError, match=message):
+    run.check_config(c.evaluate)

@@ -98,3 +98,55 @@ def test_pca_two_sample_auc_separates_only_different_populations():
   # The train PCA scores square-sum to the eigenvalues of the Gram matrix.
   scores = genetics.project(pca, train)
   np.testing.assert_allclose((scores**2).sum(0), pca['eigenvalues_K'], rtol=1e-6)
+
+
+def test_ld_by_distance_and_by_maf_are_means_over_the_binned_pairs():
+  dosage, _ = td.ld_cohort(150, 40, seed=0)
+  dosage[:, 7] = np.isin(np.arange(150), [0, 1, 2, 100, 101]).astype(np.int8)  # train MAF .015
+  train, test = dosage[:100], dosage[100:]
+  chrom = np.repeat(['1', '2'], 20)
+  pos = np.cumsum(np.random.default_rng(0).integers(200, 5000, 40))  # irregular spacing
+  max_lag = 6
+  ref = genetics.real_reference(train, test, chrom, max_lag, 4, 64, pos_S=pos)
+  _, curves = genetics.compare(ref, test, chrom, max_lag, 64)
+  dist_edges, maf_edges = ref['ld_distance_edges'], ref['ld_maf_edges']
+  # [0, 1 kb), then log-spaced to the longest distance within max_lag (same chromosome).
+  longest = max(pos[i + k] - pos[i] for k in range(1, max_lag + 1) for i in range(40 - k)
+                if chrom[i] == chrom[i + k])
+  np.testing.assert_allclose(dist_edges[[0, 1, -1]], [0, 1000, longest])
+  assert len(dist_edges) == genetics.LD_DISTANCE_BINS + 1
+  np.testing.assert_array_equal(maf_edges, genetics.MAF_EDGES)
+  # Brute force: every same-chromosome pair at most max_lag SNPs apart, r² from corrcoef.
+  maf = np.minimum(train.mean(0) / 2, 1 - train.mean(0) / 2)
+  r2_test = np.corrcoef(test.T.astype(float))**2
+  by_dist = [[] for _ in range(len(dist_edges) - 1)]
+  bp = [[] for _ in range(len(dist_edges) - 1)]
+  by_maf = [[] for _ in range(len(maf_edges) - 1)]
+  for i in range(40):
+    for j in range(i + 1, min(i + max_lag, 39) + 1):
+      if chrom[i] != chrom[j]:
+        continue
+      d = np.clip(np.searchsorted(dist_edges, pos[j] - pos[i], 'right') - 1, 0,
+                  len(by_dist) - 1)
+      bp[d].append(pos[j] - pos[i])
+      if np.isnan(r2_test[i, j]):
+        continue
+      by_dist[d].append(r2_test[i, j])
+      m = np.clip(np.searchsorted(maf_edges, min(maf[i], maf[j]), 'right') - 1, 0,
+                  len(by_maf) - 1)
+      by_maf[m].append(r2_test[i, j])
+  want_dist = [np.mean(v) if v else np.nan for v in by_dist]
+  want_maf = [np.mean(v) if v else np.nan for v in by_maf]
+  np.testing.assert_allclose(curves['ld_distance'], want_dist, atol=1e-6)
+  np.testing.assert_allclose(curves['ld_maf'], want_maf, atol=1e-6)
+  np.testing.assert_allclose(ref['ld_distance_bp'], [np.mean(v) if v else np.nan for v in bp])
+  assert len(by_maf[1]) == 2 * max_lag  # the rare SNP's pairs, bin [0.01, 0.05)
+  assert np.isnan(curves['ld_maf'][0])  # no pair below MAF 0.01
+  assert np.isfinite(want_dist).sum() >= 6  # the pairs spread over the distance bins
+
+
+def test_no_positions_no_distance_curves():
+  dosage, _ = td.ld_cohort(60, 20, seed=0)
+  ref = genetics.real_reference(dosage[:40], dosage[40:], np.ones(20), 4, 3, 64)
+  _, curves = genetics.compare(ref, dosage[40:], np.ones(20), 4, 64)
+  assert 'ld_distance' not in curves and 'ld_maf' not in curves and 'ld_decay' in curves

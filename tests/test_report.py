@@ -46,7 +46,8 @@ def _config():
   ev.classifier_steps = 20
   ev.augmentation_fractions = (0.5,)
   ev.augmentation_classifier = 'logreg'
-  ev.baselines = ('independent', 'resample')
+  ev.baselines = ('independent', 'resample', 'mosaic')
+  ev.mosaic_segment_snps = (2, 40)
   ev.block_size = 64
   ev.ld_max_distance_snps = 10
   ev.num_pcs = 4
@@ -59,10 +60,11 @@ def test_evaluate_end_to_end(tmp_path, monkeypatch):
   metrics = run.evaluate(_config(), str(tmp_path))
   out = tmp_path / 'report'
   for name in ('metrics.json', 'report.html', 'report.md', 'pca.png', 'ld_decay.png',
-               'af_scatter.png', 'dcr.png', 'augmentation.png'):
+               'af_scatter.png', 'dcr.png', 'augmentation.png', 'ld_distance.png', 'ld_maf.png',
+               'mosaic_curve.png'):
     assert (out / name).exists(), name
   saved = json.loads((out / 'metrics.json').read_text())
-  assert set(saved['methods']) == {'gdiff', 'independent', 'resample'}
+  assert list(saved['methods']) == ['gdiff', 'independent', 'resample', 'mosaic@2', 'mosaic@40']
   assert saved['paper']['recovery']['ALS']['mlp']['recovery'] == 0.9426
   gdiff, indep, copies = (metrics['methods'][m] for m in ('gdiff', 'independent', 'resample'))
   # The leak reference is flagged; a fresh sample from the same distribution is not.
@@ -74,11 +76,30 @@ def test_evaluate_end_to_end(tmp_path, monkeypatch):
   # keep only the weak between-class LD, hence not ~0 here).
   assert gdiff['realism']['ld_r2_corr'] > 0.9 > 0.6 > indep['realism']['ld_r2_corr']
   assert 0 < gdiff['utility']['logreg']['recovery']['mean'] <= 1.5
+  # Detection: a fresh draw and real train (the reference row) pass for the held-out
+  # people; the independent sampler, which lost LD, does not.
+  for r in (gdiff, metrics['reference']):
+    det = r['realism']
+    assert abs(det['detection_auc'] - 0.5) < 3 * det['detection_auc_se'], det
+    assert det['detection_n'] == 70  # min(test, the judged side)
+  assert indep['realism']['detection_auc'] > 0.9
+  assert metrics['checks']['independent']['realism.detection_auc'] is False
+  # LD by distance and by MAF, for every row and both real splits, in metrics.json.
+  for curve in ('ld_distance', 'ld_maf'):
+    rows = saved['ld_curves'][curve]['mean_r2']
+    assert set(rows) == {'real train', 'real holdout', *saved['methods']}
+    assert len(rows['gdiff']) == len(saved['ld_curves'][curve]['edges']) - 1
+  dom = saved['dominance']
+  assert dom['method'] == 'gdiff' and set(dom['axes']) == {p for p, *_ in report.CURVE_AXES}
   assert len(metrics['augmentation']['real_only']) == 1
   html = (out / 'report.html').read_text()
   assert 'data:image/png;base64,' in html and 'resample' in html
   md = (out / 'report.md').read_text()
   assert '| gdiff |' in md and '| AA_truth test [0.4–0.6] |' in md  # the held-out split's name
+  assert ' detection AUC [≤ 0.6] |' in md and 'Mosaic curve: gdiff ' in md
+  ref_row = next(line for line in md.splitlines() if line.startswith('| real test (reference)'))
+  assert ref_row.endswith(f"{metrics['reference']['realism']['detection_auc']:.3f} ± "
+                          f"{metrics['reference']['realism']['detection_auc_se']:.3f} |")
 
 
 def test_evaluate_rejects_a_synthetic_cohort_with_other_classes(tmp_path, monkeypatch):
@@ -115,3 +136,40 @@ def test_cap_rows_subsamples_only_above_the_cap():
   rows = families.cap_rows(50, 10, [0, 1])
   assert len(rows) == len(set(rows)) == 10 and np.all(np.diff(rows) > 0)
   np.testing.assert_array_equal(rows, families.cap_rows(50, 10, [0, 1]))
+
+
+def _point(mia, ld, aa_truth, detection):
+  return {'privacy': {'genotype': {'mia_auc': mia}, 'embedding': {'aa_truth_holdout': aa_truth}},
+          'realism': {'ld_r2_corr': ld, 'detection_auc': detection}}
+
+
+def test_dominance_reads_the_mosaic_curve_at_gdiffs_membership_auc():
+  methods = {'gdiff': _point(0.6, 0.9, 0.55, 0.7),
+             'mosaic@100': _point(0.7, 0.98, 0.52, 0.6),  # listed out of order on purpose
+             'mosaic@25': _point(0.5, 0.6, 0.9, 0.9),
+             'mosaic@x': _point(0.6, 0.0, 0.0, 0.0),  # not a segment length: not on the curve
+             'resample': _point(0.6, 0.0, 0.0, 0.0)}
+  assert report.curve_rows(methods) == [(25.0, 'mosaic@25'), (100.0, 'mosaic@100')]
+  dom = report.dominance(methods)
+  # Halfway along the curve: LD 0.79, AA_truth 0.71, detection 0.75.
+  want = {'realism.ld_r2_corr': 0.79, 'privacy.embedding.aa_truth_holdout': 0.71,
+          'realism.detection_auc': 0.75}
+  for path, curve in want.items():
+    assert dom['axes'][path]['curve'] == pytest.approx(curve)
+    assert dom['axes'][path]['beats'] is True
+  assert dom['position'] == 'inside' and dom['dominates'] is True
+  assert 'gdiff dominates it' in report.dominance_line(dom, 'test')
+
+  methods['gdiff'] = _point(0.6, 0.7, 0.55, 0.2)  # detection 0.2: further from 0.5 than 0.75
+  dom = report.dominance(methods)
+  assert dom['axes']['realism.ld_r2_corr']['beats'] is False
+  assert dom['axes']['realism.detection_auc']['beats'] is False
+  assert not dom['dominates'] and 'does not dominate' in report.dominance_line(dom, 'test')
+
+  # Less private than every mosaic: the curve's faithful end is all there is to compare
+  # with, which flatters gdiff, so it never counts as dominating.
+  methods['gdiff'] = _point(0.8, 1.0, 0.5, 0.5)
+  dom = report.dominance(methods)
+  assert dom['position'] == 'above' and all(a['beats'] for a in dom['axes'].values())
+  assert not dom['dominates']
+  assert report.dominance({'gdiff': methods['gdiff']}) is None  # no curve

@@ -2,7 +2,9 @@
 
 distances    blocked k-nearest-neighbour search (angular, Hamming, Euclidean).
 privacy      NNAA, distance to closest record, copies, membership inference.
-genetics     allele/genotype frequencies, LD, PCA, heterozygosity, F_ST.
+genetics     allele/genotype frequencies, LD (by SNP and bp distance, by MAF), PCA,
+             heterozygosity, F_ST.
+detection    whole-genotype detection AUC: a classifier telling held-out real from synthetic.
 classifiers  small JAX/Flax classifiers: recovery rate and augmentation.
 baselines    simple generators (independent, gaussian, resample, mosaic).
 protocol     the held-out split, the classifiers' real sets, the hard pair, the notes.

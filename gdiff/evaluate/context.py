@@ -54,6 +54,7 @@ class Context:
       splits of `holdout.splits` only.
     split_sizes: people per split of the whole cohort (read or not).
     synthetic: gdiff's cohort.
+    pos_S: base-pair position of each SNP (None: unknown; no LD-by-distance curve).
   """
 
   config: ml_collections.ConfigDict
@@ -64,6 +65,7 @@ class Context:
   labels: dict[str, np.ndarray]
   split_sizes: dict[str, int]
   synthetic: Cohort
+  pos_S: np.ndarray | None = None
   _references: dict = dataclasses.field(default_factory=dict, repr=False)
 
   @property

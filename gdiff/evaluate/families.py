@@ -12,7 +12,7 @@ with comes from a builder here, computed once per evaluation: `ctx.reference(bui
   methods(ctx)    the cohorts judged, as (name, make) entries: gdiff, then each baseline.
 
 A new metric is a function added to its family's tuple; a new family is one more
-entry; a baseline at several settings is one entry per setting in `methods`.
+entry; a baseline at several settings is one row per setting (`SWEEPS`, `baseline_rows`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from collections.abc import Callable
 import numpy as np
 
 from gdiff import rng
-from gdiff.evaluate import baselines, classifiers, context, genetics, privacy, protocol
+from gdiff.errors import InputError
+from gdiff.evaluate import baselines, classifiers, context, detection, genetics, privacy, protocol
 
 # metric(ctx, cohort) -> (values or None, curves)
 Metric = Callable[[context.Context, context.Cohort], tuple[dict | None, dict]]
@@ -43,7 +44,7 @@ def genetic_reference(ctx) -> dict:
   held = ctx.holdout.name
   return genetics.real_reference(ctx.dosage['train'], ctx.dosage[held], ctx.chrom_S,
                                  ctx.max_lag, int(ctx.ev.num_pcs), ctx.block_size,
-                                 ctx.labels['train'], ctx.num_classes)
+                                 ctx.labels['train'], ctx.num_classes, pos_S=ctx.pos_S)
 
 
 # space -> (distance, the real splits' features, a cohort's features)
@@ -101,7 +102,7 @@ def real_hard_pair_utility(ctx) -> dict:
 def real_train(ctx) -> baselines.RealTrain:
   """What the baselines learn from."""
   return baselines.RealTrain(ctx.dosage['train'], ctx.labels['train'], ctx.chrom_S, ctx.codec,
-                             ctx.emb['train'], float(ctx.ev.mosaic_segment_snps))
+                             ctx.emb['train'])
 
 
 # ------------------------------------------------------------ families
@@ -124,6 +125,18 @@ def realism_metrics(ctx, cohort):
   """genetics.compare with real train (PCA AUC: against the held-out split)."""
   return genetics.compare(ctx.reference(genetic_reference), cohort.dosage_NxS, ctx.chrom_S,
                           ctx.max_lag, ctx.block_size, ctx.seed, cohort.label_ids_N)
+
+
+def _detection(ctx, real_NxS, judged_NxS) -> dict:
+  """detection.detection_auc with the same subsample and folds for every cohort."""
+  return detection.detection_auc(real_NxS, judged_NxS, ctx.chrom_S,
+                                 rng.numpy_stream(ctx.seed, 'detection'),
+                                 int(ctx.ev.detection_max_people))
+
+
+def detection_metrics(ctx, cohort):
+  """Whole-genotype detection AUC: the held-out people vs the cohort."""
+  return _detection(ctx, ctx.dosage[ctx.holdout.name], cohort.dosage_NxS), {}
 
 
 def _summarise_utility(u: dict) -> dict:
@@ -159,7 +172,7 @@ def hard_pair_metrics(ctx, cohort):
 
 FAMILIES: dict[str, tuple[Metric, ...]] = {
     'privacy': (privacy_metrics,),
-    'realism': (realism_metrics,),
+    'realism': (realism_metrics, detection_metrics),
     'utility': (utility_metrics,),
     'utility_hard_pair': (hard_pair_metrics,),
 }
@@ -174,10 +187,21 @@ def realism_reference(ctx, cohort):
                                     real_pcs=gref['pcs_train'])
   train_curves = genetics.compare(gref, ctx.dosage['train'], ctx.chrom_S, ctx.max_lag,
                                   ctx.block_size, ctx.seed)[1]
-  return values, {'pcs_train': gref['pcs_train'], 'pcs_holdout': gref['pcs_holdout'],
-                  'af_train': genetics.allele_frequencies(gref['m_train']),
-                  'het_train': gref['het_train'], 'ld_decay_holdout': curves['ld_decay'],
-                  'ld_decay_train': train_curves['ld_decay']}
+  out = {'pcs_train': gref['pcs_train'], 'pcs_holdout': gref['pcs_holdout'],
+         'af_train': genetics.allele_frequencies(gref['m_train']),
+         'het_train': gref['het_train']}
+  for curve in genetics.LD_CURVES:
+    if curve in curves:
+      out[f'{curve}_holdout'], out[f'{curve}_train'] = curves[curve], train_curves[curve]
+  for key in ('ld_distance_edges', 'ld_distance_bp', 'ld_maf_edges'):
+    if key in gref:
+      out[key] = gref[key]
+  return values, out
+
+
+def detection_reference(ctx, cohort):
+  """Detection AUC of real train (as the judged side) vs the held-out people: real vs real."""
+  return _detection(ctx, cohort.dosage_NxS, ctx.dosage['train']), {}
 
 
 def privacy_reference(ctx, cohort):
@@ -190,7 +214,7 @@ def privacy_reference(ctx, cohort):
 
 
 REFERENCE_ROWS: dict[str, tuple[Metric, ...]] = {
-    'realism': (realism_reference,),
+    'realism': (realism_reference, detection_reference),
     'privacy': (privacy_reference,),
 }
 
@@ -223,13 +247,60 @@ def baseline(ctx, name: str, generator: str, **settings):
   return ctx.cohort(name, dosage, label_ids)
 
 
+# generator -> (its RealTrain field, the evaluate option listing its values): one row per
+# value, named generator@value ('mosaic@25'); 'generator@value' in evaluate.baselines is that
+# one row alone.
+SWEEPS = {'mosaic': ('segment_snps', 'mosaic_segment_snps')}
+
+
+def _setting(name: str, value) -> float:
+  try:
+    value = float(value)
+  except (TypeError, ValueError):
+    value = float('nan')
+  if not value > 0:
+    raise InputError(f'config evaluate.baselines: {name!r}: the setting must be a number > 0')
+  return value
+
+
+def baseline_rows(ev) -> list[tuple[str, str, dict]]:
+  """(row name, generator, RealTrain settings) of each row that evaluate.baselines asks for.
+
+  Raises:
+    InputError: an unknown generator, a bad setting or two rows of one name.
+  """
+  rows = []
+  for entry in ev.baselines:
+    generator, at, value = entry.partition('@')
+    if generator not in baselines.BASELINES:
+      swept = ', '.join(f'{g}@<value>' for g in SWEEPS)
+      raise InputError(f'config evaluate.baselines: unknown {entry!r}; known: '
+                       f'{sorted(baselines.BASELINES)}, {swept}')
+    if generator in SWEEPS:
+      field, option = SWEEPS[generator]
+      values = [value] if at else list(np.atleast_1d(ev[option]))
+      for v in values:
+        v = _setting(entry, v)
+        rows.append((f'{generator}@{v:g}', generator, {field: v}))
+    elif at:
+      raise InputError(f'config evaluate.baselines: {entry!r}: {generator} takes no setting')
+    else:
+      rows.append((entry, generator, {}))
+  names = [r[0] for r in rows]
+  if len(set(names)) < len(names):
+    raise InputError(f'config evaluate.baselines: rows {names} repeat a name')
+  return rows
+
+
 def methods(ctx: context.Context) -> list[tuple[str, Callable[[], context.Cohort]]]:
   """The cohorts judged, in report order, as (name, make() -> Cohort) entries.
 
-  gdiff, then each of evaluate.baselines (generated when made, one at a time).
+  gdiff, then each row of evaluate.baselines (`baseline_rows`; generated when made, one
+  at a time).
   """
   return [('gdiff', lambda: ctx.synthetic)] + [
-      (name, functools.partial(baseline, ctx, name, name)) for name in ctx.ev.baselines]
+      (name, functools.partial(baseline, ctx, name, generator, **settings))
+      for name, generator, settings in baseline_rows(ctx.ev)]
 
 
 def judge(ctx: context.Context, cohort: context.Cohort, table: dict[str, tuple[Metric, ...]]

@@ -8,7 +8,10 @@ and heterozygosity. On top of these:
 
 - allele-frequency Pearson r and genotype-frequency error vs real train;
 - LD fidelity: Pearson r of the r² values (pairs defined in both cohorts) and
-  LD-decay curves (mean r² per SNP distance 1..max_lag);
+  LD-decay curves: mean r² per SNP distance 1..max_lag, per physical distance
+  (below 1 kb, then log-spaced bp bins: `distance_edges`) and per minor-allele-frequency bin of the
+  pair (`MAF_EDGES`, the lower real-train MAF of its two SNPs); the bins are fixed
+  once from real train and the positions, so every cohort averages the same pairs;
 - PCA fit on real train (standardised genotypes, Gram matrix over SNP blocks),
   with the held-out split and synthetic projected; a two-sample k-NN classifier
   (real held out vs synthetic, 2-fold) on the top PCs gives an AUC (0.5 =
@@ -28,6 +31,11 @@ from gdiff import rng as rng_lib
 from gdiff.evaluate import distances, privacy
 
 _LD_WINDOW = 256  # SNPs per matmul window of the banded LD sums
+LD_DISTANCE_BINS = 12  # bins of the LD-by-distance curve: [0, 1 kb), then log-spaced
+LD_DISTANCE_MIN_BP = 1000.0  # where the log-spaced bins start (unless no pair is farther)
+# The pair's minor-allele frequency (the lower of its two SNPs', in real train).
+MAF_EDGES = (0.0, 0.01, 0.05, 0.1, 0.2, 0.5)
+LD_CURVES = ('ld_decay', 'ld_distance', 'ld_maf')  # compare()'s LD curves
 
 
 @functools.partial(jax.jit, static_argnames='max_lag')
@@ -113,6 +121,66 @@ def ld_r2(m: dict, chrom_S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r2[k - 1, :s - k] = np.where(ok, cov**2 / np.where(ok, denom, 1.0), 0.0)
     defined[k - 1, :s - k] = ok
   return np.minimum(r2, 1.0), defined
+
+
+def pair_distances(pos_S: np.ndarray, max_lag: int) -> np.ndarray:
+  """Base pairs between SNP i and i+k, as dist_KxS[k-1, i] (0 past the end)."""
+  pos_S = np.asarray(pos_S, np.float64)
+  s = len(pos_S)
+  dist = np.zeros((max_lag, s))
+  for k in range(1, min(max_lag, s - 1) + 1):
+    dist[k - 1, :s - k] = np.abs(pos_S[k:] - pos_S[:-k])
+  return dist
+
+
+def distance_edges(dist_KxS: np.ndarray, same_KxS: np.ndarray,
+                   num_bins: int = LD_DISTANCE_BINS) -> np.ndarray:
+  """Bin edges (bp): 0, then log-spaced from LD_DISTANCE_MIN_BP to the longest distance of
+  the pairs `same_KxS` marks (from the shortest positive one, when none is past 1 kb)."""
+  d = dist_KxS[same_KxS]
+  d = d[d > 0]
+  if not len(d):
+    return np.array([0.0, 1.0])
+  hi = d.max()
+  lo = LD_DISTANCE_MIN_BP if hi > LD_DISTANCE_MIN_BP else d.min()
+  return np.r_[0.0, np.geomspace(lo, max(hi, lo * 1.001), num_bins)]
+
+
+def bin_ids(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+  """The bin of each value; below the first edge: bin 0, at or above the last: the last."""
+  return np.clip(np.searchsorted(edges, values, side='right') - 1, 0, len(edges) - 2)
+
+
+def ld_pair_bins(pos_S, chrom_S, af_train_S, max_lag: int) -> dict:
+  """The distance and MAF bin of each banded SNP pair (-1: no pair), the bin edges and the
+  mean distance of the pairs in each distance bin."""
+  chrom_S = np.asarray(chrom_S)
+  s = len(chrom_S)
+  max_lag = min(max_lag, max(s - 1, 0))
+  same = np.zeros((max_lag, s), bool)
+  for k in range(1, max_lag + 1):
+    same[k - 1, :s - k] = chrom_S[k:] == chrom_S[:-k]
+  dist = pair_distances(pos_S, max_lag)
+  edges = distance_edges(dist, same)
+  maf = np.minimum(af_train_S, 1 - af_train_S)
+  pair_maf = np.zeros((max_lag, s))
+  for k in range(1, max_lag + 1):
+    pair_maf[k - 1, :s - k] = np.minimum(maf[k:], maf[:-k])
+  maf_edges = np.asarray(MAF_EDGES)
+  dist_bins = np.where(same, bin_ids(dist, edges), -1).astype(np.int16)
+  return {'ld_distance_edges': edges, 'ld_maf_edges': maf_edges,
+          'ld_distance_bp': binned_mean(dist, same, dist_bins, len(edges) - 1),  # plots' x
+          'ld_distance_bin_KxS': dist_bins,
+          'ld_maf_bin_KxS': np.where(same, bin_ids(pair_maf, maf_edges), -1).astype(np.int16)}
+
+
+def binned_mean(values_KxS: np.ndarray, defined_KxS: np.ndarray, bins_KxS: np.ndarray,
+                num_bins: int) -> np.ndarray:
+  """Mean of the defined values per bin (NaN where a bin holds none)."""
+  rows = defined_KxS & (bins_KxS >= 0)
+  total = np.bincount(bins_KxS[rows], weights=values_KxS[rows], minlength=num_bins)
+  count = np.bincount(bins_KxS[rows], minlength=num_bins)
+  return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def heterozygosity(dosage_NxS: np.ndarray) -> np.ndarray:
@@ -232,13 +300,19 @@ def two_sample_auc(real_NxK: np.ndarray, syn_MxK: np.ndarray, k: int = 10, seed:
 
 # ------------------------------------------------------------- summary
 def real_reference(train_NxS, holdout_NxS, chrom_S, max_lag: int, num_pcs: int,
-                   block_size: int = 1024, train_labels_N=None, num_classes: int = 0) -> dict:
-  """Everything about real train and the held-out split that every method is compared to."""
+                   block_size: int = 1024, train_labels_N=None, num_classes: int = 0,
+                   pos_S=None) -> dict:
+  """Everything about real train and the held-out split that every method is compared to.
+
+  With `pos_S` (bp) the LD pairs' distance and MAF bins too (`ld_pair_bins`).
+  """
   m_train = moments(train_NxS, max_lag, block_size)
   m_holdout = moments(holdout_NxS, max_lag, block_size)
   pca = fit_pca(train_NxS, num_pcs)
   r2_train, def_train = ld_r2(m_train, chrom_S)
-  return {'m_train': m_train, 'm_holdout': m_holdout, 'pca': pca,
+  bins = ({} if pos_S is None else
+          ld_pair_bins(pos_S, chrom_S, allele_frequencies(m_train), r2_train.shape[0]))
+  return {**bins, 'm_train': m_train, 'm_holdout': m_holdout, 'pca': pca,
           'r2_train': r2_train, 'def_train': def_train,
           'pcs_train': project(pca, train_NxS), 'pcs_holdout': project(pca, holdout_NxS),
           'het_train': heterozygosity(train_NxS), 'het_holdout': heterozygosity(holdout_NxS),
@@ -262,7 +336,8 @@ def compare(ref: dict, dosage_NxS, chrom_S, max_lag: int, block_size: int = 1024
       train PCs when judging the held-out split itself).
 
   Returns:
-    (metrics: flat dict of numbers, curves: arrays for plots: af, ld_decay, pcs, het).
+    (metrics: flat dict of numbers, curves: arrays for plots: af, ld_decay, pcs, het,
+    and with the reference's pair bins ld_distance and ld_maf: mean r² per bin).
   """
   m = moments(dosage_NxS, max_lag, block_size)
   af_train, af = allele_frequencies(ref['m_train']), allele_frequencies(m)
@@ -295,4 +370,8 @@ def compare(ref: dict, dosage_NxS, chrom_S, max_lag: int, block_size: int = 1024
     metrics['fst_mean_train'] = float(np.nanmean(ref['fst_train'][upper]))
     metrics['fst_mae'] = float(np.nanmean(np.abs(fst[upper] - ref['fst_train'][upper])))
   curves = {'af': af, 'ld_decay': decay, 'pcs': pcs, 'het': het}
+  for curve in ('ld_distance', 'ld_maf'):
+    if f'{curve}_bin_KxS' in ref:
+      curves[curve] = binned_mean(r2, defined, ref[f'{curve}_bin_KxS'],
+                                  len(ref[f'{curve}_edges']) - 1)
   return metrics, curves

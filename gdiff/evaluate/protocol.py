@@ -130,6 +130,15 @@ def notes(holdout: str, num_select: int, num_report: int, counts_K, seed,
       'majority_acc_holdout and the balanced accuracies.',
       f'Realism reference row = real {held} judged like a synthetic cohort (its PCA AUC is '
       f'{held} vs train): the level sampling noise allows.',
+      f'Detection AUC: a 5-fold cross-validated L2 logistic regression telling real {held} '
+      f'people from a cohort\'s, on standardised dosages and products of SNPs 1-3 apart, '
+      f'n = min(n_{held}, n_cohort, evaluate.detection_max_people) per side (± Hanley-McNeil '
+      f'SE); its reference row is real train vs real {held}. Copies and shared segments '
+      f'among a cohort\'s people are detectable too.',
+      'Mosaic curve: rows mosaic@L copy runs of mean L SNPs from same-class training people; '
+      'the dominance line reads the curve (sorted by genotype membership AUC, linear in '
+      'between) at gdiff\'s membership AUC. LD by distance and by MAF bin: pairs at most '
+      'evaluate.ld_max_distance_snps apart on one chromosome, binned by real-train MAF.',
   ]
   if pair_names is not None:
     out.append(f'utility_hard_pair: the two classes with the lowest real-train F_ST '

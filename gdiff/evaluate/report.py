@@ -5,6 +5,10 @@ contained: tables plus base64 PNG plots, also saved as *.png) and report.md (a
 short summary for the README). Plots use matplotlib's Agg backend. Metric keys
 say `holdout` for the held-out split; the title, tables and plots show its
 display name (`protocol.held_out(metrics)`, 'test' or 'val').
+
+The mosaic curve: the rows named `mosaic@<segment SNPs>` ordered by membership AUC;
+`dominance(methods)` reads the curve at gdiff's membership AUC (linear interpolation)
+and says whether gdiff beats it on each of `CURVE_AXES`.
 """
 
 from __future__ import annotations
@@ -51,9 +55,18 @@ TARGETS = (
     ('privacy.genotype.identical_copies', 'identical copies', '==', 0),
     ('privacy.genotype.dcr_share_below_holdout_p5', 'DCR < {holdout} p5', 'dcr', 0.05),
     ('realism.af_r', 'AF r', '>=', 0.99),
-    ('realism.ld_r2_corr', 'LD r² corr', '>=', 0.95),
+    ('realism.ld_r2_corr', 'LD r² corr', '>=', 0.97),
     ('realism.pca_two_sample_auc', 'PCA 2-sample AUC', '<=', 0.55),
+    ('realism.detection_auc', 'detection AUC', '<=', 0.60),
 )
+
+CURVE_PREFIX = 'mosaic@'  # the rows of the mosaic curve
+CURVE_X = ('privacy.genotype.mia_auc', 'membership AUC geno')
+# (path, name, better): gdiff against the curve at gdiff's membership AUC. 'nearer 0.5':
+# an AUC or an NNAA share is ideal at 0.5, and a distance from it below 0.5 is noise or worse.
+CURVE_AXES = (('realism.ld_r2_corr', 'LD r² corr', 'higher'),
+              ('privacy.embedding.aa_truth_holdout', 'AA_truth {holdout}', 'nearer 0.5'),
+              ('realism.detection_auc', 'detection AUC', 'nearer 0.5'))
 
 
 
@@ -96,6 +109,83 @@ def checks(methods: dict) -> dict:
           for m, r in methods.items()}
 
 
+def _finite(value) -> bool:
+  return isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value)
+
+
+def curve_rows(methods: dict) -> list[tuple[float, str]]:
+  """(segment SNPs, row name) of the mosaic curve's rows, by segment length."""
+  rows = []
+  for name in methods:
+    if name.startswith(CURVE_PREFIX):
+      try:
+        rows.append((float(name[len(CURVE_PREFIX):]), name))
+      except ValueError:
+        continue
+  return sorted(rows)
+
+
+def curve_at(methods: dict, x: float, path: str) -> float | None:
+  """The mosaic curve's `path` at membership AUC `x`: linear along the curve's points
+  sorted by membership AUC, the end point's value beyond an end (None: < 1 point)."""
+  points = sorted((lookup(methods[n], CURVE_X[0]), lookup(methods[n], path))
+                  for _, n in curve_rows(methods))
+  points = [(a, b) for a, b in points if _finite(a) and _finite(b)]
+  if not points:
+    return None
+  xs, ys = zip(*points)
+  return float(np.interp(x, xs, ys))
+
+
+def _better(op: str, mine: float, theirs: float) -> bool:
+  if op == 'higher':
+    return mine > theirs
+  return abs(mine - 0.5) < abs(theirs - 0.5)
+
+
+def dominance(methods: dict, method: str = 'gdiff') -> dict | None:
+  """`method` against the mosaic curve at its membership AUC (None: no curve or no AUC).
+
+  Returns:
+    {'mia_auc', 'position' ('inside' the curve's range of membership AUC, 'below' it:
+    more private than every mosaic, 'above': less private, where the curve's end
+    flatters `method`), 'axes': {path: {'name', 'value', 'curve', 'better', 'beats'}},
+    'dominates': beats on every axis and not 'above'}.
+  """
+  x = lookup(methods.get(method, {}), CURVE_X[0])
+  xs = [lookup(methods[n], CURVE_X[0]) for _, n in curve_rows(methods)]
+  xs = [v for v in xs if _finite(v)]
+  if not _finite(x) or not xs:
+    return None
+  position = 'below' if x < min(xs) else 'above' if x > max(xs) else 'inside'
+  axes = {}
+  for path, name, better in CURVE_AXES:
+    value, curve = lookup(methods[method], path), curve_at(methods, x, path)
+    beats = _better(better, value, curve) if _finite(value) and curve is not None else None
+    axes[path] = {'name': name, 'value': value, 'curve': curve, 'better': better,
+                  'beats': beats}
+  return {'method': method, 'mia_auc': float(x), 'position': position, 'axes': axes,
+          'dominates': position != 'above' and all(a['beats'] for a in axes.values())}
+
+
+def dominance_line(dom: dict | None, holdout: str) -> str:
+  """report.md's one line on gdiff against the mosaic curve."""
+  if dom is None:
+    return 'Mosaic curve: not computed (no mosaic@ rows or no genotype membership AUC).'
+  where = {'inside': '', 'below': ' (more private than every mosaic: the curve\'s most '
+           'private end)', 'above': ' (less private than every mosaic: the curve\'s most '
+           'faithful end, which flatters gdiff)'}[dom['position']]
+  parts = []
+  for a in dom['axes'].values():
+    verdict = {True: 'beats', False: 'loses', None: 'n/a'}[a['beats']]
+    parts.append(f'{protocol.named(a["name"], holdout)} {_fmt(a["value"])} vs '
+                 f'{_fmt(a["curve"])} ({a["better"]}: {verdict})')
+  head = 'dominates' if dom['dominates'] else 'does not dominate'
+  return (f'Mosaic curve: {dom["method"]} {head} it. At {dom["method"]}\'s '
+          f'{CURVE_X[1]} {dom["mia_auc"]:.3f}{where}, {dom["method"]} vs the curve: '
+          + '; '.join(parts) + '.')
+
+
 def _target_text(op: str, target) -> str:
   if op == 'within':
     return f'{target[0]}–{target[1]}'
@@ -116,6 +206,12 @@ def _fmt(value) -> str:
 
 def _mark(ok) -> str:
   return {True: '✓', False: '✗', None: ''}[ok]
+
+
+def _value_text(results: dict, path: str) -> str:
+  """A metric, with ± its standard error where the results hold one (`<path>_se`)."""
+  value, se = lookup(results, path), lookup(results, path + '_se')
+  return _fmt(value) + (f' ± {se:.3f}' if _finite(se) and value is not None else '')
 
 
 # ----------------------------------------------------------------- plots
@@ -161,6 +257,37 @@ def _figures(metrics: dict, curves: dict) -> dict:
     ax.set_ylabel('mean r²')
     ax.legend(fontsize=7)
     save(fig, 'ld_decay')
+
+  if 'ld_distance_train' in real:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    mid = real['ld_distance_bp']  # the mean distance of the bin's pairs
+    _line(ax, mid, real['ld_distance_train'], 'k-', lw=2, label='real train')
+    _line(ax, mid, real['ld_distance_holdout'], 'k--', lw=1, label=f'real {held.name}')
+    for m in methods:
+      _line(ax, mid, curves[m]['ld_distance'], marker='.', label=m)
+    ax.set_xscale('log')
+    ax.set_xlabel('distance (bp)')
+    ax.set_ylabel('mean r²')
+    ax.legend(fontsize=7)
+    save(fig, 'ld_distance')
+
+  if 'ld_maf_train' in real:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    edges = real['ld_maf_edges']
+    labels = [f'[{a:g}, {b:g})' for a, b in zip(edges[:-1], edges[1:])]
+    at = np.arange(len(labels))
+    _line(ax, at, real['ld_maf_train'], 'k-', lw=2, marker='o', label='real train')
+    _line(ax, at, real['ld_maf_holdout'], 'k--', lw=1, marker='o', label=f'real {held.name}')
+    for m in methods:
+      _line(ax, at, curves[m]['ld_maf'], marker='.', label=m)
+    ax.set_xticks(at, labels)
+    ax.set_xlabel('minor-allele frequency of the pair (lower of the two, real train)')
+    ax.set_ylabel('mean r²')
+    ax.legend(fontsize=7)
+    save(fig, 'ld_maf')
+
+  if curve_rows(metrics['methods']):
+    save(_curve_figure(plt, metrics), 'mosaic_curve')
 
   if 'af_train' in real:
     fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.2), squeeze=False)
@@ -215,6 +342,74 @@ def _figures(metrics: dict, curves: dict) -> dict:
   return figs
 
 
+def _line(ax, x, y, *args, **kwargs) -> None:
+  """ax.plot of the finite points only (an empty bin is NaN), so the line stays joined."""
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  ok = np.isfinite(x) & np.isfinite(y)
+  ax.plot(x[ok], y[ok], *args, **kwargs)
+
+
+def _curve_figure(plt, metrics: dict):
+  """The mosaic curve (line, by segment length) and every other row (points), in the
+  planes of CURVE_X against each of CURVE_AXES."""
+  held = protocol.held_out(metrics).name
+  methods = metrics['methods']
+  curve = [n for _, n in curve_rows(methods)]
+  fig, axes = plt.subplots(1, len(CURVE_AXES), figsize=(4.2 * len(CURVE_AXES), 3.8),
+                           squeeze=False)
+  for ax, (path, name, better) in zip(axes[0], CURVE_AXES):
+    pts = [(lookup(methods[n], CURVE_X[0]), lookup(methods[n], path), n) for n in curve]
+    pts = sorted(p for p in pts if _finite(p[0]) and _finite(p[1]))
+    if pts:
+      ax.plot([p[0] for p in pts], [p[1] for p in pts], '-', color='0.5', marker='s', ms=4,
+              label='mosaic curve')
+      for x, y, n in pts:
+        ax.annotate(n[len(CURVE_PREFIX):], (x, y), fontsize=7, xytext=(3, -8),
+                    textcoords='offset points', color='0.4')
+    for m, r in methods.items():
+      x, y = lookup(r, CURVE_X[0]), lookup(r, path)
+      if m in curve or not (_finite(x) and _finite(y)):
+        continue
+      ax.scatter(x, y, s=50 if m == 'gdiff' else 25, zorder=3,
+                 color='tab:red' if m == 'gdiff' else None, label=m)
+    for p, _, op, t in TARGETS:
+      if p == path and op in ('<=', '>='):
+        ax.axhline(t, color='grey', ls='--', lw=0.8)
+      elif p == path and op == 'within':
+        ax.axhspan(*t, color='grey', alpha=0.1, lw=0)
+    ax.axvline(next(t for p, _, _, t in TARGETS if p == CURVE_X[0]), color='grey', ls='--',
+               lw=0.8)
+    ax.set_xlabel(CURVE_X[1])
+    ax.set_ylabel(protocol.named(name, held))
+    ax.set_title(f'better: {better}', fontsize=8)
+  axes[0, 0].legend(fontsize=7)
+  fig.suptitle(f'gdiff against the mosaic curve (segment SNPs), held out: {held}', fontsize=10)
+  fig.tight_layout()
+  return fig
+
+
+def ld_curves(curves: dict, methods) -> dict:
+  """The LD-by-distance and LD-by-MAF curves for metrics.json: bin edges, mean r² per bin
+  and row, and the mean distance (bp) of each distance bin's pairs."""
+  real = curves.get('real', {})
+  out = {}
+  for curve, edges in (('ld_distance', 'ld_distance_edges'), ('ld_maf', 'ld_maf_edges')):
+    if f'{curve}_train' not in real:
+      continue
+    rows = {'real train': real[f'{curve}_train'], 'real holdout': real[f'{curve}_holdout']}
+    rows.update({m: curves[m][curve] for m in methods if curve in curves.get(m, {})})
+    out[curve] = {'edges': np.asarray(real[edges]).tolist(),
+                  'mean_r2': {m: _finite_list(c) for m, c in rows.items()}}
+  if 'ld_distance' in out:
+    out['ld_distance']['mean_bp'] = _finite_list(real['ld_distance_bp'])
+  return out
+
+
+def _finite_list(values) -> list:
+  """A JSON list, None for NaN (an empty bin)."""
+  return [float(v) if math.isfinite(v) else None for v in np.asarray(values, np.float64)]
+
+
 # ----------------------------------------------------------------- tables
 def _key_rows(metrics: dict):
   held = protocol.held_out(metrics).name
@@ -223,10 +418,10 @@ def _key_rows(metrics: dict):
   rows = []
   for m, r in metrics['methods'].items():
     ok = metrics['checks'][m]
-    rows.append([m] + [f'{_fmt(lookup(r, p))} {_mark(ok[p])}'.strip() for p, *_ in TARGETS])
+    rows.append([m] + [f'{_value_text(r, p)} {_mark(ok[p])}'.strip() for p, *_ in TARGETS])
   ref = metrics.get('reference', {})
   if ref:
-    rows.append([f'real {held} (reference)'] + [_fmt(lookup(ref, p)) for p, *_ in TARGETS])
+    rows.append([f'real {held} (reference)'] + [_value_text(ref, p) for p, *_ in TARGETS])
   return header, rows
 
 
@@ -338,7 +533,8 @@ def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
            f'<h2>Genetic realism of decoded genotypes (vs real train; reference: real '
            f'{held.name})'
            '</h2>',
-           _html_table(*_flat_rows(metrics, 'realism'))]
+           _html_table(*_flat_rows(metrics, 'realism')),
+           f'<p>{html.escape(dominance_line(metrics.get("dominance"), held.name))}</p>']
   for name, png in figs.items():
     data = base64.b64encode(png).decode()
     parts.append(f'<h3>{name}</h3><img src="data:image/png;base64,{data}">')
@@ -351,6 +547,7 @@ def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
     f.write('\n'.join(parts))
 
   md = [f'## {title}', ''] + ([names, ''] if names else []) + [_md_table(*key), '',
+        dominance_line(metrics.get('dominance'), held.name), '',
         f'Majority-class accuracy on {reported_on}: '
         f'{_fmt(metrics.get("majority_acc_holdout"))}',
         '',

@@ -2,9 +2,11 @@
 
 Reads W/data (the real cohort and its splits), W/embedding/codec.npz and
 W/samples/synthetic.h5; judges gdiff's cohort and each baseline of
-`evaluate.baselines` with every metric family (privacy in embedding and genotype
-space, realism, utility: `families.FAMILIES`), the real held-out people as the
-reference row, and gdiff alone in the studies (augmentation); writes W/report/.
+`evaluate.baselines` (the mosaic at each of evaluate.mosaic_segment_snps: the mosaic
+curve) with every metric family (privacy in embedding and genotype space, realism with
+the detection AUC, utility: `families.FAMILIES`), the real held-out people as the
+reference row, and gdiff alone in the studies (augmentation); gdiff against the mosaic
+curve (`report.dominance`); writes W/report/.
 
 `evaluate.holdout` names the real split held out from everything the generator
 and the classifiers fit: 'test' (the final report) or 'val' (for sweeps that tune
@@ -24,7 +26,7 @@ import numpy as np
 from gdiff import workdir as wd
 from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
-from gdiff.evaluate import baselines, classifiers, context, families, protocol, report
+from gdiff.evaluate import classifiers, context, families, protocol, report
 
 DATA_DIR = wd.DATA
 CODEC_FILE = os.path.join(wd.EMBEDDING, wd.CODEC_FILE)
@@ -58,11 +60,11 @@ def load_synthetic(path: str, classes: tuple[str, ...], num_snps: int) -> dict:
 
 def check_config(ev: ml_collections.ConfigDict) -> None:
   """Refuses unknown names and non-positive counts before any work is done."""
-  tables = {'baselines': baselines.BASELINES, 'classifiers': classifiers.CLASSIFIERS}
-  for option, table in tables.items():
-    for name in ev[option]:
-      if name not in table:
-        raise InputError(f'config evaluate.{option}: unknown {name!r}; known: {sorted(table)}')
+  families.baseline_rows(ev)  # raises on an unknown baseline or a bad setting
+  for name in ev.classifiers:
+    if name not in classifiers.CLASSIFIERS:
+      raise InputError(f'config evaluate.classifiers: unknown {name!r}; '
+                       f'known: {sorted(classifiers.CLASSIFIERS)}')
   clf = ev.augmentation_classifier
   if clf and clf not in classifiers.CLASSIFIERS:
     raise InputError(f'config evaluate.augmentation_classifier: unknown {clf!r}; '
@@ -70,6 +72,9 @@ def check_config(ev: ml_collections.ConfigDict) -> None:
   for option in ('seeds', 'classifier_steps', 'block_size', 'ld_max_distance_snps'):
     if int(ev[option]) < 1:
       raise InputError(f'config evaluate.{option}={ev[option]!r}: must be >= 1')
+  if int(ev.detection_max_people) < 0:
+    raise InputError(f'config evaluate.detection_max_people={ev.detection_max_people!r}: '
+                     f'must be >= 0 (0: no cap)')
   if ev.holdout not in protocol.HOLDOUTS:
     raise InputError(f'config evaluate.holdout={ev.holdout!r}: must be one of '
                      f'{", ".join(repr(h) for h in protocol.HOLDOUTS)}')
@@ -89,13 +94,15 @@ def load(config: ml_collections.ConfigDict, workdir: str) -> context.Context:
     raise InputError(f'{data_dir}: split \'val\' has fewer than 4 people; '
                      f'evaluate.holdout=\'val\' halves it')
   codec = _load_codec(os.path.join(workdir, CODEC_FILE))
-  chrom = cohort.variants().chrom
+  variants = cohort.variants()
+  chrom = variants.chrom
   syn = load_synthetic(os.path.join(workdir, SYNTHETIC_FILE), cohort.classes, len(chrom))
   gdiff = context.Cohort('gdiff', syn['dosage'], syn['label_ids'],
                          context.encode(codec, syn['dosage']), syn['emb'])
   ctx = context.Context(config, tuple(cohort.classes), chrom, codec, dos,
                         {s: cohort.label_ids[cohort.indices(s)] for s in held.splits},
-                        {s: len(cohort.indices(s)) for s in cohort_lib.SPLITS}, gdiff)
+                        {s: len(cohort.indices(s)) for s in cohort_lib.SPLITS}, gdiff,
+                        pos_S=variants.pos)
   logging.info('evaluate: %d synthetic people %s; real %s %s; held out: %s',
                len(syn['dosage']), ctx.counts_K.tolist(), '/'.join(held.splits),
                [len(dos[s]) for s in held.splits], held.name)
@@ -151,6 +158,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                                         families.REFERENCE_ROWS)
   metrics.update(families.judge(ctx, ctx.synthetic, families.STUDIES)[0])
   metrics['checks'] = report.checks(results)
+  metrics['dominance'] = report.dominance(results)
+  metrics['ld_curves'] = report.ld_curves(curves, results)
   metrics['notes'] = _notes(ctx)
   paths = report.write(os.path.join(workdir, REPORT_DIR), metrics, curves)
   logging.info('evaluate: wrote %s', paths)
