@@ -103,6 +103,24 @@ def get_config() -> ml_collections.ConfigDict:
   # to reproduce that run on one host.
   i.data_shards = 0
 
+  # ----------------------------------------------------------- generator
+  # 'ar': the local autoregressive model (gdiff.ar); 'diffusion': the paper's DDPM over the
+  # PCA embedding (the sections input, model, diffusion, train). gdiff.generators.
+  c.generator = 'ar'  # why: docs/decisions.md#generator
+
+  # ------------------------------------------------------------------ ar
+  c.ar = a = ml_collections.ConfigDict()
+  # 'auto': the two haplotypes of each person when the cohort is phased, else genotypes.
+  a.unit = 'auto'  # 'auto' | 'haplotype' | 'genotype'
+  # SNPs before each SNP that it is conditioned on; with several, val log-likelihood picks one.
+  a.context_snps = (16, 32)  # why: docs/decisions.md#ar-context
+  a.per_class = True  # class-specific LD tables (populations differ in LD, not only in AF)
+  a.l2_shared = 0.01  # L2 penalty of the shared tables, against the summed log-likelihood
+  a.l2_class = 0.1  # L2 penalty of the class-specific tables
+  a.block_snps = 256  # SNPs fit together (memory ~ sequences x block_snps x context)
+  a.max_iter = 100  # L-BFGS iterations at most per block
+  a.tol = 1e-5  # ... or until the gradient norm of the block's mean objective is below this
+
   # --------------------------------------------------------------- model
   c.model = m = ml_collections.ConfigDict()
   m.name = 'mlp_cnn'  # 'mlp' | 'cnn' | 'mlp_cnn' | 'transformer'
@@ -152,6 +170,7 @@ def get_config() -> ml_collections.ConfigDict:
   # -------------------------------------------------------------- sample
   c.sample = sm = ml_collections.ConfigDict()
   sm.num = 0  # 0: as many as the real train split, in its label proportions
+  sm.temperature = 1.0  # generator 'ar': divides the logits (1: the fitted model)
   sm.class_counts = ''  # e.g. 'case:100,control:200'; overrides `num`
   sm.method = 'ddim'  # 'ddpm' | 'ddim'
   sm.steps = 50  # DDIM steps (DDPM always uses all T)
@@ -228,6 +247,7 @@ def paper(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Config
   train.grad_clip=0 and train.recombine_segment_groups=0 for the paper's exact optimiser
   and data. Why: docs/decisions.md#paper-preset.
   """
+  c.generator = 'diffusion'
   c.model = get_config().model  # get_config() holds the paper's network sizes
   c.diffusion.num_steps = 500
   c.diffusion.label_dropout = 0.1

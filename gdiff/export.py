@@ -38,13 +38,15 @@ def sample_ids(n: int, prefix: str = 'SYN') -> np.ndarray:
 class H5Cohort:
   """Incremental writer of the synthetic HDF5 file (rows filled batch by batch).
 
-  Datasets: dosage (N, S) int8, emb (N, G, C) float32 (optional), samples, labels (N,) str,
-  label_ids (N,) int32; attr `classes` (JSON list). No timestamps (track_times=False),
-  so equal contents give equal bytes.
+  Datasets: dosage (N, S) int8, hap0 (N, S) int8 (optional: the first haplotype's allele of
+  a phased cohort; the second is dosage - hap0), emb (N, G, C) float32 (optional), samples,
+  labels (N,) str, label_ids (N,) int32; attr `classes` (JSON list). No timestamps
+  (track_times=False), so equal contents give equal bytes.
   """
 
   def __init__(self, path: str, num_samples: int, num_variants: int,
-               emb_shape_GxC: tuple[int, int] | None, classes: Sequence[str]):
+               emb_shape_GxC: tuple[int, int] | None, classes: Sequence[str],
+               phased: bool = False):
     self.file = h5py.File(path, 'w', track_order=False)
     # ~1 MiB chunks (HDF5's default chunk cache), independent of the batch size so
     # that the bytes do not depend on it.
@@ -53,6 +55,10 @@ class H5Cohort:
         'dosage', shape=(num_samples, num_variants), dtype=np.int8, track_times=False,
         chunks=(rows, max(1, min(num_variants, CHUNK_BYTES // rows))),
         compression='gzip', compression_opts=1, shuffle=False)
+    if phased:
+      self.file.create_dataset('hap0', shape=(num_samples, num_variants), dtype=np.int8,
+                               track_times=False, chunks=self.file['dosage'].chunks,
+                               compression='gzip', compression_opts=1, shuffle=False)
     if emb_shape_GxC is not None:
       row_bytes = 4 * int(np.prod(emb_shape_GxC))
       emb_rows = max(1, min(num_samples, CHUNK_BYTES // row_bytes))
@@ -61,10 +67,12 @@ class H5Cohort:
     self.file.attrs['classes'] = json.dumps(list(classes))
 
   def write_rows(self, lo: int, dosage_BxS: np.ndarray | None,
-                 emb_BxGxC: np.ndarray | None = None):
-    """Rows lo.. of `dosage` and/or `emb` (None leaves that dataset as it is)."""
+                 emb_BxGxC: np.ndarray | None = None, hap0_BxS: np.ndarray | None = None):
+    """Rows lo.. of `dosage`, `emb` and/or `hap0` (None leaves that dataset as it is)."""
     if dosage_BxS is not None:
       self.file['dosage'][lo:lo + dosage_BxS.shape[0]] = dosage_BxS
+    if hap0_BxS is not None:
+      self.file['hap0'][lo:lo + hap0_BxS.shape[0]] = hap0_BxS
     if emb_BxGxC is not None:
       self.file['emb'][lo:lo + emb_BxGxC.shape[0]] = emb_BxGxC
 
@@ -87,7 +95,8 @@ class H5Cohort:
 
 def write_cohort(directory: str, dosage_NxS: np.ndarray, variants: Variants,
                  samples: Sequence[str], labels: Sequence[str], classes: Sequence[str], *,
-                 emb_NxGxC: np.ndarray | None = None, prefix: str = 'synthetic',
+                 emb_NxGxC: np.ndarray | None = None, hap0_NxS: np.ndarray | None = None,
+                 prefix: str = 'synthetic',
                  formats: Sequence[str] = ('h5', 'vcf', 'plink', 'labels')) -> list[str]:
   """Writes any cohort (synthetic, baseline, real subset) in the chosen formats.
 
@@ -98,6 +107,8 @@ def write_cohort(directory: str, dosage_NxS: np.ndarray, variants: Variants,
     samples, labels: N IDs and label strings.
     classes: the class names; label_ids index into them.
     emb_NxGxC: optional embedding stored in the HDF5 file.
+    hap0_NxS: optional first haplotype (a phased cohort): the VCF is then phased and the
+      HDF5 file keeps it.
     prefix: file name stem.
     formats: keys of `FORMATS`.
 
@@ -109,25 +120,25 @@ def write_cohort(directory: str, dosage_NxS: np.ndarray, variants: Variants,
   label_ids = np.array([lookup[y] for y in labels], np.int32)
   args = dict(directory=directory, prefix=prefix, dosage=dosage_NxS, variants=variants,
               samples=samples, labels=labels, label_ids=label_ids, classes=classes,
-              emb=emb_NxGxC)
+              emb=emb_NxGxC, hap0=hap0_NxS)
   paths = []
   for name in formats:
     paths += FORMATS[name](**args)
   return paths
 
 
-def _h5(directory, prefix, dosage, variants, samples, labels, label_ids, classes, emb):
+def _h5(directory, prefix, dosage, variants, samples, labels, label_ids, classes, emb, hap0):
   path = os.path.join(directory, prefix + '.h5')
   with H5Cohort(path, dosage.shape[0], dosage.shape[1],
-                None if emb is None else emb.shape[1:], classes) as f:
-    f.write_rows(0, dosage, emb)
+                None if emb is None else emb.shape[1:], classes, phased=hap0 is not None) as f:
+    f.write_rows(0, dosage, emb, hap0)
     f.write_samples(samples, labels, label_ids)
   return [path]
 
 
-def _vcf(directory, prefix, dosage, variants, samples, **_):
+def _vcf(directory, prefix, dosage, variants, samples, hap0, **_):
   path = os.path.join(directory, prefix + '.vcf.gz')
-  writers.write_vcf(path, dosage, variants, samples)
+  writers.write_vcf(path, dosage, variants, samples, hap0_NxS=hap0)
   return [path]
 
 

@@ -2,8 +2,10 @@
 
 prepare  ingest (or simulate, then ingest) to HDF5 shards, split, fit the
          embedding on train and write the embedded splits as a TFDS dataset.
-train    the diffusion model, with validation, checkpoints and resume.
-sample   synthetic cohorts from a checkpoint, decoded and exported (VCF/PLINK/HDF5).
+train    the generator of `config.generator` (gdiff.generators): the autoregressive
+         model (convex fit, model choice on val) or the diffusion model (validation,
+         checkpoints and resume).
+sample   synthetic cohorts from the trained generator, exported (VCF/PLINK/HDF5).
 evaluate utility, privacy and realism against real data and baselines; a report.
 
 With several JAX processes every process runs `run`: prepare and evaluate do
@@ -55,19 +57,20 @@ def input_files(config: ml_collections.ConfigDict) -> dict[str, str]:
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> None:
-  if (wd.check(config, workdir, 'train') and
-      wd.read_record(workdir, 'train').get('num_steps', 0) >= config.train.num_steps):
+  from gdiff import generators
+  generator = generators.get(config)
+  if wd.check(config, workdir, 'train') and generator.trained(
+      wd.read_record(workdir, 'train'), config):
     logging.info('train: reusing the checkpoints in %s', wd.Layout(workdir).checkpoints)
     return
-  from gdiff import train as train_lib
   if _main_process():
     layout = wd.Layout(workdir)
     wd.claim(layout.checkpoints)
     wd.claim(layout.logs)
   _barrier('train-claim')
-  train_lib.train_and_evaluate(config, workdir)
+  extra = generator.train(config, workdir)
   if _main_process():
-    wd.mark_done(config, workdir, 'train', num_steps=config.train.num_steps)
+    wd.mark_done(config, workdir, 'train', **extra)
 
 
 def sample(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -110,18 +113,12 @@ def _check_prepare(config):
   embedding_fit.check_config(config.embedding)
 
 
-def _check_train(config):
-  from gdiff import augment, diffusion, models
-  from gdiff import train as train_lib
-  models.check_config(config.model)
-  diffusion.check_config(config.diffusion)
-  augment.check_config(config.train)
-  train_lib.check_config(config)
-
-
-def _check_sample(config):
-  from gdiff import sample as sample_lib
-  sample_lib.sampler_settings(config)
+def _check_generator(config):
+  # Every generator's options, not only the chosen one's: a typo fails wherever it is.
+  from gdiff import generators
+  generators.get(config)
+  for make in generators.GENERATORS.values():
+    make().check(config)
 
 
 def _check_evaluate(config):
@@ -129,7 +126,7 @@ def _check_evaluate(config):
   evaluate_lib.check_config(config.evaluate)
 
 
-CHECKS = {'prepare': _check_prepare, 'train': _check_train, 'sample': _check_sample,
+CHECKS = {'prepare': _check_prepare, 'train': _check_generator, 'sample': _check_generator,
           'evaluate': _check_evaluate}
 
 

@@ -1,29 +1,30 @@
-"""The sample stage: synthetic cohorts from a checkpoint, decoded and exported.
+"""The sample stage: synthetic cohorts from the trained generator, exported.
 
-`sample_and_export(config, workdir)` restores the network (EMA parameters of the
-best checkpoint by default), draws labels in the requested counts, runs the sampler
-of `config.sample.method` batch by batch over a 'data' mesh of all devices, decodes
-the embeddings to genotypes with the fitted codec and writes W/samples/. With
-`sample.decode_thresholds='matched'` (default) every embedding is written first,
-the per-SNP decode thresholds are refit on the first `sample.calibration_people`
-of them (`matched_codec`: the cohort gets the train genotype frequencies), and the
-genotypes are decoded from the HDF5 file batch by batch:
+`sample_and_export(config, workdir)` draws the labels in the requested counts, lets
+the generator (`gdiff.generators`) fill the rows of the synthetic HDF5 file, and
+streams the VCF, PLINK and label files from it into W/samples/:
 
-  synthetic.h5          dosage (N, S) int8, emb (N, G, C) float32 as sampled, samples,
+  synthetic.h5          dosage (N, S) int8, hap0 (N, S) int8 when the generator draws
+                        haplotypes, emb (N, G, C) float32 as sampled (diffusion), samples,
                         labels, label_ids; attr classes (JSON)
-  synthetic.vcf.gz      bgzipped VCFv4.2, unphased GT (tabix-indexable)
+  synthetic.vcf.gz      bgzipped VCFv4.2, phased GT when haplotypes were drawn (tabix-indexable)
   synthetic.bed/.bim/.fam   PLINK 1 binary, A1 = ALT
   synthetic.labels.tsv  sample, label
-  manifest.json         checkpoint step, sampler settings, counts per class
+  manifest.json         the generator's settings, counts per class
 
-Memory does not grow with N * S: each batch's embedding and genotypes go to the
-HDF5 file as soon as they are decoded, and the VCF and PLINK files (variant-major:
-every sample of a variant in one record) are then streamed from the HDF5 dosage
-one chunk column (<= 4,096 variants) at a time. Peak ~ O(batch_size * (G*C + S))
-floats + N * 4,096 bytes of genotypes + a 16 MiB VCF text block (matching adds
-calibration_people x (G*C + 8,192) floats). Files go to a
-temporary folder that replaces W/samples at the end (`gdiff.workdir.replacing`:
-only a samples/ folder gdiff wrote is ever replaced).
+The diffusion generator (`diffusion_rows`) restores the network (EMA parameters of
+the best checkpoint by default), runs the sampler of `config.sample.method` batch by
+batch over a 'data' mesh of all devices and decodes the embeddings with the fitted
+codec. With `sample.decode_thresholds='matched'` (default) every embedding is written
+first, the per-SNP decode thresholds are refit on the first `sample.calibration_people`
+of them (`matched_codec`: the cohort gets the train genotype frequencies), and the
+genotypes are decoded from the HDF5 file batch by batch.
+
+Memory does not grow with N * S: each batch goes to the HDF5 file as soon as it is
+drawn, and the VCF and PLINK files (variant-major: every sample of a variant in one
+record) are then streamed from the HDF5 dosage one chunk column (<= 4,096 variants)
+at a time. Files go to a temporary folder that replaces W/samples at the end
+(`gdiff.workdir.replacing`: only a samples/ folder gdiff wrote is ever replaced).
 """
 
 from __future__ import annotations
@@ -234,31 +235,24 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str, which: str |
                                    use_ema=use_ema, has_ema=config.train.ema_decay > 0)
 
 
-def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Generates the synthetic cohort of `config.sample` and writes W/samples/.
+def embedding_shape(config: ml_collections.ConfigDict, workdir: str) -> tuple[int, int]:
+  """(G, C) of the diffusion model's embedding: the sampled embedding is kept in the HDF5 file."""
+  mc = models.load_model_config(config, wd.Layout(workdir).embedding)
+  return mc.num_groups, mc.slots
 
-  Args:
-    config: the full gdiff config.
-    workdir: W, with data/, embedding/ and checkpoints/ from earlier stages.
+
+def diffusion_rows(config: ml_collections.ConfigDict, workdir: str, h5, label_ids_N: np.ndarray
+                   ) -> dict:
+  """Samples the diffusion model into `h5` (None on processes other than 0); manifest entries.
+
+  Every process samples (the mesh spans them); process 0 decodes and writes.
   """
   from gdiff.embedding import codec as codec_lib
 
   settings = sampler_settings(config)
   layout = wd.Layout(workdir)
-  cohort = cohort_lib.load_cohort(layout.data)
-  variants = cohort.variants()
   codec = codec_lib.Codec.load(layout.codec)
-  if codec.num_snps != len(variants):
-    raise InputError(f'{layout.codec} has {codec.num_snps} SNPs but the '
-                     f'cohort {len(variants)}; rerun --mode=prepare in a new workdir')
-  counts = class_counts(config.sample, cohort)
-  label_ids_N = draw_labels(counts, cohort.classes,
-                            rng.numpy_stream(config.seed, 'sample_labels', config.sample.seed))
-  n = len(label_ids_N)
-  if not n:
-    raise InputError('config sample.num=0 and the train split is empty: nothing to sample')
-
-  mc = models.load_model_config(config, wd.Layout(workdir).embedding)
+  mc = models.load_model_config(config, layout.embedding)
   model = models.build(mc)
   mesh = distributed.make_mesh()
   params, step = restore_params(config, workdir, which=config.sample.checkpoint,
@@ -270,41 +264,74 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
                                   null_label=mc.num_classes,
                                   prediction=config.diffusion.prediction, **settings)
   key = sample_key(config)
-  logging.info('sample: %d people %s with %s from checkpoint step %d on %d device(s)', n,
-               counts, method, step, mesh.devices.size)
-
+  logging.info('sample: %d people with %s from checkpoint step %d on %d device(s)',
+               len(label_ids_N), method, step, mesh.devices.size)
   run = lambda y, ids: sampler(params, key, y, ids)
-  if jax.process_index() != 0:  # every process samples (collectives); process 0 writes
-    generate(run, lambda emb: np.zeros((len(emb), 0), np.int8), label_ids_N,
-             config.sample.batch_size, mesh, lambda *_: None)
+  batch = config.sample.batch_size
+  if h5 is None:  # a process other than 0: its part of every batch, nothing written
+    generate(run, lambda emb: np.zeros((len(emb), 0), np.int8), label_ids_N, batch, mesh,
+             lambda *_: None)
+    return {}
+  matched = config.sample.decode_thresholds == 'matched' and codec.decoder == 'calibrated'
+  if matched:  # all embeddings first, then thresholds from them, then the genotypes
+    generate(run, lambda emb: None, label_ids_N, batch, mesh,
+             lambda lo, _, emb: h5.write_rows(lo, None, emb))
+    codec, calibration_people = matched_codec(codec, h5.file['emb'],
+                                              int(config.sample.calibration_people))
+    for lo in range(0, len(label_ids_N), batch):
+      h5.write_rows(lo, codec.decode(h5.file['emb'][lo:lo + batch]))
+  else:
+    generate(run, codec.decode, label_ids_N, batch, mesh, h5.write_rows)
+  manifest = dict(generator='diffusion', checkpoint_step=step, method=method, **settings,
+                  use_ema=bool(config.sample.use_ema), seed=config.sample.seed,
+                  decode_thresholds='matched' if matched else 'train')
+  if matched:
+    manifest['calibration_people'] = calibration_people
+  return manifest
+
+
+def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Generates the synthetic cohort of `config.sample` and writes W/samples/.
+
+  The generator (`gdiff.generators`) fills the HDF5 file's rows; the VCF, PLINK
+  and label files are then streamed from it.
+
+  Args:
+    config: the full gdiff config.
+    workdir: W, with data/, embedding/ and checkpoints/ from earlier stages.
+  """
+  from gdiff import generators
+
+  generator = generators.get(config)
+  layout = wd.Layout(workdir)
+  cohort = cohort_lib.load_cohort(layout.data)
+  variants = cohort.variants()
+  counts = class_counts(config.sample, cohort)
+  label_ids_N = draw_labels(counts, cohort.classes,
+                            rng.numpy_stream(config.seed, 'sample_labels', config.sample.seed))
+  n = len(label_ids_N)
+  if not n:
+    raise InputError('config sample.num=0 and the train split is empty: nothing to sample')
+  if jax.process_index() != 0:
+    generator.fill_rows(config, workdir, None, label_ids_N)
     return
+  logging.info('sample: %d people %s', n, counts)
   out_dir = layout.samples
   with wd.replacing(out_dir) as tmp_dir:  # replaces only a samples/ gdiff wrote
     samples = export.sample_ids(n)
     labels = np.asarray(cohort.classes)[label_ids_N]
     h5_path = os.path.join(tmp_dir, PREFIX + '.h5')
-    matched = config.sample.decode_thresholds == 'matched' and codec.decoder == 'calibrated'
-    with export.H5Cohort(h5_path, n, len(variants), (mc.num_groups, mc.slots),
-                         cohort.classes) as h5:
-      if matched:  # all embeddings first, then thresholds from them, then the genotypes
-        generate(run, lambda emb: None, label_ids_N, config.sample.batch_size, mesh,
-                 lambda lo, _, emb: h5.write_rows(lo, None, emb))
-        codec, calibration_people = matched_codec(codec, h5.file['emb'],
-                                                  int(config.sample.calibration_people))
-        for lo in range(0, n, config.sample.batch_size):
-          h5.write_rows(lo, codec.decode(h5.file['emb'][lo:lo + config.sample.batch_size]))
-      else:
-        generate(run, codec.decode, label_ids_N, config.sample.batch_size, mesh, h5.write_rows)
+    phased = generator.phased(config, workdir)
+    with export.H5Cohort(h5_path, n, len(variants), generator.embedding_shape(config, workdir),
+                         cohort.classes, phased=phased) as h5:
+      manifest = generator.fill_rows(config, workdir, h5, label_ids_N)
       h5.write_samples(samples, labels, label_ids_N)
     with h5py.File(h5_path, 'r') as f:  # streamed back by variant blocks
       written = [h5_path] + export.write_cohort(
-          tmp_dir, f['dosage'], variants, samples, labels, cohort.classes, prefix=PREFIX,
+          tmp_dir, f['dosage'], variants, samples, labels, cohort.classes,
+          hap0_NxS=f['hap0'] if phased else None, prefix=PREFIX,
           formats=('vcf', 'plink', 'labels'))
-    manifest = dict(checkpoint_step=step, method=method, num_samples=n, class_counts=counts,
-                    **settings, use_ema=bool(config.sample.use_ema), seed=config.sample.seed,
-                    decode_thresholds='matched' if matched else 'train')
-    if matched:
-      manifest['calibration_people'] = calibration_people
+    manifest.update(num_samples=n, class_counts=counts, phased=phased)
     written.append(os.path.join(tmp_dir, 'manifest.json'))
     with open(written[-1], 'w') as f:
       json.dump(manifest, f, indent=1, sort_keys=True)

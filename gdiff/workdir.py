@@ -131,13 +131,16 @@ class Layout:
 STAGE_FOLDERS = {'prepare': (DATA, EMBEDDING), 'train': (CHECKPOINTS, LOGS),
                  'sample': (SAMPLES,), 'evaluate': (REPORT,)}
 # Sections each stage's outputs depend on.
+_TRAINED = ('seed', 'data', 'embedding', 'generator', 'ar', 'input', 'model', 'diffusion',
+            'train')
 STAGE_SECTIONS = {
     'prepare': ('seed', 'data', 'embedding'),
-    'train': ('seed', 'data', 'embedding', 'input', 'model', 'diffusion', 'train'),
-    'sample': ('seed', 'data', 'embedding', 'input', 'model', 'diffusion', 'train', 'sample'),
-    'evaluate': ('seed', 'data', 'embedding', 'input', 'model', 'diffusion', 'train', 'sample',
-                 'evaluate'),
+    'train': _TRAINED,
+    'sample': _TRAINED + ('sample',),
+    'evaluate': _TRAINED + ('sample', 'evaluate'),
 }
+# Sections only one generator reads (`config.generator`): a record leaves out the others'.
+GENERATOR_SECTIONS = {'diffusion': ('input', 'model', 'diffusion', 'train'), 'ar': ('ar',)}
 # Keys that may change between runs of a stage without invalidating its outputs:
 # a longer `train.num_steps` resumes training; how often it logs or saves does
 # not change what it computes. How many processes read ingest is not recorded.
@@ -299,12 +302,17 @@ def check_inputs(recorded: dict, workdir: str) -> None:
 def sections(config: ml_collections.ConfigDict, stage: str) -> dict:
   """The config values a stage's outputs depend on, as plain JSON."""
   d = config.to_dict()
-  return _without_ignored(json.loads(json.dumps({k: d[k] for k in STAGE_SECTIONS[stage]},
-                                                default=str)), stage)
+  picked = {k: d[k] for k in STAGE_SECTIONS[stage] if k in d}
+  return _without_ignored(json.loads(json.dumps(picked, default=str)), stage)
 
 
 def _without_ignored(recorded: dict, stage: str) -> dict:
   out = json.loads(json.dumps(recorded))
+  generator = out.get('generator')
+  for name, unused in GENERATOR_SECTIONS.items():
+    if generator is not None and name != generator:
+      for section in unused:
+        out.pop(section, None)
   for key in IGNORED.get(stage, ()):
     section, leaf = key.split('.')
     out.get(section, {}).pop(leaf, None)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from configs import als, base, kg1
+from configs import als, base, dense, kg1
 from gdiff.data import simulate
 
 
@@ -22,10 +22,18 @@ def _differences(got: dict, want: dict) -> list[str]:
 
 
 # Every value of `configs/base.py:get_config()` and what each cohort config and variant
-# overrides, recorded from the configs before the refactor that made als.py and kg1.py build
-# on base.py alone (issue 13). These pin that refactor; update them when a default changes on
-# purpose, and record why in docs/decisions.md.
+# overrides. They pin the defaults: update them when a default changes on purpose, and
+# record why in docs/decisions.md.
 BASE = {
+    'ar.block_snps': 256,
+    'ar.context_snps': (16, 32),
+    'ar.l2_class': 0.1,
+    'ar.l2_shared': 0.01,
+    'ar.max_iter': 100,
+    'ar.per_class': True,
+    'ar.tol': 1e-05,
+    'ar.unit': 'auto',
+    'generator': 'ar',
     'data.chunk_variants': 5000,
     'data.ingest_regions_per_worker': 3,
     'data.ingest_workers': 0,
@@ -117,6 +125,7 @@ BASE = {
     'sample.num': 0,
     'sample.seed': 0,
     'sample.steps': 50,
+    'sample.temperature': 1.0,
     'sample.use_ema': True,
     'seed': 0,
     'train.checkpoint_every': 250,
@@ -150,31 +159,33 @@ _CPU_SMALL_MODEL = {
     'model.transformer_heads': 4,
 }
 _PAPER_RUN = {
+    'generator': 'diffusion',
     'embedding.group_multiple': 1024,
     'sample.method': 'ddpm',
     'train.checkpoint_every': 1000,
     'train.eval_every': 1000,
 }
-# Before the refactor kg1 also carried ALS's case/control keys (num_samples 4800,
-# heritability 0.9, num_causal 3). A populations cohort does not read them and the workdir
-# record does not compare them (simulate.UNUSED_KEYS); kg1 now leaves them at base's values.
+_DIFFUSION = {**_CPU_SMALL_MODEL, 'generator': 'diffusion', 'train.learning_rate': 1e-3,
+              'train.recombine_segment_groups': 32.0}
 _KG1 = {'data.simulate.samples_per_population': (600, 600, 600, 600)}
+_DENSE = {'data.simulate.contig_length': 1_000_000, 'data.simulate.demography': 'AshkSub_7G19',
+          'data.simulate.max_snps_per_contig': 0, 'data.simulate.min_maf': 0.01,
+          'data.simulate.populations': ('CEU', 'ME', 'WAJ', 'EAJ'), 'data.simulate.seed': 3}
 OVERRIDES = {
-    ('als', 'default'): {**_ALS_SMALL, **_CPU_SMALL_MODEL, 'train.learning_rate': 1e-3,
-                         'train.num_steps': 9000, 'train.recombine_segment_groups': 32.0,
-                         'sample.eta': 0.0},
-    ('als', 'faithful'): {**_ALS_SMALL, **_CPU_SMALL_MODEL, 'train.learning_rate': 1e-3,
-                          'train.num_steps': 4500},
+    ('als', 'default'): _ALS_SMALL,
+    ('als', 'diffusion'): {**_ALS_SMALL, **_DIFFUSION, 'train.num_steps': 9000,
+                           'sample.eta': 0.0},
     ('als', 'paper'): {**_ALS_SMALL, **_PAPER_RUN, 'train.num_steps': 30_000,
                        'train.recombine_segment_groups': 32.0, 'sample.eta': 0.0},
-    ('kg1', 'default'): {**_KG1, **_CPU_SMALL_MODEL, 'train.learning_rate': 1e-3,
-                         'train.num_steps': 4500, 'train.recombine_segment_groups': 32.0},
-    ('kg1', 'faithful'): {**_KG1, **_CPU_SMALL_MODEL, 'train.learning_rate': 1e-3,
-                          'train.num_steps': 4500},
+    ('kg1', 'default'): _KG1,
+    ('kg1', 'diffusion'): {**_KG1, **_DIFFUSION, 'train.num_steps': 4500},
     ('kg1', 'paper'): {**_KG1, **_PAPER_RUN, 'train.num_steps': 7000,
                        'train.recombine_segment_groups': 32.0},
+    ('dense', 'default'): _DENSE,
+    ('dense', 'diffusion'): {**_DENSE, **_DIFFUSION, 'train.num_steps': 4500},
+    ('dense', 'paper'): {**_DENSE, **_PAPER_RUN, 'train.num_steps': 5000},
 }
-MODULES = {'als': als, 'kg1': kg1}
+MODULES = {'als': als, 'kg1': kg1, 'dense': dense}
 
 
 def test_base_values_are_pinned():
@@ -187,28 +198,40 @@ def test_config_values_are_pinned(module, variant):
   assert not _differences(got, {**BASE, **OVERRIDES[module, variant]})
 
 
-def test_kg1_leaves_the_case_control_keys_to_base():
-  got = kg1.get_config().data.simulate
-  for key in simulate.UNUSED_KEYS['populations']:
-    assert got[key] == base.get_config().data.simulate[key], key
+def test_populations_cohorts_leave_the_case_control_keys_to_base():
+  for module in (kg1, dense):
+    got = module.get_config().data.simulate
+    for key in simulate.UNUSED_KEYS['populations']:
+      assert got[key] == base.get_config().data.simulate[key], key
 
 
-@pytest.mark.parametrize('module', [als, kg1])
+@pytest.mark.parametrize('module', [als, kg1, dense])
 def test_variants_build_from_the_default(module):
   default = module.get_config()
   assert module.get_config('default').to_dict() == default.to_dict()
-  assert default.train.recombine_segment_groups > 0
-  faithful = module.get_config('faithful')
-  assert faithful.train.recombine_segment_groups == 0 and faithful.sample.eta == 1
+  assert default.generator == 'ar'
+  diffusion = module.get_config('diffusion')
+  assert diffusion.generator == 'diffusion' and diffusion.train.recombine_segment_groups > 0
   paper = module.get_config('paper')
+  assert paper.generator == 'diffusion'
   assert paper.model.to_dict() == base.get_config().model.to_dict()
-  assert paper.train.num_steps > default.train.num_steps
   # Each variant changes only what it says; the cohort stays the module's own.
-  for variant in (faithful, paper):
+  for variant in (diffusion, paper):
     assert variant.data.to_dict() == default.data.to_dict()
 
 
-@pytest.mark.parametrize('module', [als, kg1])
+@pytest.mark.parametrize('module', [als, kg1, dense])
 def test_unknown_variant_names_the_known_ones(module):
-  with pytest.raises(ValueError, match='unknown variant .papr.*default, faithful, paper'):
+  with pytest.raises(ValueError, match='unknown variant .papr.*default, diffusion, paper'):
     module.get_config('papr')
+
+
+def test_no_cohort_config_imports_another():
+  import ast
+  import os
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  for name in MODULES:
+    tree = ast.parse(open(os.path.join(root, 'configs', f'{name}.py')).read())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                for a in n.names}
+    assert imported <= {'base'}, (name, imported)

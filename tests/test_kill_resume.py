@@ -22,6 +22,7 @@ from gdiff import workdir as wd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OVERRIDES = {
+    'generator': 'diffusion',  # killed after a training checkpoint: the diffusion trainer
     'data.simulate.num_samples': 80, 'data.simulate.num_contigs': 1,
     'data.simulate.max_snps_per_contig': 256, 'model.name': 'mlp',
     'model.mlp_widths': (32, 16, 8), 'model.norm_groups': 4,

@@ -21,6 +21,7 @@ from gdiff import pipeline, sample
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 300
 OVERRIDES = {
+    'generator': 'diffusion',  # this test is about the diffusion generator's collectives
     'data.simulate.num_samples': 80, 'data.simulate.num_contigs': 1,
     'data.simulate.max_snps_per_contig': 256, 'model.name': 'mlp',
     'model.mlp_widths': (32, 16, 8), 'model.norm_groups': 4,

@@ -30,6 +30,7 @@ CLASSES = ('case', 'control')
 
 def _config(**sample_overrides):
   c = als.get_config()
+  c.generator = 'diffusion'  # this test is about the diffusion generator
   c.model.name = 'mlp'
   c.model.mlp_widths = (32, 16)
   c.model.norm_groups = 4

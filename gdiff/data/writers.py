@@ -212,8 +212,8 @@ def column_slabs(dosage_NxS, width: int | None = None):
 
 
 def write_vcf(path: str, dosage_NxS: np.ndarray, variants: Variants, samples: Sequence[str], *,
-              threads: int | None = None) -> None:
-  """Writes a bgzipped VCFv4.2 with unphased GT (tabix-indexable if variants are sorted).
+              hap0_NxS: np.ndarray | None = None, threads: int | None = None) -> None:
+  """Writes a bgzipped VCFv4.2 with GT (tabix-indexable if variants are sorted).
 
   Args:
     path: output .vcf.gz.
@@ -221,12 +221,22 @@ def write_vcf(path: str, dosage_NxS: np.ndarray, variants: Variants, samples: Se
       column); values outside {0, 1, 2} are written './.'.
     variants: the variant table (genome order); contig lengths are the largest positions.
     samples: N sample IDs.
+    hap0_NxS: the first haplotype's allele (same shape and kind as `dosage_NxS`): the
+      GT is then phased, hap0|dosage-hap0; None: unphased.
     threads: BGZF compression threads (default: all CPUs).
   """
   _check(dosage_NxS, variants, samples)
   with VcfWriter(path, samples, contig_lengths(variants), threads=threads) as vcf:
     for start, slab_NxW in column_slabs(dosage_NxS):
-      vcf.write_dosage(slab_NxW, variants.take(slice(start, start + slab_NxW.shape[1])))
+      part = variants.take(slice(start, start + slab_NxW.shape[1]))
+      if hap0_NxS is None:
+        vcf.write_dosage(slab_NxW, part)
+        continue
+      hap0 = np.asarray(hap0_NxS[:, start:start + slab_NxW.shape[1]], np.int8)
+      haps_Sx2N = np.empty((slab_NxW.shape[1], 2 * slab_NxW.shape[0]), np.int8)
+      haps_Sx2N[:, 0::2] = hap0.T
+      haps_Sx2N[:, 1::2] = (slab_NxW - hap0).T
+      vcf.write_haplotypes(haps_Sx2N, part)
 
 
 # -------------------------------------------------------------------------- PLINK

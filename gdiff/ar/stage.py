@@ -1,0 +1,209 @@
+"""The train and sample stages of the autoregressive generator (`generator='ar'`).
+
+train   reads the train and val splits as sequences: the two haplotypes of each
+        person when the cohort is phased (`ar.unit='auto'`), else each person's
+        genotypes; fits the model once per context length in `ar.context_snps` and
+        keeps the one whose val log-likelihood is highest (the cohort chooses how
+        far LD reaches in SNPs: array-like vs sequence-like density); writes
+        W/checkpoints/ar/ (orbax: the parameters; fit.json: the choice and its evidence).
+sample  draws each synthetic person (two haplotypes, or one genotype sequence)
+        batch by batch and hands the rows to the sample stage's HDF5 writer.
+
+The fit and the sampling run on process 0 over its local devices; with several
+processes the others wait at the stage barrier (a segment's model is small).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from gdiff import distributed, rng
+from gdiff import workdir as wd
+from gdiff.ar import fit as fit_lib
+from gdiff.ar import model as model_lib
+from gdiff.ar import sampler
+from gdiff.data import cohort as cohort_lib
+from gdiff.errors import InputError
+
+# ar.unit -> states of one sequence element (haplotype alleles, or ALT counts).
+UNITS = {'haplotype': 2, 'genotype': 3}
+FOLDER = 'ar'  # under W/checkpoints
+FIT_FILE = 'fit.json'
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises InputError naming the option for bad `ar` settings (before any stage)."""
+  a = config.ar
+  if a.unit not in ('auto', *UNITS):
+    raise InputError(f"config ar.unit={a.unit!r}: use 'auto', {', '.join(map(repr, UNITS))}")
+  contexts = tuple(a.context_snps) if isinstance(a.context_snps, (tuple, list)) else (
+      a.context_snps,)
+  if not contexts or any(int(k) < 1 for k in contexts):
+    raise InputError(f'config ar.context_snps={a.context_snps!r}: one or more lengths >= 1')
+  for option in ('l2_shared', 'l2_class'):
+    if not a[option] > 0:
+      raise InputError(f'config ar.{option}={a[option]!r}: must be > 0')
+  for option in ('block_snps', 'max_iter'):
+    if int(a[option]) < 1:
+      raise InputError(f'config ar.{option}={a[option]!r}: must be >= 1')
+  if not a.tol > 0:
+    raise InputError(f'config ar.tol={a.tol!r}: must be > 0')
+  if not config.sample.temperature > 0:
+    raise InputError(f'config sample.temperature={config.sample.temperature!r}: must be > 0')
+
+
+def context_lengths(ar_cfg: ml_collections.ConfigDict) -> tuple[int, ...]:
+  k = ar_cfg.context_snps
+  return tuple(int(x) for x in (k if isinstance(k, (tuple, list)) else (k,)))
+
+
+def resolve_unit(ar_cfg: ml_collections.ConfigDict, cohort: cohort_lib.Cohort) -> str:
+  """'haplotype' for a phased cohort under ar.unit='auto', else ar.unit ('genotype')."""
+  if ar_cfg.unit == 'auto':
+    return 'haplotype' if cohort.phased else 'genotype'
+  if ar_cfg.unit == 'haplotype' and not cohort.phased:
+    raise InputError(f"config ar.unit='haplotype': the cohort in {cohort.directory} is not "
+                     f"phased; use ar.unit='genotype' or 'auto', or give a phased VCF")
+  return ar_cfg.unit
+
+
+def sequences(cohort: cohort_lib.Cohort, split: str, unit: str) -> tuple[np.ndarray, np.ndarray]:
+  """(x_NxS int8, class_N int32) of one split: rows 2i, 2i+1 = person i's haplotypes."""
+  labels = cohort.label_ids[cohort.indices(split)].astype(np.int32)
+  if unit == 'genotype':
+    return cohort.dosages(split).astype(np.int8), labels
+  haps = cohort.haplotypes(split)  # (n, 2, S)
+  return haps.reshape(-1, haps.shape[-1]).astype(np.int8), np.repeat(labels, 2)
+
+
+def model_config(ar_cfg: ml_collections.ConfigDict, unit: str, num_classes: int,
+                 context: int) -> model_lib.ARConfig:
+  return model_lib.ARConfig(num_states=UNITS[unit], num_classes=num_classes, context=context,
+                            per_class=bool(ar_cfg.per_class), l2_shared=float(ar_cfg.l2_shared),
+                            l2_class=float(ar_cfg.l2_class))
+
+
+def _local_mesh() -> jax.sharding.Mesh:
+  return distributed.make_mesh(jax.local_devices())
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Fits the model (see the module docstring); returns the fit summary (also in fit.json)."""
+  if jax.process_index() != 0:
+    return {}
+  layout = wd.Layout(workdir)
+  cohort = cohort_lib.load_cohort(layout.data)
+  unit = resolve_unit(config.ar, cohort)
+  chrom = cohort.variants().chrom
+  x, y = sequences(cohort, 'train', unit)
+  x_val, y_val = sequences(cohort, 'val', unit)
+  if len(x) < 2:
+    raise InputError(f'{layout.data}: the train split has {len(x)} sequences')
+  val = (x_val, y_val) if len(x_val) else None
+  mesh = _local_mesh()
+  candidates = []
+  for k in context_lengths(config.ar):
+    cfg = model_config(config.ar, unit, len(cohort.classes), k)
+    params, info = fit_lib.fit(cfg, x, y, chrom, block_snps=int(config.ar.block_snps),
+                               max_iter=int(config.ar.max_iter), tol=float(config.ar.tol),
+                               val=val, mesh=mesh)
+    logging.info('ar: context %d SNPs: val log-likelihood %s per sequence', k,
+                 info.get('val_log_likelihood'))
+    candidates.append((info.get('val_log_likelihood', 0.0), k, params, info))
+  best = max(candidates, key=lambda c: c[0]) if val else candidates[0]
+  _, k, params, info = best
+  summary = {'unit': unit, 'context_snps': k, 'num_sequences': len(x),
+             'num_snps': int(x.shape[1]), 'classes': list(cohort.classes),
+             'candidates': [{'context_snps': c[1], **c[3]} for c in candidates],
+             'chosen_by': 'val log-likelihood' if val else 'first (no val split)'}
+  with wd.replacing(os.path.join(layout.checkpoints, FOLDER)) as tmp:
+    save_params(os.path.join(tmp, 'params'), params)
+    with open(os.path.join(tmp, FIT_FILE), 'w') as f:
+      json.dump(summary, f, indent=1)
+  logging.info('ar: kept context %d SNPs (%s)', k, summary['chosen_by'])
+  return {'ar_unit': unit, 'ar_context_snps': k}
+
+
+def save_params(path: str, params: dict) -> None:
+  mngr = ocp.CheckpointManager(os.path.abspath(path),
+                               options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+  mngr.save(0, args=ocp.args.StandardSave({k: np.asarray(v) for k, v in params.items()}))
+  mngr.wait_until_finished()
+  mngr.close()
+
+
+def writes_haplotypes(config: ml_collections.ConfigDict, workdir: str) -> bool:
+  """Whether the fitted model draws haplotypes (the sample stage then writes them phased)."""
+  del config
+  return _summary(workdir)['unit'] == 'haplotype'
+
+
+def _summary(workdir: str) -> dict:
+  path = os.path.join(wd.Layout(workdir).checkpoints, FOLDER, FIT_FILE)
+  if not os.path.exists(path):
+    raise InputError(f'{path} is missing; run --mode=train first')
+  with open(path) as f:
+    return json.load(f)
+
+
+def load(workdir: str, mesh: jax.sharding.Mesh) -> tuple[dict, dict]:
+  """(params replicated on `mesh`, with `valid`; the fit summary) of W/checkpoints/ar."""
+  folder = os.path.join(wd.Layout(workdir).checkpoints, FOLDER)
+  summary = _summary(workdir)
+  mngr = ocp.CheckpointManager(os.path.abspath(os.path.join(folder, 'params')),
+                               options=ocp.CheckpointManagerOptions(read_only=True))
+  params = mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore())
+  mngr.close()
+  cohort = cohort_lib.load_cohort(wd.Layout(workdir).data)
+  params['valid'] = model_lib.context_valid(cohort.variants().chrom, summary['context_snps'])
+  replicated = NamedSharding(mesh, P())
+  return {k: jax.device_put(jnp.asarray(v), replicated) for k, v in params.items()}, summary
+
+
+def fill_rows(config: ml_collections.ConfigDict, workdir: str, h5, label_ids_N: np.ndarray
+              ) -> dict:
+  """Draws the synthetic people into `h5` (an `export.H5Cohort`); returns manifest entries.
+
+  Process 0 alone draws (`h5` is None on the others, which return at once).
+  """
+  if h5 is None:
+    return {}
+  mesh = _local_mesh()
+  params, summary = load(workdir, mesh)
+  haplotypes = summary['unit'] == 'haplotype'
+  key = rng.stream(config.seed, 'sample', config.sample.seed)
+  temperature = float(config.sample.temperature)
+  n = len(label_ids_N)
+  devices = mesh.devices.size
+  batch = -(-min(int(config.sample.batch_size), n) // devices) * devices
+  sharding = NamedSharding(mesh, P('data'))
+  for lo in range(0, n, batch):
+    real = min(batch, n - lo)
+    labels = np.zeros(batch, np.int32)
+    labels[:real] = label_ids_N[lo:lo + real]
+    ids = np.arange(lo, lo + batch, dtype=np.int32)
+    if haplotypes:
+      seq_labels, seq_ids = sampler.haplotype_pairs(jnp.asarray(labels), jnp.asarray(ids))
+    else:
+      seq_labels, seq_ids = jnp.asarray(labels), jnp.asarray(ids)
+    states = sampler.sample(params, jax.device_put(seq_labels, sharding),
+                            jax.device_put(seq_ids, sharding), key, temperature=temperature)
+    states = np.asarray(states)
+    if haplotypes:
+      hap0, hap1 = states[0::2][:real], states[1::2][:real]
+      h5.write_rows(lo, (hap0 + hap1).astype(np.int8), hap0_BxS=hap0.astype(np.int8))
+    else:
+      h5.write_rows(lo, states[:real].astype(np.int8))
+    logging.info('sample: %d / %d people', lo + real, n)
+  return {'generator': 'ar', 'unit': summary['unit'], 'context_snps': summary['context_snps'],
+          'temperature': temperature, 'seed': int(config.sample.seed)}
