@@ -39,10 +39,11 @@ def _ar() -> Generator:
 
 
 def _diffusion() -> Generator:
-  from gdiff import augment, diffusion, models, sample
-  from gdiff import train as train_lib
+  from gdiff import sample  # the trainer is imported only to train (or to check its options)
 
   def check(config):
+    from gdiff import augment, diffusion, models
+    from gdiff import train as train_lib
     models.check_config(config.model)
     diffusion.check_config(config.diffusion)
     augment.check_config(config.train)
@@ -50,6 +51,7 @@ def _diffusion() -> Generator:
     sample.sampler_settings(config)
 
   def train(config, workdir):
+    from gdiff import train as train_lib
     train_lib.train_and_evaluate(config, workdir)
     return {'num_steps': config.train.num_steps}
 
