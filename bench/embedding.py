@@ -52,12 +52,14 @@ def cohort_config(name: str):
   for key, value in SETTINGS.items():
     set_value(config, key, value)
   return config
+
+
 # name -> embedding overrides
 VARIANTS = {
-    'paper (w32, default)': {},
-    'fixed 4 (w32)': {'rule': 'fixed', 'fixed_components': 4},
-    'full (w16, 8 slots)': {'rule': 'full', 'window_snps': 16},
-    'full (w32, 16 slots)': {'rule': 'full', 'slots': 16},
+  'paper (w32, default)': {},
+  'fixed 4 (w32)': {'rule': 'fixed', 'fixed_components': 4},
+  'full (w16, 8 slots)': {'rule': 'full', 'window_snps': 16},
+  'full (w32, 16 slots)': {'rule': 'full', 'slots': 16},
 }
 
 
@@ -67,8 +69,10 @@ def _af_r(a, b):
 
 def reconstruction(workdir: str) -> None:
   print('\n## decode(encode(x)) on the test split\n')
-  print('| cohort | variant | groups | real entries / SNPs | decoder | concordance '
-        '| non-ref concordance | allele-freq r | fit s |')
+  print(
+    '| cohort | variant | groups | real entries / SNPs | decoder | concordance '
+    '| non-ref concordance | allele-freq r | fit s |'
+  )
   print('|---|---|---|---|---|---|---|---|---|')
   for name in COHORTS:
     config = cohort_config(name)
@@ -86,12 +90,13 @@ def reconstruction(workdir: str) -> None:
       seconds = time.perf_counter() - start
       for decoder in codec_lib.DECODERS:
         q = fit.reconstruction_quality(codec, test, decoder=decoder)
-        print(f'| {name} ({len(train)} train / {len(test)} test) | {variant} '
-              f'| {groups.num_groups} | {int(codec.mask_GxC.sum())} / {codec.num_snps} '
-              f'| {decoder} | {q["concordance"]:.4f} | {q["concordance_nonref"]:.4f} '
-              f'| {q["allele_freq_r"]:.4f} | {seconds:.2f} |')
-    print(f'| {name} | reference: real test vs real train | | | | | '
-          f'| {_af_r(test, train):.4f} | |')
+        print(
+          f'| {name} ({len(train)} train / {len(test)} test) | {variant} '
+          f'| {groups.num_groups} | {int(codec.mask_GxC.sum())} / {codec.num_snps} '
+          f'| {decoder} | {q["concordance"]:.4f} | {q["concordance_nonref"]:.4f} '
+          f'| {q["allele_freq_r"]:.4f} | {seconds:.2f} |'
+        )
+    print(f'| {name} | reference: real test vs real train | | | | | | {_af_r(test, train):.4f} | |')
 
 
 def _numpy_loop_fit(x, members, slots):
@@ -110,9 +115,13 @@ def fit_timing() -> None:
   for num_groups in (125, 500, 1000, 2000):
     s = 32 * num_groups
     x = rng.integers(0, 3, (1000, s), dtype=np.int8)
-    v = cohort_lib.Variants(chrom=np.array(['1'] * s), pos=np.arange(1, s + 1),
-                            id=np.array(['.'] * s), ref=np.array(['A'] * s),
-                            alt=np.array(['C'] * s))
+    v = cohort_lib.Variants(
+      chrom=np.array(['1'] * s),
+      pos=np.arange(1, s + 1),
+      id=np.array(['.'] * s),
+      ref=np.array(['A'] * s),
+      alt=np.array(['C'] * s),
+    )
     groups = grouping.make_groups(cfg, v)
     times = []
     for _ in range(2):
@@ -153,8 +162,10 @@ def io_timing(workdir: str) -> None:
   start = time.perf_counter()
   dataset.write_splits(emb_dir, {'train': (emb, labels)}, classes=['x'])
   write = time.perf_counter() - start
-  print(f'| tfds array_record write ({emb.shape[1]}x{emb.shape[2]}) | {len(emb)} | {write:.3f} '
-        f'| {len(emb) / write:.0f} |')
+  print(
+    f'| tfds array_record write ({emb.shape[1]}x{emb.shape[2]}) | {len(emb)} | {write:.3f} '
+    f'| {len(emb) / write:.0f} |'
+  )
   start = time.perf_counter()
   got = dataset.load_split(emb_dir, 'train')
   read = time.perf_counter() - start
@@ -172,8 +183,12 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--workdir', default='/tmp/gdiff-bench-embedding')
   parser.add_argument('--skip', default='', help='comma list of: reconstruction,fit,io')
-  parser.add_argument('--set', action='append', default=[],
-                      help='KEY=VALUE config override for both cohorts (repeatable)')
+  parser.add_argument(
+    '--set',
+    action='append',
+    default=[],
+    help='KEY=VALUE config override for both cohorts (repeatable)',
+  )
   args = parser.parse_args()
   SETTINGS.update(parse_set(s) for s in args.set)
   logging.basicConfig(level=logging.WARNING)

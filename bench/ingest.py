@@ -68,8 +68,9 @@ def make_cohort(samples: int, snps: int, cache: str) -> tuple[str, str]:
   left, contigs = snps, []
   for c in cohort.contigs:
     k = min(left, len(c.pos))
-    contigs.append(simulate.Contig(c.name, c.length, c.pos[:k], c.ref[:k], c.alt[:k],
-                                   c.haplotypes_Sx2N[:k]))
+    contigs.append(
+      simulate.Contig(c.name, c.length, c.pos[:k], c.ref[:k], c.alt[:k], c.haplotypes_Sx2N[:k])
+    )
     left -= k
   if left:
     raise SystemExit(f'simulated only {snps - left} SNPs; raise num_contigs')
@@ -93,8 +94,13 @@ def _rss_kb(field: str) -> float:
 
 def _cpu_s() -> float:
   """CPU seconds of this process and its finished children (bcftools, tabix)."""
-  return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
-                                               resource.getrusage(resource.RUSAGE_CHILDREN)))
+  return sum(
+    r.ru_utime + r.ru_stime
+    for r in (
+      resource.getrusage(resource.RUSAGE_SELF),
+      resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+  )
 
 
 def _reset_peak() -> None:
@@ -117,35 +123,57 @@ def child(vcf: str, labels: str, out: str, workers: int) -> None:
   label_N = splits.read_labels(labels, 'label', source.samples, vcf)
   groups = np.unique(label_N, return_inverse=True)[1]
   import allel  # noqa: F401  (count the import in the base, not in ingest)
+
   base_kb = _rss_kb('VmRSS')
   _reset_peak()
   cpu0 = _cpu_s()
   start = time.perf_counter()
-  stats = ingest_parallel.ingest(source, out, d.chunk_variants, d.shard_variants, d.qc, groups,
-                                 workers=workers,
-                                 regions_per_worker=d.ingest_regions_per_worker)
+  stats = ingest_parallel.ingest(
+    source,
+    out,
+    d.chunk_variants,
+    d.shard_variants,
+    d.qc,
+    groups,
+    workers=workers,
+    regions_per_worker=d.ingest_regions_per_worker,
+  )
   wall = time.perf_counter() - start
   cpu = _cpu_s() - cpu0
   peak_mib = _rss_kb('VmHWM') / 1024
   info = stats['ingest_parallel']
   worker_mib = info['worker_peak_rss_mib'] if info else []
   worker_cpu = info['worker_cpu_s'] if info else []
-  print(json.dumps({'wall_s': wall, 'base_mib': base_kb / 1024, 'peak_mib': peak_mib,
-                    'sum_peak_mib': peak_mib + sum(worker_mib),
-                    'max_peak_mib': max([peak_mib] + worker_mib),
-                    'pieces': info['pieces'] if info else 1,
-                    'cpu_s': cpu + sum(worker_cpu), 'busiest_cpu_s': max([cpu] + worker_cpu),
-                    'read': stats['variants_read'], 'kept': stats['variants_kept'],
-                    'samples': int(len(source.samples))}))
+  print(
+    json.dumps(
+      {
+        'wall_s': wall,
+        'base_mib': base_kb / 1024,
+        'peak_mib': peak_mib,
+        'sum_peak_mib': peak_mib + sum(worker_mib),
+        'max_peak_mib': max([peak_mib] + worker_mib),
+        'pieces': info['pieces'] if info else 1,
+        'cpu_s': cpu + sum(worker_cpu),
+        'busiest_cpu_s': max([cpu] + worker_cpu),
+        'read': stats['variants_read'],
+        'kept': stats['variants_kept'],
+        'samples': int(len(source.samples)),
+      }
+    )
+  )
 
 
 def _run_child(vcf: str, labels: str, workers: int, checkout: str = ROOT) -> dict:
   out = tempfile.mkdtemp(prefix='gdiff-bench-ingest-')
   script = os.path.join(os.path.abspath(checkout), 'bench', 'ingest.py')
   try:
-    proc = subprocess.run([sys.executable, script, '--child', vcf, labels, out, str(workers)],
-                          capture_output=True, text=True, check=False,
-                          cwd=os.path.abspath(checkout))  # workers import from the cwd too
+    proc = subprocess.run(
+      [sys.executable, script, '--child', vcf, labels, out, str(workers)],
+      capture_output=True,
+      text=True,
+      check=False,
+      cwd=os.path.abspath(checkout),
+    )  # workers import from the cwd too
     if proc.returncode:
       raise SystemExit(proc.stderr)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -153,8 +181,14 @@ def _run_child(vcf: str, labels: str, workers: int, checkout: str = ROOT) -> dic
     shutil.rmtree(out, ignore_errors=True)
 
 
-def bench(samples: int, snps: int, cache: str, workers: list[int], repeat: int,
-          checkouts: list[str] = (ROOT,)) -> dict:
+def bench(
+  samples: int,
+  snps: int,
+  cache: str,
+  workers: list[int],
+  repeat: int,
+  checkouts: list[str] = (ROOT,),
+) -> dict:
   vcf, labels = make_cohort(samples, snps, cache)
   runs = {}
   for w in workers:
@@ -173,23 +207,34 @@ def bench(samples: int, snps: int, cache: str, workers: list[int], repeat: int,
       times.append(time.perf_counter() - t)
     floor = min(times)
   first = runs[(checkouts[0], workers[0])]
-  return {'size': f'{samples}x{snps}', 'file_mib': os.path.getsize(vcf) / 2**20, 'runs': runs,
-          'genotypes': first['read'] * first['samples'], 'kept': first['kept'],
-          'bcftools_s': floor}
+  return {
+    'size': f'{samples}x{snps}',
+    'file_mib': os.path.getsize(vcf) / 2**20,
+    'runs': runs,
+    'genotypes': first['read'] * first['samples'],
+    'kept': first['kept'],
+    'bcftools_s': floor,
+  }
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--sizes', default='1000x20000,2000x20000,4000x20000',
-                      help='comma-separated SAMPLESxSNPS list')
-  parser.add_argument('--workers', default='0,2',
-                      help='comma-separated data.ingest_workers values (0 = serial)')
+  parser.add_argument(
+    '--sizes', default='1000x20000,2000x20000,4000x20000', help='comma-separated SAMPLESxSNPS list'
+  )
+  parser.add_argument(
+    '--workers', default='0,2', help='comma-separated data.ingest_workers values (0 = serial)'
+  )
   parser.add_argument('--repeat', type=int, default=1, help='runs per cell; the fastest is shown')
   parser.add_argument('--cache', default=os.path.join(tempfile.gettempdir(), 'gdiff-bench'))
-  parser.add_argument('--checkouts', default=ROOT,
-                      help='comma-separated gdiff checkouts to compare (default: this one)')
-  parser.add_argument('--child', nargs=4, metavar=('VCF', 'LABELS', 'OUT', 'WORKERS'),
-                      help=argparse.SUPPRESS)
+  parser.add_argument(
+    '--checkouts',
+    default=ROOT,
+    help='comma-separated gdiff checkouts to compare (default: this one)',
+  )
+  parser.add_argument(
+    '--child', nargs=4, metavar=('VCF', 'LABELS', 'OUT', 'WORKERS'), help=argparse.SUPPRESS
+  )
   args = parser.parse_args()
   if args.child:
     child(*args.child[:3], int(args.child[3]))
@@ -198,9 +243,19 @@ def main() -> None:
   workers = [int(w) for w in args.workers.split(',')]
   checkouts = args.checkouts.split(',')
   print(f'load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores', flush=True)
-  cols = ['size (N x S)', 'file MiB', 'workers', 'ingest s', 'Mgeno/s', 'vs serial',
-          'CPU s (all / busiest process)', 'peak MiB (sum / max process)', 'pieces',
-          'bcftools view s', 'kept']
+  cols = [
+    'size (N x S)',
+    'file MiB',
+    'workers',
+    'ingest s',
+    'Mgeno/s',
+    'vs serial',
+    'CPU s (all / busiest process)',
+    'peak MiB (sum / max process)',
+    'pieces',
+    'bcftools view s',
+    'kept',
+  ]
   if len(checkouts) > 1:
     cols = ['checkout', *cols, 'vs first']
   print('| ' + ' | '.join(cols) + ' |')
@@ -210,12 +265,17 @@ def main() -> None:
     floor = f'{r["bcftools_s"]:.2f}' if r['bcftools_s'] else 'n/a'
     for (c, w), run in r['runs'].items():
       base_s = r['runs'][(c, workers[0])]['wall_s']
-      peak = (f'{run["peak_mib"]:.0f}' if run['pieces'] == 1 and w <= 1
-              else f'{run["sum_peak_mib"]:.0f} / {run["max_peak_mib"]:.0f}')
-      row = (f'| {r["size"]} | {r["file_mib"]:.1f} | {w} | {run["wall_s"]:.2f} | '
-             f'{r["genotypes"] / run["wall_s"] / 1e6:.1f} | {base_s / run["wall_s"]:.2f}x | '
-             f'{run["cpu_s"]:.2f} / {run["busiest_cpu_s"]:.2f} | '
-             f'{peak} | {run["pieces"]} | {floor} | {run["kept"]} |')
+      peak = (
+        f'{run["peak_mib"]:.0f}'
+        if run['pieces'] == 1 and w <= 1
+        else f'{run["sum_peak_mib"]:.0f} / {run["max_peak_mib"]:.0f}'
+      )
+      row = (
+        f'| {r["size"]} | {r["file_mib"]:.1f} | {w} | {run["wall_s"]:.2f} | '
+        f'{r["genotypes"] / run["wall_s"] / 1e6:.1f} | {base_s / run["wall_s"]:.2f}x | '
+        f'{run["cpu_s"]:.2f} / {run["busiest_cpu_s"]:.2f} | '
+        f'{peak} | {run["pieces"]} | {floor} | {run["kept"]} |'
+      )
       if len(checkouts) > 1:
         first = r['runs'][(checkouts[0], w)]['wall_s']
         row = f'| {c} {row} {first / run["wall_s"]:.2f}x |'

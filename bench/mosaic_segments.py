@@ -28,15 +28,17 @@ from gdiff.evaluate import protocol  # noqa: E402
 from gdiff.evaluate import run as evaluate_lib  # noqa: E402
 
 # (column, path in the mosaic's metrics); '{holdout}': the held-out split's display name
-COLUMNS = (('recovery min', 'utility.recovery_min'),
-           ('AA_truth {holdout}', 'privacy.embedding.aa_truth_holdout'),
-           ('AA_syn {holdout}', 'privacy.embedding.aa_syn_holdout'),
-           ('privacy loss', 'privacy.embedding.privacy_loss'),
-           ('MIA AUC emb', 'privacy.embedding.mia_auc'),
-           ('MIA AUC geno', 'privacy.genotype.mia_auc'),
-           ('LD r2 corr', 'realism.ld_r2_corr'),
-           ('LD r2 mean', 'realism.ld_r2_mean'),
-           ('PCA AUC', 'realism.pca_two_sample_auc'))
+COLUMNS = (
+  ('recovery min', 'utility.recovery_min'),
+  ('AA_truth {holdout}', 'privacy.embedding.aa_truth_holdout'),
+  ('AA_syn {holdout}', 'privacy.embedding.aa_syn_holdout'),
+  ('privacy loss', 'privacy.embedding.privacy_loss'),
+  ('MIA AUC emb', 'privacy.embedding.mia_auc'),
+  ('MIA AUC geno', 'privacy.genotype.mia_auc'),
+  ('LD r2 corr', 'realism.ld_r2_corr'),
+  ('LD r2 mean', 'realism.ld_r2_mean'),
+  ('PCA AUC', 'realism.pca_two_sample_auc'),
+)
 
 
 def main() -> None:
@@ -48,8 +50,7 @@ def main() -> None:
   args = parser.parse_args()
   logging.basicConfig(level=logging.WARNING)
   names = [protocol.named(c, args.holdout) for c, _ in COLUMNS]
-  rows = [f"| mosaic segment (SNPs) | {' | '.join(names)} | s |",
-          '|' + '---|' * (len(COLUMNS) + 2)]
+  rows = [f'| mosaic segment (SNPs) | {" | ".join(names)} | s |', '|' + '---|' * (len(COLUMNS) + 2)]
   for seg in [int(s) for s in args.segments.split(',') if s]:
     w = os.path.join(args.workdir, 'mosaic_segments', str(seg))
     os.makedirs(w, exist_ok=True)
@@ -58,14 +59,17 @@ def main() -> None:
       if not os.path.exists(link):
         os.symlink(os.path.abspath(os.path.join(args.workdir, d)), link)
     config = quality.load_config(args.config)
-    for k, v in {**quality.CHEAP_EVALUATE, 'evaluate.holdout': args.holdout,
-                 'evaluate.baselines': ('mosaic',),
-                 'evaluate.mosaic_segment_snps': (seg,)}.items():
+    for k, v in {
+      **quality.CHEAP_EVALUATE,
+      'evaluate.holdout': args.holdout,
+      'evaluate.baselines': ('mosaic',),
+      'evaluate.mosaic_segment_snps': (seg,),
+    }.items():
       quality.set_value(config, k, v)
     t0 = time.perf_counter()
     m = evaluate_lib.evaluate(config, w)['methods'][f'mosaic@{seg:g}']
     cells = [format(quality.lookup(m, path), '.3f') for _, path in COLUMNS]
-    rows.append(f"| {seg} | {' | '.join(cells)} | {time.perf_counter() - t0:.0f} |")
+    rows.append(f'| {seg} | {" | ".join(cells)} | {time.perf_counter() - t0:.0f} |')
     print(rows[-1], flush=True)
   print(f'\nHeld-out split: {args.holdout}. `{" ".join(sys.argv)}`\n')
   print('\n'.join(rows))

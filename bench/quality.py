@@ -57,98 +57,115 @@ from gdiff.evaluate import protocol, report  # noqa: E402
 # 'recomb32_long' changes only the steps). docs/sweeps.md names the config and --set of each
 # table. Finished points are reused by name (OUT/runs/<point>), so keep names stable.
 POINTS = {
-    'default': ({}, {}),
-    # The autoregressive generator (generator='ar'): penalties, context, temperature, unit.
-    'ar_l2x10': ({'ar.l2_shared': 0.1, 'ar.l2_class': 1.0}, {}),
-    'ar_l2x100': ({'ar.l2_shared': 1.0, 'ar.l2_class': 10.0}, {}),
-    'ar_l2x0.1': ({'ar.l2_shared': 0.001, 'ar.l2_class': 0.01}, {}),
-    'ar_shared': ({'ar.per_class': False}, {}),
-    'ar_ctx8': ({'ar.context_snps': (8,)}, {}),
-    'ar_ctx16': ({'ar.context_snps': (16,)}, {}),
-    'ar_ctx32': ({'ar.context_snps': (32,)}, {}),
-    'ar_ctx64': ({'ar.context_snps': (64,)}, {}),
-    'ar_ctx16_64': ({'ar.context_snps': (16, 32, 64)}, {}),
-    'ar_temp0.9': ({}, {'sample.temperature': 0.9}),
-    'ar_temp1.1': ({}, {'sample.temperature': 1.1}),
-    'ar_temp1.2': ({}, {'sample.temperature': 1.2}),
-    'ar_genotype': ({'ar.unit': 'genotype'}, {}),
-    'diffusion': ({'generator': 'diffusion'}, {}),
-    'ddim_eta1': ({}, {'sample.eta': 1.0}),
-    'ddim100_eta1': ({}, {'sample.eta': 1.0, 'sample.steps': 100}),
-    'ddim20': ({}, {'sample.steps': 20}),
-    'guidance1': ({}, {'sample.guidance': 1.0}),
-    'guidance3': ({}, {'sample.guidance': 3.0}),
-    'eta1_guidance1': ({}, {'sample.eta': 1.0, 'sample.guidance': 1.0}),
-    'raw_params': ({}, {'sample.use_ema': False}),
-    'clip3': ({}, {'sample.clip_x0': 3.0}),
-    'eta1_clip3': ({}, {'sample.eta': 1.0, 'sample.clip_x0': 3.0}),
-    'ddpm': ({}, {'sample.method': 'ddpm'}),
-    'steps500': ({'train.num_steps': 500}, {}),
-    'steps500_eta1': ({'train.num_steps': 500}, {'sample.eta': 1.0}),
-    'steps3000': ({'train.num_steps': 3000}, {}),
-    'steps3000_eta1': ({'train.num_steps': 3000}, {'sample.eta': 1.0}),
-    'dropout': ({'model.dropout': 0.1}, {}),
-    'dropout_eta1': ({'model.dropout': 0.1}, {'sample.eta': 1.0}),
-    'wd': ({'train.weight_decay': 0.05}, {}),
-    'lr1e-3': ({'train.learning_rate': 1e-3}, {}),
-    'lr1e-3_eta1': ({'train.learning_rate': 1e-3}, {'sample.eta': 1.0}),
-    'cnn': ({'model.name': 'cnn'}, {}),
-    'cnn_eta1': ({'model.name': 'cnn'}, {'sample.eta': 1.0}),
-    'mlp': ({'model.name': 'mlp'}, {}),
-    'mlp_eta1': ({'model.name': 'mlp'}, {'sample.eta': 1.0}),
-    'train_thresholds': ({}, {'sample.decode_thresholds': 'train'}),
-    'vpred': ({'diffusion.prediction': 'v'}, {}),
-    'vpred_eta1': ({'diffusion.prediction': 'v'}, {'sample.eta': 1.0}),
-    'vpred_recomb8': ({'diffusion.prediction': 'v', 'train.recombine_segment_groups': 8.0}, {}),
-    'mlp_vpred': ({'model.name': 'mlp', 'diffusion.prediction': 'v'}, {}),
-    'recomb2': ({'train.recombine_segment_groups': 2.0}, {}),
-    'recomb8': ({'train.recombine_segment_groups': 8.0}, {}),
-    'recomb8_eta1': ({'train.recombine_segment_groups': 8.0}, {'sample.eta': 1.0}),
-    'recomb32': ({'train.recombine_segment_groups': 32.0}, {}),
-    'mlp_recomb2': ({'model.name': 'mlp', 'train.recombine_segment_groups': 2.0}, {}),
-    'mlp_recomb4': ({'model.name': 'mlp', 'train.recombine_segment_groups': 4.0}, {}),
-    'mlp_recomb8': ({'model.name': 'mlp', 'train.recombine_segment_groups': 8.0}, {}),
-    'mlp_recomb32': ({'model.name': 'mlp', 'train.recombine_segment_groups': 32.0}, {}),
-    'mlp_eta1_recomb32': ({'model.name': 'mlp', 'train.recombine_segment_groups': 32.0},
-                          {'sample.eta': 1.0}),
-    'recomb32_eta1': ({'train.recombine_segment_groups': 32.0}, {'sample.eta': 1.0}),
-    # Recombination leaves nothing to memorise, so train harder: 3x the steps, 5x the rate.
-    'recomb32_long': ({'train.recombine_segment_groups': 32.0, 'train.num_steps': 4500,
-                       'train.learning_rate': 1e-3}, {'sample.eta': 0.0}),
-    'recomb32_long_eta1': ({'train.recombine_segment_groups': 32.0, 'train.num_steps': 4500,
-                            'train.learning_rate': 1e-3}, {'sample.eta': 1.0}),
-    'recomb32_vlong': ({'train.recombine_segment_groups': 32.0, 'train.num_steps': 9000,
-                        'train.learning_rate': 1e-3}, {'sample.eta': 0.0}),
-    'recomb64_long': ({'train.recombine_segment_groups': 64.0, 'train.num_steps': 4500,
-                       'train.learning_rate': 1e-3}, {'sample.eta': 0.0}),
-    'long': ({'train.num_steps': 4500, 'train.learning_rate': 1e-3}, {}),
-    'recomb4_long': ({'train.recombine_segment_groups': 4.0, 'train.num_steps': 4500,
-                      'train.learning_rate': 1e-3}, {'sample.eta': 0.0}),
-    'recomb4_long_eta1': ({'train.recombine_segment_groups': 4.0, 'train.num_steps': 4500,
-                           'train.learning_rate': 1e-3}, {'sample.eta': 1.0}),
+  'default': ({}, {}),
+  # The autoregressive generator (generator='ar'): penalties, context, temperature, unit.
+  'ar_l2x10': ({'ar.l2_shared': 0.1, 'ar.l2_class': 1.0}, {}),
+  'ar_l2x100': ({'ar.l2_shared': 1.0, 'ar.l2_class': 10.0}, {}),
+  'ar_l2x0.1': ({'ar.l2_shared': 0.001, 'ar.l2_class': 0.01}, {}),
+  'ar_shared': ({'ar.per_class': False}, {}),
+  'ar_ctx8': ({'ar.context_snps': (8,)}, {}),
+  'ar_ctx16': ({'ar.context_snps': (16,)}, {}),
+  'ar_ctx32': ({'ar.context_snps': (32,)}, {}),
+  'ar_ctx64': ({'ar.context_snps': (64,)}, {}),
+  'ar_ctx16_64': ({'ar.context_snps': (16, 32, 64)}, {}),
+  'ar_temp0.9': ({}, {'sample.temperature': 0.9}),
+  'ar_temp1.1': ({}, {'sample.temperature': 1.1}),
+  'ar_temp1.2': ({}, {'sample.temperature': 1.2}),
+  'ar_genotype': ({'ar.unit': 'genotype'}, {}),
+  'diffusion': ({'generator': 'diffusion'}, {}),
+  'ddim_eta1': ({}, {'sample.eta': 1.0}),
+  'ddim100_eta1': ({}, {'sample.eta': 1.0, 'sample.steps': 100}),
+  'ddim20': ({}, {'sample.steps': 20}),
+  'guidance1': ({}, {'sample.guidance': 1.0}),
+  'guidance3': ({}, {'sample.guidance': 3.0}),
+  'eta1_guidance1': ({}, {'sample.eta': 1.0, 'sample.guidance': 1.0}),
+  'raw_params': ({}, {'sample.use_ema': False}),
+  'clip3': ({}, {'sample.clip_x0': 3.0}),
+  'eta1_clip3': ({}, {'sample.eta': 1.0, 'sample.clip_x0': 3.0}),
+  'ddpm': ({}, {'sample.method': 'ddpm'}),
+  'steps500': ({'train.num_steps': 500}, {}),
+  'steps500_eta1': ({'train.num_steps': 500}, {'sample.eta': 1.0}),
+  'steps3000': ({'train.num_steps': 3000}, {}),
+  'steps3000_eta1': ({'train.num_steps': 3000}, {'sample.eta': 1.0}),
+  'dropout': ({'model.dropout': 0.1}, {}),
+  'dropout_eta1': ({'model.dropout': 0.1}, {'sample.eta': 1.0}),
+  'wd': ({'train.weight_decay': 0.05}, {}),
+  'lr1e-3': ({'train.learning_rate': 1e-3}, {}),
+  'lr1e-3_eta1': ({'train.learning_rate': 1e-3}, {'sample.eta': 1.0}),
+  'cnn': ({'model.name': 'cnn'}, {}),
+  'cnn_eta1': ({'model.name': 'cnn'}, {'sample.eta': 1.0}),
+  'mlp': ({'model.name': 'mlp'}, {}),
+  'mlp_eta1': ({'model.name': 'mlp'}, {'sample.eta': 1.0}),
+  'train_thresholds': ({}, {'sample.decode_thresholds': 'train'}),
+  'vpred': ({'diffusion.prediction': 'v'}, {}),
+  'vpred_eta1': ({'diffusion.prediction': 'v'}, {'sample.eta': 1.0}),
+  'vpred_recomb8': ({'diffusion.prediction': 'v', 'train.recombine_segment_groups': 8.0}, {}),
+  'mlp_vpred': ({'model.name': 'mlp', 'diffusion.prediction': 'v'}, {}),
+  'recomb2': ({'train.recombine_segment_groups': 2.0}, {}),
+  'recomb8': ({'train.recombine_segment_groups': 8.0}, {}),
+  'recomb8_eta1': ({'train.recombine_segment_groups': 8.0}, {'sample.eta': 1.0}),
+  'recomb32': ({'train.recombine_segment_groups': 32.0}, {}),
+  'mlp_recomb2': ({'model.name': 'mlp', 'train.recombine_segment_groups': 2.0}, {}),
+  'mlp_recomb4': ({'model.name': 'mlp', 'train.recombine_segment_groups': 4.0}, {}),
+  'mlp_recomb8': ({'model.name': 'mlp', 'train.recombine_segment_groups': 8.0}, {}),
+  'mlp_recomb32': ({'model.name': 'mlp', 'train.recombine_segment_groups': 32.0}, {}),
+  'mlp_eta1_recomb32': (
+    {'model.name': 'mlp', 'train.recombine_segment_groups': 32.0},
+    {'sample.eta': 1.0},
+  ),
+  'recomb32_eta1': ({'train.recombine_segment_groups': 32.0}, {'sample.eta': 1.0}),
+  # Recombination leaves nothing to memorise, so train harder: 3x the steps, 5x the rate.
+  'recomb32_long': (
+    {'train.recombine_segment_groups': 32.0, 'train.num_steps': 4500, 'train.learning_rate': 1e-3},
+    {'sample.eta': 0.0},
+  ),
+  'recomb32_long_eta1': (
+    {'train.recombine_segment_groups': 32.0, 'train.num_steps': 4500, 'train.learning_rate': 1e-3},
+    {'sample.eta': 1.0},
+  ),
+  'recomb32_vlong': (
+    {'train.recombine_segment_groups': 32.0, 'train.num_steps': 9000, 'train.learning_rate': 1e-3},
+    {'sample.eta': 0.0},
+  ),
+  'recomb64_long': (
+    {'train.recombine_segment_groups': 64.0, 'train.num_steps': 4500, 'train.learning_rate': 1e-3},
+    {'sample.eta': 0.0},
+  ),
+  'long': ({'train.num_steps': 4500, 'train.learning_rate': 1e-3}, {}),
+  'recomb4_long': (
+    {'train.recombine_segment_groups': 4.0, 'train.num_steps': 4500, 'train.learning_rate': 1e-3},
+    {'sample.eta': 0.0},
+  ),
+  'recomb4_long_eta1': (
+    {'train.recombine_segment_groups': 4.0, 'train.num_steps': 4500, 'train.learning_rate': 1e-3},
+    {'sample.eta': 1.0},
+  ),
 }
-CHEAP_EVALUATE = {'evaluate.classifiers': ('logreg', 'mlp'), 'evaluate.seeds': 1,
-                  'evaluate.augmentation_classifier': ''}
+CHEAP_EVALUATE = {
+  'evaluate.classifiers': ('logreg', 'mlp'),
+  'evaluate.seeds': 1,
+  'evaluate.augmentation_classifier': '',
+}
 # (column, path in a method's metrics, format); '{holdout}': the held-out split's display name
 COLUMNS = (
-    ('recovery min', 'utility.recovery_min', '.3f'),
-    ('hard-pair recovery min', 'utility_hard_pair.recovery_min', '.3f'),
-    ('AA_truth {holdout}', 'privacy.embedding.aa_truth_holdout', '.3f'),
-    ('AA_syn {holdout}', 'privacy.embedding.aa_syn_holdout', '.3f'),
-    ('AA_truth train', 'privacy.embedding.aa_truth_train', '.3f'),
-    ('AA_syn train', 'privacy.embedding.aa_syn_train', '.3f'),
-    ('AA_truth geno {holdout}', 'privacy.genotype.aa_truth_holdout', '.3f'),
-    ('AA_syn geno {holdout}', 'privacy.genotype.aa_syn_holdout', '.3f'),
-    ('privacy loss', 'privacy.embedding.privacy_loss', '.3f'),
-    ('MIA AUC emb', 'privacy.embedding.mia_auc', '.3f'),
-    ('MIA AUC geno', 'privacy.genotype.mia_auc', '.3f'),
-    ('copies', 'privacy.genotype.identical_copies', 'd'),
-    ('AF r', 'realism.af_r', '.3f'),
-    ('LD r2 corr', 'realism.ld_r2_corr', '.3f'),
-    ('LD r2 mean', 'realism.ld_r2_mean', '.3f'),
-    ('PCA AUC', 'realism.pca_two_sample_auc', '.3f'),
-    ('detection AUC', 'realism.detection_auc', '.3f'),
-    ('detection SE', 'realism.detection_auc_se', '.3f'),
+  ('recovery min', 'utility.recovery_min', '.3f'),
+  ('hard-pair recovery min', 'utility_hard_pair.recovery_min', '.3f'),
+  ('AA_truth {holdout}', 'privacy.embedding.aa_truth_holdout', '.3f'),
+  ('AA_syn {holdout}', 'privacy.embedding.aa_syn_holdout', '.3f'),
+  ('AA_truth train', 'privacy.embedding.aa_truth_train', '.3f'),
+  ('AA_syn train', 'privacy.embedding.aa_syn_train', '.3f'),
+  ('AA_truth geno {holdout}', 'privacy.genotype.aa_truth_holdout', '.3f'),
+  ('AA_syn geno {holdout}', 'privacy.genotype.aa_syn_holdout', '.3f'),
+  ('privacy loss', 'privacy.embedding.privacy_loss', '.3f'),
+  ('MIA AUC emb', 'privacy.embedding.mia_auc', '.3f'),
+  ('MIA AUC geno', 'privacy.genotype.mia_auc', '.3f'),
+  ('copies', 'privacy.genotype.identical_copies', 'd'),
+  ('AF r', 'realism.af_r', '.3f'),
+  ('LD r2 corr', 'realism.ld_r2_corr', '.3f'),
+  ('LD r2 mean', 'realism.ld_r2_mean', '.3f'),
+  ('PCA AUC', 'realism.pca_two_sample_auc', '.3f'),
+  ('detection AUC', 'realism.detection_auc', '.3f'),
+  ('detection SE', 'realism.detection_auc_se', '.3f'),
 )
 
 
@@ -201,8 +218,14 @@ def read_point(args, name: str) -> dict:
   with open(os.path.join(w, 'quality_seconds.json')) as f:
     seconds = json.load(f)['seconds']
   train_ov, sample_ov = POINTS[name]
-  return {'point': name, 'train': train_ov, 'sample': sample_ov, 'seconds': seconds,
-          'full_evaluate': name in args.full, 'metrics': metrics}
+  return {
+    'point': name,
+    'train': train_ov,
+    'sample': sample_ov,
+    'seconds': seconds,
+    'full_evaluate': name in args.full,
+    'metrics': metrics,
+  }
 
 
 def point_config(args, i: int, name: str, base_overrides: dict):
@@ -223,6 +246,7 @@ def point_config(args, i: int, name: str, base_overrides: dict):
 def reevaluate_point(args, i: int, name: str, base_overrides: dict) -> dict:
   """Re-runs only the evaluate stage of a finished point (after a change of the metrics)."""
   from gdiff.evaluate import run as evaluate_lib
+
   w = os.path.join(args.out, 'runs', name)
   t0 = time.perf_counter()
   evaluate_lib.evaluate(point_config(args, i, name, base_overrides), w)
@@ -274,8 +298,16 @@ def run_points(args, base_overrides: dict) -> list[dict]:
     trained.setdefault(key, w)
     with open(os.path.join(wd.Layout(w).report, 'metrics.json')) as f:
       metrics = json.load(f)
-    rows.append({'point': name, 'train': train_ov, 'sample': sample_ov, 'seconds': seconds,
-                 'full_evaluate': name in args.full, 'metrics': metrics})
+    rows.append(
+      {
+        'point': name,
+        'train': train_ov,
+        'sample': sample_ov,
+        'seconds': seconds,
+        'full_evaluate': name in args.full,
+        'metrics': metrics,
+      }
+    )
     logging.info('quality: %s done in %.0f s', name, seconds)
   return rows
 
@@ -293,8 +325,10 @@ def holdout_line(rows: list[dict]) -> str:
     split = next(iter(held.values()))
     text = f'Held-out split: **{split}** (evaluate.holdout) for every point'
     if split == 'val':
-      text += ('; the test split was not read: classifier steps chosen on one stratified half '
-               'of val, accuracy reported on the other')
+      text += (
+        '; the test split was not read: classifier steps chosen on one stratified half '
+        'of val, accuracy reported on the other'
+      )
   else:
     text = 'Held-out split per point (mixed!): ' + ', '.join(f'{p}={h}' for p, h in held.items())
   return text + '.\n'
@@ -313,26 +347,49 @@ def table(rows: list[dict]) -> tuple[list[dict], str]:
   for r in rows:
     m = r['metrics']['methods']['gdiff']
     settings = ', '.join(f'{k}={v}' for k, v in {**r['train'], **r['sample']}.items())
-    records.append({'method': f"gdiff {r['point']}", 'settings': settings or 'config default',
-                    'seconds': round(r['seconds']),
-                    'vs mosaic': mosaic_text(report.dominance({'gdiff': m, **curve})),
-                    **{c: lookup(m, p) for c, p, _ in columns}})
+    records.append(
+      {
+        'method': f'gdiff {r["point"]}',
+        'settings': settings or 'config default',
+        'seconds': round(r['seconds']),
+        'vs mosaic': mosaic_text(report.dominance({'gdiff': m, **curve})),
+        **{c: lookup(m, p) for c, p, _ in columns},
+      }
+    )
   if first is not None:
     for name, m in baselines.items():
       if name != 'gdiff':
-        records.append({'method': name, 'settings': 'baseline', 'seconds': None,
-                        'vs mosaic': '', **{c: lookup(m, p) for c, p, _ in columns}})
+        records.append(
+          {
+            'method': name,
+            'settings': 'baseline',
+            'seconds': None,
+            'vs mosaic': '',
+            **{c: lookup(m, p) for c, p, _ in columns},
+          }
+        )
     ref = first['metrics'].get('reference', {}).get('realism', {})
     held = protocol.held_out(first['metrics']).name
-    records.append({'method': f'real {held} (reference)', 'settings': '', 'seconds': None,
-                    'vs mosaic': '',
-                    **{c: lookup({'realism': ref}, p) if p.startswith('realism') else None
-                       for c, p, _ in columns}})
+    records.append(
+      {
+        'method': f'real {held} (reference)',
+        'settings': '',
+        'seconds': None,
+        'vs mosaic': '',
+        **{
+          c: lookup({'realism': ref}, p) if p.startswith('realism') else None for c, p, _ in columns
+        },
+      }
+    )
   header = ['method', 'settings', 's', 'vs mosaic'] + [c for c, _, _ in columns]
   lines = [holdout_line(rows), '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for rec in records:
-    cells = [rec['method'], rec['settings'], '' if rec['seconds'] is None else str(rec['seconds']),
-             rec['vs mosaic']]
+    cells = [
+      rec['method'],
+      rec['settings'],
+      '' if rec['seconds'] is None else str(rec['seconds']),
+      rec['vs mosaic'],
+    ]
     for c, _, fmt in columns:
       v = rec[c]
       cells.append('–' if v is None else format(v, fmt))
@@ -363,16 +420,20 @@ def plot(records: list[dict], path: str, title: str, held: str) -> None:
   grey curve ordered by the panel's x.
   """
   import matplotlib
+
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt
+
   col = {c: (protocol.named(c, held), p) for c, p, _ in COLUMNS}
   fig, axes = plt.subplots(1, 4, figsize=(21, 5))
   # (x, y, where the target region lies). AF r is not drawn: matched decode thresholds
   # make it 1 for every gdiff point.
-  panels = (('MIA AUC geno', 'LD r2 corr', 'upper left'),
-            ('MIA AUC geno', 'detection AUC', 'lower left'),
-            ('MIA AUC emb', 'PCA AUC', 'lower left'),
-            ('AA_truth {holdout}', 'AA_syn {holdout}', None))
+  panels = (
+    ('MIA AUC geno', 'LD r2 corr', 'upper left'),
+    ('MIA AUC geno', 'detection AUC', 'lower left'),
+    ('MIA AUC emb', 'PCA AUC', 'lower left'),
+    ('AA_truth {holdout}', 'AA_syn {holdout}', None),
+  )
   for ax, (xc, yc, where) in zip(axes, panels):
     (xc, xpath), (yc, ypath) = col[xc], col[yc]
     curve = []
@@ -381,20 +442,37 @@ def plot(records: list[dict], path: str, title: str, held: str) -> None:
       if x is None or y is None:
         continue
       if rec['method'].startswith(report.CURVE_PREFIX):
-        curve.append((x, y, rec['method'][len(report.CURVE_PREFIX):]))
+        curve.append((x, y, rec['method'][len(report.CURVE_PREFIX) :]))
         continue
       is_gdiff = rec['method'].startswith('gdiff')
-      ax.scatter(x, y, marker='o' if is_gdiff else 's', s=30 if is_gdiff else 60,
-                 color='tab:blue' if is_gdiff else 'tab:red')
-      ax.annotate(rec['method'].replace('gdiff ', ''), (x, y), fontsize=7,
-                  xytext=(3, 3), textcoords='offset points')
+      ax.scatter(
+        x,
+        y,
+        marker='o' if is_gdiff else 's',
+        s=30 if is_gdiff else 60,
+        color='tab:blue' if is_gdiff else 'tab:red',
+      )
+      ax.annotate(
+        rec['method'].replace('gdiff ', ''),
+        (x, y),
+        fontsize=7,
+        xytext=(3, 3),
+        textcoords='offset points',
+      )
     if curve:  # along membership AUC, as report.dominance reads it; else by segment length
       curve.sort(key=lambda c: c[0] if xpath.endswith('mia_auc') else float(c[2]))
-      ax.plot([c[0] for c in curve], [c[1] for c in curve], '-s', color='0.45', ms=4,
-              label='mosaic (segment SNPs)')
+      ax.plot(
+        [c[0] for c in curve],
+        [c[1] for c in curve],
+        '-s',
+        color='0.45',
+        ms=4,
+        label='mosaic (segment SNPs)',
+      )
       for x, y, seg in curve:
-        ax.annotate(seg, (x, y), fontsize=7, xytext=(3, -9), textcoords='offset points',
-                    color='0.35')
+        ax.annotate(
+          seg, (x, y), fontsize=7, xytext=(3, -9), textcoords='offset points', color='0.35'
+        )
       ax.legend(fontsize=7)
     if where is not None:
       ax.axvline(_target(xpath), color='grey', ls='--', lw=0.8)
@@ -415,18 +493,28 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config', default='configs/als.py')
   parser.add_argument('--out', required=True)
-  parser.add_argument('--points', default='default,ddim_eta1,guidance1,raw_params,clip3,'
-                      'steps500')
+  parser.add_argument('--points', default='default,ddim_eta1,guidance1,raw_params,clip3,steps500')
   parser.add_argument('--full', default='', help='points that get the full evaluate')
-  parser.add_argument('--set', action='append', default=[],
-                      help='KEY=VALUE override for every point (python literal)')
-  parser.add_argument('--holdout', default='val', choices=('val', 'test'),
-                      help="evaluate.holdout of every point: 'val' while tuning (test unread)")
+  parser.add_argument(
+    '--set', action='append', default=[], help='KEY=VALUE override for every point (python literal)'
+  )
+  parser.add_argument(
+    '--holdout',
+    default='val',
+    choices=('val', 'test'),
+    help="evaluate.holdout of every point: 'val' while tuning (test unread)",
+  )
   parser.add_argument('--title', default='')
-  parser.add_argument('--reevaluate', action='store_true',
-                      help='re-run only the evaluate stage of finished points, then the table')
-  parser.add_argument('--table_only', action='store_true',
-                      help='only rebuild the table and plot from finished points in OUT/runs')
+  parser.add_argument(
+    '--reevaluate',
+    action='store_true',
+    help='re-run only the evaluate stage of finished points, then the table',
+  )
+  parser.add_argument(
+    '--table_only',
+    action='store_true',
+    help='only rebuild the table and plot from finished points in OUT/runs',
+  )
   args = parser.parse_args()
   args.points = [p for p in args.points.split(',') if p]
   args.full = {p for p in args.full.split(',') if p}
@@ -443,16 +531,20 @@ def main() -> None:
   records, md = table(rows)
   if args.table_only or args.reevaluate:
     total = sum(r['seconds'] for r in rows)
-  md += (f'\nSweep: {len(rows)} points, {total / 60:.1f} min wall clock '
-         f'(`{" ".join(sys.argv)}`).\n')
+  md += f'\nSweep: {len(rows)} points, {total / 60:.1f} min wall clock (`{" ".join(sys.argv)}`).\n'
   with open(os.path.join(args.out, 'table.md'), 'w') as f:
     f.write(md)
   held = '/'.join(sorted({protocol.held_out(r['metrics']).name for r in rows}))
   with open(os.path.join(args.out, 'table.json'), 'w') as f:
-    json.dump({'records': records, 'seconds_total': total, 'argv': sys.argv, 'holdout': held},
-              f, indent=1)
-  plot(records, os.path.join(args.out, 'frontier.png'),
-       f'{args.title or args.config} (held out: {held})', holdout(rows))
+    json.dump(
+      {'records': records, 'seconds_total': total, 'argv': sys.argv, 'holdout': held}, f, indent=1
+    )
+  plot(
+    records,
+    os.path.join(args.out, 'frontier.png'),
+    f'{args.title or args.config} (held out: {held})',
+    holdout(rows),
+  )
   print(md)
 
 

@@ -33,10 +33,13 @@ from gdiff.embedding import fit, grouping  # noqa: E402
 def _codec(config, num_snps: int, num_people: int = 640):
   rng = np.random.default_rng(0)
   half = num_snps // 2
-  variants = Variants(chrom=np.array(['1'] * half + ['2'] * (num_snps - half)),
-                      pos=np.r_[np.arange(1, half + 1), np.arange(1, num_snps - half + 1)] * 500,
-                      id=np.array([f'rs{i}' for i in range(num_snps)]),
-                      ref=np.full(num_snps, 'A'), alt=np.full(num_snps, 'G'))
+  variants = Variants(
+    chrom=np.array(['1'] * half + ['2'] * (num_snps - half)),
+    pos=np.r_[np.arange(1, half + 1), np.arange(1, num_snps - half + 1)] * 500,
+    id=np.array([f'rs{i}' for i in range(num_snps)]),
+    ref=np.full(num_snps, 'A'),
+    alt=np.full(num_snps, 'G'),
+  )
   dosage = rng.binomial(2, rng.uniform(0.05, 0.5, num_snps), (num_people, num_snps))
   groups = grouping.make_groups(config.embedding, variants)
   return fit.fit_codec(dosage.astype(np.int8), groups, config.embedding), variants
@@ -64,24 +67,32 @@ def main() -> None:
   apply_fn = lambda p, x, t, y: model.apply({'params': p}, x, t, y, train=False)
   schedule = diffusion.make_schedule('cosine', config.diffusion.num_steps)
   mesh = distributed.make_mesh()
-  print(f'\nmodel {mc.name}, {models.count_params(mc):,} parameters, shape ({g}, {c}), '
-        f'{len(variants)} SNPs, T={schedule.num_steps}, devices: {jax.devices()}\n')
+  print(
+    f'\nmodel {mc.name}, {models.count_params(mc):,} parameters, shape ({g}, {c}), '
+    f'{len(variants)} SNPs, T={schedule.num_steps}, devices: {jax.devices()}\n'
+  )
   print('| sampler | network calls | batch | compile s | sample s | samples/s | calls x rows/s |')
   print('|---|---|---|---|---|---|---|')
-  runs = [('DDPM', 'ddpm', {}, schedule.num_steps, args.ddpm_batch),
-          ('DDIM', 'ddim', {'steps': 50, 'eta': 0.0}, 50, args.batch)]
+  runs = [
+    ('DDPM', 'ddpm', {}, schedule.num_steps, args.ddpm_batch),
+    ('DDIM', 'ddim', {'steps': 50, 'eta': 0.0}, 50, args.batch),
+  ]
   emb = None
   for name, method, options, calls, batch in runs:
-    sampler = sampling.make_sampler(method, apply_fn, schedule, codec.mask_GxC,
-                                    clip_x0=10.0, **options)
+    sampler = sampling.make_sampler(
+      method, apply_fn, schedule, codec.mask_GxC, clip_x0=10.0, **options
+    )
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
     labels = jax.device_put(np.arange(batch, dtype=np.int32) % 2, sharding)
     ids = jax.device_put(np.arange(batch, dtype=np.int32), sharding)
-    compile_s = _time(lambda f, *a: f.lower(*a).compile(), sampler, params, jax.random.key(0),
-                      labels, ids)
+    compile_s = _time(
+      lambda f, *a: f.lower(*a).compile(), sampler, params, jax.random.key(0), labels, ids
+    )
     run_s = _time(sampler, params, jax.random.key(1), labels, ids)
-    print(f'| {name}-{calls} | {calls} | {batch} | {compile_s:.1f} | {run_s:.2f} | '
-          f'{batch / run_s:.1f} | {calls * batch / run_s:.0f} |')
+    print(
+      f'| {name}-{calls} | {calls} | {batch} | {compile_s:.1f} | {run_s:.2f} | '
+      f'{batch / run_s:.1f} | {calls * batch / run_s:.0f} |'
+    )
     emb = np.asarray(sampler(params, jax.random.key(1), labels, ids))
 
   print('\n| step | samples | seconds | ms per sample |')
@@ -93,9 +104,15 @@ def main() -> None:
   n = len(emb)
   with tempfile.TemporaryDirectory() as tmp:
     t0 = time.perf_counter()
-    export.write_cohort(tmp, dosage, variants, export.sample_ids(n),
-                        np.array(['case', 'control'])[np.arange(n) % 2], ('case', 'control'),
-                        emb_NxGxC=emb)
+    export.write_cohort(
+      tmp,
+      dosage,
+      variants,
+      export.sample_ids(n),
+      np.array(['case', 'control'])[np.arange(n) % 2],
+      ('case', 'control'),
+      emb_NxGxC=emb,
+    )
     export_s = time.perf_counter() - t0
   for step, secs in (('decode', decode_s), ('export (h5+vcf.gz+plink+tsv)', export_s)):
     print(f'| {step} | {n} | {secs:.3f} | {1000 * secs / n:.2f} |')

@@ -28,9 +28,9 @@ from gdiff import distributed, models, train
 # PAPER.md: PyTorch 2-thread CPU, 1,024 x 8, batch 32 (samples/s).
 PYTORCH = {'mlp': 83.0, 'cnn': 10.0, 'mlp_cnn': 7.0}
 SHAPES = {
-    'default': (als.get_config, 128, 32),
-    'paper': (base.get_config, 1024, 32),
-    'als': (base.get_config, 18_432, 4),
+  'default': (als.get_config, 128, 32),
+  'paper': (base.get_config, 1024, 32),
+  'als': (base.get_config, 18_432, 4),
 }
 
 
@@ -44,7 +44,7 @@ def matmul_peak(n: int = 2048, dtype=jnp.float32, reps: int = 10) -> float:
     t0 = time.perf_counter()
     f(a, a).block_until_ready()
     best = min(best, time.perf_counter() - t0)
-  return 2 * n ** 3 / best
+  return 2 * n**3 / best
 
 
 def bench_one(name: str, shape: str, steps: int, dtype: str, step_kind: str) -> dict:
@@ -61,8 +61,10 @@ def bench_one(name: str, shape: str, steps: int, dtype: str, step_kind: str) -> 
   mc = models.model_config(config, genes, 8, 2)
   trainer = train.get_trainer(mc, config, distributed.make_mesh(jax.devices()[:1]))
   rng = np.random.default_rng(0)
-  batch_np = {'emb': rng.standard_normal((batch, genes, 8)).astype(np.float32),
-              'label': rng.integers(0, 2, batch).astype(np.int32)}
+  batch_np = {
+    'emb': rng.standard_normal((batch, genes, 8)).astype(np.float32),
+    'label': rng.integers(0, 2, batch).astype(np.int32),
+  }
   data = trainer.global_batch(batch_np)
   key = jax.random.key(0)
   t0 = time.perf_counter()
@@ -79,9 +81,20 @@ def bench_one(name: str, shape: str, steps: int, dtype: str, step_kind: str) -> 
     state, m = trainer.train_step(state, data, key)
   jax.block_until_ready(m)
   step_s = (time.perf_counter() - t0) / steps
-  return dict(name=name, shape=shape, genes=genes, batch=batch, dtype=dtype, step=step_kind,
-              params=models.count_params(mc), samples_per_s=batch / step_s, step_s=step_s,
-              flops_per_step=flops, flops_per_s=flops / step_s, compile_s=compile_s)
+  return dict(
+    name=name,
+    shape=shape,
+    genes=genes,
+    batch=batch,
+    dtype=dtype,
+    step=step_kind,
+    params=models.count_params(mc),
+    samples_per_s=batch / step_s,
+    step_s=step_s,
+    flops_per_step=flops,
+    flops_per_s=flops / step_s,
+    compile_s=compile_s,
+  )
 
 
 def main():
@@ -90,9 +103,12 @@ def main():
   p.add_argument('--shapes', default='default,paper')
   p.add_argument('--steps', type=int, default=3)
   p.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'])
-  p.add_argument('--step', default='gdiff', choices=['gdiff', 'paper'],
-                 help='gdiff: AdamW + clipping + EMA (the defaults); paper: Adam only, '
-                 'as the PyTorch baseline')
+  p.add_argument(
+    '--step',
+    default='gdiff',
+    choices=['gdiff', 'paper'],
+    help='gdiff: AdamW + clipping + EMA (the defaults); paper: Adam only, as the PyTorch baseline',
+  )
   p.add_argument('--peak_only', action='store_true')
   args = p.parse_args()
   print(f'devices: {jax.devices()}')
@@ -106,19 +122,25 @@ def main():
     for name in args.models.split(','):
       r = bench_one(name, shape, args.steps, args.dtype, args.step)
       rows.append(r)
-      print(f'  {name}/{shape}: {r["samples_per_s"]:.1f} samples/s '
-            f'(compile {r["compile_s"]:.0f} s)', flush=True)
+      print(
+        f'  {name}/{shape}: {r["samples_per_s"]:.1f} samples/s (compile {r["compile_s"]:.0f} s)',
+        flush=True,
+      )
   print()
-  print('| network | shape (G x 8) | batch | step | params | samples/s | GFLOP/s | % f32 peak '
-        '| PyTorch samples/s | speed-up |')
+  print(
+    '| network | shape (G x 8) | batch | step | params | samples/s | GFLOP/s | % f32 peak '
+    '| PyTorch samples/s | speed-up |'
+  )
   print('|---|---|---|---|---|---|---|---|---|---|')
   for r in rows:
     torch = PYTORCH.get(r['name']) if r['shape'] == 'paper' else None
     ratio = f'{r["samples_per_s"] / torch:.2f}x' if torch else '-'
-    print(f'| {r["name"]} | {r["shape"]} ({r["genes"]}) | {r["batch"]} | '
-          f'{r["step"]} {r["dtype"]} | '
-          f'{r["params"] / 1e6:.1f}M | {r["samples_per_s"]:.1f} | {r["flops_per_s"] / 1e9:.1f} | '
-          f'{100 * r["flops_per_s"] / peak:.0f}% | {torch or "-"} | {ratio} |')
+    print(
+      f'| {r["name"]} | {r["shape"]} ({r["genes"]}) | {r["batch"]} | '
+      f'{r["step"]} {r["dtype"]} | '
+      f'{r["params"] / 1e6:.1f}M | {r["samples_per_s"]:.1f} | {r["flops_per_s"] / 1e9:.1f} | '
+      f'{100 * r["flops_per_s"] / peak:.0f}% | {torch or "-"} | {ratio} |'
+    )
 
 
 if __name__ == '__main__':

@@ -34,8 +34,9 @@ def main():
   parser.add_argument('--eval_every', type=int, default=250)
   parser.add_argument('--models', default='mlp,cnn,mlp_cnn,transformer')
   parser.add_argument('--out', default='')
-  parser.add_argument('--set', action='append', default=[],
-                      help='KEY=VALUE config override (repeatable)')
+  parser.add_argument(
+    '--set', action='append', default=[], help='KEY=VALUE config override (repeatable)'
+  )
   args = parser.parse_args()
   curves, times = {}, {}
   for name in args.models.split(','):
@@ -55,17 +56,21 @@ def main():
       times[name] = time.time() - start
       with open(os.path.join(wd.Layout(work).logs, 'metrics.jsonl')) as f:
         rows = [json.loads(line) for line in f]
-    curves[name] = {r['step']: (r['val_loss'], r.get('val_loss_ema')) for r in rows
-                    if 'val_loss' in r}
+    curves[name] = {
+      r['step']: (r['val_loss'], r.get('val_loss_ema')) for r in rows if 'val_loss' in r
+    }
   steps = sorted({s for c in curves.values() for s in c})
-  lines = ['| step | ' + ' | '.join(f'{m} val (EMA)' for m in curves) + ' |',
-           '|---|' + '---|' * len(curves)]
+  lines = [
+    '| step | ' + ' | '.join(f'{m} val (EMA)' for m in curves) + ' |',
+    '|---|' + '---|' * len(curves),
+  ]
   for s in steps:
     cells = []
     for m in curves:
       v = curves[m].get(s)
-      cells.append('' if v is None else f'{v[0]:.4f} ({v[1]:.4f})' if v[1] is not None
-                   else f'{v[0]:.4f}')
+      cells.append(
+        '' if v is None else f'{v[0]:.4f} ({v[1]:.4f})' if v[1] is not None else f'{v[0]:.4f}'
+      )
     lines.append(f'| {s} | ' + ' | '.join(cells) + ' |')
   lines.append('| train time (s) | ' + ' | '.join(f'{times[m]:.0f}' for m in curves) + ' |')
   text = '\n'.join(lines)

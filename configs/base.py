@@ -262,8 +262,9 @@ def paper(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Config
   return c
 
 
-def with_variant(c: ml_collections.ConfigDict, arg: str | None, variants: dict,
-                 config_file: str) -> ml_collections.ConfigDict:
+def with_variant(
+  c: ml_collections.ConfigDict, arg: str | None, variants: dict, config_file: str
+) -> ml_collections.ConfigDict:
   """`variants[arg]` applied to the default `c` (`--config=FILE:arg`); no arg: the default."""
   name = arg or 'default'
   if name not in variants:

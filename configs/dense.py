@@ -39,5 +39,8 @@ def diffusion(c):
 
 
 # `--config=configs/dense.py:NAME` -> the function that turns the default into that variant.
-VARIANTS = {'default': lambda c: c, 'diffusion': diffusion, 'paper': lambda c: base.paper(
-    c, num_steps=5_000)}
+VARIANTS = {
+  'default': lambda c: c,
+  'diffusion': diffusion,
+  'paper': lambda c: base.paper(c, num_steps=5_000),
+}

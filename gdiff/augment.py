@@ -24,16 +24,20 @@ from gdiff.errors import InputError
 
 def check_config(t) -> None:
   """Raises InputError naming the option for bad recombination settings (`train.recombine_*`)."""
-  if t.recombine_segment_groups < 0 or (t.recombine_segment_groups and
-                                        t.recombine_segment_groups < 1):
-    raise InputError(f'config train.recombine_segment_groups={t.recombine_segment_groups!r}: '
-                     'must be 0 (off) or >= 1 (mean segment length in groups)')
+  if t.recombine_segment_groups < 0 or (
+    t.recombine_segment_groups and t.recombine_segment_groups < 1
+  ):
+    raise InputError(
+      f'config train.recombine_segment_groups={t.recombine_segment_groups!r}: '
+      'must be 0 (off) or >= 1 (mean segment length in groups)'
+    )
   if not 0 <= t.recombine_prob <= 1:
     raise InputError(f'config train.recombine_prob={t.recombine_prob!r}: must be in [0, 1]')
 
 
-def recombine(key: jax.Array, x_BxGxC: jax.Array, label_B: jax.Array,
-              segment_groups: float, prob: float = 1.0) -> jax.Array:
+def recombine(
+  key: jax.Array, x_BxGxC: jax.Array, label_B: jax.Array, segment_groups: float, prob: float = 1.0
+) -> jax.Array:
   """Replaces each example, with probability `prob`, by a two-person mosaic.
 
   The partner is a random other example of the batch with the same label (the

@@ -35,42 +35,57 @@ def _own_barriers(name: str) -> ocp.options.MultiprocessingOptions:
 
 def latest_manager(ckpt_dir: str, keep: int) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(ckpt_dir), LATEST),
-      options=ocp.CheckpointManagerOptions(
-          max_to_keep=max(int(keep), 1), create=True,
-          multiprocessing_options=_own_barriers(LATEST)))
+    os.path.join(os.path.abspath(ckpt_dir), LATEST),
+    options=ocp.CheckpointManagerOptions(
+      max_to_keep=max(int(keep), 1), create=True, multiprocessing_options=_own_barriers(LATEST)
+    ),
+  )
 
 
 def best_manager(ckpt_dir: str) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(ckpt_dir), BEST),
-      options=ocp.CheckpointManagerOptions(
-          max_to_keep=1, best_fn=lambda m: m[BEST_METRIC], best_mode='min',
-          keep_checkpoints_without_metrics=False, create=True,
-          multiprocessing_options=_own_barriers(BEST)))
+    os.path.join(os.path.abspath(ckpt_dir), BEST),
+    options=ocp.CheckpointManagerOptions(
+      max_to_keep=1,
+      best_fn=lambda m: m[BEST_METRIC],
+      best_mode='min',
+      keep_checkpoints_without_metrics=False,
+      create=True,
+      multiprocessing_options=_own_barriers(BEST),
+    ),
+  )
 
 
 def save_latest(mngr: ocp.CheckpointManager, step: int, state, iterator) -> None:
   """Saves the state and the data iterator's position (one file per process)."""
-  mngr.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state), loader=grain.checkpoint.CheckpointSave(iterator)))
+  mngr.save(
+    step,
+    args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state), loader=grain.checkpoint.CheckpointSave(iterator)
+    ),
+  )
 
 
 def restore_latest(mngr: ocp.CheckpointManager, step: int, abstract_state, iterator):
   """The state of `step` (into `abstract_state`'s shapes and shardings); moves `iterator` there."""
-  out = mngr.restore(step, args=ocp.args.Composite(
+  out = mngr.restore(
+    step,
+    args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract_state),
-      loader=grain.checkpoint.CheckpointRestore(iterator)))
+      loader=grain.checkpoint.CheckpointRestore(iterator),
+    ),
+  )
   return out['state']
 
 
-def save_best(mngr: ocp.CheckpointManager, step: int, params, ema_params,
-              val_loss: float) -> None:
+def save_best(mngr: ocp.CheckpointManager, step: int, params, ema_params, val_loss: float) -> None:
   """Saves {'params', 'ema_params'} (ema_params None: trained without EMA)."""
-  tree = {'params': params} if ema_params is None else {'params': params,
-                                                         'ema_params': ema_params}
-  mngr.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(tree)),
-            metrics={BEST_METRIC: float(val_loss)})
+  tree = {'params': params} if ema_params is None else {'params': params, 'ema_params': ema_params}
+  mngr.save(
+    step,
+    args=ocp.args.Composite(params=ocp.args.StandardSave(tree)),
+    metrics={BEST_METRIC: float(val_loss)},
+  )
 
 
 # ---------------------------------------------------------------------- inference
@@ -83,31 +98,49 @@ def checkpoint_id(which) -> str | int:
   try:
     return int(which)
   except (TypeError, ValueError):
-    raise InputError(f"config sample.checkpoint={which!r}: use 'best', 'latest' or a step "
-                     'number') from None
+    raise InputError(
+      f"config sample.checkpoint={which!r}: use 'best', 'latest' or a step number"
+    ) from None
 
 
 def _reader(ckpt_dir: str, name: str) -> ocp.CheckpointManager:
   """A read-only manager: it creates, deletes and saves nothing."""
   return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(ckpt_dir), name),
-      options=ocp.CheckpointManagerOptions(
-          read_only=True, best_fn=(lambda m: m[BEST_METRIC]) if name == BEST else None,
-          best_mode='min', multiprocessing_options=_own_barriers(f'{name}-reader')))
+    os.path.join(os.path.abspath(ckpt_dir), name),
+    options=ocp.CheckpointManagerOptions(
+      read_only=True,
+      best_fn=(lambda m: m[BEST_METRIC]) if name == BEST else None,
+      best_mode='min',
+      multiprocessing_options=_own_barriers(f'{name}-reader'),
+    ),
+  )
 
 
-def _restore_subtree(mngr: ocp.CheckpointManager, step: int, item: str, key: str,
-                     abstract_params):
+def _restore_subtree(mngr: ocp.CheckpointManager, step: int, item: str, key: str, abstract_params):
   """`item[key]` of `step` alone (the rest of the item, e.g. the optimizer, is not read)."""
   target = {key: abstract_params}
-  out = mngr.restore(step, args=ocp.args.Composite(**{item: ocp.args.PyTreeRestore(
-      item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-      partial_restore=True)}))
+  out = mngr.restore(
+    step,
+    args=ocp.args.Composite(
+      **{
+        item: ocp.args.PyTreeRestore(
+          item=target,
+          restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+          partial_restore=True,
+        )
+      }
+    ),
+  )
   return out[item][key]
 
 
-def restore_params(ckpt_dir: str, abstract_params, which: str | int = 'best',
-                   use_ema: bool = True, has_ema: bool = True):
+def restore_params(
+  ckpt_dir: str,
+  abstract_params,
+  which: str | int = 'best',
+  use_ema: bool = True,
+  has_ema: bool = True,
+):
   """Parameters of a training checkpoint, for inference: no trainer or optimizer is built.
 
   Args:
@@ -142,8 +175,10 @@ def restore_params(ckpt_dir: str, abstract_params, which: str | int = 'best',
     steps = list(latest.all_steps())
     step = latest.latest_step() if which == LATEST else which
     if step is None or step not in steps:
-      raise InputError(f'config sample.checkpoint={which!r}: no such checkpoint in '
-                       f'{ckpt_dir} (steps: {sorted(steps)}); run --mode=train first')
+      raise InputError(
+        f'config sample.checkpoint={which!r}: no such checkpoint in '
+        f'{ckpt_dir} (steps: {sorted(steps)}); run --mode=train first'
+      )
     return _restore_subtree(latest, step, 'state', key, abstract_params), int(step)
   finally:
     latest.close()

@@ -38,8 +38,7 @@ class Schedule:
     return jnp.sqrt(1.0 - self.alphas_cumprod)
 
 
-jax.tree_util.register_dataclass(Schedule, data_fields=['betas', 'alphas_cumprod'],
-                                 meta_fields=[])
+jax.tree_util.register_dataclass(Schedule, data_fields=['betas', 'alphas_cumprod'], meta_fields=[])
 
 
 def _cosine_betas(num_steps: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
@@ -60,11 +59,13 @@ SCHEDULES = {'cosine': _cosine_betas, 'linear': _linear_betas}
 def check_config(d) -> None:
   """Raises InputError naming the option for bad `diffusion` settings (before any stage)."""
   if d.schedule not in SCHEDULES:
-    raise InputError(f'config diffusion.schedule={d.schedule!r} is unknown; known: '
-                     f'{sorted(SCHEDULES)}')
+    raise InputError(
+      f'config diffusion.schedule={d.schedule!r} is unknown; known: {sorted(SCHEDULES)}'
+    )
   if d.prediction not in PREDICTIONS:
-    raise InputError(f'config diffusion.prediction={d.prediction!r} is unknown; known: '
-                     f'{sorted(PREDICTIONS)}')
+    raise InputError(
+      f'config diffusion.prediction={d.prediction!r} is unknown; known: {sorted(PREDICTIONS)}'
+    )
   if int(d.num_steps) < 1:
     raise InputError(f'config diffusion.num_steps={d.num_steps!r}: must be >= 1')
   if not 0 <= d.label_dropout < 1:
@@ -83,8 +84,10 @@ def make_schedule(name: str, num_steps: int) -> Schedule:
 def _coefficients(schedule: Schedule, t_B: jax.Array, ndim: int):
   """(sqrt(abar_t), sqrt(1 - abar_t)) of each example, shaped to broadcast over ndim axes."""
   shape = (-1,) + (1,) * (ndim - 1)
-  return (schedule.sqrt_alphas_cumprod[t_B].reshape(shape),
-          schedule.sqrt_one_minus_alphas_cumprod[t_B].reshape(shape))
+  return (
+    schedule.sqrt_alphas_cumprod[t_B].reshape(shape),
+    schedule.sqrt_one_minus_alphas_cumprod[t_B].reshape(shape),
+  )
 
 
 def q_sample(schedule: Schedule, x0: jax.Array, t: jax.Array, noise: jax.Array) -> jax.Array:
@@ -93,8 +96,9 @@ def q_sample(schedule: Schedule, x0: jax.Array, t: jax.Array, noise: jax.Array) 
   return a * x0 + b * noise
 
 
-def apply_label_dropout(key: jax.Array, label_B: jax.Array, num_classes: int,
-                        rate: float) -> jax.Array:
+def apply_label_dropout(
+  key: jax.Array, label_B: jax.Array, num_classes: int, rate: float
+) -> jax.Array:
   """Replaces each label by the null label `num_classes` with probability `rate`.
 
   Training on null labels is what makes classifier-free guidance work at
@@ -139,10 +143,21 @@ def eps_from_output(prediction: str, schedule: Schedule, out, x_t, t_B):
   return PREDICTIONS[prediction][1](schedule, out, x_t, t_B)
 
 
-def eps_loss_per_example(apply_fn, params, schedule: Schedule, x0_BxGxC: jax.Array,
-                         label_B: jax.Array, mask_GxC: jax.Array, key: jax.Array, *,
-                         num_classes: int, label_dropout: float = 0.0, train: bool = True,
-                         t_B: jax.Array | None = None, prediction: str = 'eps') -> jax.Array:
+def eps_loss_per_example(
+  apply_fn,
+  params,
+  schedule: Schedule,
+  x0_BxGxC: jax.Array,
+  label_B: jax.Array,
+  mask_GxC: jax.Array,
+  key: jax.Array,
+  *,
+  num_classes: int,
+  label_dropout: float = 0.0,
+  train: bool = True,
+  t_B: jax.Array | None = None,
+  prediction: str = 'eps',
+) -> jax.Array:
   """Masked MSE of each example's prediction (eps, or v: `PREDICTIONS`), (B,) float32.
 
   The data and the noise are zeroed on padding, so x_t (and the x0 estimate
@@ -181,8 +196,17 @@ def eps_loss_per_example(apply_fn, params, schedule: Schedule, x0_BxGxC: jax.Arr
   return sq.sum(axis=(1, 2)) / jnp.maximum(mask.sum(), 1.0)
 
 
-def eps_loss(apply_fn, params, schedule: Schedule, x0_BxGxC: jax.Array, label_B: jax.Array,
-             mask_GxC: jax.Array, key: jax.Array, **kwargs) -> jax.Array:
+def eps_loss(
+  apply_fn,
+  params,
+  schedule: Schedule,
+  x0_BxGxC: jax.Array,
+  label_B: jax.Array,
+  mask_GxC: jax.Array,
+  key: jax.Array,
+  **kwargs,
+) -> jax.Array:
   """Mean of `eps_loss_per_example` over the batch (= mean over all real entries)."""
-  return eps_loss_per_example(apply_fn, params, schedule, x0_BxGxC, label_B, mask_GxC, key,
-                              **kwargs).mean()
+  return eps_loss_per_example(
+    apply_fn, params, schedule, x0_BxGxC, label_B, mask_GxC, key, **kwargs
+  ).mean()

@@ -22,23 +22,30 @@ _ORBAX_BARRIER_FLAG = 'experimental_orbax_use_distributed_barrier'
 def make_mesh(devices=None) -> jax.sharding.Mesh:
   """A 1-D ('data',) mesh over `devices` (default: all devices of all processes)."""
   devices = jax.devices() if devices is None else list(devices)
-  return jax.make_mesh((len(devices),), ('data',), devices=devices,
-                       axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.make_mesh(
+    (len(devices),), ('data',), devices=devices, axis_types=(jax.sharding.AxisType.Auto,)
+  )
 
 
 def initialize() -> None:
   env = os.environ
   if 'GDIFF_COORDINATOR' in env:
-    jax.distributed.initialize(coordinator_address=env['GDIFF_COORDINATOR'],
-                               num_processes=int(env['GDIFF_NUM_PROCESSES']),
-                               process_id=int(env['GDIFF_PROCESS_ID']))
+    jax.distributed.initialize(
+      coordinator_address=env['GDIFF_COORDINATOR'],
+      num_processes=int(env['GDIFF_NUM_PROCESSES']),
+      process_id=int(env['GDIFF_PROCESS_ID']),
+    )
   elif env.get('GDIFF_DISTRIBUTED') == '1':
     jax.distributed.initialize()  # cluster auto-detection (SLURM, TPU VMs, ...)
   else:
     return
   _orbax_barriers_without_collectives()
-  logging.info('jax.distributed: process %d of %d, %d global devices',
-               jax.process_index(), jax.process_count(), jax.device_count())
+  logging.info(
+    'jax.distributed: process %d of %d, %d global devices',
+    jax.process_index(),
+    jax.process_count(),
+    jax.device_count(),
+  )
 
 
 def _orbax_barriers_without_collectives() -> None:
@@ -50,6 +57,7 @@ def _orbax_barriers_without_collectives() -> None:
   """
   from absl import flags
   from orbax.checkpoint import multihost  # noqa: F401  (defines the flag)
+
   if _ORBAX_BARRIER_FLAG in flags.FLAGS:
     flags.FLAGS[_ORBAX_BARRIER_FLAG].value = True
 
@@ -64,4 +72,5 @@ def barrier(name: str) -> None:
   if jax.process_count() == 1:
     return
   from orbax.checkpoint import multihost
+
   multihost.get_barrier_sync_fn()(key=name, timeout_ms=BARRIER_TIMEOUT_S * 1000)

@@ -44,44 +44,76 @@ class H5Cohort:
   (track_times=False), so equal contents give equal bytes.
   """
 
-  def __init__(self, path: str, num_samples: int, num_variants: int,
-               emb_shape_GxC: tuple[int, int] | None, classes: Sequence[str],
-               phased: bool = False):
+  def __init__(
+    self,
+    path: str,
+    num_samples: int,
+    num_variants: int,
+    emb_shape_GxC: tuple[int, int] | None,
+    classes: Sequence[str],
+    phased: bool = False,
+  ):
     self.file = h5py.File(path, 'w', track_order=False)
     # ~1 MiB chunks (HDF5's default chunk cache), independent of the batch size so
     # that the bytes do not depend on it.
     rows = max(1, min(256, num_samples))
     self.file.create_dataset(
-        'dosage', shape=(num_samples, num_variants), dtype=np.int8, track_times=False,
-        chunks=(rows, max(1, min(num_variants, CHUNK_BYTES // rows))),
-        compression='gzip', compression_opts=1, shuffle=False)
+      'dosage',
+      shape=(num_samples, num_variants),
+      dtype=np.int8,
+      track_times=False,
+      chunks=(rows, max(1, min(num_variants, CHUNK_BYTES // rows))),
+      compression='gzip',
+      compression_opts=1,
+      shuffle=False,
+    )
     if phased:
-      self.file.create_dataset('hap0', shape=(num_samples, num_variants), dtype=np.int8,
-                               track_times=False, chunks=self.file['dosage'].chunks,
-                               compression='gzip', compression_opts=1, shuffle=False)
+      self.file.create_dataset(
+        'hap0',
+        shape=(num_samples, num_variants),
+        dtype=np.int8,
+        track_times=False,
+        chunks=self.file['dosage'].chunks,
+        compression='gzip',
+        compression_opts=1,
+        shuffle=False,
+      )
     if emb_shape_GxC is not None:
       row_bytes = 4 * int(np.prod(emb_shape_GxC))
       emb_rows = max(1, min(num_samples, CHUNK_BYTES // row_bytes))
-      self.file.create_dataset('emb', shape=(num_samples, *emb_shape_GxC), dtype=np.float32,
-                               chunks=(emb_rows, *emb_shape_GxC), track_times=False)
+      self.file.create_dataset(
+        'emb',
+        shape=(num_samples, *emb_shape_GxC),
+        dtype=np.float32,
+        chunks=(emb_rows, *emb_shape_GxC),
+        track_times=False,
+      )
     self.file.attrs['classes'] = json.dumps(list(classes))
 
-  def write_rows(self, lo: int, dosage_BxS: np.ndarray | None,
-                 emb_BxGxC: np.ndarray | None = None, hap0_BxS: np.ndarray | None = None):
+  def write_rows(
+    self,
+    lo: int,
+    dosage_BxS: np.ndarray | None,
+    emb_BxGxC: np.ndarray | None = None,
+    hap0_BxS: np.ndarray | None = None,
+  ):
     """Rows lo.. of `dosage`, `emb` and/or `hap0` (None leaves that dataset as it is)."""
     if dosage_BxS is not None:
-      self.file['dosage'][lo:lo + dosage_BxS.shape[0]] = dosage_BxS
+      self.file['dosage'][lo : lo + dosage_BxS.shape[0]] = dosage_BxS
     if hap0_BxS is not None:
-      self.file['hap0'][lo:lo + hap0_BxS.shape[0]] = hap0_BxS
+      self.file['hap0'][lo : lo + hap0_BxS.shape[0]] = hap0_BxS
     if emb_BxGxC is not None:
-      self.file['emb'][lo:lo + emb_BxGxC.shape[0]] = emb_BxGxC
+      self.file['emb'][lo : lo + emb_BxGxC.shape[0]] = emb_BxGxC
 
   def write_samples(self, samples, labels, label_ids) -> None:
     for name, data in (('samples', samples), ('labels', labels)):
-      self.file.create_dataset(name, data=np.asarray(data, dtype=object).astype(str)
-                               .astype(object), dtype=_STR, track_times=False)
-    self.file.create_dataset('label_ids', data=np.asarray(label_ids, np.int32),
-                             track_times=False)
+      self.file.create_dataset(
+        name,
+        data=np.asarray(data, dtype=object).astype(str).astype(object),
+        dtype=_STR,
+        track_times=False,
+      )
+    self.file.create_dataset('label_ids', data=np.asarray(label_ids, np.int32), track_times=False)
 
   def close(self) -> None:
     self.file.close()
@@ -93,11 +125,19 @@ class H5Cohort:
     self.close()
 
 
-def write_cohort(directory: str, dosage_NxS: np.ndarray, variants: Variants,
-                 samples: Sequence[str], labels: Sequence[str], classes: Sequence[str], *,
-                 emb_NxGxC: np.ndarray | None = None, hap0_NxS: np.ndarray | None = None,
-                 prefix: str = 'synthetic',
-                 formats: Sequence[str] = ('h5', 'vcf', 'plink', 'labels')) -> list[str]:
+def write_cohort(
+  directory: str,
+  dosage_NxS: np.ndarray,
+  variants: Variants,
+  samples: Sequence[str],
+  labels: Sequence[str],
+  classes: Sequence[str],
+  *,
+  emb_NxGxC: np.ndarray | None = None,
+  hap0_NxS: np.ndarray | None = None,
+  prefix: str = 'synthetic',
+  formats: Sequence[str] = ('h5', 'vcf', 'plink', 'labels'),
+) -> list[str]:
   """Writes any cohort (synthetic, baseline, real subset) in the chosen formats.
 
   Args:
@@ -118,9 +158,18 @@ def write_cohort(directory: str, dosage_NxS: np.ndarray, variants: Variants,
   os.makedirs(directory, exist_ok=True)
   lookup = {c: i for i, c in enumerate(classes)}
   label_ids = np.array([lookup[y] for y in labels], np.int32)
-  args = dict(directory=directory, prefix=prefix, dosage=dosage_NxS, variants=variants,
-              samples=samples, labels=labels, label_ids=label_ids, classes=classes,
-              emb=emb_NxGxC, hap0=hap0_NxS)
+  args = dict(
+    directory=directory,
+    prefix=prefix,
+    dosage=dosage_NxS,
+    variants=variants,
+    samples=samples,
+    labels=labels,
+    label_ids=label_ids,
+    classes=classes,
+    emb=emb_NxGxC,
+    hap0=hap0_NxS,
+  )
   paths = []
   for name in formats:
     paths += FORMATS[name](**args)
@@ -129,8 +178,14 @@ def write_cohort(directory: str, dosage_NxS: np.ndarray, variants: Variants,
 
 def _h5(directory, prefix, dosage, variants, samples, labels, label_ids, classes, emb, hap0):
   path = os.path.join(directory, prefix + '.h5')
-  with H5Cohort(path, dosage.shape[0], dosage.shape[1],
-                None if emb is None else emb.shape[1:], classes, phased=hap0 is not None) as f:
+  with H5Cohort(
+    path,
+    dosage.shape[0],
+    dosage.shape[1],
+    None if emb is None else emb.shape[1:],
+    classes,
+    phased=hap0 is not None,
+  ) as f:
     f.write_rows(0, dosage, emb, hap0)
     f.write_samples(samples, labels, label_ids)
   return [path]

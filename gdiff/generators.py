@@ -33,9 +33,15 @@ class Generator:
 
 def _ar() -> Generator:
   from gdiff.ar import stage
-  return Generator(check=stage.check_config, train=stage.train, trained=lambda record, _: True,
-                   fill_rows=stage.fill_rows, phased=stage.writes_haplotypes,
-                   embedding_shape=lambda config, workdir: None)
+
+  return Generator(
+    check=stage.check_config,
+    train=stage.train,
+    trained=lambda record, _: True,
+    fill_rows=stage.fill_rows,
+    phased=stage.writes_haplotypes,
+    embedding_shape=lambda config, workdir: None,
+  )
 
 
 def _diffusion() -> Generator:
@@ -44,6 +50,7 @@ def _diffusion() -> Generator:
   def check(config):
     from gdiff import augment, diffusion, models
     from gdiff import train as train_lib
+
     models.check_config(config.model)
     diffusion.check_config(config.diffusion)
     augment.check_config(config.train)
@@ -52,14 +59,18 @@ def _diffusion() -> Generator:
 
   def train(config, workdir):
     from gdiff import train as train_lib
+
     train_lib.train_and_evaluate(config, workdir)
     return {'num_steps': config.train.num_steps}
 
   return Generator(
-      check=check, train=train,
-      trained=lambda record, config: record.get('num_steps', 0) >= config.train.num_steps,
-      fill_rows=sample.diffusion_rows, phased=lambda config, workdir: False,
-      embedding_shape=sample.embedding_shape)
+    check=check,
+    train=train,
+    trained=lambda record, config: record.get('num_steps', 0) >= config.train.num_steps,
+    fill_rows=sample.diffusion_rows,
+    phased=lambda config, workdir: False,
+    embedding_shape=sample.embedding_shape,
+  )
 
 
 GENERATORS = {'ar': _ar, 'diffusion': _diffusion}
@@ -68,6 +79,7 @@ GENERATORS = {'ar': _ar, 'diffusion': _diffusion}
 def get(config: ml_collections.ConfigDict) -> Generator:
   """The generator `config.generator` names (InputError naming the option otherwise)."""
   if config.generator not in GENERATORS:
-    raise InputError(f'config generator={config.generator!r} is unknown; known: '
-                     f'{", ".join(sorted(GENERATORS))}')
+    raise InputError(
+      f'config generator={config.generator!r} is unknown; known: {", ".join(sorted(GENERATORS))}'
+    )
   return GENERATORS[config.generator]()

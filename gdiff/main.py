@@ -31,15 +31,24 @@ _PREFIX = 'gdiff: error: '
 def define_flags(flag_values: flags.FlagValues, sys_argv: list[str] | None = None):
   """Defines gdiff's flags on `flag_values`; returns their holders."""
   holders = types.SimpleNamespace(
-      config=config_flags.DEFINE_config_file(
-          'config', None, 'Config file, e.g. configs/als.py.', flag_values=flag_values,
-          lock_config=True, sys_argv=sys_argv),
-      workdir=flags.DEFINE_string('workdir', None, 'Directory for all outputs of a run.',
-                                  flag_values=flag_values),
-      mode=flags.DEFINE_enum('mode', 'all', list(pipeline.MODES), 'Which stage(s) to run.',
-                             flag_values=flag_values),
-      verbose=flags.DEFINE_bool('verbose', False, 'Show tracebacks for input errors.',
-                                flag_values=flag_values))
+    config=config_flags.DEFINE_config_file(
+      'config',
+      None,
+      'Config file, e.g. configs/als.py.',
+      flag_values=flag_values,
+      lock_config=True,
+      sys_argv=sys_argv,
+    ),
+    workdir=flags.DEFINE_string(
+      'workdir', None, 'Directory for all outputs of a run.', flag_values=flag_values
+    ),
+    mode=flags.DEFINE_enum(
+      'mode', 'all', list(pipeline.MODES), 'Which stage(s) to run.', flag_values=flag_values
+    ),
+    verbose=flags.DEFINE_bool(
+      'verbose', False, 'Show tracebacks for input errors.', flag_values=flag_values
+    ),
+  )
   flags.mark_flags_as_required(['config', 'workdir'], flag_values=flag_values)
   return holders
 
@@ -53,7 +62,7 @@ def _config_arg(argv: list[str]) -> str | None:
   for i, arg in enumerate(argv):
     for prefix in ('--config=', '-config='):
       if arg.startswith(prefix):
-        value = arg[len(prefix):]
+        value = arg[len(prefix) :]
     if arg in ('--config', '-config') and i + 1 < len(argv):
       value = argv[i + 1]
   return value
@@ -101,7 +110,7 @@ def check_overrides(argv: list[str]) -> None:
       name = name[2:]
     if not name.startswith('config.'):
       continue
-    node, path = config, name[len('config.'):]
+    node, path = config, name[len('config.') :]
     for part in path.split('.'):
       if not isinstance(node, config_dict.ConfigDict) or part not in node:
         keys = keys or _dotted_keys(config)

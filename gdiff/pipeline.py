@@ -31,6 +31,7 @@ def _main_process() -> bool:
 
 def _barrier(name: str) -> None:
   from gdiff import distributed
+
   distributed.barrier(f'gdiff-stage-{name}')
 
 
@@ -42,6 +43,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
     return
   from gdiff.data import prepare as data_prepare
   from gdiff.embedding import fit as embedding_fit
+
   layout = wd.Layout(workdir)
   inputs = wd.fingerprint(input_files(config))  # before reading them
   data_prepare.prepare(config.data, layout.data, seed=config.seed)
@@ -53,14 +55,17 @@ def input_files(config: ml_collections.ConfigDict) -> dict[str, str]:
   """{option: path} of every input file the config names (recorded by prepare)."""
   from gdiff.data import prepare as data_prepare
   from gdiff.embedding import fit as embedding_fit
+
   return {**data_prepare.input_files(config.data), **embedding_fit.input_files(config.embedding)}
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> None:
   from gdiff import generators
+
   generator = generators.get(config)
   if wd.check(config, workdir, 'train') and generator.trained(
-      wd.read_record(workdir, 'train'), config):
+    wd.read_record(workdir, 'train'), config
+  ):
     logging.info('train: reusing the checkpoints in %s', wd.Layout(workdir).checkpoints)
     return
   if _main_process():
@@ -78,6 +83,7 @@ def sample(config: ml_collections.ConfigDict, workdir: str) -> None:
     logging.info('sample: reusing the synthetic cohort in %s', wd.Layout(workdir).samples)
     return
   from gdiff import sample as sample_lib
+
   if _main_process():
     wd.forget(workdir, 'sample')  # its outputs are about to be replaced
   sample_lib.sample_and_export(config, workdir)
@@ -92,6 +98,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
   if not _main_process():
     return
   from gdiff.evaluate import run as evaluate_lib
+
   wd.forget(workdir, 'evaluate')  # its outputs are about to be replaced
   evaluate_lib.evaluate(config, workdir)
   wd.mark_done(config, workdir, 'evaluate')
@@ -106,9 +113,11 @@ MODES = {'all': tuple(STAGES), **{name: (name,) for name in STAGES}}
 # every stage of a mode before the first one starts, so that a typo fails in seconds
 # rather than after ingest or training.
 
+
 def _check_prepare(config):
   from gdiff.data import prepare as data_prepare
   from gdiff.embedding import fit as embedding_fit
+
   data_prepare.check_config(config.data)
   embedding_fit.check_config(config.embedding)
 
@@ -116,6 +125,7 @@ def _check_prepare(config):
 def _check_generator(config):
   # Every generator's options, not only the chosen one's: a typo fails wherever it is.
   from gdiff import generators
+
   generators.get(config)
   for make in generators.GENERATORS.values():
     make().check(config)
@@ -123,11 +133,16 @@ def _check_generator(config):
 
 def _check_evaluate(config):
   from gdiff.evaluate import run as evaluate_lib
+
   evaluate_lib.check_config(config.evaluate)
 
 
-CHECKS = {'prepare': _check_prepare, 'train': _check_generator, 'sample': _check_generator,
-          'evaluate': _check_evaluate}
+CHECKS = {
+  'prepare': _check_prepare,
+  'train': _check_generator,
+  'sample': _check_generator,
+  'evaluate': _check_evaluate,
+}
 
 
 def check_config(config: ml_collections.ConfigDict, mode: str = 'all') -> None:

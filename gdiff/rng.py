@@ -26,29 +26,29 @@ import numpy as np
 
 # Streams of the root key `jax.random.key(config.seed)`.
 STREAMS = {
-    'init': 0,  # network parameters (also each evaluation classifier's, from its own seed)
-    'train': 1,  # the train step; the step folds in its number (a resumed run draws the same)
-    'eval': 2,  # the val loss: the same t and noise at every evaluation
-    'sample': zlib.crc32(b'sample') & 0x7FFFFFFF,  # folds in sample.seed, then each person's id
+  'init': 0,  # network parameters (also each evaluation classifier's, from its own seed)
+  'train': 1,  # the train step; the step folds in its number (a resumed run draws the same)
+  'eval': 2,  # the val loss: the same t and noise at every evaluation
+  'sample': zlib.crc32(b'sample') & 0x7FFFFFFF,  # folds in sample.seed, then each person's id
 }
 # Folded into one train step's key, apart from the draws of the loss (t, noise, label dropout).
 STEP_STREAMS = {
-    'augment': 1,  # recombination of the batch
+  'augment': 1,  # recombination of the batch
 }
 # numpy streams: the numbers after the seed, before `fold`. The first four take no
 # number of their own (their `fold` follows the seed directly), as they always did.
 NUMPY_STREAMS = {
-    'sample_labels': (),  # fold: sample.seed; the order of the synthetic people's labels
-    'privacy_rows': (),  # fold: 0 train, 1 held-out, 2 synthetic; evaluate.privacy_max_people
-    'baseline': (),  # fold: the baseline's index in sorted(baselines.BASELINES)
-    'privacy_real_subset': (),  # fold: 0 train / 1 held-out, size, repeat; NNAA's real subsets
-    'classifier_batches': (3,),  # seed: the classifier's; its minibatch rows
-    'stratified_fraction': (5,),
-    'stratified_halves': (6,),  # the held-out split's select / report halves
-    'privacy_subsample': (7,),  # NNAA's equal-size synthetic subsamples
-    'two_sample_auc': (11,),  # the subsample of the larger side
-    'detection': (13,),  # detection.detection_auc: its subsamples, then its folds
-    'simulate_phenotype': (1,),  # seed: data.simulate.seed; causal SNPs, effects, noise
+  'sample_labels': (),  # fold: sample.seed; the order of the synthetic people's labels
+  'privacy_rows': (),  # fold: 0 train, 1 held-out, 2 synthetic; evaluate.privacy_max_people
+  'baseline': (),  # fold: the baseline's index in sorted(baselines.BASELINES)
+  'privacy_real_subset': (),  # fold: 0 train / 1 held-out, size, repeat; NNAA's real subsets
+  'classifier_batches': (3,),  # seed: the classifier's; its minibatch rows
+  'stratified_fraction': (5,),
+  'stratified_halves': (6,),  # the held-out split's select / report halves
+  'privacy_subsample': (7,),  # NNAA's equal-size synthetic subsamples
+  'two_sample_auc': (11,),  # the subsample of the larger side
+  'detection': (13,),  # detection.detection_auc: its subsamples, then its folds
+  'simulate_phenotype': (1,),  # seed: data.simulate.seed; causal SNPs, effects, noise
 }
 
 

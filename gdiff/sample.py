@@ -62,11 +62,13 @@ def parse_class_counts(spec: str, classes: tuple[str, ...]) -> dict[str, int]:
   for item in spec.split(','):
     label, sep, num = item.strip().rpartition(':')
     if not sep or not label or not num.strip().isdigit():
-      raise InputError(f'config sample.class_counts={spec!r}: expected LABEL:COUNT[,...], '
-                       f'got {item.strip()!r}')
+      raise InputError(
+        f'config sample.class_counts={spec!r}: expected LABEL:COUNT[,...], got {item.strip()!r}'
+      )
     if label not in counts:
-      raise InputError(f'config sample.class_counts={spec!r}: unknown class {label!r}; '
-                       f'classes: {list(classes)}')
+      raise InputError(
+        f'config sample.class_counts={spec!r}: unknown class {label!r}; classes: {list(classes)}'
+      )
     if label in seen:
       raise InputError(f'config sample.class_counts={spec!r}: class {label!r} given twice')
     seen.add(label)
@@ -82,12 +84,13 @@ def proportional_counts(num: int, reference_K: np.ndarray) -> np.ndarray:
   quota = num * reference_K / reference_K.sum()
   counts = np.floor(quota).astype(np.int64)
   order = np.argsort(-(quota - counts), kind='stable')  # ties: class order
-  counts[order[:num - counts.sum()]] += 1
+  counts[order[: num - counts.sum()]] += 1
   return counts
 
 
-def class_counts(sample_cfg: ml_collections.ConfigDict, cohort: cohort_lib.Cohort
-                 ) -> dict[str, int]:
+def class_counts(
+  sample_cfg: ml_collections.ConfigDict, cohort: cohort_lib.Cohort
+) -> dict[str, int]:
   """Samples per class: `class_counts`, else `num` (0: the train size) in train proportions."""
   if sample_cfg.class_counts:
     return parse_class_counts(sample_cfg.class_counts, cohort.classes)
@@ -113,12 +116,18 @@ def _to_host(x: jax.Array) -> np.ndarray:
   if x.is_fully_addressable:
     return np.asarray(x)
   from jax.experimental import multihost_utils
+
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
-def generate(sample_fn: Callable, decode_fn: Callable, label_ids_N: np.ndarray,
-             batch_size: int, mesh: jax.sharding.Mesh,
-             sink: Callable[[int, np.ndarray, np.ndarray], None]) -> None:
+def generate(
+  sample_fn: Callable,
+  decode_fn: Callable,
+  label_ids_N: np.ndarray,
+  batch_size: int,
+  mesh: jax.sharding.Mesh,
+  sink: Callable[[int, np.ndarray, np.ndarray], None],
+) -> None:
   """Samples N people in padded batches sharded on 'data', decoding each batch.
 
   The next batch is dispatched before the current one is pulled to the host, so
@@ -142,7 +151,7 @@ def generate(sample_fn: Callable, decode_fn: Callable, label_ids_N: np.ndarray,
     ids = np.arange(lo, lo + batch, dtype=np.int32)
     labels = np.zeros(batch, np.int32)
     real = min(batch, n - lo)
-    labels[:real] = label_ids_N[lo:lo + real]  # padded rows: label 0, discarded
+    labels[:real] = label_ids_N[lo : lo + real]  # padded rows: label 0, discarded
     put = lambda a: jax.make_array_from_callback(a.shape, sharding, lambda idx: a[idx])
     return lo, real, sample_fn(put(labels), put(ids))
 
@@ -158,8 +167,12 @@ def generate(sample_fn: Callable, decode_fn: Callable, label_ids_N: np.ndarray,
     sink(lo, None if dosage_BxS is None else np.asarray(dosage_BxS, np.int8), emb_BxGxC)
     if (i + 1) % report_every == 0 or nxt is None:
       seconds = time.perf_counter() - start_time
-      logging.info('sample: %d / %d people, %.1f people/s (first batch includes compiling)',
-                   lo + real, n, (lo + real) / seconds)
+      logging.info(
+        'sample: %d / %d people, %.1f people/s (first batch includes compiling)',
+        lo + real,
+        n,
+        (lo + real) / seconds,
+      )
 
 
 def sample_key(config: ml_collections.ConfigDict) -> jax.Array:
@@ -170,26 +183,33 @@ def sampler_settings(config: ml_collections.ConfigDict) -> dict:
   """Validated keyword arguments for `sampling.make_sampler` from `config.sample`."""
   sm, num_steps = config.sample, config.diffusion.num_steps
   if sm.method not in sampling.SAMPLERS:
-    raise InputError(f'config sample.method={sm.method!r} is unknown; known: '
-                     f'{sorted(sampling.SAMPLERS)}')
+    raise InputError(
+      f'config sample.method={sm.method!r} is unknown; known: {sorted(sampling.SAMPLERS)}'
+    )
   if sm.method == 'ddim' and not 1 <= sm.steps <= num_steps:
-    raise InputError(f'config sample.steps={sm.steps}: must be in [1, diffusion.num_steps='
-                     f'{num_steps}]')
+    raise InputError(
+      f'config sample.steps={sm.steps}: must be in [1, diffusion.num_steps={num_steps}]'
+    )
   if sm.eta < 0:
     raise InputError(f'config sample.eta={sm.eta}: must be >= 0')
   if sm.guidance and not config.diffusion.label_dropout:
-    raise InputError(f'config sample.guidance={sm.guidance} needs a model trained with '
-                     'diffusion.label_dropout > 0 (the null label was never trained)')
+    raise InputError(
+      f'config sample.guidance={sm.guidance} needs a model trained with '
+      'diffusion.label_dropout > 0 (the null label was never trained)'
+    )
   if sm.clip_x0 < 0:
     raise InputError(f'config sample.clip_x0={sm.clip_x0}: must be >= 0 (0: no clipping)')
   if sm.decode_thresholds not in DECODE_THRESHOLDS:
-    raise InputError(f'config sample.decode_thresholds={sm.decode_thresholds!r}: must be one '
-                     f'of {", ".join(DECODE_THRESHOLDS)}')
+    raise InputError(
+      f'config sample.decode_thresholds={sm.decode_thresholds!r}: must be one '
+      f'of {", ".join(DECODE_THRESHOLDS)}'
+    )
   if sm.batch_size < 1:
     raise InputError(f'config sample.batch_size={sm.batch_size}: must be >= 1')
   options = {k: sm[k] for k in sampling.SAMPLER_OPTIONS[sm.method]}
-  return dict(method=sm.method, guidance=float(sm.guidance),
-              clip_x0=float(sm.clip_x0) or None, **options)
+  return dict(
+    method=sm.method, guidance=float(sm.guidance), clip_x0=float(sm.clip_x0) or None, **options
+  )
 
 
 # -------------------------------------------------------------------------- stage
@@ -203,14 +223,20 @@ def matched_codec(codec, emb_NxGxC, calibration_people: int):
     (codec, number of rows it was calibrated on).
   """
   from gdiff.embedding import codec as codec_lib
+
   m = len(emb_NxGxC) if calibration_people <= 0 else min(len(emb_NxGxC), calibration_people)
   thresholds = codec_lib.matched_thresholds(codec, np.asarray(emb_NxGxC[:m]))
   logging.info('sample: decode thresholds matched to train genotype frequencies on %d people', m)
   return dataclasses.replace(codec, thresholds_Sx2=thresholds), m
 
 
-def restore_params(config: ml_collections.ConfigDict, workdir: str, which: str | int = 'best',
-                   use_ema: bool = True, mesh: jax.sharding.Mesh | None = None):
+def restore_params(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  which: str | int = 'best',
+  use_ema: bool = True,
+  mesh: jax.sharding.Mesh | None = None,
+):
   """Parameters of a training checkpoint in W/checkpoints, replicated on `mesh`.
 
   Only the parameters are read (`gdiff.checkpoint.restore_params`): no trainer or
@@ -231,8 +257,13 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str, which: str |
   mesh = distributed.make_mesh() if mesh is None else mesh
   mc = models.load_model_config(config, wd.Layout(workdir).embedding)
   abstract = models.abstract_params(mc, NamedSharding(mesh, P()))
-  return checkpoint.restore_params(wd.Layout(workdir).checkpoints, abstract, which,
-                                   use_ema=use_ema, has_ema=config.train.ema_decay > 0)
+  return checkpoint.restore_params(
+    wd.Layout(workdir).checkpoints,
+    abstract,
+    which,
+    use_ema=use_ema,
+    has_ema=config.train.ema_decay > 0,
+  )
 
 
 def embedding_shape(config: ml_collections.ConfigDict, workdir: str) -> tuple[int, int]:
@@ -241,8 +272,9 @@ def embedding_shape(config: ml_collections.ConfigDict, workdir: str) -> tuple[in
   return mc.num_groups, mc.slots
 
 
-def diffusion_rows(config: ml_collections.ConfigDict, workdir: str, h5, label_ids_N: np.ndarray
-                   ) -> dict:
+def diffusion_rows(
+  config: ml_collections.ConfigDict, workdir: str, h5, label_ids_N: np.ndarray
+) -> dict:
   """Samples the diffusion model into `h5` (None on processes other than 0); manifest entries.
 
   Every process samples (the mesh spans them); process 0 decodes and writes.
@@ -255,36 +287,62 @@ def diffusion_rows(config: ml_collections.ConfigDict, workdir: str, h5, label_id
   mc = models.load_model_config(config, layout.embedding)
   model = models.build(mc)
   mesh = distributed.make_mesh()
-  params, step = restore_params(config, workdir, which=config.sample.checkpoint,
-                                use_ema=config.sample.use_ema, mesh=mesh)
+  params, step = restore_params(
+    config, workdir, which=config.sample.checkpoint, use_ema=config.sample.use_ema, mesh=mesh
+  )
   apply_fn = lambda p, x, t, y: model.apply({'params': p}, x, t, y, train=False)
   schedule = diffusion.make_schedule(config.diffusion.schedule, config.diffusion.num_steps)
   method = settings.pop('method')
-  sampler = sampling.make_sampler(method, apply_fn, schedule, mc.mask_GxC,
-                                  null_label=mc.num_classes,
-                                  prediction=config.diffusion.prediction, **settings)
+  sampler = sampling.make_sampler(
+    method,
+    apply_fn,
+    schedule,
+    mc.mask_GxC,
+    null_label=mc.num_classes,
+    prediction=config.diffusion.prediction,
+    **settings,
+  )
   key = sample_key(config)
-  logging.info('sample: %d people with %s from checkpoint step %d on %d device(s)',
-               len(label_ids_N), method, step, mesh.devices.size)
+  logging.info(
+    'sample: %d people with %s from checkpoint step %d on %d device(s)',
+    len(label_ids_N),
+    method,
+    step,
+    mesh.devices.size,
+  )
   run = lambda y, ids: sampler(params, key, y, ids)
   batch = config.sample.batch_size
   if h5 is None:  # a process other than 0: its part of every batch, nothing written
-    generate(run, lambda emb: np.zeros((len(emb), 0), np.int8), label_ids_N, batch, mesh,
-             lambda *_: None)
+    generate(
+      run, lambda emb: np.zeros((len(emb), 0), np.int8), label_ids_N, batch, mesh, lambda *_: None
+    )
     return {}
   matched = config.sample.decode_thresholds == 'matched' and codec.decoder == 'calibrated'
   if matched:  # all embeddings first, then thresholds from them, then the genotypes
-    generate(run, lambda emb: None, label_ids_N, batch, mesh,
-             lambda lo, _, emb: h5.write_rows(lo, None, emb))
-    codec, calibration_people = matched_codec(codec, h5.file['emb'],
-                                              int(config.sample.calibration_people))
+    generate(
+      run,
+      lambda emb: None,
+      label_ids_N,
+      batch,
+      mesh,
+      lambda lo, _, emb: h5.write_rows(lo, None, emb),
+    )
+    codec, calibration_people = matched_codec(
+      codec, h5.file['emb'], int(config.sample.calibration_people)
+    )
     for lo in range(0, len(label_ids_N), batch):
-      h5.write_rows(lo, codec.decode(h5.file['emb'][lo:lo + batch]))
+      h5.write_rows(lo, codec.decode(h5.file['emb'][lo : lo + batch]))
   else:
     generate(run, codec.decode, label_ids_N, batch, mesh, h5.write_rows)
-  manifest = dict(generator='diffusion', checkpoint_step=step, method=method, **settings,
-                  use_ema=bool(config.sample.use_ema), seed=config.sample.seed,
-                  decode_thresholds='matched' if matched else 'train')
+  manifest = dict(
+    generator='diffusion',
+    checkpoint_step=step,
+    method=method,
+    **settings,
+    use_ema=bool(config.sample.use_ema),
+    seed=config.sample.seed,
+    decode_thresholds='matched' if matched else 'train',
+  )
   if matched:
     manifest['calibration_people'] = calibration_people
   return manifest
@@ -307,8 +365,9 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
   cohort = cohort_lib.load_cohort(layout.data)
   variants = cohort.variants()
   counts = class_counts(config.sample, cohort)
-  label_ids_N = draw_labels(counts, cohort.classes,
-                            rng.numpy_stream(config.seed, 'sample_labels', config.sample.seed))
+  label_ids_N = draw_labels(
+    counts, cohort.classes, rng.numpy_stream(config.seed, 'sample_labels', config.sample.seed)
+  )
   n = len(label_ids_N)
   if not n:
     raise InputError('config sample.num=0 and the train split is empty: nothing to sample')
@@ -322,15 +381,28 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
     labels = np.asarray(cohort.classes)[label_ids_N]
     h5_path = os.path.join(tmp_dir, PREFIX + '.h5')
     phased = generator.phased(config, workdir)
-    with export.H5Cohort(h5_path, n, len(variants), generator.embedding_shape(config, workdir),
-                         cohort.classes, phased=phased) as h5:
+    with export.H5Cohort(
+      h5_path,
+      n,
+      len(variants),
+      generator.embedding_shape(config, workdir),
+      cohort.classes,
+      phased=phased,
+    ) as h5:
       manifest = generator.fill_rows(config, workdir, h5, label_ids_N)
       h5.write_samples(samples, labels, label_ids_N)
     with h5py.File(h5_path, 'r') as f:  # streamed back by variant blocks
       written = [h5_path] + export.write_cohort(
-          tmp_dir, f['dosage'], variants, samples, labels, cohort.classes,
-          hap0_NxS=f['hap0'] if phased else None, prefix=PREFIX,
-          formats=('vcf', 'plink', 'labels'))
+        tmp_dir,
+        f['dosage'],
+        variants,
+        samples,
+        labels,
+        cohort.classes,
+        hap0_NxS=f['hap0'] if phased else None,
+        prefix=PREFIX,
+        formats=('vcf', 'plink', 'labels'),
+      )
     manifest.update(num_samples=n, class_counts=counts, phased=phased)
     written.append(os.path.join(tmp_dir, 'manifest.json'))
     with open(written[-1], 'w') as f:

@@ -36,8 +36,9 @@ from gdiff import diffusion
 EpsFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
 
-def guided_eps(eps_fn: EpsFn, x_BxGxC, t_over_T_B, label_B, guidance: float,
-               null_label: int | None):
+def guided_eps(
+  eps_fn: EpsFn, x_BxGxC, t_over_T_B, label_B, guidance: float, null_label: int | None
+):
   """Classifier-free guided noise prediction; one network call either way.
 
   Args:
@@ -56,9 +57,11 @@ def guided_eps(eps_fn: EpsFn, x_BxGxC, t_over_T_B, label_B, guidance: float,
   if null_label is None:
     raise ValueError('classifier-free guidance needs null_label (num_classes)')
   b = x_BxGxC.shape[0]
-  eps_2BxGxC = eps_fn(jnp.concatenate([x_BxGxC, x_BxGxC]),
-                      jnp.concatenate([t_over_T_B, t_over_T_B]),
-                      jnp.concatenate([label_B, jnp.full_like(label_B, null_label)]))
+  eps_2BxGxC = eps_fn(
+    jnp.concatenate([x_BxGxC, x_BxGxC]),
+    jnp.concatenate([t_over_T_B, t_over_T_B]),
+    jnp.concatenate([label_B, jnp.full_like(label_B, null_label)]),
+  )
   return (1.0 + guidance) * eps_2BxGxC[:b] - guidance * eps_2BxGxC[b:]
 
 
@@ -87,9 +90,18 @@ def _prepare(key, label_B, mask_GxC, sample_ids_B):
   return label_B, mask, keys_B
 
 
-def ddpm_loop(eps_fn: EpsFn, schedule: diffusion.Schedule, key, label_B, mask_GxC,
-              sample_ids_B=None, *, guidance: float = 0.0, null_label: int | None = None,
-              clip_x0: float | None = None):
+def ddpm_loop(
+  eps_fn: EpsFn,
+  schedule: diffusion.Schedule,
+  key,
+  label_B,
+  mask_GxC,
+  sample_ids_B=None,
+  *,
+  guidance: float = 0.0,
+  null_label: int | None = None,
+  clip_x0: float | None = None,
+):
   """DDPM ancestral sampling over all T steps with the posterior variance beta-tilde.
 
   Traceable, not jitted (see `ddpm_sample` and `make_sampler`).
@@ -140,9 +152,20 @@ def ddim_timesteps(num_steps: int, steps: int) -> np.ndarray:
   return np.round(np.linspace(num_steps - 1, 0, steps)).astype(np.int32)
 
 
-def ddim_loop(eps_fn: EpsFn, schedule: diffusion.Schedule, key, label_B, mask_GxC,
-              sample_ids_B=None, *, steps: int = 50, eta: float = 0.0, guidance: float = 0.0,
-              null_label: int | None = None, clip_x0: float | None = None):
+def ddim_loop(
+  eps_fn: EpsFn,
+  schedule: diffusion.Schedule,
+  key,
+  label_B,
+  mask_GxC,
+  sample_ids_B=None,
+  *,
+  steps: int = 50,
+  eta: float = 0.0,
+  guidance: float = 0.0,
+  null_label: int | None = None,
+  clip_x0: float | None = None,
+):
   """DDIM (Song et al. 2021) over `steps` evenly spaced steps; eta = 1 is ancestral.
 
   Args: as `ddpm_loop`, plus
@@ -186,9 +209,18 @@ ddim_sample = jax.jit(ddim_loop, static_argnames=_STATIC + ('steps',))
 ddim_sample.__doc__ = 'Jitted `ddim_loop` (eps_fn, steps, guidance, null_label, clip_x0 static).'
 
 
-def make_sampler(method: str, apply_fn: Callable, schedule: diffusion.Schedule, mask_GxC, *,
-                 guidance: float = 0.0, null_label: int | None = None,
-                 clip_x0: float | None = None, prediction: str = 'eps', **options):
+def make_sampler(
+  method: str,
+  apply_fn: Callable,
+  schedule: diffusion.Schedule,
+  mask_GxC,
+  *,
+  guidance: float = 0.0,
+  null_label: int | None = None,
+  clip_x0: float | None = None,
+  prediction: str = 'eps',
+  **options,
+):
   """A jitted `sample(params, key, label_B, sample_ids_B) -> x0_BxGxC` for a network.
 
   Params are an argument (not a closure constant), so one compilation serves every
@@ -208,8 +240,9 @@ def make_sampler(method: str, apply_fn: Callable, schedule: diffusion.Schedule, 
   """
   if method not in SAMPLERS:
     raise ValueError(f'unknown sampler {method!r}; known: {sorted(SAMPLERS)}')
-  loop = functools.partial(SAMPLERS[method], guidance=guidance, null_label=null_label,
-                           clip_x0=clip_x0, **options)
+  loop = functools.partial(
+    SAMPLERS[method], guidance=guidance, null_label=null_label, clip_x0=clip_x0, **options
+  )
   mask = np.asarray(mask_GxC, np.float32)
 
   if prediction not in diffusion.PREDICTIONS:
@@ -219,8 +252,8 @@ def make_sampler(method: str, apply_fn: Callable, schedule: diffusion.Schedule, 
   def eps_fn_of(params):
     def eps_fn(x, t_over_T, y):
       t = jnp.round(t_over_T * num_steps).astype(jnp.int32)
-      return diffusion.eps_from_output(prediction, schedule, apply_fn(params, x, t_over_T, y),
-                                       x, t)
+      return diffusion.eps_from_output(prediction, schedule, apply_fn(params, x, t_over_T, y), x, t)
+
     return eps_fn
 
   @jax.jit

@@ -56,20 +56,36 @@ class StepConfig:
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> StepConfig:
     t = config.train
-    return cls(float(t.learning_rate), int(t.warmup_steps), int(t.num_steps),
-               float(t.grad_clip), float(t.weight_decay), float(t.ema_decay),
-               float(config.diffusion.label_dropout), str(config.diffusion.schedule),
-               int(config.diffusion.num_steps), float(t.recombine_segment_groups),
-               float(t.recombine_prob), str(config.diffusion.prediction))
+    return cls(
+      float(t.learning_rate),
+      int(t.warmup_steps),
+      int(t.num_steps),
+      float(t.grad_clip),
+      float(t.weight_decay),
+      float(t.ema_decay),
+      float(config.diffusion.label_dropout),
+      str(config.diffusion.schedule),
+      int(config.diffusion.num_steps),
+      float(t.recombine_segment_groups),
+      float(t.recombine_prob),
+      str(config.diffusion.prediction),
+    )
 
   def as_train_config(self) -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(dict(
-        learning_rate=self.learning_rate, warmup_steps=self.warmup_steps,
-        num_steps=self.num_steps, grad_clip=self.grad_clip, weight_decay=self.weight_decay))
+    return ml_collections.ConfigDict(
+      dict(
+        learning_rate=self.learning_rate,
+        warmup_steps=self.warmup_steps,
+        num_steps=self.num_steps,
+        grad_clip=self.grad_clip,
+        weight_decay=self.weight_decay,
+      )
+    )
 
 
-def get_trainer(mc: models.ModelConfig, config: ml_collections.ConfigDict,
-                mesh: jax.sharding.Mesh) -> Trainer:
+def get_trainer(
+  mc: models.ModelConfig, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh
+) -> Trainer:
   """The (cached) compiled training functions for a network, hyperparameters and mesh.
 
   Cached so that resuming, restoring and repeated runs in one process (tests,
@@ -100,53 +116,81 @@ class Trainer:
     self.mask_GxC = jnp.asarray(self.mc.mask_GxC)
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P('data'))
-    init = functools.partial(ts.init_state, model=self.model,
-                             dummy_inputs=models.dummy_inputs(self.mc), tx=self.tx,
-                             use_ema=sc.ema_decay > 0)
+    init = functools.partial(
+      ts.init_state,
+      model=self.model,
+      dummy_inputs=models.dummy_inputs(self.mc),
+      tx=self.tx,
+      use_ema=sc.ema_decay > 0,
+    )
     abstract = jax.eval_shape(init, jax.random.key(0))
     self.state_sharding = jax.tree.map(lambda _: self.replicated, abstract)
     self.abstract_state = jax.tree.map(
-        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract,
-        self.state_sharding)
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, self.state_sharding
+    )
     self._init = jax.jit(init, out_shardings=self.state_sharding)
     step = functools.partial(
-        ts.train_step, model=self.model, tx=self.tx, schedule=self.schedule,
-        mask_GxC=self.mask_GxC, num_classes=self.mc.num_classes,
-        label_dropout=sc.label_dropout, ema_decay=sc.ema_decay,
-        recombine_segment_groups=sc.recombine_segment_groups, recombine_prob=sc.recombine_prob,
-        prediction=sc.prediction)
+      ts.train_step,
+      model=self.model,
+      tx=self.tx,
+      schedule=self.schedule,
+      mask_GxC=self.mask_GxC,
+      num_classes=self.mc.num_classes,
+      label_dropout=sc.label_dropout,
+      ema_decay=sc.ema_decay,
+      recombine_segment_groups=sc.recombine_segment_groups,
+      recombine_prob=sc.recombine_prob,
+      prediction=sc.prediction,
+    )
     self.train_step = jax.jit(
-        step, in_shardings=(self.state_sharding, self.batch_sharding, self.replicated),
-        out_shardings=(self.state_sharding, self.replicated), donate_argnames='state')
-    evaluate = functools.partial(ts.eval_step, model=self.model, schedule=self.schedule,
-                                 mask_GxC=self.mask_GxC, num_classes=self.mc.num_classes,
-                                 prediction=sc.prediction)
+      step,
+      in_shardings=(self.state_sharding, self.batch_sharding, self.replicated),
+      out_shardings=(self.state_sharding, self.replicated),
+      donate_argnames='state',
+    )
+    evaluate = functools.partial(
+      ts.eval_step,
+      model=self.model,
+      schedule=self.schedule,
+      mask_GxC=self.mask_GxC,
+      num_classes=self.mc.num_classes,
+      prediction=sc.prediction,
+    )
     self.eval_step = jax.jit(
-        evaluate, in_shardings=(self.state_sharding.params, self.batch_sharding,
-                                self.replicated), out_shardings=self.replicated)
+      evaluate,
+      in_shardings=(self.state_sharding.params, self.batch_sharding, self.replicated),
+      out_shardings=self.replicated,
+    )
 
   def init(self, key: jax.Array) -> ts.TrainState:
     return self._init(key)
 
   def global_batch(self, local_batch: dict) -> dict:
     """This process's rows -> one global array sharded on 'data'."""
-    return {k: jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(v))
-            for k, v in local_batch.items()}
+    return {
+      k: jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(v))
+      for k, v in local_batch.items()
+    }
 
   def val_batches(self, val: dict, batch_size: int) -> list[dict]:
     """The whole val split (every process holds it) as padded, sharded batches."""
     n = len(val['label'])
     num = math.ceil(n / batch_size)
     pad = num * batch_size - n
-    arrays = {'emb': np.pad(np.asarray(val['emb'], np.float32), ((0, pad), (0, 0), (0, 0))),
-              'label': np.pad(np.asarray(val['label'], np.int32), (0, pad)),
-              'weight': np.pad(np.ones(n, np.float32), (0, pad))}
+    arrays = {
+      'emb': np.pad(np.asarray(val['emb'], np.float32), ((0, pad), (0, 0), (0, 0))),
+      'label': np.pad(np.asarray(val['label'], np.int32), (0, pad)),
+      'weight': np.pad(np.ones(n, np.float32), (0, pad)),
+    }
     batches = []
     for i in range(num):
-      rows = {k: v[i * batch_size:(i + 1) * batch_size] for k, v in arrays.items()}
-      batches.append({k: jax.make_array_from_callback(v.shape, self.batch_sharding,
-                                                      lambda idx, v=v: v[idx])
-                      for k, v in rows.items()})
+      rows = {k: v[i * batch_size : (i + 1) * batch_size] for k, v in arrays.items()}
+      batches.append(
+        {
+          k: jax.make_array_from_callback(v.shape, self.batch_sharding, lambda idx, v=v: v[idx])
+          for k, v in rows.items()
+        }
+      )
     return batches
 
   def val_loss(self, params, batches: list[dict], key: jax.Array) -> float:
@@ -166,6 +210,7 @@ class MetricsWriter:
     if not self.active:
       return
     import tensorboardX
+
     os.makedirs(log_dir, exist_ok=True)
     self.tb = tensorboardX.SummaryWriter(log_dir)
     self.jsonl = open(os.path.join(log_dir, 'metrics.jsonl'), 'a')
@@ -184,9 +229,14 @@ class MetricsWriter:
       self.jsonl.close()
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=None,
-                       mesh: jax.sharding.Mesh | None = None,
-                       stop_after: int | None = None) -> dict:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  data=None,
+  mesh: jax.sharding.Mesh | None = None,
+  stop_after: int | None = None,
+) -> dict:
   """Trains (or resumes training) and returns the last logged metrics.
 
   Args:
@@ -210,27 +260,43 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
   num_steps = int(cfg.train.num_steps)
   batch_size = int(cfg.input.batch_size)
   if batch_size % mesh.size or batch_size % jax.process_count():
-    raise InputError(f'config input.batch_size={batch_size} must be a multiple of the '
-                     f'device count ({mesh.size}) and of the process count ({jax.process_count()})')
+    raise InputError(
+      f'config input.batch_size={batch_size} must be a multiple of the '
+      f'device count ({mesh.size}) and of the process count ({jax.process_count()})'
+    )
   layout = wd.Layout(workdir)
   emb_dir = layout.embedding
   trainer = get_trainer(models.load_model_config(cfg, emb_dir), cfg, mesh)
-  logging.info('model %s: %.2fM parameters on %d devices', trainer.mc.name,
-               models.count_params(trainer.mc) / 1e6, mesh.size)
+  logging.info(
+    'model %s: %.2fM parameters on %d devices',
+    trainer.mc.name,
+    models.count_params(trainer.mc) / 1e6,
+    mesh.size,
+  )
 
   ckpt_dir = layout.checkpoints
   latest = checkpoint.latest_manager(ckpt_dir, cfg.train.keep_checkpoints)
   best = checkpoint.best_manager(ckpt_dir)
   writer = MetricsWriter(layout.logs)
   # The global batch depends on input.data_shards only, not on the process count.
-  shards = dataset.process_shards(int(cfg.input.data_shards), batch_size, jax.process_index(),
-                                  jax.process_count())
+  shards = dataset.process_shards(
+    int(cfg.input.data_shards), batch_size, jax.process_index(), jax.process_count()
+  )
   num_shards = len(shards) * jax.process_count()
-  iterator = dataset.ShardGroupIterator([
-      data.make_loader(emb_dir, 'train', batch_size // num_shards,
-                       seed=int(cfg.input.shuffle_seed), shard_index=i, shard_count=num_shards,
-                       worker_count=int(cfg.input.worker_count))
-      for i in shards])
+  iterator = dataset.ShardGroupIterator(
+    [
+      data.make_loader(
+        emb_dir,
+        'train',
+        batch_size // num_shards,
+        seed=int(cfg.input.shuffle_seed),
+        shard_index=i,
+        shard_count=num_shards,
+        worker_count=int(cfg.input.worker_count),
+      )
+      for i in shards
+    ]
+  )
   start = latest.latest_step()
   if start is None:
     state = trainer.init(rng.stream(cfg.seed, 'init'))
@@ -257,8 +323,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
     metrics = {k: float(v) for k, v in jax.device_get(metrics_dev).items()}
     if not all(math.isfinite(v) for v in metrics.values()):
       raise FloatingPointError(
-          f'training diverged at step {step}: {metrics}; checkpoints up to step '
-          f'{latest.latest_step()} are kept in {latest.directory}')
+        f'training diverged at step {step}: {metrics}; checkpoints up to step '
+        f'{latest.latest_step()} are kept in {latest.directory}'
+      )
     last.update(step=step, **metrics)
     if every(int(cfg.train.log_every), step) or step == end:
       now = time.time()
@@ -268,8 +335,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
       writer.write(step, metrics)
       bar.set_postfix(loss=f'{metrics["loss"]:.4f}')
 
-  bar = tqdm.tqdm(total=end, initial=start, desc='train', unit='step',
-                  disable=jax.process_index() != 0)
+  bar = tqdm.tqdm(
+    total=end, initial=start, desc='train', unit='step', disable=jax.process_index() != 0
+  )
   try:
     for step in range(start + 1, end + 1):
       batch = trainer.global_batch(next(iterator))
@@ -311,12 +379,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, data=
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises InputError naming the option for bad `train` / `input` settings (before any stage)."""
   t, i = config.train, config.input
-  lowest = {'train.num_steps': (t.num_steps, 1), 'input.batch_size': (i.batch_size, 1),
-            'train.warmup_steps': (t.warmup_steps, 0), 'train.log_every': (t.log_every, 0),
-            'train.eval_every': (t.eval_every, 0),
-            'train.checkpoint_every': (t.checkpoint_every, 0),
-            'train.keep_checkpoints': (t.keep_checkpoints, 1),
-            'input.worker_count': (i.worker_count, 0), 'input.data_shards': (i.data_shards, 0)}
+  lowest = {
+    'train.num_steps': (t.num_steps, 1),
+    'input.batch_size': (i.batch_size, 1),
+    'train.warmup_steps': (t.warmup_steps, 0),
+    'train.log_every': (t.log_every, 0),
+    'train.eval_every': (t.eval_every, 0),
+    'train.checkpoint_every': (t.checkpoint_every, 0),
+    'train.keep_checkpoints': (t.keep_checkpoints, 1),
+    'input.worker_count': (i.worker_count, 0),
+    'input.data_shards': (i.data_shards, 0),
+  }
   for option, (value, low) in lowest.items():
     if int(value) < low:
       raise InputError(f'config {option}={value!r}: must be >= {low}')

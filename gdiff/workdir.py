@@ -128,16 +128,19 @@ class Layout:
 
 
 # Folders each stage writes (attributes of `Layout`).
-STAGE_FOLDERS = {'prepare': (DATA, EMBEDDING), 'train': (CHECKPOINTS, LOGS),
-                 'sample': (SAMPLES,), 'evaluate': (REPORT,)}
+STAGE_FOLDERS = {
+  'prepare': (DATA, EMBEDDING),
+  'train': (CHECKPOINTS, LOGS),
+  'sample': (SAMPLES,),
+  'evaluate': (REPORT,),
+}
 # Sections each stage's outputs depend on.
-_TRAINED = ('seed', 'data', 'embedding', 'generator', 'ar', 'input', 'model', 'diffusion',
-            'train')
+_TRAINED = ('seed', 'data', 'embedding', 'generator', 'ar', 'input', 'model', 'diffusion', 'train')
 STAGE_SECTIONS = {
-    'prepare': ('seed', 'data', 'embedding'),
-    'train': _TRAINED,
-    'sample': _TRAINED + ('sample',),
-    'evaluate': _TRAINED + ('sample', 'evaluate'),
+  'prepare': ('seed', 'data', 'embedding'),
+  'train': _TRAINED,
+  'sample': _TRAINED + ('sample',),
+  'evaluate': _TRAINED + ('sample', 'evaluate'),
 }
 # Sections only one generator reads (`config.generator`): a record leaves out the others'.
 GENERATOR_SECTIONS = {'diffusion': ('input', 'model', 'diffusion', 'train'), 'ar': ('ar',)}
@@ -146,21 +149,33 @@ GENERATOR_SECTIONS = {'diffusion': ('input', 'model', 'diffusion', 'train'), 'ar
 # not change what it computes. How many processes read ingest is not recorded.
 # Nor are `data.simulate` keys the cohort does not use (`_without_ignored`).
 IGNORED = {
-    'prepare': ('data.ingest_workers', 'data.ingest_regions_per_worker'),
-    'train': ('train.num_steps', 'train.log_every', 'train.eval_every',
-              'train.checkpoint_every', 'train.keep_checkpoints', 'input.worker_count'),
+  'prepare': ('data.ingest_workers', 'data.ingest_regions_per_worker'),
+  'train': (
+    'train.num_steps',
+    'train.log_every',
+    'train.eval_every',
+    'train.checkpoint_every',
+    'train.keep_checkpoints',
+    'input.worker_count',
+  ),
 }
 # Stages whose outputs a stage consumes.
-UPSTREAM = {'prepare': (), 'train': ('prepare',), 'sample': ('prepare', 'train'),
-            'evaluate': ('prepare', 'sample')}
+UPSTREAM = {
+  'prepare': (),
+  'train': ('prepare',),
+  'sample': ('prepare', 'train'),
+  'evaluate': ('prepare', 'sample'),
+}
 
 
 # ------------------------------------------------------------------ ownership
 
+
 def _format_error(where: str, found) -> InputError:
   age = 'an older' if isinstance(found, int) and found < FORMAT else 'another'
-  return InputError(f'{where}: made by {age} gdiff (format {found}); use a new --workdir '
-                    f'(nothing was deleted)')
+  return InputError(
+    f'{where}: made by {age} gdiff (format {found}); use a new --workdir (nothing was deleted)'
+  )
 
 
 def _read_marker(folder: str) -> dict | None:
@@ -187,8 +202,10 @@ def check_owned(path: str) -> None:
   marker = _read_marker(path) if os.path.isdir(path) else None
   if marker is None:
     kind = 'folder' if os.path.isdir(path) else 'file'
-    raise InputError(f'{path}: a {kind} that gdiff did not write is in the way; move it away '
-                     f'or use a new --workdir (nothing was deleted)')
+    raise InputError(
+      f'{path}: a {kind} that gdiff did not write is in the way; move it away '
+      f'or use a new --workdir (nothing was deleted)'
+    )
   if marker['format'] != FORMAT:
     raise _format_error(path, marker['format'])
 
@@ -269,6 +286,7 @@ def replacing(path: str):
 
 # ------------------------------------------------------------------ inputs
 
+
 def fingerprint(files: dict[str, str]) -> dict:
   """{option: {'path', 'size', 'mtime_ns'}} of the input files named by options."""
   out = {}
@@ -277,8 +295,7 @@ def fingerprint(files: dict[str, str]) -> dict:
       st = os.stat(path)
     except OSError:
       continue  # a missing input is reported where it is read
-    out[option] = {'path': os.path.abspath(path), 'size': st.st_size,
-                   'mtime_ns': st.st_mtime_ns}
+    out[option] = {'path': os.path.abspath(path), 'size': st.st_size, 'mtime_ns': st.st_mtime_ns}
   return out
 
 
@@ -293,11 +310,14 @@ def check_inputs(recorded: dict, workdir: str) -> None:
     except OSError:
       continue
     if (st.st_size, st.st_mtime_ns) != (old['size'], old['mtime_ns']):
-      raise InputError(f'input {old["path"]} ({option}) changed since the workdir {workdir} '
-                       f'was made; use a new --workdir (nothing was deleted)')
+      raise InputError(
+        f'input {old["path"]} ({option}) changed since the workdir {workdir} '
+        f'was made; use a new --workdir (nothing was deleted)'
+      )
 
 
 # ------------------------------------------------------------------ stage records
+
 
 def sections(config: ml_collections.ConfigDict, stage: str) -> dict:
   """The config values a stage's outputs depend on, as plain JSON."""
@@ -335,11 +355,13 @@ def read_record(workdir: str, stage: str) -> dict | None:
     with open(path) as f:
       record = json.load(f)
   except UnicodeDecodeError as e:
-    raise InputError(f'{path}: not a gdiff stage record ({e.reason}); move it away or use a '
-                     f'new --workdir') from e
+    raise InputError(
+      f'{path}: not a gdiff stage record ({e.reason}); move it away or use a new --workdir'
+    ) from e
   except ValueError as e:
-    raise InputError(f'{path}: damaged stage record (invalid JSON: {e}); move it away or use '
-                     f'a new --workdir') from e
+    raise InputError(
+      f'{path}: damaged stage record (invalid JSON: {e}); move it away or use a new --workdir'
+    ) from e
   except OSError as e:
     raise InputError(f'{path}: cannot read the stage record ({e.strerror})') from e
   if not isinstance(record, dict) or record.get('stage') != stage:
@@ -348,8 +370,9 @@ def read_record(workdir: str, stage: str) -> dict | None:
   if found != FORMAT:
     raise _format_error(workdir, found)
   if not isinstance(record.get('sections'), dict):
-    raise InputError(f'{path}: damaged stage record (no config sections); move it away or use '
-                     f'a new --workdir')
+    raise InputError(
+      f'{path}: damaged stage record (no config sections); move it away or use a new --workdir'
+    )
   return record
 
 
@@ -370,24 +393,28 @@ def check(config, workdir: str, stage: str) -> bool:
     record = read_record(workdir, up)
     if record is None:
       if up != stage:
-        raise InputError(f'{workdir}: stage {up!r} has not finished there; run '
-                         f'--mode={up} first (or --mode=all)')
+        raise InputError(
+          f'{workdir}: stage {up!r} has not finished there; run --mode={up} first (or --mode=all)'
+        )
       continue
     check_inputs(record.get('inputs', {}), workdir)
     changed = _diff(_without_ignored(record['sections'], up), sections(config, up))
     if changed and up != stage:
       raise InputError(
-          f'{workdir}: made with a different config for stage {up!r}: '
-          f'{", ".join(changed[:4])}{" ..." if len(changed) > 4 else ""}; '
-          f'use a new --workdir (nothing was deleted)')
+        f'{workdir}: made with a different config for stage {up!r}: '
+        f'{", ".join(changed[:4])}{" ..." if len(changed) > 4 else ""}; '
+        f'use a new --workdir (nothing was deleted)'
+      )
     if changed and up == stage and stage in ('prepare', 'train'):
       raise InputError(
-          f'{workdir}: its {stage!r} outputs were made with a different config: '
-          f'{", ".join(changed[:4])}{" ..." if len(changed) > 4 else ""}; '
-          f'use a new --workdir (nothing was deleted)')
+        f'{workdir}: its {stage!r} outputs were made with a different config: '
+        f'{", ".join(changed[:4])}{" ..." if len(changed) > 4 else ""}; '
+        f'use a new --workdir (nothing was deleted)'
+      )
   own = read_record(workdir, stage)
-  return own is not None and not _diff(_without_ignored(own['sections'], stage),
-                                       sections(config, stage))
+  return own is not None and not _diff(
+    _without_ignored(own['sections'], stage), sections(config, stage)
+  )
 
 
 def forget(workdir: str, stage: str) -> None:
@@ -406,8 +433,11 @@ def mark_done(config, workdir: str, stage: str, **extra) -> None:
   fd, tmp = tempfile.mkstemp(prefix=f'.{stage}.json{_TMP}', dir=layout.stages)
   try:
     with os.fdopen(fd, 'w') as f:
-      json.dump({'stage': stage, 'format': FORMAT, 'sections': sections(config, stage),
-                 **extra}, f, indent=1)
+      json.dump(
+        {'stage': stage, 'format': FORMAT, 'sections': sections(config, stage), **extra},
+        f,
+        indent=1,
+      )
     os.replace(tmp, path)
   except BaseException:
     with contextlib.suppress(OSError):
@@ -417,6 +447,7 @@ def mark_done(config, workdir: str, stage: str, **extra) -> None:
 
 
 # ------------------------------------------------------------------ before any stage
+
 
 def open_workdir(workdir: str, stages) -> Layout:
   """Checks a workdir before any stage runs; creates it when missing.
@@ -443,8 +474,10 @@ def open_workdir(workdir: str, stages) -> Layout:
       what += ': gdiff needs to write there'
     raise InputError(f'--workdir={workdir}: cannot write there ({what})') from e
   if os.path.lexists(layout.stages) and not os.path.isdir(layout.stages):
-    raise InputError(f'{layout.stages}: a file that gdiff did not write is in the way; move '
-                     f'it away or use a new --workdir (nothing was deleted)')
+    raise InputError(
+      f'{layout.stages}: a file that gdiff did not write is in the way; move '
+      f'it away or use a new --workdir (nothing was deleted)'
+    )
   for stage in STAGE_SECTIONS:  # every record: format and damage, whichever stages run
     read_record(workdir, stage)
   for stage in stages:

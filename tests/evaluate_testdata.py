@@ -11,8 +11,15 @@ import numpy as np
 from gdiff.data import cohort as cohort_lib
 
 
-def ld_cohort(n: int, s: int, seed: int, block: int = 10, flip: float = 0.05,
-              num_classes: int = 2, p_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def ld_cohort(
+  n: int,
+  s: int,
+  seed: int,
+  block: int = 10,
+  flip: float = 0.05,
+  num_classes: int = 2,
+  p_seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
   """Dosages with strong LD inside blocks of `block` SNPs and class-specific frequencies.
 
   Each haplotype draws one allele per block (frequency depends on class and block)
@@ -61,8 +68,16 @@ class FakeCodec:
     return np.clip(np.rint(x), 0, 2).astype(np.int8)
 
 
-def write_workdir(workdir: str, dosage_NxS, label_ids_N, split_N, synthetic_NxS,
-                  synthetic_labels_N, classes=('a', 'b'), chroms=2) -> None:
+def write_workdir(
+  workdir: str,
+  dosage_NxS,
+  label_ids_N,
+  split_N,
+  synthetic_NxS,
+  synthetic_labels_N,
+  classes=('a', 'b'),
+  chroms=2,
+) -> None:
   """A minimal W/data + W/samples/synthetic.h5 (the codec is supplied by the test)."""
   data = os.path.join(workdir, 'data')
   os.makedirs(os.path.join(data, 'shards'), exist_ok=True)
@@ -73,16 +88,23 @@ def write_workdir(workdir: str, dosage_NxS, label_ids_N, split_N, synthetic_NxS,
   half = s // 2
   for i, sl in enumerate((slice(0, half), slice(half, s))):
     variants = cohort_lib.Variants(
-        chrom=chrom[sl], pos=np.arange(s)[sl] * 100 + 1, id=np.array([f'rs{j}' for j in
-                                                                       range(s)])[sl],
-        ref=np.array(['A'] * s)[sl], alt=np.array(['G'] * s)[sl])
+      chrom=chrom[sl],
+      pos=np.arange(s)[sl] * 100 + 1,
+      id=np.array([f'rs{j}' for j in range(s)])[sl],
+      ref=np.array(['A'] * s)[sl],
+      alt=np.array(['G'] * s)[sl],
+    )
     cohort_lib.write_shard(cohort_lib.shard_path(data, i), variants, dosage_NxS[:, sl])
   os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
   with h5py.File(os.path.join(workdir, 'samples', 'synthetic.h5'), 'w') as f:
     f.create_dataset('dosage', data=np.asarray(synthetic_NxS, np.int8))
     f.create_dataset('label_ids', data=np.asarray(synthetic_labels_N, np.int32))
-    f.create_dataset('labels', data=np.array(classes)[synthetic_labels_N].astype(object),
-                     dtype=h5py.string_dtype())
-    f.create_dataset('samples', data=np.array([f's{i}' for i in range(len(synthetic_NxS))],
-                                              dtype=object), dtype=h5py.string_dtype())
+    f.create_dataset(
+      'labels', data=np.array(classes)[synthetic_labels_N].astype(object), dtype=h5py.string_dtype()
+    )
+    f.create_dataset(
+      'samples',
+      data=np.array([f's{i}' for i in range(len(synthetic_NxS))], dtype=object),
+      dtype=h5py.string_dtype(),
+    )
     f.attrs['classes'] = '["' + '", "'.join(classes) + '"]'

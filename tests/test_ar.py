@@ -49,8 +49,9 @@ def test_fit_recovers_a_markov_chain_and_sampling_reproduces_it():
   chrom = np.array(['1'] * 30)
   x = _markov(2000, 30, flip=0.1)
   y = np.zeros(len(x), np.int32)
-  cfg = model.ARConfig(num_states=2, num_classes=1, context=2, per_class=False,
-                       l2_shared=1e-3, l2_class=1e-3)
+  cfg = model.ARConfig(
+    num_states=2, num_classes=1, context=2, per_class=False, l2_shared=1e-3, l2_class=1e-3
+  )
   params, info = _params(cfg, x, y, chrom, block_snps=8, max_iter=200)
   # p(x_j = x_{j-1}) = 0.9 at every SNP but the first: the logit gap is log(0.9 / 0.1).
   gap = np.asarray(params['T'])[1:, 0, 0]  # lag 1, value 1, the one logit (state 1)
@@ -69,8 +70,9 @@ def test_contexts_do_not_cross_chromosomes():
   y = np.zeros(len(x), np.int32)
   cfg = model.ARConfig(num_states=2, num_classes=1, context=3, per_class=False)
   params, _ = _params(cfg, x, y, chrom, max_iter=100)
-  out = np.asarray(sampler.sample(params, jnp.zeros(3000, jnp.int32), jnp.arange(3000),
-                                  jax.random.key(1)))
+  out = np.asarray(
+    sampler.sample(params, jnp.zeros(3000, jnp.int32), jnp.arange(3000), jax.random.key(1))
+  )
   assert _lag1_agreement(out, chrom) > 0.9
   across = (out[:, 10] == out[:, 9]).mean()  # independent halves: agreement 1/2
   assert across == pytest.approx(0.5, abs=0.04)
@@ -131,8 +133,9 @@ def test_a_person_does_not_depend_on_the_batch_or_the_device_count():
   np.testing.assert_array_equal(full[2:4], part)
   mesh = distributed.make_mesh(jax.devices()[:2])
   sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
-  sharded = sampler.sample(params, jax.device_put(labels, sharding),
-                           jax.device_put(ids, sharding), key)
+  sharded = sampler.sample(
+    params, jax.device_put(labels, sharding), jax.device_put(ids, sharding), key
+  )
   np.testing.assert_array_equal(np.asarray(sharded), full)
 
 
@@ -141,9 +144,11 @@ def test_fit_is_the_same_on_one_and_two_devices():
   x = _markov(120, 40, 0.2, seed=5)
   y = np.arange(120) % 3
   cfg = model.ARConfig(num_states=2, num_classes=3, context=4)
-  one, _ = fit.fit(cfg, x, y, chrom, block_snps=8, max_iter=30,
-                   mesh=distributed.make_mesh(jax.devices()[:1]))
-  two, _ = fit.fit(cfg, x, y, chrom, block_snps=8, max_iter=30,
-                   mesh=distributed.make_mesh(jax.devices()[:2]))
+  one, _ = fit.fit(
+    cfg, x, y, chrom, block_snps=8, max_iter=30, mesh=distributed.make_mesh(jax.devices()[:1])
+  )
+  two, _ = fit.fit(
+    cfg, x, y, chrom, block_snps=8, max_iter=30, mesh=distributed.make_mesh(jax.devices()[:2])
+  )
   for name in one:
     np.testing.assert_allclose(one[name], two[name], atol=1e-5, err_msg=name)

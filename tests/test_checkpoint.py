@@ -13,16 +13,24 @@ from gdiff.errors import InputError
 
 
 def _params(value):
-  return {'dense': {'kernel': jnp.full((3, 2), value, jnp.float32),
-                    'bias': jnp.full((2,), -value, jnp.float32)}}
+  return {
+    'dense': {
+      'kernel': jnp.full((3, 2), value, jnp.float32),
+      'bias': jnp.full((2,), -value, jnp.float32),
+    }
+  }
 
 
 def _state(step, ema=True):
   params = _params(float(step))
   # Any optimizer: the reader never needs to rebuild (or even know) it.
   opt_state = optax.chain(optax.clip(1.0), optax.adamw(1e-3)).init(params)
-  return ts.TrainState(step=jnp.int32(step), params=params,
-                       ema_params=_params(step + 0.5) if ema else None, opt_state=opt_state)
+  return ts.TrainState(
+    step=jnp.int32(step),
+    params=params,
+    ema_params=_params(step + 0.5) if ema else None,
+    opt_state=opt_state,
+  )
 
 
 def _abstract():
@@ -68,27 +76,33 @@ def test_restores_the_chosen_step_and_parameters(tmp_path):
 def test_without_ema_or_best_falls_back_to_raw_and_latest(tmp_path):
   ckpt_dir = str(tmp_path / 'checkpoints')
   _save(ckpt_dir, [3, 5], ema=False)
-  params, step = checkpoint.restore_params(ckpt_dir, _abstract(), 'best', use_ema=True,
-                                           has_ema=False)
+  params, step = checkpoint.restore_params(
+    ckpt_dir, _abstract(), 'best', use_ema=True, has_ema=False
+  )
   assert (step, _value(params)) == (5, 5.0)
 
 
 def test_restores_onto_the_target_sharding(tmp_path):
   ckpt_dir = str(tmp_path / 'checkpoints')
   _save(ckpt_dir, [1])
-  mesh = jax.make_mesh((2,), ('data',), devices=jax.devices()[:2],
-                       axis_types=(jax.sharding.AxisType.Auto,))
+  mesh = jax.make_mesh(
+    (2,), ('data',), devices=jax.devices()[:2], axis_types=(jax.sharding.AxisType.Auto,)
+  )
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
-                          _abstract())
+  abstract = jax.tree.map(
+    lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), _abstract()
+  )
   params, _ = checkpoint.restore_params(ckpt_dir, abstract, 'latest')
   assert all(x.sharding == replicated for x in jax.tree.leaves(params))
 
 
-@pytest.mark.parametrize('which,match', [
+@pytest.mark.parametrize(
+  'which,match',
+  [
     (7, r'sample.checkpoint=7: no such checkpoint .*steps: \[1\]'),
     ('last', "sample.checkpoint='last': use 'best', 'latest' or a step number"),
-])
+  ],
+)
 def test_unknown_checkpoint_is_an_input_error(tmp_path, which, match):
   ckpt_dir = str(tmp_path / 'checkpoints')
   _save(ckpt_dir, [1])

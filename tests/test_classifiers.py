@@ -47,8 +47,9 @@ def test_accuracy_and_balanced_accuracy_hand_case():
   # A logreg with zero weights and a bias for class 0 predicts 0 everywhere.
   x = np.zeros((5, 8, 2), np.float32)
   y = np.array([0, 0, 0, 0, 1], np.int32)
-  params = {'Dense_0': {'kernel': np.zeros((16, 2), np.float32),
-                        'bias': np.array([1.0, 0.0], np.float32)}}
+  params = {
+    'Dense_0': {'kernel': np.zeros((16, 2), np.float32), 'bias': np.array([1.0, 0.0], np.float32)}
+  }
   out = classifiers.accuracy('logreg', params, x, y, 2)
   assert out == {'acc': 0.8, 'balanced_acc': 0.5}
 

@@ -26,9 +26,13 @@ def ld_genotypes(n, s, seed=0, copy=0.7):
 def variants(num_snps):
   half = num_snps // 2
   pos = np.r_[np.arange(half) * 100 + 1, np.arange(num_snps - half) * 100 + 1]
-  return cohort_lib.Variants(chrom=np.array(['1'] * half + ['2'] * (num_snps - half)),
-                             pos=pos.astype(np.int64), id=np.array(['.'] * num_snps),
-                             ref=np.array(['A'] * num_snps), alt=np.array(['C'] * num_snps))
+  return cohort_lib.Variants(
+    chrom=np.array(['1'] * half + ['2'] * (num_snps - half)),
+    pos=pos.astype(np.int64),
+    id=np.array(['.'] * num_snps),
+    ref=np.array(['A'] * num_snps),
+    alt=np.array(['C'] * num_snps),
+  )
 
 
 def cfg(**kw):
@@ -103,7 +107,8 @@ def test_component_rules():
   np.testing.assert_array_equal(pca.num_components(sizes, cfg(rule='paper')), [1, 1, 4, 4, 8, 8])
   np.testing.assert_array_equal(pca.num_components(sizes, cfg(rule='full')), [1, 4, 5, 8, 8, 8])
   np.testing.assert_array_equal(
-      pca.num_components(sizes, cfg(rule='fixed', fixed_components=2)), [1, 2, 2, 2, 2, 2])
+    pca.num_components(sizes, cfg(rule='fixed', fixed_components=2)), [1, 2, 2, 2, 2, 2]
+  )
 
 
 def test_jit_equals_eager_and_blocks(data, paper_codec):
@@ -152,8 +157,16 @@ def test_save_load_roundtrip(tmp_path, paper_codec):
   paper_codec.save(path)
   loaded = codec_lib.Codec.load(path)
   assert loaded.decoder == paper_codec.decoder
-  for name in ('group_S', 'mean_S', 'loadings_SxC', 'emb_mean_GxC', 'emb_std_GxC',
-               'thresholds_Sx2', 'mask_GxC', 'genotype_cdf_Sx2'):
+  for name in (
+    'group_S',
+    'mean_S',
+    'loadings_SxC',
+    'emb_mean_GxC',
+    'emb_std_GxC',
+    'thresholds_Sx2',
+    'mask_GxC',
+    'genotype_cdf_Sx2',
+  ):
     np.testing.assert_array_equal(getattr(loaded, name), getattr(paper_codec, name))
 
 
@@ -173,8 +186,10 @@ def test_matched_thresholds_give_train_frequencies_to_other_scores(data, paper_c
   matched = codec_lib.matched_thresholds(codec, other, snp_block=7)
   np.testing.assert_array_equal(matched, codec_lib.matched_thresholds(codec, other))
   dec = dataclasses.replace(codec, thresholds_Sx2=matched).decode(other)
-  np.testing.assert_array_equal(np.stack([(dec == 0).sum(0), (dec <= 1).sum(0)], 1),
-                                np.rint(codec.genotype_cdf_Sx2 * len(train)))
+  np.testing.assert_array_equal(
+    np.stack([(dec == 0).sum(0), (dec <= 1).sum(0)], 1),
+    np.rint(codec.genotype_cdf_Sx2 * len(train)),
+  )
   assert np.abs(codec.decode(other).mean(0) - train.mean(0)).max() > 0.1
 
 

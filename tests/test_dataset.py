@@ -19,8 +19,11 @@ def emb_dir(tmp_path_factory):
   # Row i of train holds the value i everywhere, so batches reveal their record ids.
   train = np.repeat(np.arange(N_TRAIN, dtype=np.float32), G * C).reshape(N_TRAIN, G, C)
   val = -np.arange(6 * G * C, dtype=np.float32).reshape(6, G, C) / 7
-  splits = {'train': (train, np.arange(N_TRAIN) % 3), 'val': (val, np.array([2, 1, 0, 0, 1, 2])),
-            'test': (np.zeros((0, G, C), np.float32), np.zeros(0, np.int32))}
+  splits = {
+    'train': (train, np.arange(N_TRAIN) % 3),
+    'val': (val, np.array([2, 1, 0, 0, 1, 2])),
+    'test': (np.zeros((0, G, C), np.float32), np.zeros(0, np.int32)),
+  }
   dataset.write_splits(d, splits, classes=['a', 'b', 'c'])
   with open(os.path.join(d, 'manifest.json'), 'w') as f:
     json.dump({'num_groups': G, 'slots': C, 'splits': {'train': N_TRAIN, 'val': 6, 'test': 0}}, f)
@@ -49,8 +52,10 @@ def test_missing_dataset_is_input_error(tmp_path):
 
 def test_loader_seeded_order(emb_dir):
   d, splits = emb_dir
+
   def epoch(seed):
     return [_ids(b) for b in dataset.make_loader(d, 'train', 8, seed=seed, num_epochs=1)]
+
   first = epoch(1)
   assert len(first) == N_TRAIN // 8
   assert sorted(sum(first, [])) == list(range(N_TRAIN))  # a permutation of the records
@@ -65,8 +70,9 @@ def test_loader_seeded_order(emb_dir):
 
 def test_drop_remainder_and_unshuffled(emb_dir):
   d, _ = emb_dir
-  batches = [_ids(b) for b in dataset.make_loader(d, 'train', 16, seed=0, num_epochs=1,
-                                                   shuffle=False)]
+  batches = [
+    _ids(b) for b in dataset.make_loader(d, 'train', 16, seed=0, num_epochs=1, shuffle=False)
+  ]
   assert batches == [list(range(16)), list(range(16, 32))]  # 8 left over are dropped
 
 
@@ -88,8 +94,15 @@ def test_shards_partition(emb_dir):
   d, _ = emb_dir
   seen = []
   for shard in range(2):
-    ids = sum((_ids(b) for b in dataset.make_loader(
-        d, 'train', 4, seed=0, num_epochs=1, shard_index=shard, shard_count=2)), [])
+    ids = sum(
+      (
+        _ids(b)
+        for b in dataset.make_loader(
+          d, 'train', 4, seed=0, num_epochs=1, shard_index=shard, shard_count=2
+        )
+      ),
+      [],
+    )
     assert len(ids) == N_TRAIN // 2
     seen.append(set(ids))
   assert not seen[0] & seen[1]
@@ -99,6 +112,7 @@ def test_shards_partition(emb_dir):
 def test_orbax_checkpoint_of_iterator(emb_dir, tmp_path):
   import grain
   import orbax.checkpoint as ocp
+
   d, _ = emb_dir
   it = iter(dataset.make_loader(d, 'train', 8, seed=5, num_epochs=2))
   for _ in range(3):

@@ -47,8 +47,10 @@ def _explicit_scores(x, y, fold, chrom):
     tr, te = fold != f, fold == f
     mean, sd = x[tr].mean(0), x[tr].std(0) + 1e-3
     z = (x - mean) / sd
-    feats = [z] + [z[:, :-k][:, chrom[:-k] == chrom[k:]] * z[:, k:][:, chrom[:-k] == chrom[k:]]
-                   for k in (1, 2, 3)]
+    feats = [z] + [
+      z[:, :-k][:, chrom[:-k] == chrom[k:]] * z[:, k:][:, chrom[:-k] == chrom[k:]]
+      for k in (1, 2, 3)
+    ]
     feats = np.concatenate(feats, 1)
     feats = (feats - feats[tr].mean(0)) / (feats[tr].std(0) + 1e-3)
 
@@ -57,8 +59,13 @@ def _explicit_scores(x, y, fold, chrom):
       s = 0.5 * (1 - np.tanh(0.5 * margin))
       return np.logaddexp(0, -margin).sum() + 0.5 * w @ w, -a.T @ (b * s) + w
 
-    w = scipy.optimize.minimize(objective, np.zeros(feats.shape[1]), jac=True,
-                                method='L-BFGS-B', options={'gtol': 1e-10, 'maxiter': 5000}).x
+    w = scipy.optimize.minimize(
+      objective,
+      np.zeros(feats.shape[1]),
+      jac=True,
+      method='L-BFGS-B',
+      options={'gtol': 1e-10, 'maxiter': 5000},
+    ).x
     scores[te] = feats[te] @ w
   return scores
 
@@ -84,8 +91,11 @@ def test_fit_and_score_solves_the_logistic_regression():
   f_train, f_test = rng.standard_normal((30, 8)), rng.standard_normal((7, 8))
   y = np.where(f_train[:, 0] + 0.5 * rng.standard_normal(30) > 0, 1.0, -1.0)
   w = scipy.optimize.minimize(
-      lambda w: np.logaddexp(0, -y * (f_train @ w)).sum() + 0.5 * w @ w, np.zeros(8),
-      method='BFGS', options={'gtol': 1e-10}).x
+    lambda w: np.logaddexp(0, -y * (f_train @ w)).sum() + 0.5 * w @ w,
+    np.zeros(8),
+    method='BFGS',
+    options={'gtol': 1e-10},
+  ).x
   got = detection.fit_and_score(f_train @ f_train.T, f_test @ f_train.T, y)
   np.testing.assert_allclose(got, f_test @ w, atol=1e-5)
 

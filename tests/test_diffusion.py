@@ -44,8 +44,9 @@ def test_perfect_predictor_has_zero_loss_and_padding_stays_zero():
     b = s.sqrt_one_minus_alphas_cumprod[tt][:, None, None]
     return (x_t - a * x0 * mask()) / b
 
-  loss = diffusion.eps_loss(oracle, None, s, x0, label, mask(), jax.random.key(0),
-                            num_classes=K, t_B=t)
+  loss = diffusion.eps_loss(
+    oracle, None, s, x0, label, mask(), jax.random.key(0), num_classes=K, t_B=t
+  )
   assert float(loss) == pytest.approx(0.0, abs=1e-8)
   assert np.all(np.asarray(seen['x_t'])[:, mask() == 0] == 0.0)
 
@@ -61,12 +62,14 @@ def test_v_target_and_its_eps():
     eps = (x_t - a * x0 * mask()) / b
     return a * eps - b * x0 * mask()
 
-  loss = diffusion.eps_loss(v_oracle, None, s, x0, label, mask(), jax.random.key(0),
-                            num_classes=K, t_B=t, prediction='v')
+  loss = diffusion.eps_loss(
+    v_oracle, None, s, x0, label, mask(), jax.random.key(0), num_classes=K, t_B=t, prediction='v'
+  )
   assert float(loss) == pytest.approx(0.0, abs=1e-8)
   # The eps oracle is wrong under the v target, and eps_from_output inverts v.
-  eps_loss = diffusion.eps_loss(v_oracle, None, s, x0, label, mask(), jax.random.key(0),
-                                num_classes=K, t_B=t)
+  eps_loss = diffusion.eps_loss(
+    v_oracle, None, s, x0, label, mask(), jax.random.key(0), num_classes=K, t_B=t
+  )
   assert float(eps_loss) > 0.1
   noise = jax.random.normal(jax.random.key(5), x0.shape) * mask()
   x_t = diffusion.q_sample(s, x0 * mask(), t, noise)
@@ -83,8 +86,7 @@ def test_loss_averages_over_real_entries_only():
   assert float(loss) == pytest.approx(1.0, abs=0.03)
   # Garbage on the padding of the prediction does not change the loss.
   junk = lambda params, x_t, t, y, train, rngs: 100.0 * (1 - mask()) * jnp.ones_like(x_t)
-  loss_junk = diffusion.eps_loss(junk, None, s, x0, label, mask(), jax.random.key(1),
-                                 num_classes=K)
+  loss_junk = diffusion.eps_loss(junk, None, s, x0, label, mask(), jax.random.key(1), num_classes=K)
   assert float(loss_junk) == pytest.approx(float(loss), rel=1e-6)
 
 
@@ -106,7 +108,8 @@ def test_label_dropout_reaches_the_network():
     seen['label'] = y
     return jnp.zeros_like(x_t)
 
-  diffusion.eps_loss(spy, None, s, x0, label, mask(), jax.random.key(2), num_classes=K,
-                     label_dropout=0.5)
+  diffusion.eps_loss(
+    spy, None, s, x0, label, mask(), jax.random.key(2), num_classes=K, label_dropout=0.5
+  )
   frac = float((seen['label'] == K).mean())
   assert frac == pytest.approx(0.5, abs=0.04)

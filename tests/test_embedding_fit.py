@@ -34,9 +34,13 @@ def _write_cohort(directory, dosage):
   half = S // 2
   for k, (chrom, cols) in enumerate([('chr1', slice(0, half)), ('chr2', slice(half, S))]):
     pos = np.arange(half, dtype=np.int64) * 1000 + 1
-    v = cohort_lib.Variants(chrom=np.array([chrom] * half), pos=pos,
-                            id=np.array([f'{chrom}_{p}' for p in pos]),
-                            ref=np.array(['A'] * half), alt=np.array(['G'] * half))
+    v = cohort_lib.Variants(
+      chrom=np.array([chrom] * half),
+      pos=pos,
+      id=np.array([f'{chrom}_{p}' for p in pos]),
+      ref=np.array(['A'] * half),
+      alt=np.array(['G'] * half),
+    )
     cohort_lib.write_shard(cohort_lib.shard_path(directory, k), v, dosage[:, cols])
   return split
 
@@ -91,8 +95,15 @@ def test_fit_sees_train_rows_only(fitted, tmp_path):
   garbage[held_out] = np.random.default_rng(9).integers(0, 3, garbage[held_out].shape)
   _write_cohort(str(tmp_path / 'data'), garbage)
   other = fit.fit_and_write(cfg, str(tmp_path / 'data'), str(tmp_path / 'embedding'))
-  for name in ('group_S', 'mean_S', 'loadings_SxC', 'emb_mean_GxC', 'emb_std_GxC',
-               'thresholds_Sx2', 'mask_GxC'):
+  for name in (
+    'group_S',
+    'mean_S',
+    'loadings_SxC',
+    'emb_mean_GxC',
+    'emb_std_GxC',
+    'thresholds_Sx2',
+    'mask_GxC',
+  ):
     np.testing.assert_array_equal(getattr(other, name), getattr(codec, name), err_msg=name)
   train = dataset.load_split(str(tmp_path / 'embedding'), 'train')
   np.testing.assert_array_equal(train['emb'], codec.encode(dosage[split == 'train']))

@@ -124,10 +124,11 @@ def test_holdout_val_ignores_the_test_split_and_uses_val_where_test_was(tmp_path
   test_orig = json.loads(_evaluate(monkeypatch, codec, 'test', dirs['orig']))
   test_changed = json.loads(_evaluate(monkeypatch, codec, 'test', dirs['changed']))
   assert test_orig['holdout'] == 'test'
-  assert (test_orig['reference']['realism']['af_r']
-          != test_changed['reference']['realism']['af_r'])
-  assert (test_orig['methods']['gdiff']['privacy']['embedding']['aa_truth_holdout']
-          != test_changed['methods']['gdiff']['privacy']['embedding']['aa_truth_holdout'])
+  assert test_orig['reference']['realism']['af_r'] != test_changed['reference']['realism']['af_r']
+  assert (
+    test_orig['methods']['gdiff']['privacy']['embedding']['aa_truth_holdout']
+    != test_changed['methods']['gdiff']['privacy']['embedding']['aa_truth_holdout']
+  )
 
   # Privacy and realism with holdout='val' are exactly those of holdout='test' when the
   # val people are the test split: val took test's place everywhere (all of val).
@@ -138,9 +139,12 @@ def test_holdout_val_ignores_the_test_split_and_uses_val_where_test_was(tmp_path
     for section in ('privacy', 'realism'):
       assert val_orig['methods'][method][section] == as_test['methods'][method][section]
   # Classifiers differ: val is halved (select / report), test was not.
-  assert val_orig['classifier_sets'] == {'select': 'val (select half)',
-                                         'report': 'val (report half)',
-                                         'num_select': 25, 'num_report': 25}
+  assert val_orig['classifier_sets'] == {
+    'select': 'val (select half)',
+    'report': 'val (report half)',
+    'num_select': 25,
+    'num_report': 25,
+  }
   assert as_test['classifier_sets']['num_report'] == 50
   # Same keys as a holdout='test' report (bench/quality.py reads them by name).
   assert set(val_orig) == set(as_test)
@@ -191,8 +195,9 @@ def test_a_new_holdout_reruns_the_evaluate_stage(tmp_path):
 
 
 def _quality():
-  spec = importlib.util.spec_from_file_location('quality', os.path.join(ROOT, 'bench',
-                                                                        'quality.py'))
+  spec = importlib.util.spec_from_file_location(
+    'quality', os.path.join(ROOT, 'bench', 'quality.py')
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -200,15 +205,23 @@ def _quality():
 
 def test_quality_sweep_judges_every_point_on_its_holdout():
   quality = _quality()
-  args = types.SimpleNamespace(config=os.path.join(ROOT, 'configs', 'als.py'), holdout='val',
-                               full={'default'})
+  args = types.SimpleNamespace(
+    config=os.path.join(ROOT, 'configs', 'als.py'), holdout='val', full={'default'}
+  )
   for i, name in enumerate(('default', 'ddim_eta1')):
     assert quality.point_config(args, i, name, {}).evaluate.holdout == 'val'
   override = {'evaluate.holdout': 'test'}
   assert quality.point_config(args, 0, 'default', override).evaluate.holdout == 'test'
-  rows = [{'point': p, 'train': {}, 'sample': {}, 'seconds': 1.0,
-           'metrics': {'holdout': h, 'methods': {'gdiff': {}}}}
-          for p, h in (('default', 'val'), ('ddim_eta1', 'val'))]
+  rows = [
+    {
+      'point': p,
+      'train': {},
+      'sample': {},
+      'seconds': 1.0,
+      'metrics': {'holdout': h, 'methods': {'gdiff': {}}},
+    }
+    for p, h in (('default', 'val'), ('ddim_eta1', 'val'))
+  ]
   records, md = quality.table(rows)
   assert md.startswith('Held-out split: **val** (evaluate.holdout) for every point;')
   assert '| AA_truth val | AA_syn val |' in md and 'AA_truth val' in records[0]
@@ -218,22 +231,36 @@ def test_quality_sweep_judges_every_point_on_its_holdout():
 
 
 def _method(mia, ld, aa_truth, detection):
-  return {'privacy': {'genotype': {'mia_auc': mia},
-                      'embedding': {'aa_truth_holdout': aa_truth, 'aa_syn_holdout': 0.5,
-                                    'mia_auc': mia}},
-          'realism': {'ld_r2_corr': ld, 'detection_auc': detection, 'detection_auc_se': 0.02,
-                      'pca_two_sample_auc': 0.5}}
+  return {
+    'privacy': {
+      'genotype': {'mia_auc': mia},
+      'embedding': {'aa_truth_holdout': aa_truth, 'aa_syn_holdout': 0.5, 'mia_auc': mia},
+    },
+    'realism': {
+      'ld_r2_corr': ld,
+      'detection_auc': detection,
+      'detection_auc_se': 0.02,
+      'pca_two_sample_auc': 0.5,
+    },
+  }
 
 
 def test_quality_table_and_plot_judge_each_point_against_the_mosaic_curve(tmp_path):
   quality = _quality()
-  curve = {'mosaic@25': _method(0.52, 0.80, 0.8, 0.80), 'mosaic@100': _method(0.62, 0.98, 0.6,
-                                                                                 0.62)}
-  first = {'holdout': 'val', 'methods': {'gdiff': _method(0.57, 0.95, 0.55, 0.6), **curve},
-           'reference': {'realism': {'detection_auc': 0.51, 'detection_auc_se': 0.03}}}
+  curve = {
+    'mosaic@25': _method(0.52, 0.80, 0.8, 0.80),
+    'mosaic@100': _method(0.62, 0.98, 0.6, 0.62),
+  }
+  first = {
+    'holdout': 'val',
+    'methods': {'gdiff': _method(0.57, 0.95, 0.55, 0.6), **curve},
+    'reference': {'realism': {'detection_auc': 0.51, 'detection_auc_se': 0.03}},
+  }
   second = {'holdout': 'val', 'methods': {'gdiff': _method(0.57, 0.85, 0.55, 0.6)}}
-  rows = [{'point': p, 'train': {}, 'sample': {}, 'seconds': 1.0, 'metrics': m}
-          for p, m in (('default', first), ('ddim_eta1', second))]
+  rows = [
+    {'point': p, 'train': {}, 'sample': {}, 'seconds': 1.0, 'metrics': m}
+    for p, m in (('default', first), ('ddim_eta1', second))
+  ]
   records, md = quality.table(rows)
   by = {r['method']: r for r in records}
   # At membership AUC 0.57 the curve has LD 0.89, AA_truth 0.7, detection 0.71.

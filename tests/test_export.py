@@ -17,8 +17,9 @@ from gdiff.data import writers
 from gdiff.data.cohort import Variants
 
 TOOLS = ('bcftools', 'tabix', 'plink2')
-needs_tools = pytest.mark.skipif(not all(shutil.which(t) for t in TOOLS),
-                                 reason='bcftools/tabix/plink2 not on PATH')
+needs_tools = pytest.mark.skipif(
+  not all(shutil.which(t) for t in TOOLS), reason='bcftools/tabix/plink2 not on PATH'
+)
 N, S = 60, 150
 
 
@@ -30,8 +31,9 @@ def _cohort(seed=0):
   pos = np.r_[np.arange(1, 101) * 1000, np.arange(1, 51) * 700].astype(np.int64)
   ref = rng.choice(list('AC'), S)
   alt = np.where(ref == 'A', 'G', 'T')
-  variants = Variants(chrom=chrom, pos=pos, id=np.array([f'rs{i}' for i in range(S)]),
-                      ref=ref, alt=alt)
+  variants = Variants(
+    chrom=chrom, pos=pos, id=np.array([f'rs{i}' for i in range(S)]), ref=ref, alt=alt
+  )
   return dosage, variants, export.sample_ids(N)
 
 
@@ -83,10 +85,15 @@ def test_vcf_read_back_by_bcftools_and_tabix(tmp_path, monkeypatch, threads):
 def test_plink_and_vcf_freq_equal_our_alt_frequencies(tmp_path):
   dosage, variants, samples = _cohort(1)
   dosage.flags.writeable = False  # as np.asarray of a jax array
-  paths = export.write_cohort(str(tmp_path), dosage, variants, samples, ['a'] * N, ['a'],
-                              formats=('vcf', 'plink'))
+  paths = export.write_cohort(
+    str(tmp_path), dosage, variants, samples, ['a'] * N, ['a'], formats=('vcf', 'plink')
+  )
   assert sorted(os.path.basename(p) for p in paths) == [
-      'synthetic.bed', 'synthetic.bim', 'synthetic.fam', 'synthetic.vcf.gz']
+    'synthetic.bed',
+    'synthetic.bim',
+    'synthetic.fam',
+    'synthetic.vcf.gz',
+  ]
   ours = dosage.mean(0) / 2
   prefix = str(tmp_path / 'synthetic')
   for args in (['--bfile', prefix], ['--vcf', prefix + '.vcf.gz']):
@@ -104,8 +111,16 @@ def test_h5_contents(tmp_path):
   dosage, variants, samples = _cohort(2)
   emb = np.random.default_rng(0).normal(size=(N, 4, 2)).astype(np.float32)
   labels = np.array(['case', 'control'])[np.arange(N) % 2]
-  export.write_cohort(str(tmp_path), dosage, variants, samples, labels, ('case', 'control'),
-                      emb_NxGxC=emb, formats=('h5', 'labels'))
+  export.write_cohort(
+    str(tmp_path),
+    dosage,
+    variants,
+    samples,
+    labels,
+    ('case', 'control'),
+    emb_NxGxC=emb,
+    formats=('h5', 'labels'),
+  )
   with h5py.File(tmp_path / 'synthetic.h5') as f:
     np.testing.assert_array_equal(f['dosage'][()], dosage)
     np.testing.assert_array_equal(f['emb'][()], emb)
@@ -121,13 +136,13 @@ def test_same_input_same_bytes(tmp_path):
   dosage, variants, samples = _cohort(3)
   emb = np.ones((N, 2, 2), np.float32)
   for name in ('a', 'b'):
-    export.write_cohort(str(tmp_path / name), dosage, variants, samples, ['x'] * N, ['x'],
-                        emb_NxGxC=emb)
+    export.write_cohort(
+      str(tmp_path / name), dosage, variants, samples, ['x'] * N, ['x'], emb_NxGxC=emb
+    )
     time.sleep(1.1)  # a timestamp in any header would now differ
   names = sorted(os.listdir(tmp_path / 'a'))
   assert len(names) == 6
-  match, mismatch, errors = filecmp.cmpfiles(tmp_path / 'a', tmp_path / 'b', names,
-                                             shallow=False)
+  match, mismatch, errors = filecmp.cmpfiles(tmp_path / 'a', tmp_path / 'b', names, shallow=False)
   assert not mismatch and not errors, mismatch
 
 
@@ -139,10 +154,18 @@ def test_hdf5_dataset_streams_to_the_same_files(tmp_path):
     f.create_dataset('dosage', data=dosage, chunks=(8, 16))
   with h5py.File(tmp_path / 'd.h5', 'r') as f:
     assert len(list(writers.column_slabs(f['dosage']))) == 10
-    export.write_cohort(str(tmp_path / 'h5'), f['dosage'], variants, samples, ['a'] * N, ['a'],
-                        formats=('vcf', 'plink'))
-  export.write_cohort(str(tmp_path / 'np'), dosage, variants, samples, ['a'] * N, ['a'],
-                      formats=('vcf', 'plink'))
+    export.write_cohort(
+      str(tmp_path / 'h5'),
+      f['dosage'],
+      variants,
+      samples,
+      ['a'] * N,
+      ['a'],
+      formats=('vcf', 'plink'),
+    )
+  export.write_cohort(
+    str(tmp_path / 'np'), dosage, variants, samples, ['a'] * N, ['a'], formats=('vcf', 'plink')
+  )
   names = ['synthetic.vcf.gz', 'synthetic.bed', 'synthetic.bim', 'synthetic.fam']
   _, mismatch, errors = filecmp.cmpfiles(tmp_path / 'h5', tmp_path / 'np', names, shallow=False)
   assert not mismatch and not errors

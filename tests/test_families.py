@@ -45,6 +45,7 @@ def _counting(monkeypatch, module, name):
   def counted(*args, **kwargs):
     calls.append(1)
     return fn(*args, **kwargs)
+
   monkeypatch.setattr(module, name, counted)
   return calls
 
@@ -55,9 +56,19 @@ def test_a_metric_and_a_baseline_drop_in_without_touching_evaluate(workdir, monk
 
   monkeypatch.setitem(families.FAMILIES, 'realism', families.FAMILIES['realism'] + (people,))
   methods = families.methods
-  monkeypatch.setattr(families, 'methods', lambda ctx: methods(ctx) + [
-      ('mosaic@5', functools.partial(families.baseline, ctx, 'mosaic@5', 'mosaic',
-                                     segment_snps=5.0))])
+  monkeypatch.setattr(
+    families,
+    'methods',
+    lambda ctx: (
+      methods(ctx)
+      + [
+        (
+          'mosaic@5',
+          functools.partial(families.baseline, ctx, 'mosaic@5', 'mosaic', segment_snps=5.0),
+        )
+      ]
+    ),
+  )
   reference_fits = _counting(monkeypatch, genetics, 'real_reference')
   privacy_fits = _counting(monkeypatch, privacy, 'make_reference')
   metrics = run.evaluate(_config(), str(workdir))
@@ -92,8 +103,9 @@ def test_baseline_settings_reach_the_generator(workdir):
 def test_a_family_that_does_not_apply_is_left_out(workdir):
   ctx = run.load(_config(), str(workdir))
   assert families.hard_pair(ctx) is None  # two classes: no hard pair
-  values, curves = families.judge(ctx, ctx.synthetic, {'utility_hard_pair': (
-      families.hard_pair_metrics,)})
+  values, curves = families.judge(
+    ctx, ctx.synthetic, {'utility_hard_pair': (families.hard_pair_metrics,)}
+  )
   assert values == {} and curves == {}
   values, _ = families.judge(ctx, ctx.synthetic, families.STUDIES)  # augmentation off
   assert values == {}
@@ -111,16 +123,24 @@ def test_held_out_split_names():
 
 def test_the_mosaic_curve_is_one_row_per_segment_length(workdir):
   assert [r[0] for r in families.baseline_rows(base.get_config().evaluate)] == [
-      'independent', 'gaussian', 'mosaic@25', 'mosaic@50', 'mosaic@100', 'mosaic@200',
-      'mosaic@400', 'resample']
+    'independent',
+    'gaussian',
+    'mosaic@25',
+    'mosaic@50',
+    'mosaic@100',
+    'mosaic@200',
+    'mosaic@400',
+    'resample',
+  ]
   c = _config()
   c.evaluate.baselines = ('mosaic', 'independent', 'mosaic@7.5')
   c.evaluate.mosaic_segment_snps = (2, 40)
   assert families.baseline_rows(c.evaluate) == [
-      ('mosaic@2', 'mosaic', {'segment_snps': 2.0}),
-      ('mosaic@40', 'mosaic', {'segment_snps': 40.0}),
-      ('independent', 'independent', {}),
-      ('mosaic@7.5', 'mosaic', {'segment_snps': 7.5})]
+    ('mosaic@2', 'mosaic', {'segment_snps': 2.0}),
+    ('mosaic@40', 'mosaic', {'segment_snps': 40.0}),
+    ('independent', 'independent', {}),
+    ('mosaic@7.5', 'mosaic', {'segment_snps': 7.5}),
+  ]
   ctx = run.load(c, str(workdir))
   made = {name: make() for name, make in families.methods(ctx)}
   assert list(made) == ['gdiff', 'mosaic@2', 'mosaic@40', 'independent', 'mosaic@7.5']
@@ -128,13 +148,16 @@ def test_the_mosaic_curve_is_one_row_per_segment_length(workdir):
   assert not np.array_equal(made['mosaic@2'].dosage_NxS, made['mosaic@40'].dosage_NxS)
 
 
-@pytest.mark.parametrize('baselines, message', [
+@pytest.mark.parametrize(
+  'baselines, message',
+  [
     (('mosaic@x',), 'must be a number > 0'),
     (('mosaic@0',), 'must be a number > 0'),
     (('independent@5',), 'takes no setting'),
     (('nope@5',), 'unknown'),
     (('mosaic', 'mosaic@25'), 'repeat a name'),
-])
+  ],
+)
 def test_bad_baseline_rows_are_refused_before_any_work(baselines, message):
   c = _config()
   c.evaluate.baselines = baselines

@@ -12,8 +12,9 @@ def test_frequencies_are_exact_on_a_hand_made_cohort():
   dosage = np.array([[0, 2, 1], [0, 2, 1], [1, 2, 1], [2, 2, 0]], np.int8)
   m = genetics.moments(dosage, max_lag=2, block_size=8)
   np.testing.assert_allclose(genetics.allele_frequencies(m), [3 / 8, 1.0, 3 / 8])
-  np.testing.assert_allclose(genetics.genotype_frequencies(m),
-                             [[0.5, 0, 0.25], [0.25, 0, 0.75], [0.25, 1, 0]])
+  np.testing.assert_allclose(
+    genetics.genotype_frequencies(m), [[0.5, 0, 0.25], [0.25, 0, 0.75], [0.25, 1, 0]]
+  )
   np.testing.assert_allclose(genetics.heterozygosity(dosage), [1 / 3, 1 / 3, 2 / 3, 0])
 
 
@@ -31,16 +32,23 @@ def test_ld_r2_matches_corrcoef_and_respects_chromosomes():
   chrom = np.array(['1'] * 15 + ['2'] * 15)
   r2, defined = genetics.ld_r2(genetics.moments(dosage, 4), chrom)
   c = np.corrcoef(dosage.T.astype(float))
-  assert r2[0, 3] == pytest.approx(c[3, 4]**2, abs=1e-6)
-  assert r2[3, 20] == pytest.approx(c[20, 24]**2, abs=1e-6)
+  assert r2[0, 3] == pytest.approx(c[3, 4] ** 2, abs=1e-6)
+  assert r2[3, 20] == pytest.approx(c[20, 24] ** 2, abs=1e-6)
   assert not defined[0, 14] and not defined[3, 12]  # pairs across the chromosome boundary
   assert defined[0, 15]
 
 
 def _reference(train, test, chrom, labels=None):
-  return genetics.real_reference(train, test, chrom, max_lag=20, num_pcs=4, block_size=64,
-                                 train_labels_N=labels, num_classes=2 if labels is not None
-                                 else 0)
+  return genetics.real_reference(
+    train,
+    test,
+    chrom,
+    max_lag=20,
+    num_pcs=4,
+    block_size=64,
+    train_labels_N=labels,
+    num_classes=2 if labels is not None else 0,
+  )
 
 
 def test_independent_snps_have_no_ld_but_real_and_mosaic_do():
@@ -89,8 +97,11 @@ def test_pca_two_sample_auc_separates_only_different_populations():
   train, test, same = dosage[:200], dosage[200:400], dosage[400:]
   one_class = same[labels[400:] == 1]
   pca = genetics.fit_pca(train, 4)
-  pcs = {'test': genetics.project(pca, test), 'same': genetics.project(pca, same),
-         'one_class': genetics.project(pca, one_class)}
+  pcs = {
+    'test': genetics.project(pca, test),
+    'same': genetics.project(pca, same),
+    'one_class': genetics.project(pca, one_class),
+  }
   assert abs(genetics.two_sample_auc(pcs['test'], pcs['same'], seed=0) - 0.5) < 0.1
   # Half of the real test people have no synthetic counterpart: ideal AUC 0.75
   # (0.67-0.72 over seeds 0-3 with this k-NN).
@@ -111,14 +122,18 @@ def test_ld_by_distance_and_by_maf_are_means_over_the_binned_pairs():
   _, curves = genetics.compare(ref, test, chrom, max_lag, 64)
   dist_edges, maf_edges = ref['ld_distance_edges'], ref['ld_maf_edges']
   # [0, 1 kb), then log-spaced to the longest distance within max_lag (same chromosome).
-  longest = max(pos[i + k] - pos[i] for k in range(1, max_lag + 1) for i in range(40 - k)
-                if chrom[i] == chrom[i + k])
+  longest = max(
+    pos[i + k] - pos[i]
+    for k in range(1, max_lag + 1)
+    for i in range(40 - k)
+    if chrom[i] == chrom[i + k]
+  )
   np.testing.assert_allclose(dist_edges[[0, 1, -1]], [0, 1000, longest])
   assert len(dist_edges) == genetics.LD_DISTANCE_BINS + 1
   np.testing.assert_array_equal(maf_edges, genetics.MAF_EDGES)
   # Brute force: every same-chromosome pair at most max_lag SNPs apart, r² from corrcoef.
   maf = np.minimum(train.mean(0) / 2, 1 - train.mean(0) / 2)
-  r2_test = np.corrcoef(test.T.astype(float))**2
+  r2_test = np.corrcoef(test.T.astype(float)) ** 2
   by_dist = [[] for _ in range(len(dist_edges) - 1)]
   bp = [[] for _ in range(len(dist_edges) - 1)]
   by_maf = [[] for _ in range(len(maf_edges) - 1)]
@@ -126,14 +141,12 @@ def test_ld_by_distance_and_by_maf_are_means_over_the_binned_pairs():
     for j in range(i + 1, min(i + max_lag, 39) + 1):
       if chrom[i] != chrom[j]:
         continue
-      d = np.clip(np.searchsorted(dist_edges, pos[j] - pos[i], 'right') - 1, 0,
-                  len(by_dist) - 1)
+      d = np.clip(np.searchsorted(dist_edges, pos[j] - pos[i], 'right') - 1, 0, len(by_dist) - 1)
       bp[d].append(pos[j] - pos[i])
       if np.isnan(r2_test[i, j]):
         continue
       by_dist[d].append(r2_test[i, j])
-      m = np.clip(np.searchsorted(maf_edges, min(maf[i], maf[j]), 'right') - 1, 0,
-                  len(by_maf) - 1)
+      m = np.clip(np.searchsorted(maf_edges, min(maf[i], maf[j]), 'right') - 1, 0, len(by_maf) - 1)
       by_maf[m].append(r2_test[i, j])
   want_dist = [np.mean(v) if v else np.nan for v in by_dist]
   want_maf = [np.mean(v) if v else np.nan for v in by_maf]

@@ -11,10 +11,13 @@ from gdiff.embedding import grouping
 
 def _variants(chrom, pos):
   n = len(pos)
-  return cohort_lib.Variants(chrom=np.asarray(chrom, dtype=object).astype(str),
-                             pos=np.asarray(pos, np.int64),
-                             id=np.array([f'rs{i}' for i in range(n)]),
-                             ref=np.array(['A'] * n), alt=np.array(['G'] * n))
+  return cohort_lib.Variants(
+    chrom=np.asarray(chrom, dtype=object).astype(str),
+    pos=np.asarray(pos, np.int64),
+    id=np.array([f'rs{i}' for i in range(n)]),
+    ref=np.array(['A'] * n),
+    alt=np.array(['G'] * n),
+  )
 
 
 def _cfg(**kw):
@@ -72,16 +75,17 @@ def test_genes_overlap_intergenic_and_chrom_names(tmp_path):
   path.write_text(BED)
   # BED [1000, 2000) is 1-based [1001, 2000].
   pos = {
-      1000: 'A',  # intergenic, 1 bp before A
-      1001: 'A',  # first base of A
-      1600: 'A',  # in A and B: A's midpoint 1500.5 is nearer than B's 2250.5
-      2000: 'B',  # last base of A, inside B: B's midpoint nearer
-      4000: 'B',  # intergenic: 1000 bp from B, 1001 from C
-      4001: 'C',  # intergenic: 1001 from B, 1000 from C
+    1000: 'A',  # intergenic, 1 bp before A
+    1001: 'A',  # first base of A
+    1600: 'A',  # in A and B: A's midpoint 1500.5 is nearer than B's 2250.5
+    2000: 'B',  # last base of A, inside B: B's midpoint nearer
+    4000: 'B',  # intergenic: 1000 bp from B, 1001 from C
+    4001: 'C',  # intergenic: 1001 from B, 1000 from C
   }
   chrom2 = {150: 'D', 250: 'D'}  # 250: 50 bp from D and from E -> upstream gene D
-  v = _variants(['1'] * len(pos) + ['2'] * len(chrom2) + ['3'] * 3,
-                sorted(pos) + sorted(chrom2) + [10, 20, 30])
+  v = _variants(
+    ['1'] * len(pos) + ['2'] * len(chrom2) + ['3'] * 3, sorted(pos) + sorted(chrom2) + [10, 20, 30]
+  )
   g = grouping.make_groups(_cfg(grouping='genes', annotation=str(path), window_snps=2), v)
   names = g.names[g.group_S].tolist()
   assert names[:8] == [pos[p] for p in sorted(pos)] + [chrom2[p] for p in sorted(chrom2)]
@@ -96,22 +100,26 @@ def test_genes_overlap_intergenic_and_chrom_names(tmp_path):
 def test_gtf_is_one_based_closed(tmp_path):
   path = tmp_path / 'genes.gtf'
   path.write_text(
-      '#!genome-build test\n'
-      '1\tsrc\tgene\t1\t100\t.\t+\t.\tgene_id "G1"; gene_name "X";\n'
-      '1\tsrc\ttranscript\t1\t300\t.\t+\t.\tgene_id "G9"; gene_name "T";\n'
-      '1\tsrc\tgene\t101\t200\t.\t+\t.\tgene_id "G2";\n')
+    '#!genome-build test\n'
+    '1\tsrc\tgene\t1\t100\t.\t+\t.\tgene_id "G1"; gene_name "X";\n'
+    '1\tsrc\ttranscript\t1\t300\t.\t+\t.\tgene_id "G9"; gene_name "T";\n'
+    '1\tsrc\tgene\t101\t200\t.\t+\t.\tgene_id "G2";\n'
+  )
   v = _variants(['chr1'] * 4, [100, 101, 200, 250])
   g = grouping.make_groups(_cfg(grouping='genes', annotation=str(path)), v)
   assert g.names[g.group_S].tolist() == ['X', 'G2', 'G2', 'G2']
 
 
-@pytest.mark.parametrize('name,text,line', [
+@pytest.mark.parametrize(
+  'name,text,line',
+  [
     ('bad.bed', 'chr1\t10\t20\tA\nchr1\t10\t20\n', 2),
     ('bad2.bed', 'chr1\t10\tx\tA\n', 1),
     ('bad3.bed', '#c\nchr1\t30\t20\tA\n', 2),
     ('bad.gtf', '1\ts\tgene\t5\t9\t.\t+\t.\tgene_id "A";\n1\ts\tgene\t5\n', 2),
     ('bad2.gtf', '1\ts\tgene\t5\t9\t.\t+\t.\tfoo "A";\n', 1),
-])
+  ],
+)
 def test_bad_annotation_names_file_and_line(tmp_path, name, text, line):
   path = tmp_path / name
   path.write_text(text)

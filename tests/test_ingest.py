@@ -20,8 +20,9 @@ from gdiff.data import ingest, qc, simulate, writers
 from gdiff.errors import InputError
 
 needs_plink2 = pytest.mark.skipif(shutil.which('plink2') is None, reason='plink2 not installed')
-needs_bcftools = pytest.mark.skipif(shutil.which('bcftools') is None,
-                                    reason='bcftools not installed')
+needs_bcftools = pytest.mark.skipif(
+  shutil.which('bcftools') is None, reason='bcftools not installed'
+)
 
 
 def _qc(**overrides):
@@ -62,15 +63,14 @@ def dirty_vcf(clean_vcf, tmp_path_factory):
   def after(i, ref, alt, calls):
     pos = int(body[i][1]) + 1
     assert pos < int(body[i + 1][1]) and body[i][0] == body[i + 1][0]
-    return [body[i][0], str(pos), f'extra{i}', ref, alt, '.', 'PASS', '.', 'GT',
-            _gts(n, calls)]
+    return [body[i][0], str(pos), f'extra{i}', ref, alt, '.', 'PASS', '.', 'GT', _gts(n, calls)]
 
   extra = {
-      3: after(3, 'A', 'C,G', ['0|1', '1|2', '0|0']),  # multiallelic
-      8: after(8, 'AT', 'A', ['0|1', '0|0']),  # indel -> not_snp
-      12: after(12, 'G', 'T', ['0|0']),  # monomorphic -> maf
-      30: after(30, 'C', 'T', ['0|1', './.']),  # call rate 0.5
-      150: after(150, 'G', '<DEL>', ['0|1', '0|0']),  # symbolic -> not_snp
+    3: after(3, 'A', 'C,G', ['0|1', '1|2', '0|0']),  # multiallelic
+    8: after(8, 'AT', 'A', ['0|1', '0|0']),  # indel -> not_snp
+    12: after(12, 'G', 'T', ['0|0']),  # monomorphic -> maf
+    30: after(30, 'C', 'T', ['0|1', './.']),  # call rate 0.5
+    150: after(150, 'G', '<DEL>', ['0|1', '0|0']),  # symbolic -> not_snp
   }
   dup = list(body[40])
   dup[2] = 'dup40'
@@ -97,9 +97,15 @@ def _ingest(path, tmp_path, kind='vcf', chunk=10_000, shard=50_000, **qc_overrid
   out = _out(tmp_path, kind, chunk, shard)
   stats = ingest.ingest(source, str(out), chunk, shard, _qc(**qc_overrides))
   shards = sorted(os.listdir(out / 'shards'))
-  c = cohort_lib.Cohort(str(out), source.samples, source.samples, np.zeros(len(source.samples)),
-                        ('x',), np.array(['train'] * len(source.samples)),
-                        tuple(str(out / 'shards' / s) for s in shards))
+  c = cohort_lib.Cohort(
+    str(out),
+    source.samples,
+    source.samples,
+    np.zeros(len(source.samples)),
+    ('x',),
+    np.array(['train'] * len(source.samples)),
+    tuple(str(out / 'shards' / s) for s in shards),
+  )
   return source, stats, c.variants(), c.dosages()
 
 
@@ -144,11 +150,17 @@ def _reference_hap0(path, ids, dosage_NxS):
 @pytest.mark.parametrize('chunk, shard', [(10_000, 50_000), (7, 50), (9, 13)])
 def test_vcf_matches_scikit_allel_and_counts_drops(dirty_vcf, tmp_path, chunk, shard):
   path, num_clean, missing_id = dirty_vcf
-  source, stats, variants, dosage = _ingest(path, tmp_path, chunk=chunk, shard=shard,
-                                            min_hwe_p=0.0)
+  source, stats, variants, dosage = _ingest(path, tmp_path, chunk=chunk, shard=shard, min_hwe_p=0.0)
   assert stats['variants_read'] == num_clean + 6
-  assert stats['dropped'] == {'multiallelic': 1, 'not_snp': 2, 'haploid': 0, 'duplicate': 1,
-                              'call_rate': 1, 'maf': 1, 'hwe': 0}
+  assert stats['dropped'] == {
+    'multiallelic': 1,
+    'not_snp': 2,
+    'haploid': 0,
+    'duplicate': 1,
+    'call_rate': 1,
+    'maf': 1,
+    'hwe': 0,
+  }
   assert stats['variants_kept'] == num_clean == len(variants)
   assert stats['missing_filled'] == 3
   assert len(stats['shards']) == -(-num_clean // shard)
@@ -166,8 +178,9 @@ def test_phased_vcf_keeps_the_first_haplotype(dirty_vcf, tmp_path, chunk, shard)
   # Every call is phased ('|'); the 3 missing calls are filled. hap0 is the a of each
   # 'a|b' (scikit-allel's first allele), hap1 = dosage - hap0 is an allele too.
   path, _, _ = dirty_vcf
-  stats, variants, dosage, hap0 = _ingest_phase(path, tmp_path, chunk=chunk, shard=shard,
-                                                min_hwe_p=0.0)
+  stats, variants, dosage, hap0 = _ingest_phase(
+    path, tmp_path, chunk=chunk, shard=shard, min_hwe_p=0.0
+  )
   expected, filled = _reference_hap0(path, variants.id, dosage)
   assert hap0.dtype == np.int8 and filled.sum() == 3
   np.testing.assert_array_equal(hap0, expected)
@@ -181,18 +194,22 @@ def test_phased_vcf_keeps_the_first_haplotype(dirty_vcf, tmp_path, chunk, shard)
 
 
 def test_unphased_het_calls_are_counted_among_kept_snps(tmp_path):
-  phased = [('1', 10, 'G', ['0|1', '1|0', '0/0', '1/1', '0|0', '1|1']),
-            ('1', 20, 'G', ['1|1', '0|1', '0|0', '1|0', '0/0', '1/1']),
-            ('1', 25, 'GT', ['0/1', '0/1', '0/0', '1/1', '0|0', '1|1'])]  # indel: dropped
-  stats, _, dosage, hap0 = _ingest_phase(_calls_vcf(tmp_path / 'p.vcf', phased), tmp_path,
-                                         min_maf=0.0, min_hwe_p=0.0)
+  phased = [
+    ('1', 10, 'G', ['0|1', '1|0', '0/0', '1/1', '0|0', '1|1']),
+    ('1', 20, 'G', ['1|1', '0|1', '0|0', '1|0', '0/0', '1/1']),
+    ('1', 25, 'GT', ['0/1', '0/1', '0/0', '1/1', '0|0', '1|1']),
+  ]  # indel: dropped
+  stats, _, dosage, hap0 = _ingest_phase(
+    _calls_vcf(tmp_path / 'p.vcf', phased), tmp_path, min_maf=0.0, min_hwe_p=0.0
+  )
   assert stats['phased'] and stats['unphased_het_calls'] == 0  # 0/0 and 1/1 are phase-free
   assert stats['dropped']['not_snp'] == 1
   np.testing.assert_array_equal(hap0.T, [[0, 1, 0, 1, 0, 1], [1, 0, 0, 1, 0, 1]])
   np.testing.assert_array_equal(dosage.T, [[1, 1, 0, 2, 0, 2], [2, 1, 0, 1, 0, 2]])
   one = [phased[0], ('1', 20, 'G', ['1|1', '0|1', '0|0', '0/1', '0/0', '1/1'])]
-  stats, _, _, hap0 = _ingest_phase(_calls_vcf(tmp_path / 'one.vcf', one), tmp_path / 'one',
-                                    min_maf=0.0, min_hwe_p=0.0)
+  stats, _, _, hap0 = _ingest_phase(
+    _calls_vcf(tmp_path / 'one.vcf', one), tmp_path / 'one', min_maf=0.0, min_hwe_p=0.0
+  )
   assert not stats['phased'] and stats['unphased_het_calls'] == 1
   assert hap0[3, 1] == 0  # '0/1': the first allele as written
 
@@ -213,16 +230,27 @@ def test_filled_calls_follow_their_dosage():
   # Fill values 1 (mean 1), 0 (mean 0.25) and 2 (mean 1.75) for the last sample.
   dosage = np.array([[1, 1, 1, 1, -1], [0, 0, 0, 1, -1], [2, 2, 2, 1, -1]], np.int8)
   hap0 = np.array([[0, 1, 0, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 0]], np.int8)
-  chunk = qc.RawChunk(np.array(['1'] * 3), np.array([10, 20, 30]), np.array(['a', 'b', 'c']),
-                      np.array(['A'] * 3), np.array(['G'] * 3), np.zeros(3, bool), dosage,
-                      hap0_SxN=hap0, unphased_het_S=np.array([2, 0, 0]))
+  chunk = qc.RawChunk(
+    np.array(['1'] * 3),
+    np.array([10, 20, 30]),
+    np.array(['a', 'b', 'c']),
+    np.array(['A'] * 3),
+    np.array(['G'] * 3),
+    np.zeros(3, bool),
+    dosage,
+    hap0_SxN=hap0,
+    unphased_het_S=np.array([2, 0, 0]),
+  )
   result = qc.qc_chunk(chunk, _qc(min_maf=0.0, min_call_rate=0.0, min_hwe_p=0.0), None)
   np.testing.assert_array_equal(result.dosage_SxK[:, -1], [1, 0, 2])
   np.testing.assert_array_equal(result.hap0_SxK[:, -1], [1, 0, 1])  # 1|0, 0|0, 1|1
   np.testing.assert_array_equal(result.hap0_SxK[:, :-1], hap0[:, :-1])
   assert result.unphased_het_calls == 2 + 1
-  unphased = qc.qc_chunk(dataclasses.replace(chunk, hap0_SxN=None, unphased_het_S=None),
-                         _qc(min_maf=0.0, min_call_rate=0.0, min_hwe_p=0.0), None)
+  unphased = qc.qc_chunk(
+    dataclasses.replace(chunk, hap0_SxN=None, unphased_het_S=None),
+    _qc(min_maf=0.0, min_call_rate=0.0, min_hwe_p=0.0),
+    None,
+  )
   np.testing.assert_array_equal(unphased.hap0_SxK, np.minimum(unphased.dosage_SxK, 1))
   assert unphased.unphased_het_calls == int((unphased.dosage_SxK == 1).sum()) == 7
 
@@ -247,8 +275,11 @@ def _plink_table(path):
 
 @needs_plink2
 def test_frequencies_and_hwe_match_plink2(clean_vcf, tmp_path):
-  subprocess.run(['plink2', '--vcf', clean_vcf, '--freq', '--hardy', '--out',
-                  str(tmp_path / 'p')], check=True, capture_output=True)
+  subprocess.run(
+    ['plink2', '--vcf', clean_vcf, '--freq', '--hardy', '--out', str(tmp_path / 'p')],
+    check=True,
+    capture_output=True,
+  )
   afreq = _plink_table(tmp_path / 'p.afreq')
   hardy = _plink_table(tmp_path / 'p.hardy')
   _, _, variants, dosage = _ingest(clean_vcf, tmp_path, min_maf=0.0, min_hwe_p=0.0)
@@ -260,8 +291,9 @@ def test_frequencies_and_hwe_match_plink2(clean_vcf, tmp_path):
   np.testing.assert_allclose(p, hardy['P'].astype(float), rtol=1e-4)
   # The filter keeps exactly the SNPs plink2 gives p >= threshold (pooled samples).
   threshold = float(np.quantile(p, 0.3))
-  _, stats, kept, _ = _ingest(clean_vcf, tmp_path, chunk=33, min_maf=0.0, min_hwe_p=threshold,
-                              hwe_within='all')
+  _, stats, kept, _ = _ingest(
+    clean_vcf, tmp_path, chunk=33, min_maf=0.0, min_hwe_p=threshold, hwe_within='all'
+  )
   plink_keep = hardy['P'].astype(float) >= threshold * (1 + 1e-4)
   plink_drop = hardy['P'].astype(float) < threshold * (1 - 1e-4)
   assert set(hardy['ID'][plink_keep]) <= set(kept.id)
@@ -278,8 +310,9 @@ def test_hwe_exact_known_values():
 @needs_plink2
 def test_plink_matches_vcf(clean_vcf, tmp_path):
   prefix = str(tmp_path / 'bed')
-  subprocess.run(['plink2', '--vcf', clean_vcf, '--make-bed', '--out', prefix], check=True,
-                 capture_output=True)
+  subprocess.run(
+    ['plink2', '--vcf', clean_vcf, '--make-bed', '--out', prefix], check=True, capture_output=True
+  )
   vs, _, v_vcf, d_vcf = _ingest(clean_vcf, tmp_path)
   ps, _, v_bed, d_bed = _ingest(prefix, tmp_path, kind='plink', chunk=17)
   np.testing.assert_array_equal(ps.samples, vs.samples)
@@ -291,8 +324,9 @@ def test_plink_matches_vcf(clean_vcf, tmp_path):
 @needs_plink2
 def test_plink_is_unphased(clean_vcf, tmp_path):
   prefix = str(tmp_path / 'bed')
-  subprocess.run(['plink2', '--vcf', clean_vcf, '--make-bed', '--out', prefix], check=True,
-                 capture_output=True)
+  subprocess.run(
+    ['plink2', '--vcf', clean_vcf, '--make-bed', '--out', prefix], check=True, capture_output=True
+  )
   vcf_stats, _, _, vcf_hap0 = _ingest_phase(clean_vcf, tmp_path)
   assert vcf_stats['phased'] and vcf_stats['unphased_het_calls'] == 0
   stats, _, dosage, hap0 = _ingest_phase(prefix, tmp_path, kind='plink', chunk=17)
@@ -318,18 +352,23 @@ def _write(path, text):
   return str(path)
 
 
-HEADER = ('##fileformat=VCFv4.2\n##FORMAT=<ID=GT,Number=1,Type=String,Description="GT">\n'
-          '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ta\tb\tc\n')
+HEADER = (
+  '##fileformat=VCFv4.2\n##FORMAT=<ID=GT,Number=1,Type=String,Description="GT">\n'
+  '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ta\tb\tc\n'
+)
 ROW = '1\t{pos}\t.\tA\tG\t.\t.\t.\tGT\t0|1\t1|1\t0|0\n'
 
 
-@pytest.mark.parametrize('text, message', [
+@pytest.mark.parametrize(
+  'text, message',
+  [
     (HEADER + ROW.format(pos=5) + '1\t9\t.\tA\tG\t.\t.\t.\tGT\t0|1\t1|1\n', r'bad\.vcf:5: 11 '),
     (HEADER + ROW.format(pos='x7'), r"bad\.vcf:4: POS 'x7'"),
     ('chr1\t5\n', r'bad\.vcf:1: not a VCF'),
     (HEADER.replace('\tFORMAT\ta\tb\tc', ''), r'bad\.vcf:3: the VCF has no samples'),
     (HEADER + ROW.format(pos=9) + ROW.format(pos=5), r'not sorted: 1:5 after 1:9'),
-])
+  ],
+)
 def test_malformed_vcf_is_input_error(tmp_path, text, message):
   path = _write(tmp_path / 'bad.vcf', text)
   with pytest.raises(InputError, match=message):
@@ -339,24 +378,28 @@ def test_malformed_vcf_is_input_error(tmp_path, text, message):
 
 def _calls_vcf(path, rows):
   """A VCF of samples a..f; rows: (chrom, pos, alt, [6 GT texts])."""
-  text = ('##fileformat=VCFv4.2\n##FORMAT=<ID=GT,Number=1,Type=String,Description="GT">\n'
-          '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ta\tb\tc\td\te\tf\n')
+  text = (
+    '##fileformat=VCFv4.2\n##FORMAT=<ID=GT,Number=1,Type=String,Description="GT">\n'
+    '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ta\tb\tc\td\te\tf\n'
+  )
   for chrom, pos, alt, calls in rows:
     text += '\t'.join([chrom, str(pos), '.', 'A', alt, '.', '.', '.', 'GT', *calls]) + '\n'
   return _write(path, text)
 
 
 def test_every_call_is_read_exactly_or_refused(tmp_path):
-  rows = [('1', 10, 'G', ['0/0', '0|1', '1/0', '1|1', './.', '0/.']),
-          ('1', 20, 'G', ['.', '.|1', '1/1', '0/1', '0/0', '1/1']),
-          ('1', 30, 'G,T', ['0/2', '1/2', '2/2', '0/0', '0/1', '0/1/2']),  # dropped whole
-          ('chrX', 40, 'G', ['0', '1', '0/1', '1/1', '0/0', '1']),  # haploid: dropped
-          ('chrX', 50, 'G', ['0/1', '1/1', '0/0', '0/1', '1/1', '0/0'])]  # all diploid: kept
+  rows = [
+    ('1', 10, 'G', ['0/0', '0|1', '1/0', '1|1', './.', '0/.']),
+    ('1', 20, 'G', ['.', '.|1', '1/1', '0/1', '0/0', '1/1']),
+    ('1', 30, 'G,T', ['0/2', '1/2', '2/2', '0/0', '0/1', '0/1/2']),  # dropped whole
+    ('chrX', 40, 'G', ['0', '1', '0/1', '1/1', '0/0', '1']),  # haploid: dropped
+    ('chrX', 50, 'G', ['0/1', '1/1', '0/0', '0/1', '1/1', '0/0']),
+  ]  # all diploid: kept
   path = _calls_vcf(tmp_path / 'calls.vcf', rows)
   chunk = next(ingest.open_source('vcf', path).chunks(10))
-  np.testing.assert_array_equal(chunk.dosage_SxN[[0, 1, 4]], [[0, 1, 1, 2, -1, -1],
-                                                               [-1, -1, 2, 1, 0, 2],
-                                                               [1, 2, 0, 1, 2, 0]])
+  np.testing.assert_array_equal(
+    chunk.dosage_SxN[[0, 1, 4]], [[0, 1, 1, 2, -1, -1], [-1, -1, 2, 1, 0, 2], [1, 2, 0, 1, 2, 0]]
+  )
   np.testing.assert_array_equal(chunk.multiallelic, [False, False, True, False, False])
   np.testing.assert_array_equal(chunk.haploid, [False, False, False, True, False])
   result = qc.qc_chunk(chunk, _qc(min_maf=0.0, min_call_rate=0.0, min_hwe_p=0.0), None)
@@ -364,7 +407,9 @@ def test_every_call_is_read_exactly_or_refused(tmp_path):
   np.testing.assert_array_equal(result.keep, [True, True, False, False, True])
 
 
-@pytest.mark.parametrize('chrom, calls, reason, message', [
+@pytest.mark.parametrize(
+  'chrom, calls, reason, message',
+  [
     ('1', ['0/3'], 'allele_beyond_alt', "'0/3' has an allele index beyond the record's 1 ALT"),
     ('1', ['1/2'], 'allele_beyond_alt', "'1/2' has an allele index beyond"),
     ('1', ['0/10'], 'allele_beyond_alt', "'0/10…' has an allele index beyond"),
@@ -375,20 +420,24 @@ def test_every_call_is_read_exactly_or_refused(tmp_path):
     ('1', ['0-1'], 'malformed', "'0-1' is not a genotype call"),
     ('1', ['0/'], 'malformed', "'0/' is not a genotype call"),
     ('1', [''], 'malformed', "'' is not a genotype call"),
-])
-def test_bad_calls_name_the_line_or_are_counted_as_missing(tmp_path, chrom, calls, reason,
-                                                         message):
+  ],
+)
+def test_bad_calls_name_the_line_or_are_counted_as_missing(tmp_path, chrom, calls, reason, message):
   good = ['0/1', '0/0', '1/1', '0/1', '0/0', '0/1']
-  rows = [(chrom, 10, 'G', good), (chrom, 20, 'G', calls + good[len(calls):]),
-          (chrom, 30, 'G', good)]
+  rows = [
+    (chrom, 10, 'G', good),
+    (chrom, 20, 'G', calls + good[len(calls) :]),
+    (chrom, 30, 'G', good),
+  ]
   path = _calls_vcf(tmp_path / 'bad.vcf', rows)
-  with pytest.raises(InputError, match=re.escape(f'bad.vcf:5: {chrom}:20 sample a: genotype '
-                                                f'{message}')):
+  with pytest.raises(
+    InputError, match=re.escape(f'bad.vcf:5: {chrom}:20 sample a: genotype {message}')
+  ):
     next(ingest.open_source('vcf', path).chunks(10))
   chunk = next(ingest.open_source('vcf', path).chunks(10, bad_calls='missing'))
   assert chunk.bad_calls == {reason: 1}
   np.testing.assert_array_equal(chunk.dosage_SxN[1], [-1, 0, 2, 1, 0, 1])
-  first = _calls_vcf(tmp_path / 'first.vcf', [(chrom, 10, 'G', calls + good[len(calls):])])
+  first = _calls_vcf(tmp_path / 'first.vcf', [(chrom, 10, 'G', calls + good[len(calls) :])])
   with pytest.raises(InputError, match=re.escape(f'first.vcf:4: {chrom}:10 sample a')):
     next(ingest.open_source('vcf', first).chunks(10))
 
@@ -399,9 +448,12 @@ def bgzf(parts: list[bytes], eof: bool = True) -> bytes:
   for payload in parts + ([b''] if eof else []):
     deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
     data = deflate.compress(payload) + deflate.flush()
-    out += (b'\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff\x06\x00BC\x02\x00'
-            + struct.pack('<H', len(data) + 25) + data
-            + struct.pack('<II', zlib.crc32(payload), len(payload)))
+    out += (
+      b'\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff\x06\x00BC\x02\x00'
+      + struct.pack('<H', len(data) + 25)
+      + data
+      + struct.pack('<II', zlib.crc32(payload), len(payload))
+    )
   return out
 
 
@@ -412,15 +464,18 @@ def test_truncated_gzip_is_input_error(clean_vcf, tmp_path):
   whole = tmp_path / 'whole.vcf.gz'
   whole.write_bytes(bgzf(parts))
   assert len(ingest.open_source('vcf', str(whole)).samples) == 60
-  for name, data in (('block.vcf.gz', bgzf(parts[:1], eof=False)),  # gzip sees no damage
-                     ('mid.vcf.gz', bgzf(parts)[:len(bgzf(parts)) // 2])):
+  for name, data in (
+    ('block.vcf.gz', bgzf(parts[:1], eof=False)),  # gzip sees no damage
+    ('mid.vcf.gz', bgzf(parts)[: len(bgzf(parts)) // 2]),
+  ):
     path = tmp_path / name
     path.write_bytes(data)
-    with pytest.raises(InputError, match=f'{name}: no BGZF end-of-file block, so the file is '
-                                         f'truncated'):
+    with pytest.raises(
+      InputError, match=f'{name}: no BGZF end-of-file block, so the file is truncated'
+    ):
       ingest.open_source('vcf', str(path))
   plain = tmp_path / 'plain.vcf.gz'
-  plain.write_bytes(gzip.compress(b''.join(lines))[:len(whole.read_bytes()) // 2])
+  plain.write_bytes(gzip.compress(b''.join(lines))[: len(whole.read_bytes()) // 2])
   with pytest.raises(InputError, match='plain.vcf.gz: cannot read'):
     ingest.ingest(ingest.open_source('vcf', str(plain)), str(tmp_path / 'o'), 100, 100, _qc())
 
@@ -428,8 +483,9 @@ def test_truncated_gzip_is_input_error(clean_vcf, tmp_path):
 @needs_plink2
 def test_plink_mismatched_fam_is_input_error(clean_vcf, tmp_path):
   prefix = str(tmp_path / 'bed')
-  subprocess.run(['plink2', '--vcf', clean_vcf, '--make-bed', '--out', prefix], check=True,
-                 capture_output=True)
+  subprocess.run(
+    ['plink2', '--vcf', clean_vcf, '--make-bed', '--out', prefix], check=True, capture_output=True
+  )
   lines = open(prefix + '.fam').read().splitlines()
   _write(prefix + '.fam', '\n'.join(lines[:-4]) + '\n')  # 56 samples: 14 bytes a SNP, not 15
   with pytest.raises(InputError, match=r'bed\.bed: .* bytes, expected'):
@@ -454,16 +510,24 @@ def test_genotype_counts_per_group():
   counts = qc.genotype_counts(dosage, groups)
   for g_index, g in enumerate(sorted(set(groups))):
     for value in range(3):
-      np.testing.assert_array_equal(counts[:, g_index, value],
-                                    (dosage[:, groups == g] == value).sum(1))
+      np.testing.assert_array_equal(
+        counts[:, g_index, value], (dosage[:, groups == g] == value).sum(1)
+      )
 
 
 def test_hwe_within_class_keeps_ancestry_informative_snps():
   # 40 people of class 0 homozygous REF, 40 of class 1 homozygous ALT: pooled, no
   # heterozygote at frequency 0.5 (p ~ 1e-23); within each class, monomorphic (p = 1).
   dosage = np.concatenate([np.zeros(40), np.full(40, 2)]).astype(np.int8)[None]
-  chunk = qc.RawChunk(np.array(['1']), np.array([10]), np.array(['x']), np.array(['A']),
-                      np.array(['G']), np.array([False]), dosage)
+  chunk = qc.RawChunk(
+    np.array(['1']),
+    np.array([10]),
+    np.array(['x']),
+    np.array(['A']),
+    np.array(['G']),
+    np.array([False]),
+    dosage,
+  )
   groups = np.repeat([0, 1], 40)
   assert qc.qc_chunk(chunk, _qc(), None, groups).keep.tolist() == [True]
   pooled = qc.qc_chunk(chunk, _qc(), None, None)
@@ -474,11 +538,16 @@ def test_qc_statistics_and_fill_ignore_samples_outside_train():
   # SNP 1: monomorphic in the 8 train people, common only in the 4 held-out ones
   # (group -1): dropped for MAF. SNP 2: the held-out people carry ALT and have the
   # missing call; the fill value comes from train (0), not from everyone (1).
-  dosage = np.array([[0] * 8 + [2, 2, 1, 1],
-                     [0, 0, 0, 0, 0, 1, 0, 1] + [2, 2, 2, -1]], np.int8)
-  chunk = qc.RawChunk(np.array(['1', '1']), np.array([10, 20]), np.array(['a', 'b']),
-                      np.array(['A', 'C']), np.array(['G', 'T']), np.array([False, False]),
-                      dosage)
+  dosage = np.array([[0] * 8 + [2, 2, 1, 1], [0, 0, 0, 0, 0, 1, 0, 1] + [2, 2, 2, -1]], np.int8)
+  chunk = qc.RawChunk(
+    np.array(['1', '1']),
+    np.array([10, 20]),
+    np.array(['a', 'b']),
+    np.array(['A', 'C']),
+    np.array(['G', 'T']),
+    np.array([False, False]),
+    dosage,
+  )
   groups = np.array([0] * 8 + [-1] * 4)
   result = qc.qc_chunk(chunk, _qc(min_call_rate=0.9), None, groups)
   assert result.keep.tolist() == [False, True] and result.dropped['maf'] == 1
@@ -506,8 +575,9 @@ def test_vcf_region_keeps_records_starting_in_it(tmp_path):
 @needs_plink2
 def test_plink_slice_reads_its_rows(clean_vcf, tmp_path):
   prefix = str(tmp_path / 'bed')
-  subprocess.run(['plink2', '--vcf', clean_vcf, '--make-bed', '--out', prefix], check=True,
-                 capture_output=True)
+  subprocess.run(
+    ['plink2', '--vcf', clean_vcf, '--make-bed', '--out', prefix], check=True, capture_output=True
+  )
   source = ingest.open_source('plink', prefix)
   whole = np.concatenate([c.dosage_SxN for c in source.chunks(1000)])
   part = source.slice(50, 120)

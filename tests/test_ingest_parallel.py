@@ -17,8 +17,9 @@ from gdiff.data import ingest, ingest_parallel, prepare, simulate, writers
 from gdiff.errors import InputError
 
 needs_tools = pytest.mark.skipif(
-    not all(shutil.which(t) for t in ('bcftools', 'tabix', 'plink2')),
-    reason='bcftools, tabix and plink2 needed')
+  not all(shutil.which(t) for t in ('bcftools', 'tabix', 'plink2')),
+  reason='bcftools, tabix and plink2 needed',
+)
 
 
 def _qc(**overrides):
@@ -54,11 +55,25 @@ def vcf_lines(tmp_path_factory):
   n = len(body[0]) - 9
 
   def after(i, ref, alt, calls):
-    return [body[i][0], str(int(body[i][1]) + 1), f'extra{i}', ref, alt, '.', 'PASS', '.', 'GT',
-            '\t'.join(calls[k % len(calls)] for k in range(n))]
+    return [
+      body[i][0],
+      str(int(body[i][1]) + 1),
+      f'extra{i}',
+      ref,
+      alt,
+      '.',
+      'PASS',
+      '.',
+      'GT',
+      '\t'.join(calls[k % len(calls)] for k in range(n)),
+    ]
 
-  extra = {5: after(5, 'A', 'C,G', ['0|1', '1|2']), 30: after(30, 'AT', 'A', ['0|1']),
-           100: after(100, 'G', 'T', ['0|0']), 120: after(120, 'C', 'T', ['0|1', './.'])}
+  extra = {
+    5: after(5, 'A', 'C,G', ['0|1', '1|2']),
+    30: after(30, 'AT', 'A', ['0|1']),
+    100: after(100, 'G', 'T', ['0|0']),
+    120: after(120, 'C', 'T', ['0|1', './.']),
+  }
   body[50][9:12] = ['./.', '.|.', '0|.']  # 3 missing calls in a kept SNP
   het = [k for k in range(9, len(body[10])) if body[10][k] in ('0|1', '1|0')][0]
   body[10][het] = body[10][het].replace('|', '/')  # one call of unknown phase, first piece
@@ -74,14 +89,22 @@ def vcf_lines(tmp_path_factory):
 
 def _run(source, out, workers, chunk=7, shard=13, **kw):
   groups = np.repeat([0, 1, 2], 20)  # HWE within the 3 populations, as prepare does
-  stats = ingest_parallel.ingest(source, str(out), chunk, shard, _qc(), groups,
-                                 workers=workers, **kw)
+  stats = ingest_parallel.ingest(
+    source, str(out), chunk, shard, _qc(), groups, workers=workers, **kw
+  )
   shards = sorted(os.listdir(out / 'shards'))
   assert shards == [f'shard-{k:05d}.h5' for k in range(len(shards))]
   assert [s['file'] for s in stats['shards']] == [f'shards/{s}' for s in shards]
   assert sorted(os.listdir(out)) == ['shards']  # the scratch folder is gone
-  c = cohort_lib.Cohort(str(out), source.samples, source.samples, None, (), None,
-                        tuple(str(out / 'shards' / s) for s in shards))
+  c = cohort_lib.Cohort(
+    str(out),
+    source.samples,
+    source.samples,
+    None,
+    (),
+    None,
+    tuple(str(out / 'shards' / s) for s in shards),
+  )
   hap0 = []
   for path in c.shard_paths:
     with h5py.File(path, 'r') as f:
@@ -91,12 +114,19 @@ def _run(source, out, workers, chunk=7, shard=13, **kw):
 
 def _assert_same(serial, parallel):
   (s_stats, s_var, s_dos, s_hap0), (p_stats, p_var, p_dos, p_hap0) = serial, parallel
-  for key in ('variants_read', 'variants_kept', 'dropped', 'missing_filled', 'phased',
-              'unphased_het_calls'):
+  for key in (
+    'variants_read',
+    'variants_kept',
+    'dropped',
+    'missing_filled',
+    'phased',
+    'unphased_het_calls',
+  ):
     assert p_stats[key] == s_stats[key], key
   assert list(p_stats) == list(s_stats)  # the manifest lists them in one order
   assert list(p_stats['kept_per_chromosome'].items()) == list(
-      s_stats['kept_per_chromosome'].items())
+    s_stats['kept_per_chromosome'].items()
+  )
   for field in ('chrom', 'pos', 'id', 'ref', 'alt'):
     np.testing.assert_array_equal(getattr(p_var, field), getattr(s_var, field))
   np.testing.assert_array_equal(p_dos, s_dos)
@@ -113,8 +143,15 @@ def test_vcf_and_plink_parallel_equal_serial(vcf_lines, tmp_path):
   source = ingest.open_source('vcf', path)
   serial = _run(source, tmp_path / 's', 0)
   assert serial[0]['ingest_parallel'] is None
-  assert serial[0]['dropped'] == {'multiallelic': 1, 'not_snp': 1, 'haploid': 0,
-                                  'duplicate': 1, 'call_rate': 1, 'maf': 1, 'hwe': 0}
+  assert serial[0]['dropped'] == {
+    'multiallelic': 1,
+    'not_snp': 1,
+    'haploid': 0,
+    'duplicate': 1,
+    'call_rate': 1,
+    'maf': 1,
+    'hwe': 0,
+  }
   assert serial[0]['missing_filled'] == 3
   assert not serial[0]['phased'] and serial[0]['unphased_het_calls'] == 1  # record 10
   parallel = _run(source, tmp_path / 'p', 2)
@@ -129,9 +166,22 @@ def test_vcf_and_plink_parallel_equal_serial(vcf_lines, tmp_path):
   _assert_same(serial, _run(ingest.open_source('vcf', bcf), tmp_path / 'bcf', 2))
 
   prefix = str(tmp_path / 'bed')
-  subprocess.run(['plink2', '--vcf', path, '--vcf-half-call', 'm', '--max-alleles', '2',
-                  '--make-bed', '--out', prefix], check=True,
-                 capture_output=True)
+  subprocess.run(
+    [
+      'plink2',
+      '--vcf',
+      path,
+      '--vcf-half-call',
+      'm',
+      '--max-alleles',
+      '2',
+      '--make-bed',
+      '--out',
+      prefix,
+    ],
+    check=True,
+    capture_output=True,
+  )
   bed = ingest.open_source('plink', prefix)
   bed_serial = _run(bed, tmp_path / 'bs', 0)
   bed_parallel = _run(bed, tmp_path / 'bp', 2, regions_per_worker=2)
@@ -168,7 +218,8 @@ def test_duplicate_at_a_region_boundary_is_dropped(vcf_lines, tmp_path):
 
 def test_plan_cuts_only_between_positions():
   positions = ingest_parallel.Positions.from_records(
-      np.array(['1'] * 6 + ['2'] * 4), np.array([5, 5, 5, 5, 9, 12, 5, 6, 6, 7]))
+    np.array(['1'] * 6 + ['2'] * 4), np.array([5, 5, 5, 5, 9, 12, 5, 6, 6, 7])
+  )
   # Targets 2, 4, 6, 8: 2 moves past the 5s to 4, then 5; 6 starts contig 2; 8 moves to 9.
   assert ingest_parallel.plan_cuts(positions, 5) == [0, 4, 5, 6, 9, 10]
   assert ingest_parallel.plan_cuts(positions, 1) == [0, 10]
@@ -218,8 +269,22 @@ def test_errors_are_input_errors(vcf_lines, tmp_path):
   # An error inside a worker reaches the caller as the same InputError.
   good = _bgzip(lines, tmp_path / 'good.vcf.gz')
   prefix = str(tmp_path / 'bed')
-  subprocess.run(['plink2', '--vcf', good, '--vcf-half-call', 'm', '--max-alleles', '2',
-                  '--make-bed', '--out', prefix], check=True, capture_output=True)
+  subprocess.run(
+    [
+      'plink2',
+      '--vcf',
+      good,
+      '--vcf-half-call',
+      'm',
+      '--max-alleles',
+      '2',
+      '--make-bed',
+      '--out',
+      prefix,
+    ],
+    check=True,
+    capture_output=True,
+  )
   bed = ingest.open_source('plink', prefix)
   os.remove(prefix + '.bed')  # gone after the parent read .bim/.fam
   with pytest.raises(InputError, match=r'bed\.bed: cannot open'):
@@ -242,8 +307,17 @@ def test_prepare_with_workers_matches_serial(tmp_path):
   manifests = [prepare.prepare(cfg(w), str(tmp_path / f'w{w}'), seed=0) for w in (0, 2)]
   assert manifests[0]['ingest_parallel'] is None
   assert manifests[1]['ingest_parallel']['workers'] == 2
-  for key in ('variants_read', 'variants_kept', 'dropped', 'missing_filled', 'phased',
-              'unphased_het_calls', 'kept_per_chromosome', 'samples', 'classes'):
+  for key in (
+    'variants_read',
+    'variants_kept',
+    'dropped',
+    'missing_filled',
+    'phased',
+    'unphased_het_calls',
+    'kept_per_chromosome',
+    'samples',
+    'classes',
+  ):
     assert manifests[0][key] == manifests[1][key], key
   assert manifests[0]['phased']  # simulated cohorts are written phased
   cohorts = [cohort_lib.load_cohort(str(tmp_path / f'w{w}')) for w in (0, 2)]

@@ -22,12 +22,18 @@ from gdiff import workdir as wd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OVERRIDES = {
-    'generator': 'diffusion',  # killed after a training checkpoint: the diffusion trainer
-    'data.simulate.num_samples': 80, 'data.simulate.num_contigs': 1,
-    'data.simulate.max_snps_per_contig': 256, 'model.name': 'mlp',
-    'model.mlp_widths': (32, 16, 8), 'model.norm_groups': 4,
-    'train.num_steps': 40, 'train.eval_every': 0, 'train.checkpoint_every': 1,
-    'train.log_every': 1, 'input.batch_size': 8,
+  'generator': 'diffusion',  # killed after a training checkpoint: the diffusion trainer
+  'data.simulate.num_samples': 80,
+  'data.simulate.num_contigs': 1,
+  'data.simulate.max_snps_per_contig': 256,
+  'model.name': 'mlp',
+  'model.mlp_widths': (32, 16, 8),
+  'model.norm_groups': 4,
+  'train.num_steps': 40,
+  'train.eval_every': 0,
+  'train.checkpoint_every': 1,
+  'train.log_every': 1,
+  'input.batch_size': 8,
 }
 
 
@@ -45,9 +51,20 @@ def _config():
 def _start(workdir: str, mode: str) -> subprocess.Popen:
   flags = [f'--config.{k}={v}' for k, v in OVERRIDES.items()]
   return subprocess.Popen(
-      [sys.executable, '-m', 'gdiff.main', '--config=configs/als.py', f'--workdir={workdir}',
-       f'--mode={mode}', *flags], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+    [
+      sys.executable,
+      '-m',
+      'gdiff.main',
+      '--config=configs/als.py',
+      f'--workdir={workdir}',
+      f'--mode={mode}',
+      *flags,
+    ],
+    cwd=ROOT,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    env=dict(os.environ, JAX_PLATFORMS='cpu'),
+  )
 
 
 def _kill_when(proc: subprocess.Popen, ready, what: str, timeout_s: float = 240) -> None:
@@ -72,8 +89,11 @@ def test_kill_during_prepare_and_train_then_the_next_run_finishes(tmp_path, capl
   w = str(tmp_path / 'w')
   layout = wd.Layout(w)
   proc = _start(w, 'prepare')
-  _kill_when(proc, lambda: glob.glob(os.path.join(w, '.data.gdiff-tmp-*', 'source', '*')),
-             'data being written')
+  _kill_when(
+    proc,
+    lambda: glob.glob(os.path.join(w, '.data.gdiff-tmp-*', 'source', '*')),
+    'data being written',
+  )
   assert _hidden(w) and not os.path.exists(layout.data)  # half a cohort, out of the way
   config = _config()
   pipeline.run(config, w, 'prepare')  # the temporary of the killed run goes
@@ -81,9 +101,11 @@ def test_kill_during_prepare_and_train_then_the_next_run_finishes(tmp_path, capl
   assert sorted(os.listdir(w)) == ['data', 'embedding', 'stages']
 
   proc = _start(w, 'train')
-  steps = lambda: [int(s) for s in os.listdir(os.path.join(layout.checkpoints, 'latest'))
-                   if s.isdigit()] if os.path.isdir(os.path.join(layout.checkpoints,
-                                                                 'latest')) else []
+  steps = lambda: (
+    [int(s) for s in os.listdir(os.path.join(layout.checkpoints, 'latest')) if s.isdigit()]
+    if os.path.isdir(os.path.join(layout.checkpoints, 'latest'))
+    else []
+  )
   _kill_when(proc, lambda: max(steps(), default=0) >= 2, 'checkpoint of step 2')
   assert wd.read_record(w, 'train') is None
   done = max(steps())

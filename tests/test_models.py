@@ -48,8 +48,7 @@ def random_params(mc, seed):
   """
   shapes = jax.eval_shape(functools.partial(models.init_params, mc), jax.random.key(0))
   rng = np.random.default_rng(seed)
-  return jax.tree.map(lambda s: (0.3 * rng.standard_normal(s.shape)).astype(np.float32),
-                      shapes)
+  return jax.tree.map(lambda s: (0.3 * rng.standard_normal(s.shape)).astype(np.float32), shapes)
 
 
 @pytest.mark.parametrize('name', sorted(models.MODELS))
@@ -85,8 +84,9 @@ def test_transformer_pads_groups_to_whole_tokens():
   params = random_params(mc, 1)
   assert params['tokens_in']['kernel'].shape == (5, 4 * C, 16)
   x = jax.random.normal(jax.random.key(2), (2, 18, C))
-  out = jax.jit(models.build(mc).apply)({'params': params}, x, jnp.zeros(2),
-                                       jnp.zeros(2, jnp.int32))
+  out = jax.jit(models.build(mc).apply)(
+    {'params': params}, x, jnp.zeros(2), jnp.zeros(2, jnp.int32)
+  )
   assert out.shape == (2, 18, C)
 
 
@@ -105,9 +105,16 @@ def test_model_config_is_hashable_and_keeps_the_mask():
   np.testing.assert_array_equal(mc.mask_GxC, mask().astype(np.float32))
 
 
-@pytest.mark.parametrize('name,genes,millions', [
-    ('mlp', 18_432, 310), ('cnn', 18_432, 18), ('mlp_cnn', 18_432, 328),
-    ('mlp', 1024, 24.7), ('mlp_cnn', 1024, 43.3)])
+@pytest.mark.parametrize(
+  'name,genes,millions',
+  [
+    ('mlp', 18_432, 310),
+    ('cnn', 18_432, 18),
+    ('mlp_cnn', 18_432, 328),
+    ('mlp', 1024, 24.7),
+    ('mlp_cnn', 1024, 43.3),
+  ],
+)
 def test_parameter_counts_match_the_paper(name, genes, millions):
   """The paper's sizes (base config); counted with eval_shape, nothing materialised."""
   config = base.get_config()

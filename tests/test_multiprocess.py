@@ -21,15 +21,24 @@ from gdiff import pipeline, sample
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 300
 OVERRIDES = {
-    'generator': 'diffusion',  # this test is about the diffusion generator's collectives
-    'data.simulate.num_samples': 80, 'data.simulate.num_contigs': 1,
-    'data.simulate.max_snps_per_contig': 256, 'model.name': 'mlp',
-    'model.mlp_widths': (32, 16, 8), 'model.norm_groups': 4,
-    'train.num_steps': 4, 'train.eval_every': 1, 'train.checkpoint_every': 1,
-    'train.log_every': 1, 'input.batch_size': 8, 'input.data_shards': 2,
-    'sample.batch_size': 16, 'sample.steps': 5,
-    'evaluate.classifiers': ('logreg',), 'evaluate.seeds': 1,
-    'evaluate.baselines': ('independent',),
+  'generator': 'diffusion',  # this test is about the diffusion generator's collectives
+  'data.simulate.num_samples': 80,
+  'data.simulate.num_contigs': 1,
+  'data.simulate.max_snps_per_contig': 256,
+  'model.name': 'mlp',
+  'model.mlp_widths': (32, 16, 8),
+  'model.norm_groups': 4,
+  'train.num_steps': 4,
+  'train.eval_every': 1,
+  'train.checkpoint_every': 1,
+  'train.log_every': 1,
+  'input.batch_size': 8,
+  'input.data_shards': 2,
+  'sample.batch_size': 16,
+  'sample.steps': 5,
+  'evaluate.classifiers': ('logreg',),
+  'evaluate.seeds': 1,
+  'evaluate.baselines': ('independent',),
 }
 
 
@@ -65,40 +74,66 @@ def test_two_processes_equal_one_process_with_two_devices(tmp_path):
   env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
   env['PYTHONPATH'] = ROOT
   proc = subprocess.Popen(
-      ['bash', os.path.join(ROOT, 'launch', 'local.sh'), '2', '--config=configs/als.py',
-       f'--workdir={two}', '--mode=all', *_flags()],
-      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      start_new_session=True)
+    [
+      'bash',
+      os.path.join(ROOT, 'launch', 'local.sh'),
+      '2',
+      '--config=configs/als.py',
+      f'--workdir={two}',
+      '--mode=all',
+      *_flags(),
+    ],
+    cwd=ROOT,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    start_new_session=True,
+  )
   try:
     log, stderr = proc.communicate(timeout=TIMEOUT_S)
   except subprocess.TimeoutExpired:
     os.killpg(proc.pid, signal.SIGKILL)  # both gdiff processes, not only bash
     log, stderr = proc.communicate()
-    pytest.fail(f'launch/local.sh took over {TIMEOUT_S} s; its log ends:\n{log[-3000:]}\n'
-                f'{stderr[-1000:]}')
+    pytest.fail(
+      f'launch/local.sh took over {TIMEOUT_S} s; its log ends:\n{log[-3000:]}\n{stderr[-1000:]}'
+    )
   assert proc.returncode == 0, log[-2000:] + stderr[-2000:]
   assert 'process 1 of 2' in log  # log lines go to stdout
   # Each process saved its own data-iterator position.
   loader_dir = os.path.join(two, 'checkpoints', 'latest', '4', 'loader')
   assert sorted(f for f in os.listdir(loader_dir) if f.endswith('.json')) == [
-      'process_0-of-2.json', 'process_1-of-2.json']
+    'process_0-of-2.json',
+    'process_1-of-2.json',
+  ]
 
   a, step_a = sample.restore_params(config, one, 'latest', use_ema=False)
   b, step_b = sample.restore_params(config, two, 'latest', use_ema=False)
   earlier, _ = sample.restore_params(config, one, 2, use_ema=False)
   assert step_a == step_b == 4
-  diff = max(jax.tree.leaves(jax.tree.map(
-      lambda x, y: float(np.max(np.abs(np.asarray(x) - np.asarray(y)))), a, b)))
-  moved = max(jax.tree.leaves(jax.tree.map(
-      lambda x, y: float(np.max(np.abs(np.asarray(x) - np.asarray(y)))), a, earlier)))
+  diff = max(
+    jax.tree.leaves(
+      jax.tree.map(lambda x, y: float(np.max(np.abs(np.asarray(x) - np.asarray(y)))), a, b)
+    )
+  )
+  moved = max(
+    jax.tree.leaves(
+      jax.tree.map(lambda x, y: float(np.max(np.abs(np.asarray(x) - np.asarray(y)))), a, earlier)
+    )
+  )
   assert moved > 1e-6  # training moved the parameters, so equality means something
   assert diff <= 1e-6, f'2 processes differ from 1 process x 2 devices by {diff}'
 
   def people(w):
     with h5py.File(os.path.join(w, 'samples', 'synthetic.h5'), 'r') as f:
       return f['dosage'][()], f['label_ids'][()]
+
   np.testing.assert_array_equal(people(one)[0], people(two)[0])
   np.testing.assert_array_equal(people(one)[1], people(two)[1])
   assert os.path.exists(os.path.join(two, 'report', 'metrics.json'))
   assert sorted(os.listdir(os.path.join(two, 'stages'))) == [
-      'evaluate.json', 'prepare.json', 'sample.json', 'train.json']
+    'evaluate.json',
+    'prepare.json',
+    'sample.json',
+    'train.json',
+  ]

@@ -7,7 +7,9 @@ from gdiff import pipeline
 from gdiff.errors import InputError
 
 
-@pytest.mark.parametrize('key,value,match', [
+@pytest.mark.parametrize(
+  'key,value,match',
+  [
     ('model.name', 'unet', 'model.name'),
     ('diffusion.prediction', 'x0', 'diffusion.prediction'),
     ('train.recombine_segment_groups', 0.5, 'train.recombine_segment_groups'),
@@ -17,7 +19,8 @@ from gdiff.errors import InputError
     ('sample.method', 'euler', 'sample.method'),
     ('evaluate.classifiers', ('mlp', 'svm'), 'evaluate.classifiers'),
     ('evaluate.seeds', 0, 'evaluate.seeds'),
-])
+  ],
+)
 def test_bad_options_fail_before_any_stage_runs(tmp_path, key, value, match):
   config = als.get_config()
   section, leaf = key.split('.')
@@ -28,13 +31,16 @@ def test_bad_options_fail_before_any_stage_runs(tmp_path, key, value, match):
   assert not workdir.exists()  # nothing was started
 
 
-@pytest.mark.parametrize('key,value,match', [
+@pytest.mark.parametrize(
+  'key,value,match',
+  [
     ('generator', 'gan', 'generator'),
     ('ar.unit', 'phased', 'ar.unit'),
     ('ar.context_snps', (16, 0), 'ar.context_snps'),
     ('ar.l2_class', 0.0, 'ar.l2_class'),
     ('sample.temperature', 0.0, 'sample.temperature'),
-])
+  ],
+)
 def test_bad_ar_options_fail_before_any_stage_runs(tmp_path, key, value, match):
   config = als.get_config()
   assert config.generator == 'ar'

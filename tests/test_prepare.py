@@ -36,8 +36,14 @@ def simulated(tmp_path_factory):
 
 def test_simulated_cohort_layout(simulated):
   data_dir, manifest = simulated
-  assert sorted(os.listdir(data_dir)) == [wd.MARKER, 'cohort.h5', 'manifest.json', 'shards',
-                                          'source', 'splits.tsv']
+  assert sorted(os.listdir(data_dir)) == [
+    wd.MARKER,
+    'cohort.h5',
+    'manifest.json',
+    'shards',
+    'source',
+    'splits.tsv',
+  ]
   assert sorted(os.listdir(os.path.join(data_dir, 'source'))) == ['cohort.vcf.gz', 'labels.tsv']
   assert os.listdir(os.path.dirname(data_dir)) == ['data']  # no temporary left
   with open(os.path.join(data_dir, 'manifest.json')) as f:
@@ -47,16 +53,17 @@ def test_simulated_cohort_layout(simulated):
   assert manifest['samples']['per_class'] == {'case': 31, 'control': 69}
   assert manifest['samples']['per_split'] == {'train': 80, 'val': 10, 'test': 10}
   assert manifest['source']['simulated'] and manifest['source']['path'].startswith(
-      os.path.abspath(data_dir))
+    os.path.abspath(data_dir)
+  )
   dosage = c.dosages()
   assert dosage.shape == (100, manifest['variants_kept']) and dosage.dtype == np.int8
-  assert manifest['variants_read'] == manifest['variants_kept'] + sum(
-      manifest['dropped'].values())
+  assert manifest['variants_read'] == manifest['variants_kept'] + sum(manifest['dropped'].values())
   assert set(np.unique(dosage)) <= {0, 1, 2}
   v = c.variants()
   assert (np.diff(v.pos[v.chrom == '1']) > 0).all()
-  assert sorted(c.indices('train').tolist() + c.indices('val').tolist()
-                + c.indices('test').tolist()) == list(range(100))
+  assert sorted(
+    c.indices('train').tolist() + c.indices('val').tolist() + c.indices('test').tolist()
+  ) == list(range(100))
 
 
 def test_simulated_cohort_is_phased_and_reads_as_haplotypes(simulated):
@@ -68,8 +75,9 @@ def test_simulated_cohort_is_phased_and_reads_as_haplotypes(simulated):
   assert haps.shape == (100, 2, manifest['variants_kept']) and haps.dtype == np.int8
   np.testing.assert_array_equal(haps.sum(axis=1), c.dosages())
   # Known answer: the phased GT of the simulated VCF, as scikit-allel reads it.
-  cs = allel.read_vcf(os.path.join(data_dir, 'source', 'cohort.vcf.gz'),
-                      fields=['variants/ID', 'calldata/GT'])
+  cs = allel.read_vcf(
+    os.path.join(data_dir, 'source', 'cohort.vcf.gz'), fields=['variants/ID', 'calldata/GT']
+  )
   row = {i: k for k, i in enumerate(cs['variants/ID'])}
   gt_SxNx2 = cs['calldata/GT'][[row[i] for i in c.variants().id]]
   np.testing.assert_array_equal(haps, gt_SxNx2.transpose(1, 2, 0))
@@ -83,11 +91,22 @@ def test_simulated_cohort_is_phased_and_reads_as_haplotypes(simulated):
 def test_plink_cohort_is_unphased(simulated, tmp_path):
   data_dir, phased = simulated
   prefix = str(tmp_path / 'bed')
-  subprocess.run(['plink2', '--vcf', os.path.join(data_dir, 'source', 'cohort.vcf.gz'),
-                  '--make-bed', '--out', prefix], check=True, capture_output=True)
+  subprocess.run(
+    [
+      'plink2',
+      '--vcf',
+      os.path.join(data_dir, 'source', 'cohort.vcf.gz'),
+      '--make-bed',
+      '--out',
+      prefix,
+    ],
+    check=True,
+    capture_output=True,
+  )
   out = str(tmp_path / 'w' / 'data')
   manifest = prepare.prepare(
-      _data_cfg(plink=prefix, labels=os.path.join(data_dir, 'source', 'labels.tsv')), out)
+    _data_cfg(plink=prefix, labels=os.path.join(data_dir, 'source', 'labels.tsv')), out
+  )
   c = cohort_lib.load_cohort(out)
   assert manifest['phased'] is False and not c.phased
   assert manifest['variants_kept'] == phased['variants_kept']
@@ -101,8 +120,11 @@ def test_a_cohort_of_the_format_before_phase_is_refused(tmp_path):
   data_dir.mkdir()
   (data_dir / wd.MARKER).write_text(json.dumps({'folder': 'data', 'format': 2}))
   (data_dir / cohort_lib.MANIFEST_FILE).write_text(json.dumps({'complete': True}))
-  with pytest.raises(InputError, match=r'data: made by an older gdiff \(format 2\); use a new '
-                                       r'--workdir \(nothing was deleted\)'):
+  with pytest.raises(
+    InputError,
+    match=r'data: made by an older gdiff \(format 2\); use a new '
+    r'--workdir \(nothing was deleted\)',
+  ):
     prepare.prepare(_data_cfg(), str(data_dir))
   assert sorted(os.listdir(data_dir)) == [wd.MARKER, cohort_lib.MANIFEST_FILE]
 
@@ -135,11 +157,11 @@ def test_user_vcf_with_split_file_and_failure_leaves_nothing(simulated, tmp_path
   vcf = os.path.join(data_dir, 'source', 'cohort.vcf.gz')
   labels = os.path.join(data_dir, 'source', 'labels.tsv')
   samples = [r.split('\t')[0] for r in open(labels).read().splitlines()[1:]]
-  wanted = ['test' if i % 5 == 0 else 'val' if i % 5 == 1 else 'train'
-            for i in range(len(samples))]
+  wanted = ['test' if i % 5 == 0 else 'val' if i % 5 == 1 else 'train' for i in range(len(samples))]
   split_file = tmp_path / 'split.tsv'
-  split_file.write_text('sample\tsplit\n' + ''.join(
-      f'{s}\t{x}\n' for s, x in reversed(list(zip(samples, wanted)))))
+  split_file.write_text(
+    'sample\tsplit\n' + ''.join(f'{s}\t{x}\n' for s, x in reversed(list(zip(samples, wanted))))
+  )
   out = str(tmp_path / 'w' / 'data')
   manifest = prepare.prepare(_data_cfg(vcf=vcf, labels=labels, split_file=str(split_file)), out)
   c = cohort_lib.load_cohort(out)
@@ -149,8 +171,11 @@ def test_user_vcf_with_split_file_and_failure_leaves_nothing(simulated, tmp_path
   cfg = _data_cfg(vcf=vcf, labels=labels, split_file=str(split_file))
   assert prepare.prepare(cfg, out) == manifest  # reused
   split_file.write_text(split_file.read_text().replace('\tval\n', '\ttrain\n', 1))
-  with pytest.raises(InputError, match=r'input .*split\.tsv \(data\.split_file\) changed '
-                                       r'since'):
+  with pytest.raises(
+    InputError,
+    match=r'input .*split\.tsv \(data\.split_file\) changed '
+    r'since',
+  ):
     prepare.prepare(cfg, out)  # fixed in place under the same name: never reused silently
 
   bad = tmp_path / 'bad.tsv'
@@ -160,14 +185,17 @@ def test_user_vcf_with_split_file_and_failure_leaves_nothing(simulated, tmp_path
   assert os.listdir(tmp_path / 'v') == []
 
 
-@pytest.mark.parametrize('overrides, message', [
+@pytest.mark.parametrize(
+  'overrides, message',
+  [
     ({'vcf': 'a.vcf', 'plink': 'b'}, 'data.vcf and data.plink are both set'),
     ({'plink': 'b'}, 'data.labels: required with data.plink'),
     ({'labels': 'l.tsv'}, 'data.labels is set but neither'),
     ({'shard_variants': 0}, 'data.shard_variants: must be >= 1'),
     ({'qc': {'hwe_within': 'nope'}}, "data.qc.hwe_within: unknown 'nope'"),
     ({'qc': {'min_call_rate': 1.5}}, r'data.qc.min_call_rate: must be in \[0.0, 1.0\]'),
-])
+  ],
+)
 def test_bad_config_names_the_option(tmp_path, overrides, message):
   cfg = _data_cfg()
   cfg.update(overrides)

@@ -26,8 +26,7 @@ def test_blocked_nearest_equals_brute_force(metric, exclude_self):
   full = pairwise_brute_force(query, ref, metric)
   if exclude_self:
     np.fill_diagonal(full, np.inf)
-  dist, index = distances.nearest(query, ref, metric, k=3, block_size=8,
-                                  exclude_self=exclude_self)
+  dist, index = distances.nearest(query, ref, metric, k=3, block_size=8, exclude_self=exclude_self)
   np.testing.assert_allclose(dist, np.sort(full, 1)[:, :3], rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(np.take_along_axis(full, index, 1), dist, rtol=1e-5, atol=1e-5)
 

@@ -14,10 +14,17 @@ from gdiff.evaluate import families, protocol, report, run
 
 
 def test_checks_compare_with_targets():
-  r = {'privacy': {'embedding': {'aa_truth_holdout': 0.55, 'privacy_loss': 0.05},
-                   'genotype': {'identical_copies': 0, 'dcr_share_below_holdout_p5': 0.06,
-                                'num_synthetic': 1000}},
-       'realism': {'af_r': float('nan')}}
+  r = {
+    'privacy': {
+      'embedding': {'aa_truth_holdout': 0.55, 'privacy_loss': 0.05},
+      'genotype': {
+        'identical_copies': 0,
+        'dcr_share_below_holdout_p5': 0.06,
+        'num_synthetic': 1000,
+      },
+    },
+    'realism': {'af_r': float('nan')},
+  }
   assert report.check(r, 'privacy.embedding.aa_truth_holdout', 'within', (0.4, 0.6)) is True
   assert report.check(r, 'privacy.embedding.privacy_loss', '<=', 0.02) is False
   assert report.check(r, 'privacy.genotype.identical_copies', '==', 0) is True
@@ -59,9 +66,19 @@ def test_evaluate_end_to_end(tmp_path, monkeypatch):
   monkeypatch.setattr(run, '_load_codec', lambda path: codec)
   metrics = run.evaluate(_config(), str(tmp_path))
   out = tmp_path / 'report'
-  for name in ('metrics.json', 'report.html', 'report.md', 'pca.png', 'ld_decay.png',
-               'af_scatter.png', 'dcr.png', 'augmentation.png', 'ld_distance.png', 'ld_maf.png',
-               'mosaic_curve.png'):
+  for name in (
+    'metrics.json',
+    'report.html',
+    'report.md',
+    'pca.png',
+    'ld_decay.png',
+    'af_scatter.png',
+    'dcr.png',
+    'augmentation.png',
+    'ld_distance.png',
+    'ld_maf.png',
+    'mosaic_curve.png',
+  ):
     assert (out / name).exists(), name
   saved = json.loads((out / 'metrics.json').read_text())
   assert list(saved['methods']) == ['gdiff', 'independent', 'resample', 'mosaic@2', 'mosaic@40']
@@ -98,8 +115,10 @@ def test_evaluate_end_to_end(tmp_path, monkeypatch):
   assert '| gdiff |' in md and '| AA_truth test [0.4–0.6] |' in md  # the held-out split's name
   assert ' detection AUC [≤ 0.6] |' in md and 'Mosaic curve: gdiff ' in md
   ref_row = next(line for line in md.splitlines() if line.startswith('| real test (reference)'))
-  assert ref_row.endswith(f"{metrics['reference']['realism']['detection_auc']:.3f} ± "
-                          f"{metrics['reference']['realism']['detection_auc_se']:.3f} |")
+  assert ref_row.endswith(
+    f'{metrics["reference"]["realism"]["detection_auc"]:.3f} ± '
+    f'{metrics["reference"]["realism"]["detection_auc_se"]:.3f} |'
+  )
 
 
 def test_evaluate_rejects_a_synthetic_cohort_with_other_classes(tmp_path, monkeypatch):
@@ -139,21 +158,28 @@ def test_cap_rows_subsamples_only_above_the_cap():
 
 
 def _point(mia, ld, aa_truth, detection):
-  return {'privacy': {'genotype': {'mia_auc': mia}, 'embedding': {'aa_truth_holdout': aa_truth}},
-          'realism': {'ld_r2_corr': ld, 'detection_auc': detection}}
+  return {
+    'privacy': {'genotype': {'mia_auc': mia}, 'embedding': {'aa_truth_holdout': aa_truth}},
+    'realism': {'ld_r2_corr': ld, 'detection_auc': detection},
+  }
 
 
 def test_dominance_reads_the_mosaic_curve_at_gdiffs_membership_auc():
-  methods = {'gdiff': _point(0.6, 0.9, 0.55, 0.7),
-             'mosaic@100': _point(0.7, 0.98, 0.52, 0.6),  # listed out of order on purpose
-             'mosaic@25': _point(0.5, 0.6, 0.9, 0.9),
-             'mosaic@x': _point(0.6, 0.0, 0.0, 0.0),  # not a segment length: not on the curve
-             'resample': _point(0.6, 0.0, 0.0, 0.0)}
+  methods = {
+    'gdiff': _point(0.6, 0.9, 0.55, 0.7),
+    'mosaic@100': _point(0.7, 0.98, 0.52, 0.6),  # listed out of order on purpose
+    'mosaic@25': _point(0.5, 0.6, 0.9, 0.9),
+    'mosaic@x': _point(0.6, 0.0, 0.0, 0.0),  # not a segment length: not on the curve
+    'resample': _point(0.6, 0.0, 0.0, 0.0),
+  }
   assert report.curve_rows(methods) == [(25.0, 'mosaic@25'), (100.0, 'mosaic@100')]
   dom = report.dominance(methods)
   # Halfway along the curve: LD 0.79, AA_truth 0.71, detection 0.75.
-  want = {'realism.ld_r2_corr': 0.79, 'privacy.embedding.aa_truth_holdout': 0.71,
-          'realism.detection_auc': 0.75}
+  want = {
+    'realism.ld_r2_corr': 0.79,
+    'privacy.embedding.aa_truth_holdout': 0.71,
+    'realism.detection_auc': 0.75,
+  }
   for path, curve in want.items():
     assert dom['axes'][path]['curve'] == pytest.approx(curve)
     assert dom['axes'][path]['beats'] is True

@@ -14,10 +14,10 @@ from gdiff import rng
 
 # jax.random.key_data of each stream of seed 3 (threefry2x32).
 GOLDEN_KEYS = {
-    'init': [3716834203, 3481239269],
-    'train': [1946498123, 2217676430],
-    'eval': [1024511538, 2603795180],
-    'sample': [1837818339, 687718767],
+  'init': [3716834203, 3481239269],
+  'train': [1946498123, 2217676430],
+  'eval': [1024511538, 2603795180],
+  'sample': [1837818339, 687718767],
 }
 
 
@@ -32,11 +32,17 @@ def test_streams_differ_and_fold_in_order():
   assert len(set(rng.STEP_STREAMS.values())) == len(rng.STEP_STREAMS)
   # The sampler's key: the 'sample' stream, then sample.seed (as before the table).
   before = jax.random.fold_in(
-      jax.random.fold_in(jax.random.key(3), zlib.crc32(b'sample') & 0x7FFFFFFF), 5)
-  assert (jax.random.key_data(rng.stream(3, 'sample', 5)).tolist()
-          == jax.random.key_data(before).tolist() == [638393981, 1816457801])
-  assert (jax.random.key_data(rng.stream(3, 'sample', 5, 6)).tolist()
-          != jax.random.key_data(rng.stream(3, 'sample', 6, 5)).tolist())
+    jax.random.fold_in(jax.random.key(3), zlib.crc32(b'sample') & 0x7FFFFFFF), 5
+  )
+  assert (
+    jax.random.key_data(rng.stream(3, 'sample', 5)).tolist()
+    == jax.random.key_data(before).tolist()
+    == [638393981, 1816457801]
+  )
+  assert (
+    jax.random.key_data(rng.stream(3, 'sample', 5, 6)).tolist()
+    != jax.random.key_data(rng.stream(3, 'sample', 6, 5)).tolist()
+  )
 
 
 def test_substream_of_a_train_step_is_pinned():
@@ -50,12 +56,15 @@ def test_classifier_init_key_equals_the_raw_key_it_replaced():
   assert jax.random.key_data(rng.stream(2000, 'init')).tolist() == raw.tolist()
 
 
-@pytest.mark.parametrize('name,fold,seed_list,golden', [
+@pytest.mark.parametrize(
+  'name,fold,seed_list,golden',
+  [
     ('classifier_batches', (), [3, 3], [315, 102, 298, 319]),
     ('privacy_real_subset', (1, 50, 2), [3, 1, 50, 2], [252, 859, 739, 782]),
     ('sample_labels', (4,), [3, 4], [8, 898, 584, 455]),
     ('simulate_phenotype', (), [3, 1], [978, 253, 579, 407]),
-])
+  ],
+)
 def test_numpy_streams_are_pinned(name, fold, seed_list, golden):
   got = rng.numpy_stream(3, name, *fold).integers(0, 1000, 4).tolist()
   assert got == np.random.default_rng(seed_list).integers(0, 1000, 4).tolist() == golden
@@ -68,6 +77,9 @@ def test_classifier_seeds():
 def test_numbered_numpy_streams_differ():
   numbered = [v for v in rng.NUMPY_STREAMS.values() if v]
   assert len(set(numbered)) == len(numbered)
-  draws = {name: rng.numpy_stream(0, name, 0).integers(0, 2**31, 2).tolist()
-           for name, v in rng.NUMPY_STREAMS.items() if v}
+  draws = {
+    name: rng.numpy_stream(0, name, 0).integers(0, 2**31, 2).tolist()
+    for name, v in rng.NUMPY_STREAMS.items()
+    if v
+  }
   assert len({tuple(d) for d in draws.values()}) == len(draws)

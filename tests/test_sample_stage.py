@@ -59,12 +59,19 @@ def workdir(tmp_path_factory):
   pos = np.r_[np.arange(1, 61) * 500, np.arange(1, 61) * 800].astype(np.int64)
   ref = rng.choice(list('ACGT'), S)
   alt = np.array([{'A': 'G', 'C': 'T', 'G': 'A', 'T': 'C'}[r] for r in ref])
-  variants = cohort_lib.Variants(chrom=np.array(['1'] * 60 + ['2'] * 60), pos=pos,
-                                 id=np.array([f'rs{i}' for i in range(S)]), ref=ref, alt=alt)
-  cohort_lib.write_shard(cohort_lib.shard_path(data_dir, 0), variants.take(slice(0, 70)),
-                         dosage[:, :70])
-  cohort_lib.write_shard(cohort_lib.shard_path(data_dir, 1), variants.take(slice(70, S)),
-                         dosage[:, 70:])
+  variants = cohort_lib.Variants(
+    chrom=np.array(['1'] * 60 + ['2'] * 60),
+    pos=pos,
+    id=np.array([f'rs{i}' for i in range(S)]),
+    ref=ref,
+    alt=alt,
+  )
+  cohort_lib.write_shard(
+    cohort_lib.shard_path(data_dir, 0), variants.take(slice(0, 70)), dosage[:, :70]
+  )
+  cohort_lib.write_shard(
+    cohort_lib.shard_path(data_dir, 1), variants.take(slice(70, S)), dosage[:, 70:]
+  )
   fit.fit_and_write(_config().embedding, data_dir, os.path.join(w, 'embedding'))
   return str(w)
 
@@ -93,8 +100,17 @@ def test_stage_writes_consistent_files(workdir, tmp_path):
   sample.sample_and_export(_config(), w)
   out = os.path.join(w, 'samples')
   assert sorted(os.listdir(out)) == sorted(
-      [wd.MARKER, 'manifest.json', 'synthetic.h5', 'synthetic.vcf.gz', 'synthetic.bed',
-       'synthetic.bim', 'synthetic.fam', 'synthetic.labels.tsv'])
+    [
+      wd.MARKER,
+      'manifest.json',
+      'synthetic.h5',
+      'synthetic.vcf.gz',
+      'synthetic.bed',
+      'synthetic.bim',
+      'synthetic.fam',
+      'synthetic.labels.tsv',
+    ]
+  )
   with h5py.File(os.path.join(out, 'synthetic.h5')) as f:
     dosage = f['dosage'][()]
     emb = f['emb'][()]
@@ -114,6 +130,7 @@ def test_stage_writes_consistent_files(workdir, tmp_path):
   # The decoded genotypes are the stored embedding decoded with thresholds matched on it:
   # every SNP has the train genotype frequencies (as counts of 11 people).
   from gdiff.embedding import codec as codec_lib
+
   codec = codec_lib.Codec.load(os.path.join(w, 'embedding', 'codec.npz'))
   matched, m = sample.matched_codec(codec, emb, 0)
   assert m == 11
@@ -122,13 +139,20 @@ def test_stage_writes_consistent_files(workdir, tmp_path):
   np.testing.assert_array_equal(counts_Sx2, np.rint(codec.genotype_cdf_Sx2 * 11))
   assert not np.array_equal(codec.decode(emb), dosage)  # the train thresholds differ
   if shutil.which('bcftools'):
-    stats = subprocess.run(['bcftools', 'stats', os.path.join(out, 'synthetic.vcf.gz')],
-                           check=True, capture_output=True, text=True).stdout
+    stats = subprocess.run(
+      ['bcftools', 'stats', os.path.join(out, 'synthetic.vcf.gz')],
+      check=True,
+      capture_output=True,
+      text=True,
+    ).stdout
     assert 'number of samples:\t11\n' in stats and f'number of records:\t{S}\n' in stats
   if shutil.which('plink2'):
     prefix = os.path.join(out, 'synthetic')
-    subprocess.run(['plink2', '--bfile', prefix, '--freq', '--threads', '1', '--out',
-                    str(tmp_path / 'f')], check=True, capture_output=True)
+    subprocess.run(
+      ['plink2', '--bfile', prefix, '--freq', '--threads', '1', '--out', str(tmp_path / 'f')],
+      check=True,
+      capture_output=True,
+    )
     freq = np.loadtxt(tmp_path / 'f.afreq', usecols=4, skiprows=1)
     np.testing.assert_allclose(freq, dosage.mean(0) / 2, atol=1e-6)
 
@@ -139,17 +163,21 @@ def test_same_seed_same_bytes_other_seed_other_people(workdir, tmp_path):
   sample.sample_and_export(_config(batch_size=4), b)  # batch size must not matter
   names = sorted(os.listdir(os.path.join(a, 'samples')))
   names.remove('manifest.json')
-  _, mismatch, errors = filecmp.cmpfiles(os.path.join(a, 'samples'), os.path.join(b, 'samples'),
-                                         names, shallow=False)
+  _, mismatch, errors = filecmp.cmpfiles(
+    os.path.join(a, 'samples'), os.path.join(b, 'samples'), names, shallow=False
+  )
   assert not mismatch and not errors
   sample.sample_and_export(_config(seed=1), c)
-  with h5py.File(os.path.join(a, 'samples', 'synthetic.h5')) as fa, \
-       h5py.File(os.path.join(c, 'samples', 'synthetic.h5')) as fc:
+  with (
+    h5py.File(os.path.join(a, 'samples', 'synthetic.h5')) as fa,
+    h5py.File(os.path.join(c, 'samples', 'synthetic.h5')) as fc,
+  ):
     assert not np.array_equal(fa['emb'][()], fc['emb'][()])
 
 
 def test_train_thresholds_and_calibration_subset(workdir, tmp_path):
   from gdiff.embedding import codec as codec_lib
+
   w = _copy(workdir, tmp_path, 'a')
   codec = codec_lib.Codec.load(os.path.join(w, 'embedding', 'codec.npz'))
   sample.sample_and_export(_config(decode_thresholds='train'), w)
@@ -170,10 +198,14 @@ def test_class_counts_from_num_and_train_proportions(workdir):
   cohort = cohort_lib.load_cohort(os.path.join(workdir, 'data'))
   # train: rows 0..69, every third a case -> 24 case, 46 control.
   assert sample.class_counts(_config(class_counts='', num=0).sample, cohort) == {
-      'case': 24, 'control': 46}
+    'case': 24,
+    'control': 46,
+  }
   # 10 * 24/70 = 3.43, 10 * 46/70 = 6.57 -> 3 + 7.
   assert sample.class_counts(_config(class_counts='', num=10).sample, cohort) == {
-      'case': 3, 'control': 7}
+    'case': 3,
+    'control': 7,
+  }
   np.testing.assert_array_equal(sample.proportional_counts(7, [1, 1, 1]), [3, 2, 2])
   np.testing.assert_array_equal(sample.proportional_counts(100, [1, 2, 7]), [10, 20, 70])
   ids = sample.draw_labels({'case': 3, 'control': 5}, CLASSES, 0)
@@ -181,7 +213,9 @@ def test_class_counts_from_num_and_train_proportions(workdir):
   np.testing.assert_array_equal(ids, sample.draw_labels({'case': 3, 'control': 5}, CLASSES, 0))
 
 
-@pytest.mark.parametrize('overrides,match', [
+@pytest.mark.parametrize(
+  'overrides,match',
+  [
     (dict(class_counts='case:3,ctrl:2'), 'unknown class'),
     (dict(class_counts='case=3'), 'LABEL:COUNT'),
     (dict(class_counts='case:0'), 'no samples'),
@@ -189,7 +223,8 @@ def test_class_counts_from_num_and_train_proportions(workdir):
     (dict(steps=51), 'sample.steps'),
     (dict(clip_x0=-1.0), 'sample.clip_x0'),
     (dict(decode_thresholds='quantile'), 'sample.decode_thresholds'),
-])
+  ],
+)
 def test_bad_config_is_one_line_input_error(workdir, overrides, match):
   with pytest.raises(InputError, match=match):
     sample.sample_and_export(_config(**overrides), workdir)
@@ -227,11 +262,15 @@ _MEMORY_SCRIPT = textwrap.dedent('''
 
 @pytest.mark.skipif(not os.path.exists('/proc/self/statm'), reason='needs Linux /proc')
 def test_memory_does_not_grow_with_num_samples(tmp_path):
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2',
-             JAX_PLATFORMS='cpu')
-  out = subprocess.run([sys.executable, '-c', _MEMORY_SCRIPT, str(tmp_path)], check=True, env=env,
-                       capture_output=True, text=True,
-                       cwd=os.path.dirname(os.path.dirname(__file__))).stdout
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2', JAX_PLATFORMS='cpu')
+  out = subprocess.run(
+    [sys.executable, '-c', _MEMORY_SCRIPT, str(tmp_path)],
+    check=True,
+    env=env,
+    capture_output=True,
+    text=True,
+    cwd=os.path.dirname(os.path.dirname(__file__)),
+  ).stdout
   small, large, leaky = map(float, out.split())
   # Holding every embedding would add 3000 * 16 KiB = 47 MiB for 4x the people. We allow
   # 10 MiB; the control that keeps the embeddings must exceed 30.
@@ -242,8 +281,15 @@ def test_memory_does_not_grow_with_num_samples(tmp_path):
 def test_sampling_builds_no_trainer():
   # Stages depend downward: sampling restores parameters without the train stage's code
   # or an optimizer (a fresh interpreter, as this one has imported gdiff.train already).
-  script = ('import sys; import gdiff.sample; '
-            'print(sorted({"gdiff.train", "gdiff.train_state", "optax"} & set(sys.modules)))')
-  out = subprocess.run([sys.executable, '-c', script], check=True, capture_output=True,
-                       text=True, cwd=os.path.dirname(os.path.dirname(__file__))).stdout
+  script = (
+    'import sys; import gdiff.sample; '
+    'print(sorted({"gdiff.train", "gdiff.train_state", "optax"} & set(sys.modules)))'
+  )
+  out = subprocess.run(
+    [sys.executable, '-c', script],
+    check=True,
+    capture_output=True,
+    text=True,
+    cwd=os.path.dirname(os.path.dirname(__file__)),
+  ).stdout
   assert out.strip() == '[]'

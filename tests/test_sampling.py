@@ -24,9 +24,16 @@ MASK = np.ones((G, C), np.float32)
 MASK[3, 1] = MASK[2, 1] = 0.0  # padding entries
 SIGMA = 0.5
 # Per-class means (classes 0, 1) and the null label 2's mean.
-MU_KxGxC = np.stack([np.linspace(-2, 2, G * C).reshape(G, C),
-                     np.linspace(3, -1, G * C).reshape(G, C),
-                     np.full((G, C), 0.5)]).astype(np.float32) * MASK
+MU_KxGxC = (
+  np.stack(
+    [
+      np.linspace(-2, 2, G * C).reshape(G, C),
+      np.linspace(3, -1, G * C).reshape(G, C),
+      np.full((G, C), 0.5),
+    ]
+  ).astype(np.float32)
+  * MASK
+)
 
 
 def gaussian_eps(mu_KxGxC, sigma, x, t_over_T, label):
@@ -93,8 +100,16 @@ def test_network_call_count(steps, guidance):
     jax.debug.callback(lambda b: calls.append(b.shape[0]), y)
     return EPS(x, t, y)
 
-  sampling.ddim_sample(counting_eps, SCHEDULE, jax.random.key(3), LABELS[:6], MASK,
-                       steps=steps, guidance=guidance, null_label=2)
+  sampling.ddim_sample(
+    counting_eps,
+    SCHEDULE,
+    jax.random.key(3),
+    LABELS[:6],
+    MASK,
+    steps=steps,
+    guidance=guidance,
+    null_label=2,
+  )
   # One call per step, on B rows without guidance and on 2B rows (cond + null) with it.
   assert calls == [6 if guidance == 0 else 12] * steps
   calls.clear()
@@ -106,12 +121,14 @@ def test_network_call_count(steps, guidance):
 def test_guidance_is_linear_in_predictions(w):
   # eps* is affine in mu, so guided eps equals eps* of mu' = (1 + w) mu_y - w mu_null.
   labels = LABELS[:32]
-  guided = sampling.ddim_sample(EPS, SCHEDULE, jax.random.key(4), labels, MASK, steps=10,
-                                guidance=w, null_label=2)
+  guided = sampling.ddim_sample(
+    EPS, SCHEDULE, jax.random.key(4), labels, MASK, steps=10, guidance=w, null_label=2
+  )
   mu = MU_KxGxC.copy()
   mu[:2] = (1 + w) * MU_KxGxC[:2] - w * MU_KxGxC[2]
-  plain = sampling.ddim_sample(functools.partial(gaussian_eps, mu, SIGMA), SCHEDULE,
-                               jax.random.key(4), labels, MASK, steps=10)
+  plain = sampling.ddim_sample(
+    functools.partial(gaussian_eps, mu, SIGMA), SCHEDULE, jax.random.key(4), labels, MASK, steps=10
+  )
   np.testing.assert_allclose(guided, plain, atol=1e-3)
   if w:
     unguided = sampling.ddim_sample(EPS, SCHEDULE, jax.random.key(4), labels, MASK, steps=10)
@@ -121,10 +138,15 @@ def test_guidance_is_linear_in_predictions(w):
 def test_padding_stays_zero_even_if_network_disagrees():
   ones = lambda x, t, y: jnp.ones_like(x)
   real = MASK.astype(bool)
-  for clip, x in ((None, sampling.ddpm_sample(ones, SCHEDULE, jax.random.key(5), LABELS[:8],
-                                               MASK)),
-                  (5.0, sampling.ddim_sample(ones, SCHEDULE, jax.random.key(5), LABELS[:8], MASK,
-                                             eta=1.0, steps=5, clip_x0=5.0))):
+  for clip, x in (
+    (None, sampling.ddpm_sample(ones, SCHEDULE, jax.random.key(5), LABELS[:8], MASK)),
+    (
+      5.0,
+      sampling.ddim_sample(
+        ones, SCHEDULE, jax.random.key(5), LABELS[:8], MASK, eta=1.0, steps=5, clip_x0=5.0
+      ),
+    ),
+  ):
     x = np.asarray(x)
     assert np.all(x[:, ~real] == 0.0)
     assert np.all(x[:, real] != 0.0)
@@ -139,8 +161,9 @@ def test_noise_is_per_sample_not_per_batch():
   again = sampling.ddim_sample(EPS, SCHEDULE, key, labels, MASK, steps=5, eta=1.0)
   np.testing.assert_array_equal(whole, again)
   # Samples 4, 5 in a padded batch of 4 (ids 4, 5, 6, 7) equal those of the whole batch.
-  part = sampling.ddim_sample(EPS, SCHEDULE, key, LABELS[4:8], MASK, np.arange(4, 8), steps=5,
-                              eta=1.0)
+  part = sampling.ddim_sample(
+    EPS, SCHEDULE, key, LABELS[4:8], MASK, np.arange(4, 8), steps=5, eta=1.0
+  )
   np.testing.assert_allclose(part[:2], whole[4:], atol=1e-6)
   other = sampling.ddim_sample(EPS, SCHEDULE, jax.random.key(7), labels, MASK, steps=5, eta=1.0)
   assert np.abs(np.asarray(other) - np.asarray(whole))[:, MASK.astype(bool)].min() > 0
@@ -148,15 +171,17 @@ def test_noise_is_per_sample_not_per_batch():
 
 def test_make_sampler_params_argument_and_sharding():
   apply_fn = lambda mu, x, t, y: gaussian_eps(mu, SIGMA, x, t, y)
-  sample = sampling.make_sampler('ddim', apply_fn, SCHEDULE, MASK, steps=8, eta=0.5,
-                                 guidance=0.3, null_label=2)
+  sample = sampling.make_sampler(
+    'ddim', apply_fn, SCHEDULE, MASK, steps=8, eta=0.5, guidance=0.3, null_label=2
+  )
   mesh = jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
   batch = NamedSharding(mesh, P('data'))
   labels = jax.device_put(LABELS[:8], batch)
   ids = jax.device_put(np.arange(8, dtype=np.int32), batch)
   out = sample(jnp.asarray(MU_KxGxC), jax.random.key(8), labels, ids)
-  ref = sampling.ddim_sample(EPS, SCHEDULE, jax.random.key(8), LABELS[:8], MASK, steps=8,
-                             eta=0.5, guidance=0.3, null_label=2)
+  ref = sampling.ddim_sample(
+    EPS, SCHEDULE, jax.random.key(8), LABELS[:8], MASK, steps=8, eta=0.5, guidance=0.3, null_label=2
+  )
   np.testing.assert_allclose(out, ref, atol=1e-5)
   assert out.sharding.is_equivalent_to(batch, 3)
   # New params, key and ids of the same shapes reuse the compiled sampler.

@@ -87,11 +87,13 @@ def test_vcf_is_bgzf_and_bcftools_reads_it(populations, tmp_path):
   copy = tmp_path / 'c.vcf.gz'
   shutil.copy(vcf, copy)
   subprocess.run(['tabix', '-p', 'vcf', str(copy)], check=True)  # fails unless real BGZF
-  out = subprocess.run(['bcftools', 'view', '-H', '-r', '2', str(copy)], check=True,
-                       capture_output=True, text=True).stdout
+  out = subprocess.run(
+    ['bcftools', 'view', '-H', '-r', '2', str(copy)], check=True, capture_output=True, text=True
+  ).stdout
   assert len(out.splitlines()) == info['snps_per_contig']['2']
-  count = subprocess.run(['bcftools', 'query', '-l', str(copy)], check=True,
-                         capture_output=True, text=True).stdout.split()
+  count = subprocess.run(
+    ['bcftools', 'query', '-l', str(copy)], check=True, capture_output=True, text=True
+  ).stdout.split()
   assert len(count) == 60
 
 
@@ -123,19 +125,25 @@ def test_liability_threshold_known_answer():
   assert d[is_case].min() >= d[~is_case].max()
   # h2 = 0: cases are independent of genotype (within noise).
   is_case, _, _ = simulate.liability_phenotype(
-      np.repeat(dosage_SxN, 5, 0), 5, 0.0, 0.5, np.random.default_rng(1))
+    np.repeat(dosage_SxN, 5, 0), 5, 0.0, 0.5, np.random.default_rng(1)
+  )
   assert abs(dosage_SxN[0][is_case].mean() - dosage_SxN[0][~is_case].mean()) < 0.25
 
 
-@pytest.mark.parametrize('overrides, option', [
+@pytest.mark.parametrize(
+  'overrides, option',
+  [
     ({'kind': 'nope'}, 'data.simulate.kind'),
-    ({'populations': ('YRI', 'XXX'), 'samples_per_population': (3, 3)},
-     'data.simulate.populations'),
+    (
+      {'populations': ('YRI', 'XXX'), 'samples_per_population': (3, 3)},
+      'data.simulate.populations',
+    ),
     ({'samples_per_population': (3, 3)}, 'data.simulate.samples_per_population'),
     ({'demography': 'Nope_1'}, 'data.simulate.demography'),
     ({'kind': 'case_control', 'population': 'XXX'}, 'data.simulate.population: XXX'),
     ({'seed': -1}, 'data.simulate.seed'),
-])
+  ],
+)
 def test_bad_config(overrides, option):
   with pytest.raises(InputError, match=option.replace('.', r'\.')):
     simulate.simulate(_sim(**overrides))

@@ -77,7 +77,7 @@ class _Iterator:
     per_epoch = n // self.batch_size
     epoch, i = divmod(self.pos, per_epoch)
     order = np.random.default_rng([self.seed, epoch]).permutation(n)
-    rows = order[i * self.batch_size:(i + 1) * self.batch_size]
+    rows = order[i * self.batch_size : (i + 1) * self.batch_size]
     batch = {k: v[rows] for k, v in self.split.items()}
     if self.nan_after is not None and self.pos >= self.nan_after:
       batch['emb'] = np.full_like(batch['emb'], np.nan)
@@ -106,8 +106,9 @@ def fake_data(nan_after=None):
     with np.load(os.path.join(emb_dir, f'{split}.npz')) as f:
       return {k: f[k] for k in f.files}
 
-  def make_loader(emb_dir, split, batch_size, seed, num_epochs=None, shard_index=0,
-                  shard_count=1, worker_count=0):
+  def make_loader(
+    emb_dir, split, batch_size, seed, num_epochs=None, shard_index=0, shard_count=1, worker_count=0
+  ):
     data = load_split(emb_dir, split)
     data = {k: v[shard_index::shard_count] for k, v in data.items()}
     return _Loader(data, batch_size, seed, nan_after)
@@ -120,8 +121,15 @@ def write_workdir(path):
   os.makedirs(emb_dir)
   np.save(os.path.join(emb_dir, 'mask.npy'), make_mask())
   with open(os.path.join(emb_dir, 'manifest.json'), 'w') as f:
-    json.dump({'num_groups': G, 'slots': C, 'classes': ['a', 'b'],
-               'splits': {'train': 64, 'val': 12, 'test': 0}}, f)
+    json.dump(
+      {
+        'num_groups': G,
+        'slots': C,
+        'classes': ['a', 'b'],
+        'splits': {'train': 64, 'val': 12, 'test': 0},
+      },
+      f,
+    )
   np.savez(os.path.join(emb_dir, 'train.npz'), **make_split(64, 0))
   np.savez(os.path.join(emb_dir, 'val.npz'), **make_split(12, 1))
   return str(path)
@@ -142,8 +150,15 @@ def test_jit_step_equals_unjitted_step():
   key = jax.random.key(3)
   state = trainer.init(jax.random.key(0))
   raw = functools.partial(
-      ts.train_step, model=trainer.model, tx=trainer.tx, schedule=trainer.schedule,
-      mask_GxC=trainer.mask_GxC, num_classes=K, label_dropout=0.1, ema_decay=0.9)
+    ts.train_step,
+    model=trainer.model,
+    tx=trainer.tx,
+    schedule=trainer.schedule,
+    mask_GxC=trainer.mask_GxC,
+    num_classes=K,
+    label_dropout=0.1,
+    ema_decay=0.9,
+  )
   assert trainer.sc.label_dropout == 0.1 and trainer.sc.ema_decay == 0.9
   batch = batch_of(trainer)
   with jax.disable_jit():
@@ -307,8 +322,9 @@ def test_recombination_feeds_the_loss_the_mosaic():
   plain = make_trainer(tiny_config('mlp'), jax.devices()[:1])
   assert trainer.sc.recombine_segment_groups == 2.0 and plain.sc.recombine_segment_groups == 0
   key, batch = jax.random.key(3), batch_of(trainer)
-  mosaic = augment.recombine(rng.substream(jax.random.fold_in(key, 0), 'augment'),
-                             batch['emb'], batch['label'], 2.0)
+  mosaic = augment.recombine(
+    rng.substream(jax.random.fold_in(key, 0), 'augment'), batch['emb'], batch['label'], 2.0
+  )
   assert not np.array_equal(mosaic, batch['emb'])
   _, want = plain.train_step(plain.init(jax.random.key(0)), {**batch, 'emb': mosaic}, key)
   _, got = trainer.train_step(trainer.init(jax.random.key(0)), batch, key)

@@ -115,8 +115,11 @@ def test_a_workdir_of_an_older_format_is_refused_in_one_line(tmp_path):
   record = json.loads(path.read_text())
   del record['format']  # as every gdiff before the format number wrote it
   path.write_text(json.dumps(record))
-  with pytest.raises(InputError, match=r'made by an older gdiff \(format 1\); use a new '
-                                       r'--workdir'):
+  with pytest.raises(
+    InputError,
+    match=r'made by an older gdiff \(format 1\); use a new '
+    r'--workdir',
+  ):
     wd.check(config, str(tmp_path), 'prepare')
   with pytest.raises(InputError, match=r'format 1'):
     wd.open_workdir(str(tmp_path), ('train',))
@@ -137,8 +140,10 @@ def test_damaged_or_foreign_records_are_refused(tmp_path):
 
 
 def _tree(root):
-  return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None
-          for p in sorted(root.rglob('*'))}
+  return {
+    str(p.relative_to(root)): p.read_bytes() if p.is_file() else None
+    for p in sorted(root.rglob('*'))
+  }
 
 
 def test_replacing_writes_aside_then_swaps_and_never_replaces_a_foreign_folder(tmp_path):
@@ -146,8 +151,11 @@ def test_replacing_writes_aside_then_swaps_and_never_replaces_a_foreign_folder(t
   target.mkdir()
   (target / 'mine.txt').write_text('user data')
   before = _tree(tmp_path)
-  with pytest.raises(InputError, match=r'embedding: a folder that gdiff did not write is in '
-                                       r'the way'):
+  with pytest.raises(
+    InputError,
+    match=r'embedding: a folder that gdiff did not write is in '
+    r'the way',
+  ):
     with wd.replacing(str(target)):
       raise AssertionError('not reached')
   assert _tree(tmp_path) == before
@@ -196,12 +204,18 @@ def test_temporaries_of_a_killed_run_are_removed_and_only_those(tmp_path):
   dead.wait()
   stale = tmp_path / '.report.gdiff-tmp-abc'
   stale.mkdir()
-  (stale / wd.MARKER).write_text(json.dumps({'folder': 'report', 'format': wd.FORMAT,
-                                             'host': socket.gethostname(), 'pid': dead.pid}))
+  (stale / wd.MARKER).write_text(
+    json.dumps(
+      {'folder': 'report', 'format': wd.FORMAT, 'host': socket.gethostname(), 'pid': dead.pid}
+    )
+  )
   alive = tmp_path / '.report.gdiff-tmp-def'
   alive.mkdir()
-  (alive / wd.MARKER).write_text(json.dumps({'folder': 'report', 'format': wd.FORMAT,
-                                             'host': socket.gethostname(), 'pid': os.getpid()}))
+  (alive / wd.MARKER).write_text(
+    json.dumps(
+      {'folder': 'report', 'format': wd.FORMAT, 'host': socket.gethostname(), 'pid': os.getpid()}
+    )
+  )
   lookalike = tmp_path / '.report.gdiff-tmp-ghi'  # no marker: not gdiff's
   lookalike.mkdir()
   with wd.replacing(str(tmp_path / 'report')):
@@ -223,19 +237,32 @@ def test_changed_input_files_are_refused(tmp_path):
   labels.write_text('sample\tlabel\na\tx\n')
   config = als.get_config()
   config.data.vcf, config.data.labels = str(tmp_path / 'c.vcf'), str(labels)
-  wd.mark_done(config, str(tmp_path / 'w'), 'prepare',
-               inputs=wd.fingerprint({'data.labels': str(labels)}))
+  wd.mark_done(
+    config, str(tmp_path / 'w'), 'prepare', inputs=wd.fingerprint({'data.labels': str(labels)})
+  )
   assert wd.check(config, str(tmp_path / 'w'), 'prepare')
   os.utime(labels, ns=(0, 0))  # same size, another time: a fixed file copied in place
-  with pytest.raises(InputError, match=r'input .*pheno\.tsv \(data\.labels\) changed since '
-                                       r'the workdir .* was made; use a new --workdir'):
+  with pytest.raises(
+    InputError,
+    match=r'input .*pheno\.tsv \(data\.labels\) changed since '
+    r'the workdir .* was made; use a new --workdir',
+  ):
     wd.check(config, str(tmp_path / 'w'), 'train')
 
 
 def test_layout_names_every_folder_once():
   layout = wd.Layout('W')
-  assert [layout.data, layout.embedding, layout.checkpoints, layout.logs, layout.samples,
-          layout.report, layout.stages] == [os.path.join('W', n) for n in (
-              'data', 'embedding', 'checkpoints', 'logs', 'samples', 'report', 'stages')]
+  assert [
+    layout.data,
+    layout.embedding,
+    layout.checkpoints,
+    layout.logs,
+    layout.samples,
+    layout.report,
+    layout.stages,
+  ] == [
+    os.path.join('W', n)
+    for n in ('data', 'embedding', 'checkpoints', 'logs', 'samples', 'report', 'stages')
+  ]
   assert layout.codec == os.path.join('W', 'embedding', 'codec.npz')
   assert layout.record('train') == os.path.join('W', 'stages', 'train.json')

@@ -21,8 +21,8 @@ def _blocks(raw: bytes):
   out, at = [], 0
   while at < len(raw):
     magic, cm, flg, xlen, si1, si2, slen, bsize = struct.unpack_from('<HBB6xHBBHH', raw, at)
-    assert (magic, cm, flg, xlen, si1, si2, slen) == (0x8b1f, 8, 4, 6, ord('B'), ord('C'), 2)
-    out.append(raw[at:at + bsize + 1])
+    assert (magic, cm, flg, xlen, si1, si2, slen) == (0x8B1F, 8, 4, 6, ord('B'), ord('C'), 2)
+    out.append(raw[at : at + bsize + 1])
     at += bsize + 1
   assert at == len(raw)
   return out
@@ -48,7 +48,8 @@ def test_bgzf_blocks_round_trip_and_threads_give_the_same_bytes(tmp_path):
   assert len(blocks) == -(-len(data) // writers.BGZF_BLOCK) + 1
   assert all(len(b) <= 65536 for b in blocks)
   assert [len(gzip.decompress(b)) for b in blocks[:-1]] == (
-      [writers.BGZF_BLOCK] * (len(data) // writers.BGZF_BLOCK) + [len(data) % writers.BGZF_BLOCK])
+    [writers.BGZF_BLOCK] * (len(data) // writers.BGZF_BLOCK) + [len(data) % writers.BGZF_BLOCK]
+  )
   assert gzip.decompress(blocks[-1]) == b'' and len(blocks[-1]) == 28
 
 
@@ -59,27 +60,32 @@ def test_htslib_reads_our_bgzf(tmp_path):
   with writers.BgzfWriter(str(path)) as f:
     f.write(data)
   subprocess.run(['bgzip', '-t', str(path)], check=True)  # checks the BGZF structure
-  assert subprocess.run(['bgzip', '-dc', str(path)], check=True,
-                        capture_output=True).stdout == data
+  assert subprocess.run(['bgzip', '-dc', str(path)], check=True, capture_output=True).stdout == data
 
 
 def _variants():
-  return Variants(chrom=np.array(['1', '1', '2']), pos=np.array([5, 70, 9]),
-                  id=np.array(['a', 'b', 'c']), ref=np.array(['A', 'C', 'G']),
-                  alt=np.array(['G', 'T', 'A']))
+  return Variants(
+    chrom=np.array(['1', '1', '2']),
+    pos=np.array([5, 70, 9]),
+    id=np.array(['a', 'b', 'c']),
+    ref=np.array(['A', 'C', 'G']),
+    alt=np.array(['G', 'T', 'A']),
+  )
 
 
 def test_unphased_and_phased_records_known_answer():
   dosage_NxS = np.array([[0, 1, 2], [2, -1, 0]], np.int8)
   assert writers.unphased_records(dosage_NxS, _variants()) == (
-      b'1\t5\ta\tA\tG\t.\tPASS\t.\tGT\t0/0\t1/1\n'
-      b'1\t70\tb\tC\tT\t.\tPASS\t.\tGT\t0/1\t./.\n'
-      b'2\t9\tc\tG\tA\t.\tPASS\t.\tGT\t1/1\t0/0\n')
+    b'1\t5\ta\tA\tG\t.\tPASS\t.\tGT\t0/0\t1/1\n'
+    b'1\t70\tb\tC\tT\t.\tPASS\t.\tGT\t0/1\t./.\n'
+    b'2\t9\tc\tG\tA\t.\tPASS\t.\tGT\t1/1\t0/0\n'
+  )
   haplotypes_Sx2N = np.array([[0, 1, 1, 1], [1, 0, 0, 0], [0, 0, 1, 0]], np.int8)
   assert writers.phased_records(haplotypes_Sx2N, _variants()) == (
-      b'1\t5\ta\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|1\n'
-      b'1\t70\tb\tC\tT\t.\tPASS\t.\tGT\t1|0\t0|0\n'
-      b'2\t9\tc\tG\tA\t.\tPASS\t.\tGT\t0|0\t1|0\n')
+    b'1\t5\ta\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|1\n'
+    b'1\t70\tb\tC\tT\t.\tPASS\t.\tGT\t1|0\t0|0\n'
+    b'2\t9\tc\tG\tA\t.\tPASS\t.\tGT\t0|0\t1|0\n'
+  )
   assert writers.contig_lengths(_variants()) == [('1', 70), ('2', 9)]
 
 
@@ -91,12 +97,19 @@ def test_vcf_writer_text_and_blocks(tmp_path, monkeypatch):
     f.write_haplotypes(haplotypes_Sx2N[:2], _variants().take(slice(0, 2)))
     f.write_haplotypes(haplotypes_Sx2N[2:], _variants().take(slice(2, 3)))
   lines = gzip.decompress(path.read_bytes()).decode().splitlines()
-  assert lines[:6] == ['##fileformat=VCFv4.2', '##source=test', '##contig=<ID=1,length=100>',
-                       '##contig=<ID=2,length=50>',
-                       '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
-                       '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tp1\tp2']
-  assert [line.split('\t')[9:] for line in lines[6:]] == [['0|1', '1|1'], ['1|0', '0|0'],
-                                                          ['0|0', '1|0']]
+  assert lines[:6] == [
+    '##fileformat=VCFv4.2',
+    '##source=test',
+    '##contig=<ID=1,length=100>',
+    '##contig=<ID=2,length=50>',
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+    '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tp1\tp2',
+  ]
+  assert [line.split('\t')[9:] for line in lines[6:]] == [
+    ['0|1', '1|1'],
+    ['1|0', '0|0'],
+    ['0|0', '1|0'],
+  ]
 
 
 def test_vcf_writer_leaves_nothing_when_it_fails(tmp_path):

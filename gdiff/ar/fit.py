@@ -83,6 +83,7 @@ def _block_log_likelihood(params, codes, x, weight, *, cfg, class_rows):
   def one(params_b, codes_b, x_b, weight_b):
     logits = model_lib.block_logits(params_b, model_lib.indicators(cfg, codes_b), class_rows)
     return model_lib.log_likelihood(logits, x_b, weight_b)
+
   return jax.vmap(one)(params, codes, x, weight)
 
 
@@ -120,7 +121,7 @@ def _param_blocks(flat: dict, starts, block):
   for name, value in flat.items():
     parts = []
     for lo in starts:
-      part = value[lo:lo + block]
+      part = value[lo : lo + block]
       if len(part) < block:
         part = np.concatenate([part, np.zeros((block - len(part),) + part.shape[1:], part.dtype)])
       parts.append(part)
@@ -128,10 +129,18 @@ def _param_blocks(flat: dict, starts, block):
   return out
 
 
-def fit(cfg: model_lib.ARConfig, x_NxS: np.ndarray, class_N: np.ndarray, chrom_S: np.ndarray, *,
-        block_snps: int = 256, max_iter: int = 200, tol: float = 1e-5,
-        val: tuple[np.ndarray, np.ndarray] | None = None,
-        mesh: jax.sharding.Mesh | None = None) -> tuple[dict, dict]:
+def fit(
+  cfg: model_lib.ARConfig,
+  x_NxS: np.ndarray,
+  class_N: np.ndarray,
+  chrom_S: np.ndarray,
+  *,
+  block_snps: int = 256,
+  max_iter: int = 200,
+  tol: float = 1e-5,
+  val: tuple[np.ndarray, np.ndarray] | None = None,
+  mesh: jax.sharding.Mesh | None = None,
+) -> tuple[dict, dict]:
   """Fits the model on training sequences.
 
   Args:
@@ -165,35 +174,60 @@ def fit(cfg: model_lib.ARConfig, x_NxS: np.ndarray, class_N: np.ndarray, chrom_S
   put = lambda tree: jax.device_put(tree, sharding)
   iterations = []
   for group in range(0, len(starts), devices):
-    group_starts = starts[group:group + devices]
+    group_starts = starts[group : group + devices]
     while len(group_starts) < devices:  # every device gets a block (repeats are discarded)
       group_starts = group_starts + group_starts[-1:]
     codes, targets, weights = _stacked_blocks(cfg, x_sorted, valid, group_starts, block)
     params = _param_blocks(flat, group_starts, block)
-    out, count = _fit_blocks(put(params), put(codes), put(targets), put(weights), cfg=cfg,
-                             class_rows=class_rows, max_iter=int(max_iter), tol=float(tol))
+    out, count = _fit_blocks(
+      put(params),
+      put(codes),
+      put(targets),
+      put(weights),
+      cfg=cfg,
+      class_rows=class_rows,
+      max_iter=int(max_iter),
+      tol=float(tol),
+    )
     out = jax.device_get(out)
-    for i, lo in enumerate(starts[group:group + devices]):
+    for i, lo in enumerate(starts[group : group + devices]):
       hi = min(lo + block, s)
       for name in fitted:
-        fitted[name][lo:hi] = out[name][i][:hi - lo]
+        fitted[name][lo:hi] = out[name][i][: hi - lo]
       iterations.append(int(count[i]))
   params = fitted
-  info = {'iterations_max': max(iterations), 'iterations_mean': float(np.mean(iterations)),
-          'blocks': len(starts)}
+  info = {
+    'iterations_max': max(iterations),
+    'iterations_mean': float(np.mean(iterations)),
+    'blocks': len(starts),
+  }
   if val is not None:
-    info['val_log_likelihood'] = log_likelihood(cfg, params, *val, chrom_S, block_snps=block,
-                                                mesh=mesh) / max(len(val[0]), 1)
+    info['val_log_likelihood'] = log_likelihood(
+      cfg, params, *val, chrom_S, block_snps=block, mesh=mesh
+    ) / max(len(val[0]), 1)
   info['wall_s'] = round(time.time() - start, 3)
-  logging.info('ar: fit %d sequences x %d SNPs in %d blocks (%.1f s; L-BFGS iterations '
-               'mean %.0f, max %d)', len(x_NxS), s, len(starts), info['wall_s'],
-               info['iterations_mean'], info['iterations_max'])
+  logging.info(
+    'ar: fit %d sequences x %d SNPs in %d blocks (%.1f s; L-BFGS iterations mean %.0f, max %d)',
+    len(x_NxS),
+    s,
+    len(starts),
+    info['wall_s'],
+    info['iterations_mean'],
+    info['iterations_max'],
+  )
   return params, info
 
 
-def log_likelihood(cfg: model_lib.ARConfig, params: dict, x_NxS: np.ndarray, class_N: np.ndarray,
-                   chrom_S: np.ndarray, *, block_snps: int = 256,
-                   mesh: jax.sharding.Mesh | None = None) -> float:
+def log_likelihood(
+  cfg: model_lib.ARConfig,
+  params: dict,
+  x_NxS: np.ndarray,
+  class_N: np.ndarray,
+  chrom_S: np.ndarray,
+  *,
+  block_snps: int = 256,
+  mesh: jax.sharding.Mesh | None = None,
+) -> float:
   """Total log-likelihood of sequences under the model (validation, model choice)."""
   x_NxS = np.asarray(x_NxS, np.int8)
   s = x_NxS.shape[1]
@@ -209,12 +243,18 @@ def log_likelihood(cfg: model_lib.ARConfig, params: dict, x_NxS: np.ndarray, cla
   put = lambda tree: jax.device_put(tree, sharding)
   total = 0.0
   for group in range(0, len(starts), devices):
-    group_starts = starts[group:group + devices]
+    group_starts = starts[group : group + devices]
     real = len(group_starts)
     while len(group_starts) < devices:
       group_starts = group_starts + group_starts[-1:]
     codes, targets, weights = _stacked_blocks(cfg, x_sorted, valid, group_starts, block)
-    ll = _block_log_likelihood(put(_param_blocks(flat, group_starts, block)), put(codes),
-                               put(targets), put(weights), cfg=cfg, class_rows=class_rows)
+    ll = _block_log_likelihood(
+      put(_param_blocks(flat, group_starts, block)),
+      put(codes),
+      put(targets),
+      put(weights),
+      cfg=cfg,
+      class_rows=class_rows,
+    )
     total += float(np.sum(np.asarray(ll)[:real]))
   return total

@@ -66,8 +66,9 @@ def context_valid(chrom_S: np.ndarray, k: int) -> np.ndarray:
   return valid
 
 
-def context_codes(x_NxS: np.ndarray, valid_SxK: np.ndarray, lo: int, hi: int,
-                  pad: int) -> np.ndarray:
+def context_codes(
+  x_NxS: np.ndarray, valid_SxK: np.ndarray, lo: int, hi: int, pad: int
+) -> np.ndarray:
   """(N, hi-lo, k) int8: the values x[:, j-d] for SNPs j in [lo, hi), `pad` where invalid."""
   n = x_NxS.shape[0]
   k = valid_SxK.shape[1]
@@ -75,7 +76,7 @@ def context_codes(x_NxS: np.ndarray, valid_SxK: np.ndarray, lo: int, hi: int,
   for d in range(1, k + 1):
     src_lo = max(lo - d, 0)
     dst_lo = src_lo + d - lo
-    out[:, dst_lo:, d - 1] = x_NxS[:, src_lo:hi - d]
+    out[:, dst_lo:, d - 1] = x_NxS[:, src_lo : hi - d]
   out[:, ~valid_SxK[lo:hi]] = pad
   return out
 
@@ -92,16 +93,19 @@ def init_params(cfg: ARConfig, x_NxS: np.ndarray) -> dict:
   """Zero tables; intercepts at the log odds of each state against state 0 (train)."""
   s, c = x_NxS.shape[1], cfg.logits
   freq = np.stack([(x_NxS == v).mean(0) for v in range(cfg.num_states)], 1) + 1e-3
-  params = {'c': np.log(freq[:, 1:] / freq[:, :1]).astype(np.float32),
-            'e': np.zeros((s, cfg.num_classes, c), np.float32),
-            'T': np.zeros((s, cfg.features, c), np.float32)}
+  params = {
+    'c': np.log(freq[:, 1:] / freq[:, :1]).astype(np.float32),
+    'e': np.zeros((s, cfg.num_classes, c), np.float32),
+    'T': np.zeros((s, cfg.features, c), np.float32),
+  }
   if cfg.per_class:
     params['D'] = np.zeros((s, cfg.num_classes, cfg.features, c), np.float32)
   return params
 
 
-def block_logits(params: dict, feats_BxNxF: jax.Array, class_rows: tuple[tuple[int, int], ...]
-                 ) -> jax.Array:
+def block_logits(
+  params: dict, feats_BxNxF: jax.Array, class_rows: tuple[tuple[int, int], ...]
+) -> jax.Array:
   """Logits (B, N, num_states) of a block of B SNPs for sequences sorted by class.
 
   Args:

@@ -22,8 +22,9 @@ def _uniforms(key: jax.Array, ids_B: jax.Array, num_snps: int) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=('temperature',))
-def sample(params: dict, labels_B: jax.Array, ids_B: jax.Array, key: jax.Array,
-           temperature: float = 1.0) -> jax.Array:
+def sample(
+  params: dict, labels_B: jax.Array, ids_B: jax.Array, key: jax.Array, temperature: float = 1.0
+) -> jax.Array:
   """Draws one sequence per row.
 
   Args:
@@ -77,4 +78,3 @@ def haplotype_pairs(labels_N: jax.Array, ids_N: jax.Array) -> tuple[jax.Array, j
 
 def num_states(params: dict) -> int:
   return int(params['c'].shape[-1]) + 1
-

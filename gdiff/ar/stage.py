@@ -46,8 +46,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   a = config.ar
   if a.unit not in ('auto', *UNITS):
     raise InputError(f"config ar.unit={a.unit!r}: use 'auto', {', '.join(map(repr, UNITS))}")
-  contexts = tuple(a.context_snps) if isinstance(a.context_snps, (tuple, list)) else (
-      a.context_snps,)
+  contexts = (
+    tuple(a.context_snps) if isinstance(a.context_snps, (tuple, list)) else (a.context_snps,)
+  )
   if not contexts or any(int(k) < 1 for k in contexts):
     raise InputError(f'config ar.context_snps={a.context_snps!r}: one or more lengths >= 1')
   for option in ('l2_shared', 'l2_class'):
@@ -72,8 +73,10 @@ def resolve_unit(ar_cfg: ml_collections.ConfigDict, cohort: cohort_lib.Cohort) -
   if ar_cfg.unit == 'auto':
     return 'haplotype' if cohort.phased else 'genotype'
   if ar_cfg.unit == 'haplotype' and not cohort.phased:
-    raise InputError(f"config ar.unit='haplotype': the cohort in {cohort.directory} is not "
-                     f"phased; use ar.unit='genotype' or 'auto', or give a phased VCF")
+    raise InputError(
+      f"config ar.unit='haplotype': the cohort in {cohort.directory} is not "
+      f"phased; use ar.unit='genotype' or 'auto', or give a phased VCF"
+    )
   return ar_cfg.unit
 
 
@@ -86,11 +89,17 @@ def sequences(cohort: cohort_lib.Cohort, split: str, unit: str) -> tuple[np.ndar
   return haps.reshape(-1, haps.shape[-1]).astype(np.int8), np.repeat(labels, 2)
 
 
-def model_config(ar_cfg: ml_collections.ConfigDict, unit: str, num_classes: int,
-                 context: int) -> model_lib.ARConfig:
-  return model_lib.ARConfig(num_states=UNITS[unit], num_classes=num_classes, context=context,
-                            per_class=bool(ar_cfg.per_class), l2_shared=float(ar_cfg.l2_shared),
-                            l2_class=float(ar_cfg.l2_class))
+def model_config(
+  ar_cfg: ml_collections.ConfigDict, unit: str, num_classes: int, context: int
+) -> model_lib.ARConfig:
+  return model_lib.ARConfig(
+    num_states=UNITS[unit],
+    num_classes=num_classes,
+    context=context,
+    per_class=bool(ar_cfg.per_class),
+    l2_shared=float(ar_cfg.l2_shared),
+    l2_class=float(ar_cfg.l2_class),
+  )
 
 
 def _local_mesh() -> jax.sharding.Mesh:
@@ -114,18 +123,32 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   candidates = []
   for k in context_lengths(config.ar):
     cfg = model_config(config.ar, unit, len(cohort.classes), k)
-    params, info = fit_lib.fit(cfg, x, y, chrom, block_snps=int(config.ar.block_snps),
-                               max_iter=int(config.ar.max_iter), tol=float(config.ar.tol),
-                               val=val, mesh=mesh)
-    logging.info('ar: context %d SNPs: val log-likelihood %s per sequence', k,
-                 info.get('val_log_likelihood'))
+    params, info = fit_lib.fit(
+      cfg,
+      x,
+      y,
+      chrom,
+      block_snps=int(config.ar.block_snps),
+      max_iter=int(config.ar.max_iter),
+      tol=float(config.ar.tol),
+      val=val,
+      mesh=mesh,
+    )
+    logging.info(
+      'ar: context %d SNPs: val log-likelihood %s per sequence', k, info.get('val_log_likelihood')
+    )
     candidates.append((info.get('val_log_likelihood', 0.0), k, params, info))
   best = max(candidates, key=lambda c: c[0]) if val else candidates[0]
   _, k, params, info = best
-  summary = {'unit': unit, 'context_snps': k, 'num_sequences': len(x),
-             'num_snps': int(x.shape[1]), 'classes': list(cohort.classes),
-             'candidates': [{'context_snps': c[1], **c[3]} for c in candidates],
-             'chosen_by': 'val log-likelihood' if val else 'first (no val split)'}
+  summary = {
+    'unit': unit,
+    'context_snps': k,
+    'num_sequences': len(x),
+    'num_snps': int(x.shape[1]),
+    'classes': list(cohort.classes),
+    'candidates': [{'context_snps': c[1], **c[3]} for c in candidates],
+    'chosen_by': 'val log-likelihood' if val else 'first (no val split)',
+  }
   with wd.replacing(os.path.join(layout.checkpoints, FOLDER)) as tmp:
     save_params(os.path.join(tmp, 'params'), params)
     with open(os.path.join(tmp, FIT_FILE), 'w') as f:
@@ -135,8 +158,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def save_params(path: str, params: dict) -> None:
-  mngr = ocp.CheckpointManager(os.path.abspath(path),
-                               options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+  mngr = ocp.CheckpointManager(
+    os.path.abspath(path), options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
+  )
   mngr.save(0, args=ocp.args.StandardSave({k: np.asarray(v) for k, v in params.items()}))
   mngr.wait_until_finished()
   mngr.close()
@@ -160,8 +184,10 @@ def load(workdir: str, mesh: jax.sharding.Mesh) -> tuple[dict, dict]:
   """(params replicated on `mesh`, with `valid`; the fit summary) of W/checkpoints/ar."""
   folder = os.path.join(wd.Layout(workdir).checkpoints, FOLDER)
   summary = _summary(workdir)
-  mngr = ocp.CheckpointManager(os.path.abspath(os.path.join(folder, 'params')),
-                               options=ocp.CheckpointManagerOptions(read_only=True))
+  mngr = ocp.CheckpointManager(
+    os.path.abspath(os.path.join(folder, 'params')),
+    options=ocp.CheckpointManagerOptions(read_only=True),
+  )
   params = mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore())
   mngr.close()
   cohort = cohort_lib.load_cohort(wd.Layout(workdir).data)
@@ -170,8 +196,7 @@ def load(workdir: str, mesh: jax.sharding.Mesh) -> tuple[dict, dict]:
   return {k: jax.device_put(jnp.asarray(v), replicated) for k, v in params.items()}, summary
 
 
-def fill_rows(config: ml_collections.ConfigDict, workdir: str, h5, label_ids_N: np.ndarray
-              ) -> dict:
+def fill_rows(config: ml_collections.ConfigDict, workdir: str, h5, label_ids_N: np.ndarray) -> dict:
   """Draws the synthetic people into `h5` (an `export.H5Cohort`); returns manifest entries.
 
   Process 0 alone draws (`h5` is None on the others, which return at once).
@@ -190,14 +215,19 @@ def fill_rows(config: ml_collections.ConfigDict, workdir: str, h5, label_ids_N: 
   for lo in range(0, n, batch):
     real = min(batch, n - lo)
     labels = np.zeros(batch, np.int32)
-    labels[:real] = label_ids_N[lo:lo + real]
+    labels[:real] = label_ids_N[lo : lo + real]
     ids = np.arange(lo, lo + batch, dtype=np.int32)
     if haplotypes:
       seq_labels, seq_ids = sampler.haplotype_pairs(jnp.asarray(labels), jnp.asarray(ids))
     else:
       seq_labels, seq_ids = jnp.asarray(labels), jnp.asarray(ids)
-    states = sampler.sample(params, jax.device_put(seq_labels, sharding),
-                            jax.device_put(seq_ids, sharding), key, temperature=temperature)
+    states = sampler.sample(
+      params,
+      jax.device_put(seq_labels, sharding),
+      jax.device_put(seq_ids, sharding),
+      key,
+      temperature=temperature,
+    )
     states = np.asarray(states)
     if haplotypes:
       hap0, hap1 = states[0::2][:real], states[1::2][:real]
@@ -205,5 +235,10 @@ def fill_rows(config: ml_collections.ConfigDict, workdir: str, h5, label_ids_N: 
     else:
       h5.write_rows(lo, states[:real].astype(np.int8))
     logging.info('sample: %d / %d people', lo + real, n)
-  return {'generator': 'ar', 'unit': summary['unit'], 'context_snps': summary['context_snps'],
-          'temperature': temperature, 'seed': int(config.sample.seed)}
+  return {
+    'generator': 'ar',
+    'unit': summary['unit'],
+    'context_snps': summary['context_snps'],
+    'temperature': temperature,
+    'seed': int(config.sample.seed),
+  }

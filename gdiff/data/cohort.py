@@ -61,8 +61,9 @@ class Variants:
 
   @classmethod
   def concatenate(cls, parts: Sequence[Variants]) -> Variants:
-    return cls(*(np.concatenate([getattr(p, f.name) for p in parts])
-                 for f in dataclasses.fields(cls)))
+    return cls(
+      *(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls))
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +95,7 @@ class Cohort:
         parts.append(_read_variants(f))
     return Variants.concatenate(parts)
 
-  def iter_shards(self, rows: np.ndarray | None = None
-                  ) -> Iterator[tuple[Variants, np.ndarray]]:
+  def iter_shards(self, rows: np.ndarray | None = None) -> Iterator[tuple[Variants, np.ndarray]]:
     """Yields (variants, dosage_NxSk int8) per shard, rows selected if given."""
     for path in self.shard_paths:
       with h5py.File(path, 'r') as f:
@@ -114,17 +114,20 @@ class Cohort:
       return False
     return self.manifest().get('phased') is True
 
-  def iter_haplotypes(self, rows: np.ndarray | None = None
-                      ) -> Iterator[tuple[Variants, np.ndarray]]:
+  def iter_haplotypes(
+    self, rows: np.ndarray | None = None
+  ) -> Iterator[tuple[Variants, np.ndarray]]:
     """Yields (variants, haplotypes_Nx2xSk int8 alleles) per shard, rows selected if given.
 
     Raises InputError for a cohort that is not phased (see the module docstring).
     """
     if not self.phased:
       manifest = os.path.join(self.directory, MANIFEST_FILE)
-      raise InputError(f'{self.directory}: the cohort is not phased ({manifest} has no '
-                       f'"phased": true: PLINK input, or heterozygous calls of unknown phase '
-                       f'such as 0/1); it can be modelled as genotypes only')
+      raise InputError(
+        f'{self.directory}: the cohort is not phased ({manifest} has no '
+        f'"phased": true: PLINK input, or heterozygous calls of unknown phase '
+        f'such as 0/1); it can be modelled as genotypes only'
+      )
     for path in self.shard_paths:
       with h5py.File(path, 'r') as f:
         if 'hap0' not in f:
@@ -146,24 +149,32 @@ class Cohort:
 
 def _read_variants(f: h5py.File) -> Variants:
   return Variants(
-      chrom=f['chrom'].asstr()[()], pos=f['pos'][()].astype(np.int64),
-      id=f['id'].asstr()[()], ref=f['ref'].asstr()[()], alt=f['alt'].asstr()[()])
+    chrom=f['chrom'].asstr()[()],
+    pos=f['pos'][()].astype(np.int64),
+    id=f['id'].asstr()[()],
+    ref=f['ref'].asstr()[()],
+    alt=f['alt'].asstr()[()],
+  )
 
 
-def write_shard(path: str, variants: Variants, dosage_NxS: np.ndarray,
-                hap0_NxS: np.ndarray | None = None) -> None:
+def write_shard(
+  path: str, variants: Variants, dosage_NxS: np.ndarray, hap0_NxS: np.ndarray | None = None
+) -> None:
   """Writes one shard atomically (temporary name, then rename); `hap0` when given."""
   tmp = path + '.tmp'
   with h5py.File(tmp, 'w') as f:
-    f.create_dataset('dosage', data=np.asarray(dosage_NxS, np.int8), chunks=True,
-                     compression='gzip', compression_opts=1)
+    f.create_dataset(
+      'dosage',
+      data=np.asarray(dosage_NxS, np.int8),
+      chunks=True,
+      compression='gzip',
+      compression_opts=1,
+    )
     if hap0_NxS is not None:  # lzf, for ingest speed: about half gzip's time, twice its size
-      f.create_dataset('hap0', data=np.asarray(hap0_NxS, np.int8), chunks=True,
-                       compression='lzf')
+      f.create_dataset('hap0', data=np.asarray(hap0_NxS, np.int8), chunks=True, compression='lzf')
     f.create_dataset('pos', data=np.asarray(variants.pos, np.int64))
     for name in ('chrom', 'id', 'ref', 'alt'):
-      f.create_dataset(name, data=np.asarray(getattr(variants, name), dtype=object),
-                       dtype=_STR)
+      f.create_dataset(name, data=np.asarray(getattr(variants, name), dtype=object), dtype=_STR)
   os.replace(tmp, path)
 
 
@@ -203,6 +214,7 @@ def load_cohort(directory: str) -> Cohort:
     split = f['split'].asstr()[()]
     classes = tuple(json.loads(f.attrs['classes']))
   shard_dir = os.path.join(directory, SHARD_DIR)
-  shards = tuple(sorted(os.path.join(shard_dir, p) for p in os.listdir(shard_dir)
-                        if p.endswith('.h5')))
+  shards = tuple(
+    sorted(os.path.join(shard_dir, p) for p in os.listdir(shard_dir) if p.endswith('.h5'))
+  )
   return Cohort(directory, samples, labels, label_ids, classes, split, shards)

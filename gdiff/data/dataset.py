@@ -31,6 +31,7 @@ _VERSION = '1.0.0'
 def _tfds():
   # Imported lazily: tfds is slow to import and only needed for I/O.
   import tensorflow_datasets as tfds
+
   tfds.disable_progress_bar()
   return tfds
 
@@ -68,19 +69,23 @@ def _builder_class():
     def _info(self):
       emb_shape = next(iter(self._splits.values()))[0].shape[1:]
       return tfds.core.DatasetInfo(
-          builder=self,
-          description='gdiff embedded genotypes: normalised group PCA scores.',
-          features=tfds.features.FeaturesDict({
-              'emb': tfds.features.Tensor(shape=emb_shape, dtype=np.float32),
-              'label': tfds.features.Scalar(dtype=np.int32),
-          }),
-          metadata=tfds.core.MetadataDict(classes=list(self._classes)),
-          disable_shuffling=True)  # keep cohort order: grain shuffles
+        builder=self,
+        description='gdiff embedded genotypes: normalised group PCA scores.',
+        features=tfds.features.FeaturesDict(
+          {
+            'emb': tfds.features.Tensor(shape=emb_shape, dtype=np.float32),
+            'label': tfds.features.Scalar(dtype=np.int32),
+          }
+        ),
+        metadata=tfds.core.MetadataDict(classes=list(self._classes)),
+        disable_shuffling=True,
+      )  # keep cohort order: grain shuffles
 
     def _split_generators(self, dl_manager):
       del dl_manager
-      return {name: self._generate_examples(emb, label)
-              for name, (emb, label) in self._splits.items()}
+      return {
+        name: self._generate_examples(emb, label) for name, (emb, label) in self._splits.items()
+      }
 
     def _generate_examples(self, emb_NxGxC, label_N):
       for i in range(len(label_N)):
@@ -97,11 +102,17 @@ def write_splits(emb_dir: str, splits: dict, classes) -> None:
     splits: {split: (emb float32 (N, G, C), label int (N,))}; empty splits are skipped.
     classes: class names (stored as dataset metadata).
   """
-  splits = {k: (np.asarray(e, np.float32), np.asarray(y, np.int32))
-            for k, (e, y) in splits.items() if len(y)}
-  builder = _builder_class()(splits=splits, classes=classes,
-                             data_dir=os.path.join(emb_dir, TFDS_DIR),
-                             file_format='array_record')
+  splits = {
+    k: (np.asarray(e, np.float32), np.asarray(y, np.int32))
+    for k, (e, y) in splits.items()
+    if len(y)
+  }
+  builder = _builder_class()(
+    splits=splits,
+    classes=classes,
+    data_dir=os.path.join(emb_dir, TFDS_DIR),
+    file_format='array_record',
+  )
   builder.download_and_prepare()
   logging.info('dataset: %s examples', {k: len(y) for k, (_, y) in splits.items()})
 
@@ -124,8 +135,7 @@ def data_source(emb_dir: str, split: str):
     raise errors.InputError(f'{path}: no embedded dataset (run --mode=prepare)')
   builder = _tfds().builder_from_directory(path)
   if split not in builder.info.splits:
-    raise errors.InputError(f'{path}: no split {split!r} (have: '
-                            f'{", ".join(builder.info.splits)})')
+    raise errors.InputError(f'{path}: no split {split!r} (have: {", ".join(builder.info.splits)})')
   return builder.as_data_source(split=split)
 
 
@@ -150,26 +160,40 @@ def load_split(emb_dir: str, split: str) -> dict:
   if _split_size(emb_dir, split) == 0:  # tfds stores no empty split
     with open(os.path.join(emb_dir, 'manifest.json')) as f:
       manifest = json.load(f)
-    return {'emb': np.zeros((0, manifest['num_groups'], manifest['slots']), np.float32),
-            'label': np.zeros((0,), np.int32)}
+    return {
+      'emb': np.zeros((0, manifest['num_groups'], manifest['slots']), np.float32),
+      'label': np.zeros((0,), np.int32),
+    }
   source = data_source(emb_dir, split)
   records = source.__getitems__(list(range(len(source))))
-  return {'emb': np.stack([r['emb'] for r in records]).astype(np.float32),
-          'label': np.array([r['label'] for r in records], np.int32)}
+  return {
+    'emb': np.stack([r['emb'] for r in records]).astype(np.float32),
+    'label': np.array([r['label'] for r in records], np.int32),
+  }
 
 
 class _ToArrays(grain.transforms.Map):
   """Fixes dtypes before batching (tfds gives the scalar label as a Python int)."""
 
   def map(self, element):
-    return {'emb': np.asarray(element['emb'], np.float32),
-            'label': np.asarray(element['label'], np.int32)}
+    return {
+      'emb': np.asarray(element['emb'], np.float32),
+      'label': np.asarray(element['label'], np.int32),
+    }
 
 
-def make_loader(emb_dir: str, split: str, batch_size: int, seed: int,
-                num_epochs: int | None = None, shard_index: int = 0, shard_count: int = 1,
-                shuffle: bool = True, drop_remainder: bool = True,
-                worker_count: int = 0) -> grain.DataLoader:
+def make_loader(
+  emb_dir: str,
+  split: str,
+  batch_size: int,
+  seed: int,
+  num_epochs: int | None = None,
+  shard_index: int = 0,
+  shard_count: int = 1,
+  shuffle: bool = True,
+  drop_remainder: bool = True,
+  worker_count: int = 0,
+) -> grain.DataLoader:
   """A seeded, shardable, checkpointable loader of one split.
 
   Each shard (e.g. a JAX process) reads a disjoint part of the records; with
@@ -193,15 +217,22 @@ def make_loader(emb_dir: str, split: str, batch_size: int, seed: int,
   if not 0 <= shard_index < shard_count:
     raise ValueError(f'shard_index {shard_index} not in [0, {shard_count})')
   source = data_source(emb_dir, split)
-  shard_options = grain.sharding.ShardOptions(shard_index=shard_index, shard_count=shard_count,
-                                              drop_remainder=True)
+  shard_options = grain.sharding.ShardOptions(
+    shard_index=shard_index, shard_count=shard_count, drop_remainder=True
+  )
   sampler = grain.samplers.IndexSampler(
-      num_records=len(source), shard_options=shard_options, shuffle=shuffle,
-      num_epochs=num_epochs, seed=seed)
+    num_records=len(source),
+    shard_options=shard_options,
+    shuffle=shuffle,
+    num_epochs=num_epochs,
+    seed=seed,
+  )
   return grain.DataLoader(
-      data_source=source, sampler=sampler,
-      operations=[_ToArrays(), grain.transforms.Batch(batch_size, drop_remainder=drop_remainder)],
-      worker_count=worker_count)
+    data_source=source,
+    sampler=sampler,
+    operations=[_ToArrays(), grain.transforms.Batch(batch_size, drop_remainder=drop_remainder)],
+    worker_count=worker_count,
+  )
 
 
 class ShardGroupIterator:
@@ -234,8 +265,9 @@ class ShardGroupIterator:
   def set_state(self, state: bytes) -> None:
     states = json.loads(state)['shards']
     if len(states) != len(self._iterators):
-      raise ValueError(f'iterator state has {len(states)} shards, this reader '
-                       f'{len(self._iterators)}')
+      raise ValueError(
+        f'iterator state has {len(states)} shards, this reader {len(self._iterators)}'
+      )
     for it, s in zip(self._iterators, states, strict=True):
       it.set_state(s.encode())
 
@@ -243,8 +275,9 @@ class ShardGroupIterator:
     """Called by grain's checkpoint handler after a restore; reading is lazy here."""
 
 
-def process_shards(data_shards: int, global_batch_size: int, process_index: int,
-                   process_count: int) -> range:
+def process_shards(
+  data_shards: int, global_batch_size: int, process_index: int, process_count: int
+) -> range:
   """The data shards this process reads (`data_shards` 0: one per process).
 
   Raises:
@@ -254,7 +287,8 @@ def process_shards(data_shards: int, global_batch_size: int, process_index: int,
   data_shards = data_shards or process_count
   if data_shards % process_count or global_batch_size % data_shards:
     raise errors.InputError(
-        f'input.data_shards={data_shards} must be a multiple of the process count '
-        f'({process_count}) and divide input.batch_size={global_batch_size}')
+      f'input.data_shards={data_shards} must be a multiple of the process count '
+      f'({process_count}) and divide input.batch_size={global_batch_size}'
+    )
   per_process = data_shards // process_count
   return range(process_index * per_process, (process_index + 1) * per_process)

@@ -62,9 +62,11 @@ def check_contig_names(names, path: str, seen: dict | None = None) -> None:
   for name in names:
     other = seen.setdefault(chrom_key(name).upper(), name)
     if other != name:
-      raise InputError(f'{path}: chromosome {other!r} and {name!r} both appear; name every '
-                       f'chromosome one way (with or without "chr"), e.g. with bcftools '
-                       f'annotate --rename-chrs')
+      raise InputError(
+        f'{path}: chromosome {other!r} and {name!r} both appear; name every '
+        f'chromosome one way (with or without "chr"), e.g. with bcftools '
+        f'annotate --rename-chrs'
+      )
 
 
 # The common call as one little-endian uint32 of its 4 GT bytes: '0/1' is 0x00312F30.
@@ -85,9 +87,16 @@ class Calls(NamedTuple):
   bad_calls: dict[str, int]  # {reason: count} of bad calls read as missing
 
 
-def decode_gt(gt_SxN: np.ndarray, numalt_S: np.ndarray, chrom_S: np.ndarray,
-              pos_S: np.ndarray, path: str, first_line: int | None, samples: np.ndarray,
-              bad_calls: str) -> Calls:
+def decode_gt(
+  gt_SxN: np.ndarray,
+  numalt_S: np.ndarray,
+  chrom_S: np.ndarray,
+  pos_S: np.ndarray,
+  path: str,
+  first_line: int | None,
+  samples: np.ndarray,
+  bad_calls: str,
+) -> Calls:
   """ALT counts and phase from GT text (see the module docstring for what each call means).
 
   Args:
@@ -111,19 +120,19 @@ def decode_gt(gt_SxN: np.ndarray, numalt_S: np.ndarray, chrom_S: np.ndarray,
   count_dtype = np.uint16 if code_SxN.shape[1] < 1 << 16 else np.int64
   others = []  # (rows, cols) of the calls the fast pass leaves to `_parse_call`
   for lo in range(0, len(code_SxN), _ROWS):  # the fast pass: 0/1 alleles, 2 of them
-    block = code_SxN[lo:lo + _ROWS]
+    block = code_SxN[lo : lo + _ROWS]
     masked = block & _ALLELES_01
     slash = masked == _UNPHASED_01
     ok = masked == _PHASED_01
     ok |= slash
     alleles = block & np.uint32(0x00010001)  # bit 0 of each allele byte: allele 1
-    np.copyto(hap0[lo:lo + _ROWS], alleles, casting='unsafe')  # low byte: the first allele
+    np.copyto(hap0[lo : lo + _ROWS], alleles, casting='unsafe')  # low byte: the first allele
     alleles += alleles >> 16
-    np.copyto(dosage[lo:lo + _ROWS], alleles, casting='unsafe')  # low byte: their sum
-    het = dosage[lo:lo + _ROWS] == 1
+    np.copyto(dosage[lo : lo + _ROWS], alleles, casting='unsafe')  # low byte: their sum
+    het = dosage[lo : lo + _ROWS] == 1
     het &= slash  # '0/1' or '1/0'
     if het.any():
-      unphased[lo:lo + _ROWS] = het.view(np.uint8).sum(axis=1, dtype=count_dtype)
+      unphased[lo : lo + _ROWS] = het.view(np.uint8).sum(axis=1, dtype=count_dtype)
     if not ok.all():
       r, c = np.nonzero(~ok)
       others.append((r + lo, c))
@@ -154,9 +163,11 @@ def decode_gt(gt_SxN: np.ndarray, numalt_S: np.ndarray, chrom_S: np.ndarray,
     i = bad[0]
     r, c = rows[i], cols[i]
     at = where(path, None if first_line is None else first_line + int(r))
-    raise InputError(f'{at}: {chrom_S[r]}:{pos_S[r]} sample {samples[c]}: '
-                     f'{_why(reason[i], _call_text(gt_SxN[r, c]), numalt_S[r], chrom_S[r])} '
-                     f'(or set data.qc.bad_calls=missing to read such calls as missing)')
+    raise InputError(
+      f'{at}: {chrom_S[r]}:{pos_S[r]} sample {samples[c]}: '
+      f'{_why(reason[i], _call_text(gt_SxN[r, c]), numalt_S[r], chrom_S[r])} '
+      f'(or set data.qc.bad_calls=missing to read such calls as missing)'
+    )
   value[bad] = -1
   for name in BAD_CALL_REASONS:
     n = int((reason[bad] == name).sum())
@@ -200,17 +211,23 @@ def _parse_call(raw: bytes) -> _Call:
     return _Call('missing', top)
   if len(parts) == 1:
     return _Call('haploid', top)
-  return _Call('diploid', top, sum(a == 1 for a in alleles), int(alleles[0] == 1),
-               alleles[0] != alleles[1] and '/' in text)
+  return _Call(
+    'diploid',
+    top,
+    sum(a == 1 for a in alleles),
+    int(alleles[0] == 1),
+    alleles[0] != alleles[1] and '/' in text,
+  )
 
 
 def _why(reason: str, text: str, numalt: int, chrom: str) -> str:
   if reason == 'allele_beyond_alt':
-    return (f'genotype {text!r} has an allele index beyond the record\'s {numalt} ALT '
-            f'allele(s)')
+    return f"genotype {text!r} has an allele index beyond the record's {numalt} ALT allele(s)"
   if reason == 'malformed':
     return f'genotype {text!r} is not a genotype call (expected e.g. 0/1, 1|1 or ./.)'
   if '/' in text or '|' in text:
     return f'genotype {text!r} has more than two alleles (gdiff reads diploid genotypes)'
-  return (f'genotype {text!r} is haploid on chromosome {chrom} (haploid calls are read on '
-          f'X, Y and MT only; gdiff reads diploid genotypes)')
+  return (
+    f'genotype {text!r} is haploid on chromosome {chrom} (haploid calls are read on '
+    f'X, Y and MT only; gdiff reads diploid genotypes)'
+  )

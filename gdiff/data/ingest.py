@@ -57,12 +57,21 @@ from gdiff.errors import InputError, where
 _GZIP_MAGIC = b'\x1f\x8b'
 # The empty BGZF block that ends every bgzipped file (SAM/BAM spec 4.1.2; htslib checks it).
 _BGZF_EOF = bytes.fromhex('1f8b08040000000000ff0600424302001b0003000000000000000000')
-_VCF_FIELDS = ['variants/CHROM', 'variants/POS', 'variants/ID', 'variants/REF',
-               'variants/ALT', 'variants/numalt', 'calldata/GT']
+_VCF_FIELDS = [
+  'variants/CHROM',
+  'variants/POS',
+  'variants/ID',
+  'variants/REF',
+  'variants/ALT',
+  'variants/numalt',
+  'calldata/GT',
+]
 # GT is read as text, its first 4 bytes per call: '0/1' needs 3, a 4th shows a longer call.
 _GT_TYPES = {'calldata/GT': 'S4'}
 _GT_NUMBERS = {'calldata/GT': 1}
 _READ_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, OSError, UnicodeDecodeError)
+
+
 def check_bgzf_eof(path: str) -> None:
   """Refuses a bgzipped file that lacks the BGZF end-of-file block (truncated)."""
   with open(path, 'rb') as f:
@@ -74,11 +83,14 @@ def check_bgzf_eof(path: str) -> None:
       f.seek(-len(_BGZF_EOF), os.SEEK_END)
       if f.read() == _BGZF_EOF:
         return
-  raise InputError(f'{path}: no BGZF end-of-file block, so the file is truncated (an '
-                   f'interrupted download or copy?); get the whole file again')
+  raise InputError(
+    f'{path}: no BGZF end-of-file block, so the file is truncated (an '
+    f'interrupted download or copy?); get the whole file again'
+  )
 
 
 # ------------------------------------------------------------------ VCF
+
 
 class _CheckedLines(io.RawIOBase):
   """A byte stream that checks VCF lines as scikit-allel reads them.
@@ -114,7 +126,7 @@ class _CheckedLines(io.RawIOBase):
       self._check(data, final=False)
     else:
       self._check(b'', final=True)
-    buffer[:len(data)] = data
+    buffer[: len(data)] = data
     return len(data)
 
   def _check(self, data: bytes, final: bool) -> None:
@@ -149,18 +161,22 @@ class _CheckedLines(io.RawIOBase):
       raise InputError(f'{at}: data line before the #CHROM header line')
     count = line.count(b'\t') + 1
     if count != self._num_fields:
-      raise InputError(f'{at}: {count} tab-separated fields, expected {self._num_fields} '
-                       f'(9 + {self._num_fields - 9} samples)')
+      raise InputError(
+        f'{at}: {count} tab-separated fields, expected {self._num_fields} '
+        f'(9 + {self._num_fields - 9} samples)'
+      )
     tabs = [line.find(b'\t')]  # the first 9 fields, without copying the samples' part
     for _ in range(8):
       tabs.append(line.find(b'\t', tabs[-1] + 1))
-    pos = line[tabs[0] + 1:tabs[1]]
+    pos = line[tabs[0] + 1 : tabs[1]]
     if not pos.isdigit() or int(pos) < 1:
       raise InputError(f'{at}: POS {pos.decode(errors="replace")!r} is not a positive integer')
-    fmt = line[tabs[7] + 1:tabs[8]]
+    fmt = line[tabs[7] + 1 : tabs[8]]
     if fmt[:3] != b'GT:' and fmt != b'GT' and b'GT' not in fmt.split(b':'):
-      raise InputError(f'{at}: FORMAT {fmt.decode(errors="replace")!r} has no GT field (gdiff '
-                       f'reads the genotype calls; export them with GT)')
+      raise InputError(
+        f'{at}: FORMAT {fmt.decode(errors="replace")!r} has no GT field (gdiff '
+        f'reads the genotype calls; export them with GT)'
+      )
 
 
 def _is_bcf(path: str) -> bool:
@@ -199,13 +215,17 @@ class VcfSource:
     """Returns (byte stream, process or None); `region` needs the file's `index`."""
     if region is not None:
       target = self.path if index is None else f'{self.path}##idx##{index}'
-      cmd = (['bcftools', 'view', '-Ov', '-r', region, target] if self.bcf
-             else ['tabix', '-h', target, region])
+      cmd = (
+        ['bcftools', 'view', '-Ov', '-r', region, target]
+        if self.bcf
+        else ['tabix', '-h', target, region]
+      )
       proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
       return proc.stdout, proc
     if self.bcf:
-      proc = subprocess.Popen(['bcftools', 'view', '-Ov', self.path], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
+      proc = subprocess.Popen(
+        ['bcftools', 'view', '-Ov', self.path], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+      )
       return proc.stdout, proc
     with open(self.path, 'rb') as f:
       gz = f.read(2) == _GZIP_MAGIC
@@ -220,8 +240,9 @@ class VcfSource:
     _, err = proc.communicate()
     if complete and proc.returncode != 0:
       msg = err.decode(errors='replace').strip().splitlines()
-      raise InputError(f'{self.path}: {" ".join(proc.args[:2])} failed: '
-                       f'{msg[0] if msg else proc.returncode}')
+      raise InputError(
+        f'{self.path}: {" ".join(proc.args[:2])} failed: {msg[0] if msg else proc.returncode}'
+      )
 
   def _read_samples(self) -> list[str]:
     stream, proc = self._open()
@@ -235,8 +256,13 @@ class VcfSource:
       self._close(stream, proc, complete=False)
     return checked.samples
 
-  def chunks(self, chunk_variants: int, region: str | None = None,
-             index: str | None = None, bad_calls: str = 'error') -> Iterator[qc_lib.RawChunk]:
+  def chunks(
+    self,
+    chunk_variants: int,
+    region: str | None = None,
+    index: str | None = None,
+    bad_calls: str = 'error',
+  ) -> Iterator[qc_lib.RawChunk]:
     """Yields RawChunks of up to `chunk_variants` variants.
 
     Args:
@@ -259,9 +285,15 @@ class VcfSource:
         # With a stream scikit-allel does not run tabix itself, but `region` still keeps
         # only records whose POS is in it (tabix also returns records that overlap it).
         _, samples, _, it = allel.iter_vcf_chunks(
-            io.BufferedReader(checked, buffer_size=1 << 20), fields=_VCF_FIELDS, alt_number=1,
-            types=_GT_TYPES, numbers=_GT_NUMBERS, chunk_length=chunk_variants,
-            buffer_size=1 << 20, region=region)
+          io.BufferedReader(checked, buffer_size=1 << 20),
+          fields=_VCF_FIELDS,
+          alt_number=1,
+          types=_GT_TYPES,
+          numbers=_GT_NUMBERS,
+          chunk_length=chunk_variants,
+          buffer_size=1 << 20,
+          region=region,
+        )
       except (RuntimeError, ValueError) as e:
         raise InputError(f'{name}: cannot parse the VCF header: {e}') from e
       if list(samples) != list(self.samples):
@@ -273,8 +305,9 @@ class VcfSource:
         except StopIteration:
           break
         except (RuntimeError, ValueError, IndexError) as e:
-          raise InputError(f'{where(name, checked.line)}: cannot parse the VCF near this '
-                           f'line: {e}') from e
+          raise InputError(
+            f'{where(name, checked.line)}: cannot parse the VCF near this line: {e}'
+          ) from e
         if 'calldata/GT' not in chunk:
           raise InputError(f'{self.path}: no GT genotype field in FORMAT')
         first_line = None if region else checked.header_lines + records + 1
@@ -287,21 +320,32 @@ class VcfSource:
       self._close(stream, proc, complete)
 
 
-def _vcf_chunk(chunk: dict, path: str, first_line: int | None, samples: np.ndarray,
-               bad_calls: str) -> qc_lib.RawChunk:
+def _vcf_chunk(
+  chunk: dict, path: str, first_line: int | None, samples: np.ndarray, bad_calls: str
+) -> qc_lib.RawChunk:
   chrom = chunk['variants/CHROM'].astype(str)
   pos = chunk['variants/POS'].astype(np.int64)
   numalt = chunk['variants/numalt'].astype(np.int64)
-  calls = genotypes.decode_gt(chunk['calldata/GT'], numalt, chrom, pos, path, first_line,
-                              samples, bad_calls)
+  calls = genotypes.decode_gt(
+    chunk['calldata/GT'], numalt, chrom, pos, path, first_line, samples, bad_calls
+  )
   return qc_lib.RawChunk(
-      chrom=chrom, pos=pos, id=chunk['variants/ID'].astype(str),
-      ref=chunk['variants/REF'].astype(str), alt=chunk['variants/ALT'].astype(str),
-      multiallelic=numalt > 1, dosage_SxN=calls.dosage_SxN, haploid=calls.haploid_S,
-      hap0_SxN=calls.hap0_SxN, unphased_het_S=calls.unphased_het_S, bad_calls=calls.bad_calls)
+    chrom=chrom,
+    pos=pos,
+    id=chunk['variants/ID'].astype(str),
+    ref=chunk['variants/REF'].astype(str),
+    alt=chunk['variants/ALT'].astype(str),
+    multiallelic=numalt > 1,
+    dosage_SxN=calls.dosage_SxN,
+    haploid=calls.haploid_S,
+    hap0_SxN=calls.hap0_SxN,
+    unphased_het_S=calls.unphased_het_S,
+    bad_calls=calls.bad_calls,
+  )
 
 
 # ------------------------------------------------------------------ PLINK
+
 
 def _read_table(path: str, min_fields: int, what: str) -> list[list[str]]:
   rows = []
@@ -315,8 +359,9 @@ def _read_table(path: str, min_fields: int, what: str) -> list[list[str]]:
       if not fields:
         continue
       if len(fields) < min_fields:
-        raise InputError(f'{where(path, i)}: {len(fields)} fields, a {what} line needs '
-                         f'{min_fields}')
+        raise InputError(
+          f'{where(path, i)}: {len(fields)} fields, a {what} line needs {min_fields}'
+        )
       rows.append(fields)
   return rows
 
@@ -351,9 +396,11 @@ class PlinkSource:
     expected = 3 + self.num_variants * ((len(self.samples) + 3) // 4)
     size = os.path.getsize(prefix + '.bed')
     if size != expected:
-      raise InputError(f'{prefix}.bed: {size} bytes, expected {expected} for '
-                       f'{len(self.samples)} samples x {self.num_variants} variants '
-                       f'(.fam/.bim do not match the .bed?)')
+      raise InputError(
+        f'{prefix}.bed: {size} bytes, expected {expected} for '
+        f'{len(self.samples)} samples x {self.num_variants} variants '
+        f'(.fam/.bim do not match the .bed?)'
+      )
 
   @property
   def chrom(self) -> np.ndarray:
@@ -378,24 +425,32 @@ class PlinkSource:
     from bed_reader import open_bed  # heavy import
 
     try:
-      bed = open_bed(self.path + '.bed', iid_count=len(self.samples),
-                     sid_count=self._bed_variants, count_A1=True)
+      bed = open_bed(
+        self.path + '.bed', iid_count=len(self.samples), sid_count=self._bed_variants, count_A1=True
+      )
     except Exception as e:  # bed-reader raises several types for a bad file
       raise InputError(f'{self.path}.bed: cannot open: {e}') from e
     with bed:
       for start in range(0, self.num_variants, chunk_variants):
         stop = min(start + chunk_variants, self.num_variants)
         try:
-          values = bed.read(index=np.s_[:, self._offset + start:self._offset + stop],
-                            dtype='int8', order='C')
+          values = bed.read(
+            index=np.s_[:, self._offset + start : self._offset + stop], dtype='int8', order='C'
+          )
         except Exception as e:
           raise InputError(f'{self.path}.bed: cannot read variants {start}-{stop}: {e}') from e
         dosage = np.ascontiguousarray(values.T)
         dosage[dosage < 0] = -1
         s = np.s_[start:stop]
         yield qc_lib.RawChunk(
-            chrom=self._chrom[s], pos=self._pos[s], id=self._id[s], ref=self._a2[s],
-            alt=self._a1[s], multiallelic=np.zeros(stop - start, bool), dosage_SxN=dosage)
+          chrom=self._chrom[s],
+          pos=self._pos[s],
+          id=self._id[s],
+          ref=self._a2[s],
+          alt=self._a1[s],
+          multiallelic=np.zeros(stop - start, bool),
+          dosage_SxN=dosage,
+        )
 
 
 SOURCES = {'vcf': VcfSource, 'plink': PlinkSource}
@@ -407,6 +462,7 @@ def open_source(kind: str, path: str):
 
 
 # ------------------------------------------------------------------ ingest
+
 
 @dataclasses.dataclass
 class _Order:
@@ -428,12 +484,16 @@ class _Order:
     bad = np.flatnonzero(same & (pos < prev_pos))
     if len(bad):
       i = bad[0]
-      raise InputError(f'{self.path}: not sorted: {chrom[i]}:{pos[i]} after {chrom[i]}:'
-                       f'{prev_pos[i]} (sort it, e.g. bcftools sort)')
+      raise InputError(
+        f'{self.path}: not sorted: {chrom[i]}:{pos[i]} after {chrom[i]}:'
+        f'{prev_pos[i]} (sort it, e.g. bcftools sort)'
+      )
     for i in np.flatnonzero(~same):
       if chrom[i] in self.seen:
-        raise InputError(f'{self.path}: chromosome {chrom[i]} appears in two separate blocks '
-                         f'(sort it, e.g. bcftools sort)')
+        raise InputError(
+          f'{self.path}: chromosome {chrom[i]} appears in two separate blocks '
+          f'(sort it, e.g. bcftools sort)'
+        )
       self.seen.add(str(chrom[i]))
       genotypes.check_contig_names([str(chrom[i])], self.path, self.names)
     self.chrom, self.pos = str(chrom[-1]), int(pos[-1])
@@ -465,14 +525,15 @@ class _ShardWriter:
     self.shards: list[dict] = []
     os.makedirs(os.path.join(out_dir, cohort_lib.SHARD_DIR), exist_ok=True)
 
-  def add(self, variants: cohort_lib.Variants, dosage_KxN: np.ndarray,
-          hap0_KxN: np.ndarray) -> None:
+  def add(
+    self, variants: cohort_lib.Variants, dosage_KxN: np.ndarray, hap0_KxN: np.ndarray
+  ) -> None:
     done = 0
     while done < len(variants):
       take = min(len(variants) - done, self.shard_variants - self._count)
-      self._buffer_NxS[:, self._count:self._count + take] = dosage_KxN[done:done + take].T
-      self._hap0_NxS[:, self._count:self._count + take] = hap0_KxN[done:done + take].T
-      self._variants.append(variants.take(np.s_[done:done + take]))
+      self._buffer_NxS[:, self._count : self._count + take] = dosage_KxN[done : done + take].T
+      self._hap0_NxS[:, self._count : self._count + take] = hap0_KxN[done : done + take].T
+      self._variants.append(variants.take(np.s_[done : done + take]))
       self._count += take
       done += take
       if self._count == self.shard_variants:
@@ -480,8 +541,12 @@ class _ShardWriter:
 
   def _write(self) -> None:
     path = cohort_lib.shard_path(self.out_dir, len(self.shards))
-    cohort_lib.write_shard(path, cohort_lib.Variants.concatenate(self._variants),
-                           self._buffer_NxS[:, :self._count], self._hap0_NxS[:, :self._count])
+    cohort_lib.write_shard(
+      path,
+      cohort_lib.Variants.concatenate(self._variants),
+      self._buffer_NxS[:, : self._count],
+      self._hap0_NxS[:, : self._count],
+    )
     self.shards.append({'file': os.path.relpath(path, self.out_dir), 'variants': self._count})
     self._variants, self._count = [], 0
 
@@ -490,9 +555,16 @@ class _ShardWriter:
       self._write()
 
 
-def ingest_chunks(chunks: Iterator[qc_lib.RawChunk], path: str, out_dir: str,
-                  num_samples: int, shard_variants: int, qc_cfg,
-                  hwe_groups_N: np.ndarray | None = None, progress=None) -> dict:
+def ingest_chunks(
+  chunks: Iterator[qc_lib.RawChunk],
+  path: str,
+  out_dir: str,
+  num_samples: int,
+  shard_variants: int,
+  qc_cfg,
+  hwe_groups_N: np.ndarray | None = None,
+  progress=None,
+) -> dict:
   """QC and shard writing for one stream of chunks (the whole file, or one region).
 
   Args:
@@ -539,14 +611,27 @@ def ingest_chunks(chunks: Iterator[qc_lib.RawChunk], path: str, out_dir: str,
     if progress is not None:
       progress.update(len(chunk))
   writer.close()
-  return {'variants_read': read, 'variants_kept': kept, 'dropped': dropped,
-          'bad_calls': bad_calls, 'missing_filled': filled,
-          'phased': phase_read and unphased == 0, 'unphased_het_calls': unphased,
-          'kept_per_chromosome': per_chrom, 'shards': writer.shards}
+  return {
+    'variants_read': read,
+    'variants_kept': kept,
+    'dropped': dropped,
+    'bad_calls': bad_calls,
+    'missing_filled': filled,
+    'phased': phase_read and unphased == 0,
+    'unphased_het_calls': unphased,
+    'kept_per_chromosome': per_chrom,
+    'shards': writer.shards,
+  }
 
 
-def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cfg,
-           hwe_groups_N: np.ndarray | None = None) -> dict:
+def ingest(
+  source,
+  out_dir: str,
+  chunk_variants: int,
+  shard_variants: int,
+  qc_cfg,
+  hwe_groups_N: np.ndarray | None = None,
+) -> dict:
   """Streams `source` through QC into `out_dir/shards/` in one process.
 
   `gdiff.data.ingest_parallel.ingest` does the same over genomic regions in
@@ -566,12 +651,20 @@ def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cf
     shards, wall time.
   """
   start = time.time()
-  progress = tqdm.tqdm(total=source.num_variants, unit='variants', desc='ingest',
-                       disable=None, leave=False)
+  progress = tqdm.tqdm(
+    total=source.num_variants, unit='variants', desc='ingest', disable=None, leave=False
+  )
   with progress:
-    stats = ingest_chunks(source.chunks(chunk_variants, bad_calls=qc_cfg.bad_calls),
-                          source.path, out_dir,
-                          len(source.samples), shard_variants, qc_cfg, hwe_groups_N, progress)
+    stats = ingest_chunks(
+      source.chunks(chunk_variants, bad_calls=qc_cfg.bad_calls),
+      source.path,
+      out_dir,
+      len(source.samples),
+      shard_variants,
+      qc_cfg,
+      hwe_groups_N,
+      progress,
+    )
   wall = time.time() - start
   log_stats(source.path, stats, wall)
   return dict(stats, ingest_wall_s=round(wall, 3))
@@ -579,9 +672,16 @@ def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cf
 
 def log_stats(path: str, stats: dict, wall: float, how: str = '') -> None:
   """One logging line summarising an ingest."""
-  logging.info('ingest: %s: %d variants read, %d kept, dropped %s, %d missing calls filled, '
-               '%s (%.1f s%s)', path, stats['variants_read'], stats['variants_kept'],
-               stats['dropped'], stats['missing_filled'],
-               'phased' if stats['phased'] else
-               f'unphased (heterozygous calls of unknown phase: {stats["unphased_het_calls"]})',
-               wall, how)
+  logging.info(
+    'ingest: %s: %d variants read, %d kept, dropped %s, %d missing calls filled, %s (%.1f s%s)',
+    path,
+    stats['variants_read'],
+    stats['variants_kept'],
+    stats['dropped'],
+    stats['missing_filled'],
+    'phased'
+    if stats['phased']
+    else f'unphased (heterozygous calls of unknown phase: {stats["unphased_het_calls"]})',
+    wall,
+    how,
+  )

@@ -73,8 +73,7 @@ from gdiff.errors import InputError
 
 # forkserver: workers fork from a clean server (the parent may hold JAX threads,
 # which plain fork is unsafe with) and skip re-importing the preloaded modules.
-START_METHOD = ('forkserver' if 'forkserver' in multiprocessing.get_all_start_methods()
-                else 'spawn')
+START_METHOD = 'forkserver' if 'forkserver' in multiprocessing.get_all_start_methods() else 'spawn'
 _PRELOAD = ['gdiff.data.ingest_parallel', 'allel', 'bed_reader']
 _BGZF_MAGIC = b'\x1f\x8b\x08\x04'
 _SCAN_BLOCK = 1 << 23  # bytes of `bcftools query` output parsed at once
@@ -162,8 +161,11 @@ def vcf_pieces(positions: Positions, cuts: list[int]) -> list[Piece]:
 
 def scan_positions(path: str) -> Positions | None:
   """CHROM/POS of every record with one `bcftools query` pass; None if it fails or unsorted."""
-  proc = subprocess.Popen(['bcftools', 'query', '-f', '%CHROM\t%POS\n', path],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+    ['bcftools', 'query', '-f', '%CHROM\t%POS\n', path],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.DEVNULL,
+  )
   contigs, starts, pos_parts, count, tail, last = [], [], [], 0, b'', None
   with proc.stdout:
     while True:
@@ -188,8 +190,11 @@ def scan_positions(path: str) -> Positions | None:
         break
   if proc.wait() != 0:
     return None
-  positions = Positions(tuple(contigs), np.array(starts + [count], np.int64),
-                        np.concatenate(pos_parts) if pos_parts else np.zeros(0, np.int64))
+  positions = Positions(
+    tuple(contigs),
+    np.array(starts + [count], np.int64),
+    np.concatenate(pos_parts) if pos_parts else np.zeros(0, np.int64),
+  )
   return positions if positions.is_sorted() else None
 
 
@@ -199,8 +204,9 @@ def _is_bgzf(path: str) -> bool:
   return head[:4] == _BGZF_MAGIC and head[12:14] == b'BC'
 
 
-def find_or_make_index(source: ingest_lib.VcfSource, scratch: str,
-                       wait: bool = True) -> tuple[str | None, str, subprocess.Popen | None]:
+def find_or_make_index(
+  source: ingest_lib.VcfSource, scratch: str, wait: bool = True
+) -> tuple[str | None, str, subprocess.Popen | None]:
   """(index path, '', process) or (None, why not, None).
 
   Uses FILE.tbi/.csi when present and not older than FILE; otherwise starts
@@ -219,8 +225,9 @@ def find_or_make_index(source: ingest_lib.VcfSource, scratch: str,
     if os.path.isfile(index) and os.path.getmtime(index) >= os.path.getmtime(path):
       return index, '', None
   index = os.path.join(scratch, 'index.csi')
-  proc = subprocess.Popen(['bcftools', 'index', '-o', index, path], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
+  proc = subprocess.Popen(
+    ['bcftools', 'index', '-o', index, path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+  )
   if wait:
     why = wait_index(proc)
     return (None, why, None) if why else (index, '', None)
@@ -238,8 +245,9 @@ def wait_index(proc: subprocess.Popen | None) -> str:
   return ''
 
 
-def _plan(source, scratch: str, num_pieces: int,
-          on_ready) -> tuple[list[Piece] | None, str, str | None]:
+def _plan(
+  source, scratch: str, num_pieces: int, on_ready
+) -> tuple[list[Piece] | None, str, str | None]:
   """(pieces, '', index) or (None, why serial, None).
 
   `on_ready()` is called once the cheap checks pass, so that worker start-up
@@ -272,8 +280,13 @@ def _plan(source, scratch: str, num_pieces: int,
 
 def _cpu_s() -> float:
   """CPU seconds of this process and its finished children (tabix) so far."""
-  return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
-                                               resource.getrusage(resource.RUSAGE_CHILDREN)))
+  return sum(
+    r.ru_utime + r.ru_stime
+    for r in (
+      resource.getrusage(resource.RUSAGE_SELF),
+      resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+  )
 
 
 def _peak_rss_kib() -> int | None:
@@ -295,20 +308,34 @@ def _run_piece(task: dict) -> dict:
     chunks = source.chunks(task['chunk_variants'], bad_calls=bad_calls)
   else:
     chunks = itertools.chain.from_iterable(
-        source.chunks(task['chunk_variants'], region=r, index=task['index'],
-                      bad_calls=bad_calls)
-        for r in piece.regions)
-  stats = ingest_lib.ingest_chunks(chunks, source.path, task['out_dir'], len(source.samples),
-                                   task['shard_variants'], task['qc'], task['hwe_groups_N'])
+      source.chunks(task['chunk_variants'], region=r, index=task['index'], bad_calls=bad_calls)
+      for r in piece.regions
+    )
+  stats = ingest_lib.ingest_chunks(
+    chunks,
+    source.path,
+    task['out_dir'],
+    len(source.samples),
+    task['shard_variants'],
+    task['qc'],
+    task['hwe_groups_N'],
+  )
   return dict(stats, pid=os.getpid(), peak_rss_kib=_peak_rss_kib(), cpu_s=_cpu_s())
 
 
 def _merge(results: list[dict], out_dir: str, scratch_dirs: list[str]) -> dict:
   """Sums piece stats in order and moves their shards to `out_dir/shards/`."""
-  merged = {'variants_read': 0, 'variants_kept': 0, 'dropped': dict.fromkeys(qc_lib.REASONS, 0),
-            'bad_calls': dict.fromkeys(genotypes.BAD_CALL_REASONS, 0),
-            'missing_filled': 0, 'phased': True, 'unphased_het_calls': 0,
-            'kept_per_chromosome': {}, 'shards': []}
+  merged = {
+    'variants_read': 0,
+    'variants_kept': 0,
+    'dropped': dict.fromkeys(qc_lib.REASONS, 0),
+    'bad_calls': dict.fromkeys(genotypes.BAD_CALL_REASONS, 0),
+    'missing_filled': 0,
+    'phased': True,
+    'unphased_het_calls': 0,
+    'kept_per_chromosome': {},
+    'shards': [],
+  }
   for result, folder in zip(results, scratch_dirs):
     for key in ('variants_read', 'variants_kept', 'missing_filled', 'unphased_het_calls'):
       merged[key] += result[key]
@@ -322,14 +349,22 @@ def _merge(results: list[dict], out_dir: str, scratch_dirs: list[str]) -> dict:
     for shard in result['shards']:
       path = cohort_lib.shard_path(out_dir, len(merged['shards']))
       os.replace(os.path.join(folder, shard['file']), path)
-      merged['shards'].append({'file': os.path.relpath(path, out_dir),
-                               'variants': shard['variants']})
+      merged['shards'].append(
+        {'file': os.path.relpath(path, out_dir), 'variants': shard['variants']}
+      )
   return merged
 
 
-def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cfg,
-           hwe_groups_N: np.ndarray | None = None, workers: int = 0,
-           regions_per_worker: int = 3) -> dict:
+def ingest(
+  source,
+  out_dir: str,
+  chunk_variants: int,
+  shard_variants: int,
+  qc_cfg,
+  hwe_groups_N: np.ndarray | None = None,
+  workers: int = 0,
+  regions_per_worker: int = 3,
+) -> dict:
   """`gdiff.data.ingest.ingest`, over genomic regions in `workers` processes.
 
   Args:
@@ -347,36 +382,54 @@ def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cf
   """
   workers = resolve_workers(workers)
   if workers <= 1:
-    return dict(ingest_lib.ingest(source, out_dir, chunk_variants, shard_variants, qc_cfg,
-                                  hwe_groups_N), ingest_parallel=None)
+    return dict(
+      ingest_lib.ingest(source, out_dir, chunk_variants, shard_variants, qc_cfg, hwe_groups_N),
+      ingest_parallel=None,
+    )
   start = time.time()
   os.makedirs(os.path.join(out_dir, cohort_lib.SHARD_DIR), exist_ok=True)
   scratch = tempfile.mkdtemp(prefix='.ingest-', dir=out_dir)
   context = multiprocessing.get_context(START_METHOD)
   try:
-    pieces, why, index = _plan(source, scratch, workers * max(1, regions_per_worker),
-                               functools.partial(_start_server, context))
+    pieces, why, index = _plan(
+      source,
+      scratch,
+      workers * max(1, regions_per_worker),
+      functools.partial(_start_server, context),
+    )
     if pieces is not None and len(pieces) < 2:
       pieces, why = None, 'only one piece'
     if pieces is None:
       logging.info('ingest: %s: serial instead of %d workers: %s', source.path, workers, why)
-      return dict(ingest_lib.ingest(source, out_dir, chunk_variants, shard_variants, qc_cfg,
-                                    hwe_groups_N), ingest_parallel=None)
+      return dict(
+        ingest_lib.ingest(source, out_dir, chunk_variants, shard_variants, qc_cfg, hwe_groups_N),
+        ingest_parallel=None,
+      )
     qc_plain = types.SimpleNamespace(**qc_cfg.to_dict())  # small and picklable
     folders = [os.path.join(scratch, f'piece-{p.index:05d}') for p in pieces]
     plink = isinstance(source, ingest_lib.PlinkSource)
-    tasks = [{'source': source.slice(p.start, p.stop) if plink else source, 'piece': p,
-              'index': index, 'out_dir': folder,
-              'chunk_variants': chunk_variants, 'shard_variants': shard_variants,
-              'qc': qc_plain, 'hwe_groups_N': hwe_groups_N}
-             for p, folder in zip(pieces, folders)]
+    tasks = [
+      {
+        'source': source.slice(p.start, p.stop) if plink else source,
+        'piece': p,
+        'index': index,
+        'out_dir': folder,
+        'chunk_variants': chunk_variants,
+        'shard_variants': shard_variants,
+        'qc': qc_plain,
+        'hwe_groups_N': hwe_groups_N,
+      }
+      for p, folder in zip(pieces, folders)
+    ]
     results = _run_pool(context, tasks, min(workers, len(tasks)), pieces[-1].stop)
     for piece, result in zip(pieces, results):
       if result['variants_read'] != piece.stop - piece.start:
         where = ', '.join(piece.regions) or f'variants {piece.start}-{piece.stop}'
-        raise InputError(f'{source.path}: {where}: {result["variants_read"]} records read through '
-                         f'the index {index}, but a full pass found {piece.stop - piece.start} '
-                         f'(stale index? re-index the file)')
+        raise InputError(
+          f'{source.path}: {where}: {result["variants_read"]} records read through '
+          f'the index {index}, but a full pass found {piece.stop - piece.start} '
+          f'(stale index? re-index the file)'
+        )
     stats = _merge(results, out_dir, folders)
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
@@ -387,13 +440,19 @@ def ingest(source, out_dir: str, chunk_variants: int, shard_variants: int, qc_cf
     cpu[r['pid']] = max(cpu.get(r['pid'], 0.0), r['cpu_s'])
   parent = _peak_rss_kib()
   ingest_lib.log_stats(source.path, stats, wall, f', {len(peaks)} workers, {len(pieces)} pieces')
-  return dict(stats, ingest_wall_s=round(wall, 3), ingest_parallel={
-      'workers': workers, 'pieces': len(pieces),
+  return dict(
+    stats,
+    ingest_wall_s=round(wall, 3),
+    ingest_parallel={
+      'workers': workers,
+      'pieces': len(pieces),
       'regions': sum(max(1, len(p.regions)) for p in pieces),
       'start_method': START_METHOD,
       'parent_peak_rss_mib': round(parent / 1024, 1) if parent else None,
       'worker_peak_rss_mib': [round(v / 1024, 1) for v in peaks.values()],
-      'worker_cpu_s': [round(v, 2) for v in cpu.values()]})
+      'worker_cpu_s': [round(v, 2) for v in cpu.values()],
+    },
+  )
 
 
 @contextlib.contextmanager
@@ -420,6 +479,7 @@ def _start_server(context) -> None:
   if context.get_start_method() == 'forkserver':
     context.set_forkserver_preload(_PRELOAD)
     from multiprocessing import forkserver
+
     with _one_blas_thread():  # the server imports numpy, so its children inherit it
       forkserver.ensure_running()  # returns at once; the server imports in the background
 

@@ -35,8 +35,8 @@ from gdiff.errors import InputError
 SOURCE_DIR = 'source'
 # Sample groups of the HWE test (`data.qc.hwe_within`), from the labels.
 HWE_WITHIN = {
-    'class': lambda labels: np.unique(labels, return_inverse=True)[1],
-    'all': lambda labels: np.zeros(len(labels), np.int64),
+  'class': lambda labels: np.unique(labels, return_inverse=True)[1],
+  'all': lambda labels: np.zeros(len(labels), np.int64),
 }
 
 
@@ -57,30 +57,36 @@ def check_config(data_cfg: ml_collections.ConfigDict) -> None:
   if data_cfg.vcf and data_cfg.plink:
     raise InputError('data.vcf and data.plink are both set; give one of them')
   if (data_cfg.vcf or data_cfg.plink) and not data_cfg.labels:
-    raise InputError(f'data.labels: required with data.{"vcf" if data_cfg.vcf else "plink"} '
-                     f'(a TSV with columns sample and {data_cfg.label_column})')
+    raise InputError(
+      f'data.labels: required with data.{"vcf" if data_cfg.vcf else "plink"} '
+      f'(a TSV with columns sample and {data_cfg.label_column})'
+    )
   if data_cfg.labels and not (data_cfg.vcf or data_cfg.plink):
-    raise InputError('data.labels is set but neither data.vcf nor data.plink is; a simulated '
-                     'cohort brings its own labels')
+    raise InputError(
+      'data.labels is set but neither data.vcf nor data.plink is; a simulated '
+      'cohort brings its own labels'
+    )
   if not data_cfg.label_column:
     raise InputError('data.label_column: empty')
   for name in ('chunk_variants', 'shard_variants', 'ingest_regions_per_worker'):
     if int(data_cfg[name]) < 1:
       raise InputError(f'data.{name}: must be >= 1, got {data_cfg[name]}')
   if int(data_cfg.ingest_workers) < -1:
-    raise InputError(f'data.ingest_workers: must be >= -1 (0 serial, -1 all cores), got '
-                     f'{data_cfg.ingest_workers}')
+    raise InputError(
+      f'data.ingest_workers: must be >= -1 (0 serial, -1 all cores), got {data_cfg.ingest_workers}'
+    )
   qc = data_cfg.qc
   if qc.hwe_within not in HWE_WITHIN:
-    raise InputError(f'data.qc.hwe_within: unknown {qc.hwe_within!r} '
-                     f'(known: {", ".join(HWE_WITHIN)})')
-  for name, lo, hi in (('min_maf', 0.0, 0.5), ('min_call_rate', 0.0, 1.0),
-                       ('min_hwe_p', 0.0, 1.0)):
+    raise InputError(
+      f'data.qc.hwe_within: unknown {qc.hwe_within!r} (known: {", ".join(HWE_WITHIN)})'
+    )
+  for name, lo, hi in (('min_maf', 0.0, 0.5), ('min_call_rate', 0.0, 1.0), ('min_hwe_p', 0.0, 1.0)):
     if not lo <= qc[name] <= hi:
       raise InputError(f'data.qc.{name}: must be in [{lo}, {hi}], got {qc[name]}')
   if qc.bad_calls not in genotypes.BAD_CALLS:
-    raise InputError(f'data.qc.bad_calls: unknown {qc.bad_calls!r} '
-                     f'(known: {", ".join(genotypes.BAD_CALLS)})')
+    raise InputError(
+      f'data.qc.bad_calls: unknown {qc.bad_calls!r} (known: {", ".join(genotypes.BAD_CALLS)})'
+    )
 
 
 def input_files(data_cfg: ml_collections.ConfigDict) -> dict[str, str]:
@@ -89,8 +95,9 @@ def input_files(data_cfg: ml_collections.ConfigDict) -> dict[str, str]:
   if data_cfg.vcf:
     files['data.vcf'] = data_cfg.vcf
   if data_cfg.plink:
-    prefix = data_cfg.plink[:-4] if data_cfg.plink.endswith(('.bed', '.bim', '.fam')) \
-        else data_cfg.plink
+    prefix = (
+      data_cfg.plink[:-4] if data_cfg.plink.endswith(('.bed', '.bim', '.fam')) else data_cfg.plink
+    )
     files.update({f'data.plink ({ext})': prefix + ext for ext in ('.bed', '.bim', '.fam')})
   for name in ('labels', 'split_file'):
     if data_cfg[name]:
@@ -112,12 +119,16 @@ def _existing(data_dir: str, data_cfg) -> dict | None:
     except (OSError, ValueError):
       manifest = None
   if not manifest or not manifest.get('complete'):
-    raise InputError(f'{data_dir}: holds no complete cohort (no complete '
-                     f'{cohort_lib.MANIFEST_FILE}); move it away or use a new --workdir '
-                     f'(nothing was deleted)')
+    raise InputError(
+      f'{data_dir}: holds no complete cohort (no complete '
+      f'{cohort_lib.MANIFEST_FILE}); move it away or use a new --workdir '
+      f'(nothing was deleted)'
+    )
   if _same_data(manifest.get('config')) != _same_data(_config_dict(data_cfg)):  # nor `seed`
-    raise InputError(f'{data_dir}: holds a cohort made with a different data config; move it '
-                     f'away or use a new --workdir (nothing was deleted)')
+    raise InputError(
+      f'{data_dir}: holds a cohort made with a different data config; move it '
+      f'away or use a new --workdir (nothing was deleted)'
+    )
   workdir_lib.check_inputs(manifest.get('inputs', {}), os.path.dirname(data_dir) or '.')
   return manifest
 
@@ -127,16 +138,32 @@ def _source(data_cfg, tmp_dir: str, final_dir: str) -> tuple[object, str, dict]:
   if data_cfg.vcf or data_cfg.plink:
     kind = 'vcf' if data_cfg.vcf else 'plink'
     source = ingest_lib.open_source(kind, data_cfg[kind])
-    return source, data_cfg.labels, {'kind': kind, 'path': os.path.abspath(source.path),
-                                     'labels': os.path.abspath(data_cfg.labels),
-                                     'simulated': False}
+    return (
+      source,
+      data_cfg.labels,
+      {
+        'kind': kind,
+        'path': os.path.abspath(source.path),
+        'labels': os.path.abspath(data_cfg.labels),
+        'simulated': False,
+      },
+    )
   vcf, labels, info = simulate_lib.simulate_to_files(
-      data_cfg.simulate, os.path.join(tmp_dir, SOURCE_DIR))
+    data_cfg.simulate, os.path.join(tmp_dir, SOURCE_DIR)
+  )
   source = ingest_lib.open_source('vcf', vcf)
   final = os.path.join(os.path.abspath(final_dir), SOURCE_DIR)
-  return source, labels, {'kind': 'vcf', 'simulated': True, 'simulation': info,
-                          'path': os.path.join(final, simulate_lib.VCF_FILE),
-                          'labels': os.path.join(final, simulate_lib.LABELS_FILE)}
+  return (
+    source,
+    labels,
+    {
+      'kind': 'vcf',
+      'simulated': True,
+      'simulation': info,
+      'path': os.path.join(final, simulate_lib.VCF_FILE),
+      'labels': os.path.join(final, simulate_lib.LABELS_FILE),
+    },
+  )
 
 
 def prepare(data_cfg: ml_collections.ConfigDict, data_dir: str, seed: int = 0) -> dict:
@@ -167,48 +194,54 @@ def prepare(data_cfg: ml_collections.ConfigDict, data_dir: str, seed: int = 0) -
   return manifest
 
 
-def _prepare_into(data_cfg, tmp: str, data_dir: str, seed: int, start: float,
-                  inputs: dict) -> dict:
+def _prepare_into(data_cfg, tmp: str, data_dir: str, seed: int, start: float, inputs: dict) -> dict:
   source, labels_path, source_info = _source(data_cfg, tmp, data_dir)
   splits_lib.check_samples(source.samples.tolist(), source.path)
-  labels = splits_lib.read_labels(labels_path, data_cfg.label_column, source.samples,
-                                  source.path)
+  labels = splits_lib.read_labels(labels_path, data_cfg.label_column, source.samples, source.path)
   if data_cfg.split_file:
     split = splits_lib.read_split_file(data_cfg.split_file, source.samples, source.path)
     split_from = os.path.abspath(data_cfg.split_file)
   else:
-    split = splits_lib.stratified_split(labels, data_cfg.val_fraction, data_cfg.test_fraction,
-                                        data_cfg.split_seed)
+    split = splits_lib.stratified_split(
+      labels, data_cfg.val_fraction, data_cfg.test_fraction, data_cfg.split_seed
+    )
     split_from = 'stratified'
   splits_lib.check_split(labels, split, data_cfg.split_file or 'data.val/test_fraction')
 
-  stats = ingest_parallel.ingest(source, tmp, int(data_cfg.chunk_variants),
-                                 int(data_cfg.shard_variants), data_cfg.qc,
-                                 _qc_groups(data_cfg.qc, labels, split),
-                                 workers=int(data_cfg.ingest_workers),
-                                 regions_per_worker=int(data_cfg.ingest_regions_per_worker))
+  stats = ingest_parallel.ingest(
+    source,
+    tmp,
+    int(data_cfg.chunk_variants),
+    int(data_cfg.shard_variants),
+    data_cfg.qc,
+    _qc_groups(data_cfg.qc, labels, split),
+    workers=int(data_cfg.ingest_workers),
+    regions_per_worker=int(data_cfg.ingest_regions_per_worker),
+  )
   if stats['variants_kept'] == 0:
     raise InputError(_nothing_kept(source.path, stats))
   cohort_lib.write_samples(tmp, source.samples, labels, split)
   manifest = {
-      'format': workdir_lib.FORMAT,
-      'complete': True,
-      'source': source_info,
-      'inputs': inputs,
-      'config': _config_dict(data_cfg),
-      'seed': seed,
-      'qc': {'hwe_test': f'exact (Wigginton et al. 2005, as plink --hardy), within '
-                         f'{data_cfg.qc.hwe_within}',
-             'missing_fill': 'rounded mean dosage of the called genotypes, per SNP',
-             'phase': 'a filled call follows its dosage (0|0, 1|0 of unknown phase, 1|1); '
-                      'phased only if no kept heterozygous call has unknown phase',
-             'fit_on': 'train (call rate, MAF, HWE and the fill value ignore val/test)',
-             'filter_order': list(qc_lib.REASONS)},
-      **stats,
-      'split': split_from,
-      'classes': sorted(set(labels.tolist())),
-      'samples': splits_lib.counts(labels, split),
-      'wall_time_s': round(time.time() - start, 3),
+    'format': workdir_lib.FORMAT,
+    'complete': True,
+    'source': source_info,
+    'inputs': inputs,
+    'config': _config_dict(data_cfg),
+    'seed': seed,
+    'qc': {
+      'hwe_test': f'exact (Wigginton et al. 2005, as plink --hardy), within '
+      f'{data_cfg.qc.hwe_within}',
+      'missing_fill': 'rounded mean dosage of the called genotypes, per SNP',
+      'phase': 'a filled call follows its dosage (0|0, 1|0 of unknown phase, 1|1); '
+      'phased only if no kept heterozygous call has unknown phase',
+      'fit_on': 'train (call rate, MAF, HWE and the fill value ignore val/test)',
+      'filter_order': list(qc_lib.REASONS),
+    },
+    **stats,
+    'split': split_from,
+    'classes': sorted(set(labels.tolist())),
+    'samples': splits_lib.counts(labels, split),
+    'wall_time_s': round(time.time() - start, 3),
   }
   text = json.dumps(manifest, indent=1)
   with open(os.path.join(tmp, cohort_lib.MANIFEST_FILE), 'w') as f:
@@ -233,10 +266,13 @@ def _nothing_kept(path: str, stats: dict) -> str:
   if read == 0:
     return f'{path}: no variant records (only a header)'
   if dropped['haploid'] == read:
-    return (f'{path}: all {read} variants have haploid calls (sex chromosomes or mitochondria; '
-            f'gdiff models diploid genotypes and drops such records under \'haploid\')')
+    return (
+      f'{path}: all {read} variants have haploid calls (sex chromosomes or mitochondria; '
+      f"gdiff models diploid genotypes and drops such records under 'haploid')"
+    )
   if sum(dropped[r] for r in qc_lib.STRUCTURAL) == read:
-    return (f'{path}: no biallelic SNP among the {read} variants (dropped '
-            f'{_nonzero(dropped)})')
-  return (f'{path}: no variant left after QC ({read} read, dropped {_nonzero(dropped)}); '
-          f'check the file or relax data.qc.min_maf / min_call_rate / min_hwe_p')
+    return f'{path}: no biallelic SNP among the {read} variants (dropped {_nonzero(dropped)})'
+  return (
+    f'{path}: no variant left after QC ({read} read, dropped {_nonzero(dropped)}); '
+    f'check the file or relax data.qc.min_maf / min_call_rate / min_hwe_p'
+  )

@@ -121,8 +121,16 @@ def hwe_exact_p(het: np.ndarray, hom_ref: np.ndarray, hom_alt: np.ndarray) -> np
     h = (na % 2) + 2 * np.arange(width)[None, :]  # possible het counts, same parity as na
     valid = h <= na
     hc = np.where(valid, h, na % 2)
-    logp = (logf[nn] - logf[(na - hc) // 2] - logf[hc] - logf[(nb - hc) // 2]
-            + hc * np.log(2.0) + logf[na] + logf[nb] - logf[2 * nn])
+    logp = (
+      logf[nn]
+      - logf[(na - hc) // 2]
+      - logf[hc]
+      - logf[(nb - hc) // 2]
+      + hc * np.log(2.0)
+      + logf[na]
+      + logf[nb]
+      - logf[2 * nn]
+    )
     logp = np.where(valid, logp, -np.inf)
     obs = het[idx]
     logp_obs = logp[np.arange(len(idx)), (obs - (na[:, 0] % 2)) // 2]
@@ -147,15 +155,17 @@ def genotype_counts(dosage_SxN: np.ndarray, groups_N: np.ndarray) -> np.ndarray:
   out = np.empty((dosage_SxN.shape[0], onehot_NxG.shape[1], 3), np.int64)
   rows = max(1, _COUNT_BLOCK // max(dosage_SxN.shape[1], 1))  # bounds the float32 temporaries
   for start in range(0, dosage_SxN.shape[0], rows):
-    block = dosage_SxN[start:start + rows]
+    block = dosage_SxN[start : start + rows]
     for value in range(3):
-      out[start:start + rows, :, value] = np.rint(
-          (block == value).astype(np.float32) @ onehot_NxG)
+      out[start : start + rows, :, value] = np.rint(
+        (block == value).astype(np.float32) @ onehot_NxG
+      )
   return out
 
 
-def qc_chunk(chunk: RawChunk, qc_cfg, previous: tuple[str, int] | None,
-             hwe_groups_N: np.ndarray | None = None) -> QcResult:
+def qc_chunk(
+  chunk: RawChunk, qc_cfg, previous: tuple[str, int] | None, hwe_groups_N: np.ndarray | None = None
+) -> QcResult:
   """Applies the filters to one chunk and fills missing calls of kept SNPs.
 
   Args:
@@ -193,8 +203,7 @@ def qc_chunk(chunk: RawChunk, qc_cfg, previous: tuple[str, int] | None,
     mark(np.isin(np.arange(s), snp[dup]), 'duplicate')
 
   dosage = chunk.dosage_SxN
-  groups = (np.zeros(dosage.shape[1], np.int64) if hwe_groups_N is None
-            else np.asarray(hwe_groups_N))
+  groups = np.zeros(dosage.shape[1], np.int64) if hwe_groups_N is None else np.asarray(hwe_groups_N)
   fit = groups >= 0
   n = int(fit.sum())
   counts_SxGx3 = genotype_counts(dosage if fit.all() else dosage[:, fit], groups[fit])
@@ -234,5 +243,4 @@ def qc_chunk(chunk: RawChunk, qc_cfg, previous: tuple[str, int] | None,
     hap0 = np.minimum(kept, 1)
     unphased = int(np.count_nonzero(kept == 1))
   dropped = {name: int((reason == i).sum()) for i, name in enumerate(REASONS)}
-  return QcResult(keep, kept, hap0, dropped, num_missing, unphased, freq[keep],
-                  last_snp)
+  return QcResult(keep, kept, hap0, dropped, num_missing, unphased, freq[keep], last_snp)

@@ -63,6 +63,7 @@ class SimulatedCohort:
 
 # ------------------------------------------------------------------ tskit side
 
+
 def _site_filter(ts, min_maf: float, max_snps: int) -> np.ndarray:
   """Ids of the sites to keep: single mutation, MAF >= min_maf, thinned evenly."""
   n = ts.num_samples
@@ -89,26 +90,35 @@ def _kept_contig(ts, name: str, length: int, min_maf: float, max_snps: int) -> C
   ts = ts.delete_sites(drop)  # the dense matrix below only ever has the kept sites
   sites = ts.tables.sites
   ancestral = np.array(
-      [ts.site(i).ancestral_state for i in range(ts.num_sites)], dtype=object).astype(str)
+    [ts.site(i).ancestral_state for i in range(ts.num_sites)], dtype=object
+  ).astype(str)
   derived = np.array(
-      [ts.site(i).mutations[0].derived_state for i in range(ts.num_sites)],
-      dtype=object).astype(str)
+    [ts.site(i).mutations[0].derived_state for i in range(ts.num_sites)], dtype=object
+  ).astype(str)
   pos = sites.position.astype(np.int64) + 1
   # Columns 2i and 2i+1: the two sample nodes of individual i (diploids, in order).
   order = np.concatenate([ts.individual(i).nodes for i in range(ts.num_individuals)])
-  haps = ts.genotype_matrix(samples=order).astype(np.int8) if ts.num_sites else np.zeros(
-      (0, len(order)), np.int8)
+  haps = (
+    ts.genotype_matrix(samples=order).astype(np.int8)
+    if ts.num_sites
+    else np.zeros((0, len(order)), np.int8)
+  )
   return Contig(name, length, pos, ancestral, derived, haps)
 
 
 def _individual_populations(ts) -> np.ndarray:
   names = [ts.population(p).metadata['name'] for p in range(ts.num_populations)]
-  return np.array([names[ts.node(ts.individual(i).nodes[0]).population]
-                   for i in range(ts.num_individuals)], dtype=object).astype(str)
+  return np.array(
+    [names[ts.node(ts.individual(i).nodes[0]).population] for i in range(ts.num_individuals)],
+    dtype=object,
+  ).astype(str)
 
 
-def _simulate_contigs(sim: ml_collections.ConfigDict, sample_counts: dict[str, int],
-                      option: str = 'data.simulate.populations'):
+def _simulate_contigs(
+  sim: ml_collections.ConfigDict,
+  sample_counts: dict[str, int],
+  option: str = 'data.simulate.populations',
+):
   import stdpopsim  # heavy import, only when simulating
 
   try:
@@ -119,26 +129,32 @@ def _simulate_contigs(sim: ml_collections.ConfigDict, sample_counts: dict[str, i
     model = species.get_demographic_model(sim.demography)
   except ValueError as e:
     known = ', '.join(m.id for m in species.demographic_models)
-    raise InputError(f'data.simulate.demography: unknown model {sim.demography!r} for '
-                     f'{sim.species} (known: {known})') from e
+    raise InputError(
+      f'data.simulate.demography: unknown model {sim.demography!r} for '
+      f'{sim.species} (known: {known})'
+    ) from e
   known_pops = [p.name for p in model.populations]
   bad = [p for p in sample_counts if p not in known_pops]
   if bad:
-    raise InputError(f'{option}: {", ".join(bad)} not in {sim.demography} '
-                     f'(known: {", ".join(known_pops)})')
+    raise InputError(
+      f'{option}: {", ".join(bad)} not in {sim.demography} (known: {", ".join(known_pops)})'
+    )
   engine = stdpopsim.get_engine('msprime')
   seeds = np.random.SeedSequence(sim.seed).generate_state(sim.num_contigs)
   contigs, populations = [], None
   for k in range(sim.num_contigs):
-    contig = species.get_contig(length=sim.contig_length, mutation_rate=model.mutation_rate,
-                                recombination_rate=sim.recombination_rate)
+    contig = species.get_contig(
+      length=sim.contig_length,
+      mutation_rate=model.mutation_rate,
+      recombination_rate=sim.recombination_rate,
+    )
     with warnings.catch_warnings():
       warnings.simplefilter('ignore', UserWarning)  # stdpopsim's generic-contig notes
       ts = engine.simulate(model, contig, dict(sample_counts), seed=int(seeds[k]) % (2**31 - 1) + 1)
-    kept = _kept_contig(ts, str(k + 1), int(sim.contig_length), sim.min_maf,
-                        sim.max_snps_per_contig)
-    logging.info('simulate: contig %s: %d sites, %d kept', kept.name, ts.num_sites,
-                 len(kept.pos))
+    kept = _kept_contig(
+      ts, str(k + 1), int(sim.contig_length), sim.min_maf, sim.max_snps_per_contig
+    )
+    logging.info('simulate: contig %s: %d sites, %d kept', kept.name, ts.num_sites, len(kept.pos))
     contigs.append(kept)
     if populations is None:
       populations = _individual_populations(ts)
@@ -146,6 +162,7 @@ def _simulate_contigs(sim: ml_collections.ConfigDict, sample_counts: dict[str, i
 
 
 # ------------------------------------------------------------------ cohorts
+
 
 def _ids(prefix: str, n: int) -> list[str]:
   width = max(4 if prefix != 'S' else 5, len(str(n)))
@@ -160,8 +177,10 @@ def _check_counts(name: str, values: Sequence[int], at_least: int = 1) -> None:
 def _populations(sim: ml_collections.ConfigDict) -> SimulatedCohort:
   pops, counts = tuple(sim.populations), tuple(sim.samples_per_population)
   if len(pops) != len(counts):
-    raise InputError(f'data.simulate.samples_per_population: {len(counts)} counts for '
-                     f'{len(pops)} populations {pops}')
+    raise InputError(
+      f'data.simulate.samples_per_population: {len(counts)} counts for '
+      f'{len(pops)} populations {pops}'
+    )
   if len(set(pops)) != len(pops):
     raise InputError(f'data.simulate.populations: repeated population in {pops}')
   _check_counts('samples_per_population', counts)
@@ -174,8 +193,13 @@ def _populations(sim: ml_collections.ConfigDict) -> SimulatedCohort:
   return SimulatedCohort(samples.astype(str), populations, contigs, info)
 
 
-def liability_phenotype(dosage_SxN: np.ndarray, num_causal: int, heritability: float,
-                        prevalence: float, rng: np.random.Generator):
+def liability_phenotype(
+  dosage_SxN: np.ndarray,
+  num_causal: int,
+  heritability: float,
+  prevalence: float,
+  rng: np.random.Generator,
+):
   """Liability-threshold cases from causal SNPs.
 
   Args:
@@ -211,30 +235,41 @@ def _case_control(sim: ml_collections.ConfigDict) -> SimulatedCohort:
     raise InputError(f'data.simulate.heritability: must be in [0, 1], got {sim.heritability}')
   contigs, _ = _simulate_contigs(sim, {sim.population: n}, 'data.simulate.population')
   dosage_SxN = np.concatenate(
-      [c.haplotypes_Sx2N[:, 0::2] + c.haplotypes_Sx2N[:, 1::2] for c in contigs])
+    [c.haplotypes_Sx2N[:, 0::2] + c.haplotypes_Sx2N[:, 1::2] for c in contigs]
+  )
   if not 1 <= sim.num_causal <= dosage_SxN.shape[0]:
-    raise InputError(f'data.simulate.num_causal: must be in [1, {dosage_SxN.shape[0]}] '
-                     f'(the simulated SNPs), got {sim.num_causal}')
+    raise InputError(
+      f'data.simulate.num_causal: must be in [1, {dosage_SxN.shape[0]}] '
+      f'(the simulated SNPs), got {sim.num_causal}'
+    )
   rng = rng_lib.numpy_stream(sim.seed, 'simulate_phenotype')
   is_case, causal, effects = liability_phenotype(
-      dosage_SxN, int(sim.num_causal), float(sim.heritability), float(sim.prevalence), rng)
+    dosage_SxN, int(sim.num_causal), float(sim.heritability), float(sim.prevalence), rng
+  )
   labels = np.where(is_case, 'case', 'control')
   offsets = np.cumsum([0] + [len(c.pos) for c in contigs])
   chrom_of = np.concatenate([[c.name] * len(c.pos) for c in contigs])
   pos_of = np.concatenate([c.pos for c in contigs])
-  info = {'kind': 'case_control', 'population': sim.population, 'num_samples': n,
-          'num_cases': int(is_case.sum()),
-          'causal': [{'chrom': str(chrom_of[i]), 'pos': int(pos_of[i]), 'effect': float(b)}
-                     for i, b in zip(causal, effects)],
-          'contig_offsets': offsets.tolist()}
+  info = {
+    'kind': 'case_control',
+    'population': sim.population,
+    'num_samples': n,
+    'num_cases': int(is_case.sum()),
+    'causal': [
+      {'chrom': str(chrom_of[i]), 'pos': int(pos_of[i]), 'effect': float(b)}
+      for i, b in zip(causal, effects)
+    ],
+    'contig_offsets': offsets.tolist(),
+  }
   return SimulatedCohort(np.array(_ids('S', n)), labels, contigs, info)
 
 
 KINDS = {'populations': _populations, 'case_control': _case_control}
 # The `data.simulate` keys each kind ignores (a workdir's record ignores them too).
-UNUSED_KEYS = {'populations': ('population', 'num_samples', 'prevalence', 'heritability',
-                               'num_causal'),
-               'case_control': ('populations', 'samples_per_population')}
+UNUSED_KEYS = {
+  'populations': ('population', 'num_samples', 'prevalence', 'heritability', 'num_causal'),
+  'case_control': ('populations', 'samples_per_population'),
+}
 
 
 def simulate(sim: ml_collections.ConfigDict) -> SimulatedCohort:
@@ -250,17 +285,24 @@ def simulate(sim: ml_collections.ConfigDict) -> SimulatedCohort:
 
 # ------------------------------------------------------------------ writing
 
+
 def contig_variants(contig: Contig) -> Variants:
   """The variant table of a contig; IDs are CHROM:POS:REF:ALT."""
   ids = [f'{contig.name}:{int(p)}:{r}:{a}' for p, r, a in zip(contig.pos, contig.ref, contig.alt)]
-  return Variants(chrom=np.full(len(contig.pos), contig.name), pos=contig.pos,
-                  id=np.array(ids, dtype=str), ref=contig.ref, alt=contig.alt)
+  return Variants(
+    chrom=np.full(len(contig.pos), contig.name),
+    pos=contig.pos,
+    id=np.array(ids, dtype=str),
+    ref=contig.ref,
+    alt=contig.alt,
+  )
 
 
 def write_contigs(path: str, samples: Sequence[str], contigs: Sequence[Contig]) -> None:
   """Writes a bgzipped VCF 4.2 with phased GT for all contigs (atomically)."""
-  with writers.VcfWriter(path, samples, [(c.name, c.length) for c in contigs],
-                         source='gdiff.data.simulate') as vcf:
+  with writers.VcfWriter(
+    path, samples, [(c.name, c.length) for c in contigs], source='gdiff.data.simulate'
+  ) as vcf:
     for contig in contigs:
       vcf.write_haplotypes(contig.haplotypes_Sx2N, contig_variants(contig))
 
@@ -281,8 +323,11 @@ def simulate_to_files(sim: ml_collections.ConfigDict, out_dir: str) -> tuple[str
   labels = os.path.join(out_dir, LABELS_FILE)
   write_contigs(vcf, cohort.samples, cohort.contigs)
   writers.write_labels(labels, cohort.samples, cohort.labels)
-  info = dict(cohort.info, num_snps=int(sum(len(c.pos) for c in cohort.contigs)),
-              snps_per_contig={c.name: int(len(c.pos)) for c in cohort.contigs},
-              config=sim.to_dict())
+  info = dict(
+    cohort.info,
+    num_snps=int(sum(len(c.pos) for c in cohort.contigs)),
+    snps_per_contig={c.name: int(len(c.pos)) for c in cohort.contigs},
+    config=sim.to_dict(),
+  )
   logging.info('simulate: %d samples x %d SNPs -> %s', len(cohort.samples), info['num_snps'], vcf)
   return vcf, labels, info

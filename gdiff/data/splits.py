@@ -30,8 +30,10 @@ def _unquote(field: str, at: str) -> str:
     return text
   inner = text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else None
   if inner is None or '"' in inner.replace('""', ''):
-    raise InputError(f'{at}: unbalanced quote in {text!r} (fields may be quoted as a whole, '
-                     f'"like this"; a tab or line break inside quotes is not supported)')
+    raise InputError(
+      f'{at}: unbalanced quote in {text!r} (fields may be quoted as a whole, '
+      f'"like this"; a tab or line break inside quotes is not supported)'
+    )
   return inner.replace('""', '"').strip()
 
 
@@ -42,9 +44,10 @@ def _lines(path: str) -> list[str]:
   try:
     text = data.decode('utf-8-sig')
   except UnicodeDecodeError as e:
-    line = data[:e.start].count(b'\n') + 1
-    raise InputError(f'{path} is not UTF-8 (byte 0x{data[e.start]:02x} on line {line}): '
-                     f're-save it as UTF-8') from e
+    line = data[: e.start].count(b'\n') + 1
+    raise InputError(
+      f'{path} is not UTF-8 (byte 0x{data[e.start]:02x} on line {line}): re-save it as UTF-8'
+    ) from e
   lines = [x[:-1] if x.endswith('\r') else x for x in text.split('\n')]
   return lines[:-1] if lines and not lines[-1] else lines
 
@@ -75,16 +78,19 @@ def read_table(path: str, columns: Sequence[str], option: str) -> list[tuple[int
   header = [_unquote(h, where(path, 1)) for h in lines[0].split('\t')]
   missing = [c for c in columns if c not in header]
   if missing:
-    raise InputError(f'{where(path, 1)}: no column {", ".join(map(repr, missing))} in the '
-                     f'header ({", ".join(header)}); set {option} or the column option')
+    raise InputError(
+      f'{where(path, 1)}: no column {", ".join(map(repr, missing))} in the '
+      f'header ({", ".join(header)}); set {option} or the column option'
+    )
   rows = []
   for line, text in enumerate(lines[1:], 2):
     if not text.strip():
       continue
     row = text.split('\t')
     if len(row) != len(header):
-      raise InputError(f'{where(path, line)}: {len(row)} tab-separated fields, the header '
-                       f'has {len(header)}')
+      raise InputError(
+        f'{where(path, line)}: {len(row)} tab-separated fields, the header has {len(header)}'
+      )
     rows.append((line, {h: _unquote(x, where(path, line)) for h, x in zip(header, row)}))
   return rows
 
@@ -98,12 +104,15 @@ def _by_sample(path: str, rows, column: str) -> dict[str, str]:
     if not value:
       raise InputError(f'{where(path, line)}: empty {column!r} for sample {sample}')
     if value.lower() in MISSING_VALUES:
-      raise InputError(f'{where(path, line)}: {column!r} of sample {sample} is {value!r}, a '
-                       f'missing value; give every sample of the genotypes a label (or '
-                       f'remove the sample from the genotype file)')
+      raise InputError(
+        f'{where(path, line)}: {column!r} of sample {sample} is {value!r}, a '
+        f'missing value; give every sample of the genotypes a label (or '
+        f'remove the sample from the genotype file)'
+      )
     if sample in out:
-      raise InputError(f'{where(path, line)}: sample {sample} repeated (first on line '
-                       f'{first[sample]})')
+      raise InputError(
+        f'{where(path, line)}: sample {sample} repeated (first on line {first[sample]})'
+      )
     out[sample], first[sample] = value, line
   return out
 
@@ -113,11 +122,11 @@ def _match(samples: np.ndarray, table: dict[str, str], path: str, geno: str) -> 
   absent = [s for s in table if s not in sample_set]
   missing = [s for s in samples if s not in table]
   if absent:
-    raise InputError(f'{path}: {len(absent)} sample(s) not in the genotypes {geno}: '
-                     f'{_few(absent)}')
+    raise InputError(f'{path}: {len(absent)} sample(s) not in the genotypes {geno}: {_few(absent)}')
   if missing:
-    raise InputError(f'{path}: {len(missing)} sample(s) of the genotypes {geno} are missing '
-                     f'here: {_few(missing)}')
+    raise InputError(
+      f'{path}: {len(missing)} sample(s) of the genotypes {geno} are missing here: {_few(missing)}'
+    )
   return np.array([table[s] for s in samples], dtype=object).astype(str)
 
 
@@ -155,13 +164,15 @@ def read_split_file(path: str, samples: np.ndarray, geno: str) -> np.ndarray:
   rows = read_table(path, ('sample', 'split'), 'data.split_file')
   for line, row in rows:
     if row['split'] not in SPLITS:
-      raise InputError(f'{where(path, line)}: split {row["split"]!r} is not one of '
-                       f'{", ".join(SPLITS)}')
+      raise InputError(
+        f'{where(path, line)}: split {row["split"]!r} is not one of {", ".join(SPLITS)}'
+      )
   return _match(samples, _by_sample(path, rows, 'split'), path, geno)
 
 
-def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: float,
-                     seed: int) -> np.ndarray:
+def stratified_split(
+  labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int
+) -> np.ndarray:
   """Seeded stratified split.
 
   Args:
@@ -176,8 +187,9 @@ def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: flo
     if not 0.0 <= f < 1.0:
       raise InputError(f'data.{name}: must be in [0, 1), got {f}')
   if val_fraction + test_fraction >= 1.0:
-    raise InputError(f'data.val_fraction + data.test_fraction must be < 1, got '
-                     f'{val_fraction} + {test_fraction}')
+    raise InputError(
+      f'data.val_fraction + data.test_fraction must be < 1, got {val_fraction} + {test_fraction}'
+    )
   labels = np.asarray(labels).astype(str)
   split = np.full(len(labels), 'train', dtype=object)
   rng = np.random.default_rng(seed)
@@ -187,11 +199,13 @@ def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: flo
     n_test = max(1, int(round(n * test_fraction))) if test_fraction > 0 else 0
     n_val = max(1, int(round(n * val_fraction))) if val_fraction > 0 else 0
     if n - n_test - n_val < 1:
-      raise InputError(f'class {cls!r} has {n} sample(s), too few to split with '
-                       f'data.val_fraction={val_fraction} and data.test_fraction={test_fraction} '
-                       f'(needs {1 + (n_val > 0) + (n_test > 0)})')
+      raise InputError(
+        f'class {cls!r} has {n} sample(s), too few to split with '
+        f'data.val_fraction={val_fraction} and data.test_fraction={test_fraction} '
+        f'(needs {1 + (n_val > 0) + (n_test > 0)})'
+      )
     split[rows[:n_test]] = 'test'
-    split[rows[n_test:n_test + n_val]] = 'val'
+    split[rows[n_test : n_test + n_val]] = 'val'
   return split.astype(str)
 
 
@@ -202,17 +216,20 @@ def check_split(labels: np.ndarray, split: np.ndarray, source: str) -> None:
       raise InputError(f'{source}: class {cls!r} has no train sample')
   for name in ('val', 'test'):
     if not np.any(split == name):
-      raise InputError(f'{source}: the {name} split is empty (training picks its checkpoint '
-                       f'on val and the report judges on test)')
+      raise InputError(
+        f'{source}: the {name} split is empty (training picks its checkpoint '
+        f'on val and the report judges on test)'
+      )
 
 
 def counts(labels: np.ndarray, split: np.ndarray) -> dict:
   """Sample counts per class, per split and per class and split (for the manifest)."""
   classes = sorted(set(labels.tolist()))
   return {
-      'total': int(len(labels)),
-      'per_class': {c: int((labels == c).sum()) for c in classes},
-      'per_split': {s: int((split == s).sum()) for s in SPLITS},
-      'per_class_split': {c: {s: int(((labels == c) & (split == s)).sum()) for s in SPLITS}
-                          for c in classes},
+    'total': int(len(labels)),
+    'per_class': {c: int((labels == c).sum()) for c in classes},
+    'per_split': {s: int((split == s).sum()) for s in SPLITS},
+    'per_class_split': {
+      c: {s: int(((labels == c) & (split == s)).sum()) for s in SPLITS} for c in classes
+    },
   }

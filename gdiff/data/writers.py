@@ -26,7 +26,7 @@ import numpy as np
 
 from gdiff.data.cohort import Variants
 
-BGZF_BLOCK = 0xff00  # input bytes per BGZF block, as htslib's bgzip
+BGZF_BLOCK = 0xFF00  # input bytes per BGZF block, as htslib's bgzip
 _BGZF_EOF = bytes.fromhex('1f8b08040000000000ff0600424302001b0003000000000000000000')
 # VCF text per block of records (each genotype takes 4 bytes).
 VCF_BLOCK_BYTES = 1 << 24
@@ -41,8 +41,9 @@ _GT[0], _GT[1], _GT[2] = (np.frombuffer(g, np.uint8) for g in (b'0/0', b'0/1', b
 def _bgzf_block(data: bytes, level: int) -> bytes:
   compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
   payload = compressor.compress(data) + compressor.flush()
-  header = struct.pack('<4BI2BH2BHH', 0x1f, 0x8b, 8, 4, 0, 0, 0xff, 6, ord('B'), ord('C'), 2,
-                       len(payload) + 25)
+  header = struct.pack(
+    '<4BI2BH2BHH', 0x1F, 0x8B, 8, 4, 0, 0, 0xFF, 6, ord('B'), ord('C'), 2, len(payload) + 25
+  )
   return header + payload + struct.pack('<2I', zlib.crc32(data), len(data))
 
 
@@ -68,7 +69,7 @@ class BgzfWriter:
     if not full:
       return
     with memoryview(self._buffer) as view:
-      blocks = [bytes(view[i:i + BGZF_BLOCK]) for i in range(0, full, BGZF_BLOCK)]
+      blocks = [bytes(view[i : i + BGZF_BLOCK]) for i in range(0, full, BGZF_BLOCK)]
     del self._buffer[:full]
     mapper = self._pool.map if self._pool and len(blocks) > 1 else map
     self._file.writelines(mapper(self._compress, blocks))
@@ -100,14 +101,18 @@ def contig_lengths(variants: Variants) -> list[tuple[str, int]]:
   return [(str(c), int(pos[chrom == c].max())) for c in chrom[np.sort(first)]]
 
 
-def vcf_header(samples: Sequence[str], contigs: Sequence[tuple[str, int]],
-               source: str = 'gdiff') -> bytes:
+def vcf_header(
+  samples: Sequence[str], contigs: Sequence[tuple[str, int]], source: str = 'gdiff'
+) -> bytes:
   """VCFv4.2 header: the source, (name, length) of each contig, GT, and the #CHROM line."""
   lines = ['##fileformat=VCFv4.2', f'##source={source}']
   lines += [f'##contig=<ID={c},length={length}>' for c, length in contigs]
   lines.append('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">')
-  lines.append('\t'.join(['#CHROM', 'POS', 'ID', 'REF', 'ALT', 'QUAL', 'FILTER', 'INFO',
-                          'FORMAT', *map(str, samples)]))
+  lines.append(
+    '\t'.join(
+      ['#CHROM', 'POS', 'ID', 'REF', 'ALT', 'QUAL', 'FILTER', 'INFO', 'FORMAT', *map(str, samples)]
+    )
+  )
   return ('\n'.join(lines) + '\n').encode()
 
 
@@ -120,8 +125,10 @@ def _records(gt_SxNx3: np.ndarray, variants: Variants) -> bytes:
   cells[:, -1, 3] = ord('\n')
   rows = cells.reshape(s, 4 * n)
   v = variants
-  prefixes = [f'{c}\t{p}\t{i}\t{r}\t{a}\t.\tPASS\t.\tGT\t'.encode()
-              for c, p, i, r, a in zip(v.chrom, v.pos, v.id, v.ref, v.alt)]
+  prefixes = [
+    f'{c}\t{p}\t{i}\t{r}\t{a}\t.\tPASS\t.\tGT\t'.encode()
+    for c, p, i, r, a in zip(v.chrom, v.pos, v.id, v.ref, v.alt)
+  ]
   return b''.join(p + r.tobytes() for p, r in zip(prefixes, rows))
 
 
@@ -154,8 +161,14 @@ class VcfWriter:
     threads: BGZF compression threads (default: all CPUs).
   """
 
-  def __init__(self, path: str, samples: Sequence[str], contigs: Sequence[tuple[str, int]],
-               source: str = 'gdiff', threads: int | None = None):
+  def __init__(
+    self,
+    path: str,
+    samples: Sequence[str],
+    contigs: Sequence[tuple[str, int]],
+    source: str = 'gdiff',
+    threads: int | None = None,
+  ):
     self.path, self.num_samples = path, len(samples)
     self._tmp = path + '.tmp'
     self._bgzf = BgzfWriter(self._tmp, threads=threads)
@@ -192,8 +205,9 @@ class VcfWriter:
 def _check(dosage_NxS: np.ndarray, variants: Variants, samples: Sequence[str]) -> None:
   n, s = dosage_NxS.shape
   if s != len(variants) or n != len(samples):
-    raise ValueError(f'dosage {dosage_NxS.shape} does not match {len(samples)} samples x '
-                     f'{len(variants)} variants')
+    raise ValueError(
+      f'dosage {dosage_NxS.shape} does not match {len(samples)} samples x {len(variants)} variants'
+    )
 
 
 def column_slabs(dosage_NxS, width: int | None = None):
@@ -208,11 +222,18 @@ def column_slabs(dosage_NxS, width: int | None = None):
     chunks = getattr(dosage_NxS, 'chunks', None)
     width = chunks[1] if chunks else max(s, 1)
   for lo in range(0, s, width):
-    yield lo, np.asarray(dosage_NxS[:, lo:lo + width])
+    yield lo, np.asarray(dosage_NxS[:, lo : lo + width])
 
 
-def write_vcf(path: str, dosage_NxS: np.ndarray, variants: Variants, samples: Sequence[str], *,
-              hap0_NxS: np.ndarray | None = None, threads: int | None = None) -> None:
+def write_vcf(
+  path: str,
+  dosage_NxS: np.ndarray,
+  variants: Variants,
+  samples: Sequence[str],
+  *,
+  hap0_NxS: np.ndarray | None = None,
+  threads: int | None = None,
+) -> None:
   """Writes a bgzipped VCFv4.2 with GT (tabix-indexable if variants are sorted).
 
   Args:
@@ -232,7 +253,7 @@ def write_vcf(path: str, dosage_NxS: np.ndarray, variants: Variants, samples: Se
       if hap0_NxS is None:
         vcf.write_dosage(slab_NxW, part)
         continue
-      hap0 = np.asarray(hap0_NxS[:, start:start + slab_NxW.shape[1]], np.int8)
+      hap0 = np.asarray(hap0_NxS[:, start : start + slab_NxW.shape[1]], np.int8)
       haps_Sx2N = np.empty((slab_NxW.shape[1], 2 * slab_NxW.shape[0]), np.int8)
       haps_Sx2N[:, 0::2] = hap0.T
       haps_Sx2N[:, 1::2] = (slab_NxW - hap0).T
@@ -242,8 +263,14 @@ def write_vcf(path: str, dosage_NxS: np.ndarray, variants: Variants, samples: Se
 # -------------------------------------------------------------------------- PLINK
 
 
-def write_plink(prefix: str, dosage_NxS: np.ndarray, variants: Variants,
-                samples: Sequence[str], *, num_threads: int | None = None) -> None:
+def write_plink(
+  prefix: str,
+  dosage_NxS: np.ndarray,
+  variants: Variants,
+  samples: Sequence[str],
+  *,
+  num_threads: int | None = None,
+) -> None:
   """Writes PREFIX.bed/.bim/.fam with bed_reader, streamed by variant; A1 = ALT.
 
   plink2 reads .bim column 5 (A1) as ALT and column 6 as REF, so its --freq ALT_FREQS
@@ -259,22 +286,28 @@ def write_plink(prefix: str, dosage_NxS: np.ndarray, variants: Variants,
     num_threads: bed_reader threads (default: all).
   """
   import bed_reader
+
   _check(dosage_NxS, variants, samples)
   samples = np.asarray(samples).astype(str)
   n = len(samples)
   properties = {
-      'fid': samples, 'iid': samples, 'father': np.full(n, '0'), 'mother': np.full(n, '0'),
-      'sex': np.zeros(n, np.int32), 'pheno': np.full(n, '-9'),
-      'chromosome': np.asarray(variants.chrom).astype(str),
-      'sid': np.asarray(variants.id).astype(str),
-      'cm_position': np.zeros(len(variants)),
-      'bp_position': np.asarray(variants.pos, np.int32),
-      'allele_1': np.asarray(variants.alt).astype(str),
-      'allele_2': np.asarray(variants.ref).astype(str),
+    'fid': samples,
+    'iid': samples,
+    'father': np.full(n, '0'),
+    'mother': np.full(n, '0'),
+    'sex': np.zeros(n, np.int32),
+    'pheno': np.full(n, '-9'),
+    'chromosome': np.asarray(variants.chrom).astype(str),
+    'sid': np.asarray(variants.id).astype(str),
+    'cm_position': np.zeros(len(variants)),
+    'bp_position': np.asarray(variants.pos, np.int32),
+    'allele_1': np.asarray(variants.alt).astype(str),
+    'allele_2': np.asarray(variants.ref).astype(str),
   }
   n, s = dosage_NxS.shape
-  with bed_reader.create_bed(prefix + '.bed', n, s, properties=properties, count_A1=True,
-                             num_threads=num_threads) as bed:
+  with bed_reader.create_bed(
+    prefix + '.bed', n, s, properties=properties, count_A1=True, num_threads=num_threads
+  ) as bed:
     for _, slab_NxW in column_slabs(dosage_NxS):
       # A fresh, writeable, variant-major copy (bed_reader refuses read-only arrays).
       slab_WxN = np.array(slab_NxW.T, np.int8, order='C')

@@ -33,11 +33,20 @@ STD_FLOOR = 1e-2  # z-score divisor floor: components (near) constant on train
 _BLOCK_ELEMENTS = 1 << 24  # rows x SNPs x slots per encode/decode block
 
 
-@functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=['group_S', 'mean_S', 'loadings_SxC', 'emb_mean_GxC',
-                                'emb_std_GxC', 'thresholds_Sx2', 'mask_GxC',
-                                'genotype_cdf_Sx2'],
-                   meta_fields=['decoder'])
+@functools.partial(
+  jax.tree_util.register_dataclass,
+  data_fields=[
+    'group_S',
+    'mean_S',
+    'loadings_SxC',
+    'emb_mean_GxC',
+    'emb_std_GxC',
+    'thresholds_Sx2',
+    'mask_GxC',
+    'genotype_cdf_Sx2',
+  ],
+  meta_fields=['decoder'],
+)
 @dataclasses.dataclass(frozen=True)
 class Codec:
   """A fitted embedding. All arrays; `decoder` names an entry of `DECODERS`."""
@@ -104,8 +113,11 @@ class Codec:
 
   def save(self, path: str) -> None:
     """Writes all arrays and the decoder name to a .npz file."""
-    arrays = {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)
-              if f.name != 'decoder'}
+    arrays = {
+      f.name: np.asarray(getattr(self, f.name))
+      for f in dataclasses.fields(self)
+      if f.name != 'decoder'
+    }
     with open(path, 'wb') as f:
       np.savez(f, decoder=np.array(self.decoder), **arrays)
 
@@ -121,8 +133,9 @@ def raw_scores(codec: Codec, dosage_BxS) -> jax.Array:
   """Un-normalised PCA scores (B, G, C) (zero beyond each group's components)."""
   x = jnp.asarray(dosage_BxS, jnp.float32) - codec.mean_S
   per_snp = x[:, :, None] * codec.loadings_SxC[None]  # (B, S, C)
-  out = jax.ops.segment_sum(jnp.swapaxes(per_snp, 0, 1), codec.group_S,
-                            num_segments=codec.mask_GxC.shape[0])  # (G, B, C)
+  out = jax.ops.segment_sum(
+    jnp.swapaxes(per_snp, 0, 1), codec.group_S, num_segments=codec.mask_GxC.shape[0]
+  )  # (G, B, C)
   return jnp.swapaxes(out, 0, 1)
 
 
@@ -142,8 +155,9 @@ def reconstruct_block(codec: Codec, emb_BxGxC) -> jax.Array:
 
 
 def _decode_calibrated(recon_BxS, thresholds_Sx2):
-  return ((recon_BxS > thresholds_Sx2[:, 0]).astype(jnp.int8)
-          + (recon_BxS > thresholds_Sx2[:, 1]).astype(jnp.int8))
+  return (recon_BxS > thresholds_Sx2[:, 0]).astype(jnp.int8) + (
+    recon_BxS > thresholds_Sx2[:, 1]
+  ).astype(jnp.int8)
 
 
 def _decode_round(recon_BxS, thresholds_Sx2):
@@ -177,12 +191,12 @@ def _blocked(fn, codec: Codec, x, block_rows: int | None, num_snps: int):
     return np.asarray(fn(codec, x))
   parts = []
   for lo in range(0, n, block_rows):
-    block = x[lo:lo + block_rows]
+    block = x[lo : lo + block_rows]
     short = block_rows - block.shape[0]
     if short:  # pad the last block: one compiled shape for all blocks
       block = np.concatenate([block, np.zeros((short,) + block.shape[1:], block.dtype)])
     out = np.asarray(fn(codec, block))
-    parts.append(out[:out.shape[0] - short])
+    parts.append(out[: out.shape[0] - short])
   return np.concatenate(parts)
 
 
@@ -230,8 +244,9 @@ def thresholds_for_counts(recon_NxS: np.ndarray, counts_Sx2: np.ndarray) -> np.n
     above = recon[np.clip(k, 0, n - 1), cols]
     mid = 0.5 * (below + above)
     eps = 1e-4 * np.maximum(1.0, np.abs(above))
-    out[:, j] = np.where(k == 0, np.minimum(default, above - eps),
-                         np.where(k == n, np.maximum(default, below), mid))
+    out[:, j] = np.where(
+      k == 0, np.minimum(default, above - eps), np.where(k == n, np.maximum(default, below), mid)
+    )
   out[:, 1] = np.maximum(out[:, 1], out[:, 0])
   return out.astype(np.float32)
 
@@ -257,8 +272,12 @@ def matched_thresholds(codec: Codec, emb_NxGxC: np.ndarray, snp_block: int = 819
   for lo in range(0, s, snp_block):
     hi = min(lo + snp_block, s)
     part = dataclasses.replace(
-        codec, group_S=codec.group_S[lo:hi], mean_S=codec.mean_S[lo:hi],
-        loadings_SxC=codec.loadings_SxC[lo:hi], thresholds_Sx2=codec.thresholds_Sx2[lo:hi],
-        genotype_cdf_Sx2=codec.genotype_cdf_Sx2[lo:hi])
+      codec,
+      group_S=codec.group_S[lo:hi],
+      mean_S=codec.mean_S[lo:hi],
+      loadings_SxC=codec.loadings_SxC[lo:hi],
+      thresholds_Sx2=codec.thresholds_Sx2[lo:hi],
+      genotype_cdf_Sx2=codec.genotype_cdf_Sx2[lo:hi],
+    )
     out[lo:hi] = thresholds_for_counts(part.reconstruct(emb_NxGxC), counts_Sx2[lo:hi])
   return out

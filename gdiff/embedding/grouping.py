@@ -143,8 +143,7 @@ def _check_window_cfg(emb_cfg) -> None:
   if int(emb_cfg.window_snps) < 1:
     raise errors.InputError(f'embedding.window_snps must be >= 1, got {emb_cfg.window_snps}')
   if int(emb_cfg.window_span_bp) < 0:
-    raise errors.InputError(
-        f'embedding.window_span_bp must be >= 0, got {emb_cfg.window_span_bp}')
+    raise errors.InputError(f'embedding.window_span_bp must be >= 0, got {emb_cfg.window_span_bp}')
 
 
 # ------------------------------------------------------------------ annotation
@@ -179,15 +178,16 @@ def _read_bed(path: str) -> list[tuple[str, int, int, str]]:
         cols = line.split()
       if len(cols) < 4:
         raise errors.InputError(
-            f'{errors.where(path, lineno)}: BED needs 4 columns (chrom, start, end, name)')
+          f'{errors.where(path, lineno)}: BED needs 4 columns (chrom, start, end, name)'
+        )
       try:
         start, end = int(cols[1]), int(cols[2])
       except ValueError as e:
-        raise errors.InputError(
-            f'{errors.where(path, lineno)}: start/end are not integers') from e
+        raise errors.InputError(f'{errors.where(path, lineno)}: start/end are not integers') from e
       if start < 0 or end <= start:
         raise errors.InputError(
-            f'{errors.where(path, lineno)}: need 0 <= start < end, got {start} {end}')
+          f'{errors.where(path, lineno)}: need 0 <= start < end, got {start} {end}'
+        )
       rows.append((cols[0], start + 1, end, cols[3]))  # 0-based half-open -> 1-based closed
   return rows
 
@@ -203,23 +203,25 @@ def _read_gtf(path: str) -> list[tuple[str, int, int, str]]:
         continue
       cols = line.rstrip('\n').split('\t')
       if len(cols) != 9:
-        raise errors.InputError(f'{errors.where(path, lineno)}: GTF needs 9 tab-separated '
-                                f'columns, got {len(cols)}')
+        raise errors.InputError(
+          f'{errors.where(path, lineno)}: GTF needs 9 tab-separated columns, got {len(cols)}'
+        )
       if cols[2] != 'gene':
         continue
       try:
         start, end = int(cols[3]), int(cols[4])
       except ValueError as e:
-        raise errors.InputError(
-            f'{errors.where(path, lineno)}: start/end are not integers') from e
+        raise errors.InputError(f'{errors.where(path, lineno)}: start/end are not integers') from e
       if start < 1 or end < start:
         raise errors.InputError(
-            f'{errors.where(path, lineno)}: need 1 <= start <= end, got {start} {end}')
+          f'{errors.where(path, lineno)}: need 1 <= start <= end, got {start} {end}'
+        )
       attrs = dict(_GTF_ATTR.findall(cols[8]))
       name = attrs.get('gene_name') or attrs.get('gene_id')
       if not name:
         raise errors.InputError(
-            f'{errors.where(path, lineno)}: gene record without gene_name or gene_id')
+          f'{errors.where(path, lineno)}: gene record without gene_name or gene_id'
+        )
       rows.append((cols[0], start, end, name))
   return rows
 
@@ -240,15 +242,20 @@ def read_annotation(path: str) -> Genes:
   stem = path[:-3] if path.endswith('.gz') else path
   suffix = '.' + stem.rsplit('.', 1)[-1].lower() if '.' in stem else ''
   if suffix not in ANNOTATION_READERS:
-    raise errors.InputError(f'{path}: unknown annotation format (expected '
-                            f'{", ".join(ANNOTATION_READERS)}, optionally .gz)')
+    raise errors.InputError(
+      f'{path}: unknown annotation format (expected '
+      f'{", ".join(ANNOTATION_READERS)}, optionally .gz)'
+    )
   rows = ANNOTATION_READERS[suffix](path)
   if not rows:
     raise errors.InputError(f'{path}: no gene records')
   chrom, start, end, name = zip(*rows)
-  return Genes(np.array([normalize_chrom(c) for c in chrom], dtype=object).astype(str),
-               np.array(start, np.int64), np.array(end, np.int64),
-               np.array(name, dtype=object).astype(str))
+  return Genes(
+    np.array([normalize_chrom(c) for c in chrom], dtype=object).astype(str),
+    np.array(start, np.int64),
+    np.array(end, np.int64),
+    np.array(name, dtype=object).astype(str),
+  )
 
 
 def assign_to_genes(pos_S: np.ndarray, start_K: np.ndarray, end_K: np.ndarray) -> np.ndarray:
@@ -266,7 +273,7 @@ def assign_to_genes(pos_S: np.ndarray, start_K: np.ndarray, end_K: np.ndarray) -
   order = np.argsort(pos_S, kind='stable')
   out = np.empty(len(pos_S), np.int64)
   for lo in range(0, len(pos_S), _SNP_BLOCK):
-    rows = order[lo:lo + _SNP_BLOCK]
+    rows = order[lo : lo + _SNP_BLOCK]
     pmin, pmax = pos_S[rows].min(), pos_S[rows].max()
     # The nearest gene of a SNP in [pmin, pmax] overlaps that span, or is the
     # left gene ending last before it, or the right gene starting first after it.
@@ -308,13 +315,16 @@ def group_genes(variants: cohort_lib.Variants, emb_cfg) -> Groups:
   for chrom, idx in _chrom_runs(variants):
     on_chrom = np.flatnonzero(genes.chrom == normalize_chrom(chrom))
     if not len(on_chrom):
-      logging.warning('grouping: no gene of %s on chromosome %s; its %d SNPs are grouped in '
-                      'windows', emb_cfg.annotation, chrom, len(idx))
+      logging.warning(
+        'grouping: no gene of %s on chromosome %s; its %d SNPs are grouped in windows',
+        emb_cfg.annotation,
+        chrom,
+        len(idx),
+      )
       _check_window_cfg(emb_cfg)
       _window_labels(variants, idx, chrom, emb_cfg, labels, names)
       continue
-    which = on_chrom[assign_to_genes(variants.pos[idx], genes.start[on_chrom],
-                                     genes.end[on_chrom])]
+    which = on_chrom[assign_to_genes(variants.pos[idx], genes.start[on_chrom], genes.end[on_chrom])]
     for i, k in zip(idx, which):
       labels[i] = ('gene', int(k))
     for k in np.unique(which):
@@ -328,13 +338,13 @@ GROUPINGS = {'window': group_window, 'genes': group_genes}
 def check_config(emb_cfg) -> None:
   """Raises InputError naming the option for bad grouping settings (before any stage)."""
   if emb_cfg.grouping not in GROUPINGS:
-    raise errors.InputError(f'embedding.grouping={emb_cfg.grouping!r} is unknown '
-                            f'(known: {", ".join(GROUPINGS)})')
+    raise errors.InputError(
+      f'embedding.grouping={emb_cfg.grouping!r} is unknown (known: {", ".join(GROUPINGS)})'
+    )
   _check_window_cfg(emb_cfg)  # genes: chromosomes without genes are windowed
   if emb_cfg.grouping == 'genes':
     if not emb_cfg.annotation:
-      raise errors.InputError('embedding.grouping=genes needs embedding.annotation '
-                              '(BED or GTF)')
+      raise errors.InputError('embedding.grouping=genes needs embedding.annotation (BED or GTF)')
     if not os.path.isfile(emb_cfg.annotation):
       raise errors.InputError(f'embedding.annotation: no such file: {emb_cfg.annotation}')
 
@@ -349,11 +359,18 @@ def make_groups(emb_cfg, variants: cohort_lib.Variants) -> Groups:
     Groups.
   """
   if emb_cfg.grouping not in GROUPINGS:
-    raise errors.InputError(f'embedding.grouping={emb_cfg.grouping!r} is unknown '
-                            f'(known: {", ".join(GROUPINGS)})')
+    raise errors.InputError(
+      f'embedding.grouping={emb_cfg.grouping!r} is unknown (known: {", ".join(GROUPINGS)})'
+    )
   if not len(variants):
     raise errors.InputError('embedding: the cohort has no SNPs to group')
   groups = GROUPINGS[emb_cfg.grouping](variants, emb_cfg)
-  logging.info('grouping %s: %d SNPs in %d groups (sizes %d..%d)', emb_cfg.grouping,
-               len(variants), groups.num_groups, groups.sizes.min(), groups.sizes.max())
+  logging.info(
+    'grouping %s: %d SNPs in %d groups (sizes %d..%d)',
+    emb_cfg.grouping,
+    len(variants),
+    groups.num_groups,
+    groups.sizes.min(),
+    groups.sizes.max(),
+  )
   return groups

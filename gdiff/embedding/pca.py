@@ -52,12 +52,14 @@ def check_config(emb_cfg) -> None:
   """Raises InputError naming the option for bad `embedding.rule` / slots settings."""
   if emb_cfg.rule not in RULES:
     raise errors.InputError(
-        f'embedding.rule={emb_cfg.rule!r} is unknown (known: {", ".join(RULES)})')
+      f'embedding.rule={emb_cfg.rule!r} is unknown (known: {", ".join(RULES)})'
+    )
   if int(emb_cfg.slots) < 1:
     raise errors.InputError(f'embedding.slots must be >= 1, got {emb_cfg.slots}')
   if emb_cfg.rule == 'fixed' and int(emb_cfg.fixed_components) < 1:
     raise errors.InputError(
-        f'embedding.fixed_components must be >= 1, got {emb_cfg.fixed_components}')
+      f'embedding.fixed_components must be >= 1, got {emb_cfg.fixed_components}'
+    )
 
 
 def num_components(sizes_G: np.ndarray, emb_cfg) -> np.ndarray:
@@ -136,20 +138,21 @@ def fit(dosage_train_NxS: np.ndarray, groups: grouping.Groups, emb_cfg) -> PCAFi
     gids = np.flatnonzero(buckets == m)
     chunk = int(max(1, min(len(gids), _CHUNK_ELEMENTS // (n * m))))
     for lo in range(0, len(gids), chunk):
-      part = gids[lo:lo + chunk]
+      part = gids[lo : lo + chunk]
       index = np.zeros((chunk, m), np.int64)
       valid = np.zeros((chunk, m), bool)
       for k, g in enumerate(part):
-        index[k, :sizes[g]] = members[g]
-        valid[k, :sizes[g]] = True
+        index[k, : sizes[g]] = members[g]
+        valid[k, : sizes[g]] = True
       x = np.where(valid[None], dosage_train_NxS[:, index], 0).astype(np.float32)
       mean_KxM, vec, val = jax.device_get(_chunk_pca(x, valid, slots))
       for k, g in enumerate(part):
         snps = members[g]
         c = comps[g]
-        mean_S[snps] = mean_KxM[k, :sizes[g]]
-        loadings[snps, :c] = vec[k, :sizes[g], :c]
+        mean_S[snps] = mean_KxM[k, : sizes[g]]
+        loadings[snps, :c] = vec[k, : sizes[g], :c]
         variance[g, :c] = val[k, :c]
-  logging.info('pca: %d groups, %d components kept, rule %s', groups.num_groups,
-               int(comps.sum()), emb_cfg.rule)
+  logging.info(
+    'pca: %d groups, %d components kept, rule %s', groups.num_groups, int(comps.sum()), emb_cfg.rule
+  )
   return PCAFit(mean_S, loadings, comps, variance)

@@ -105,16 +105,17 @@ def gaussian(real: RealTrain, counts_K, rng: np.random.Generator):
     emb[labels == c] = (mean + z @ centred).reshape((count,) + shape)
   emb = emb * np.asarray(real.codec.mask_GxC, bool)
   chunk = 1024  # bounds the decoder's working memory
-  dosage = [np.asarray(real.codec.decode(emb[a:a + chunk]), np.int8)
-            for a in range(0, len(emb), chunk)]
+  dosage = [
+    np.asarray(real.codec.decode(emb[a : a + chunk]), np.int8) for a in range(0, len(emb), chunk)
+  ]
   return np.concatenate(dosage), labels
 
 
 BASELINES = {
-    'independent': independent,
-    'gaussian': gaussian,
-    'resample': resample,
-    'mosaic': mosaic,
+  'independent': independent,
+  'gaussian': gaussian,
+  'resample': resample,
+  'mosaic': mosaic,
 }
 
 

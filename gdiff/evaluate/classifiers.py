@@ -115,6 +115,7 @@ def _train_step(state, x_BxGxC, y_B, *, model, tx):
   def loss_fn(params):
     logits = model.apply({'params': params}, x_BxGxC)
     return optax.softmax_cross_entropy_with_integer_labels(logits, y_B).mean()
+
   loss, grads = jax.value_and_grad(loss_fn)(state['params'])
   updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
   return {'params': optax.apply_updates(state['params'], updates), 'opt_state': opt_state}, loss
@@ -147,7 +148,7 @@ def accuracy(name: str, params, x_NxGxC, y_N, num_classes: int) -> dict:
   _, _, counts = _functions(name, num_classes, tuple(x_NxGxC.shape[1:]))
   correct, total = np.zeros(num_classes), np.zeros(num_classes)
   for a in range(0, len(x_NxGxC), EVAL_BLOCK):
-    x, y = x_NxGxC[a:a + EVAL_BLOCK], y_N[a:a + EVAL_BLOCK]
+    x, y = x_NxGxC[a : a + EVAL_BLOCK], y_N[a : a + EVAL_BLOCK]
     valid = np.arange(EVAL_BLOCK) < len(x)
     pad = EVAL_BLOCK - len(x)
     x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], np.float32)])
@@ -156,12 +157,21 @@ def accuracy(name: str, params, x_NxGxC, y_N, num_classes: int) -> dict:
     correct += np.asarray(c)
     total += np.asarray(t)
   present = total > 0
-  return {'acc': float(correct.sum() / max(total.sum(), 1)),
-          'balanced_acc': float(np.mean(correct[present] / total[present]))}
+  return {
+    'acc': float(correct.sum() / max(total.sum(), 1)),
+    'balanced_acc': float(np.mean(correct[present] / total[present])),
+  }
 
 
-def fit(name: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-        num_classes: int, steps: int, seed: int, eval_every: int | None = None):
+def fit(
+  name: str,
+  train: tuple[np.ndarray, np.ndarray],
+  val: tuple[np.ndarray, np.ndarray],
+  num_classes: int,
+  steps: int,
+  seed: int,
+  eval_every: int | None = None,
+):
   """Trains one classifier; keeps the parameters of the step with the best val accuracy.
 
   Args:
@@ -198,8 +208,11 @@ def fit(name: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, 
 
 def _mean_sd(values) -> dict:
   values = np.asarray(values, float)
-  return {'mean': float(values.mean()), 'sd': float(values.std(ddof=1)) if len(values) > 1
-          else 0.0, 'values': values.tolist()}
+  return {
+    'mean': float(values.mean()),
+    'sd': float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+    'values': values.tolist(),
+  }
 
 
 def train_and_test(name: str, train, val, test, num_classes: int, steps: int, seeds) -> dict:
@@ -214,8 +227,9 @@ def train_and_test(name: str, train, val, test, num_classes: int, steps: int, se
   return {'acc': _mean_sd(acc), 'balanced_acc': _mean_sd(bacc), 'chosen_steps': chosen}
 
 
-def utility(names, synthetic, real_results: dict, val, test, num_classes: int, steps: int,
-            seeds) -> dict:
+def utility(
+  names, synthetic, real_results: dict, val, test, num_classes: int, steps: int, seeds
+) -> dict:
   """Train-on-synthetic vs train-on-real for each classifier; recovery per seed.
 
   Args:
@@ -235,12 +249,21 @@ def utility(names, synthetic, real_results: dict, val, test, num_classes: int, s
     syn = train_and_test(name, synthetic, val, test, num_classes, steps, seeds)
     real = real_results[name]
     ratio = np.asarray(syn['acc']['values']) / np.maximum(real['acc']['values'], 1e-12)
-    out[name] = {'acc_syn': syn['acc'], 'acc_real': real['acc'],
-                 'balanced_acc_syn': syn['balanced_acc'],
-                 'balanced_acc_real': real['balanced_acc'],
-                 'recovery': _mean_sd(ratio), 'chosen_steps_syn': syn['chosen_steps']}
-    logging.info('utility %s: acc syn %.3f real %.3f recovery %.3f', name,
-                 syn['acc']['mean'], real['acc']['mean'], out[name]['recovery']['mean'])
+    out[name] = {
+      'acc_syn': syn['acc'],
+      'acc_real': real['acc'],
+      'balanced_acc_syn': syn['balanced_acc'],
+      'balanced_acc_real': real['balanced_acc'],
+      'recovery': _mean_sd(ratio),
+      'chosen_steps_syn': syn['chosen_steps'],
+    }
+    logging.info(
+      'utility %s: acc syn %.3f real %.3f recovery %.3f',
+      name,
+      syn['acc']['mean'],
+      real['acc']['mean'],
+      out[name]['recovery']['mean'],
+    )
   return out
 
 
@@ -268,13 +291,15 @@ def stratified_halves(y_N: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarra
     (select_rows, report_rows): sorted, disjoint, together all of range(N).
   """
   rng = rng_lib.numpy_stream(seed, 'stratified_halves')
-  order = np.concatenate([rng.permutation(np.flatnonzero(y_N == c)) for c in np.unique(y_N)]
-                         + [np.zeros(0, np.int64)])
+  order = np.concatenate(
+    [rng.permutation(np.flatnonzero(y_N == c)) for c in np.unique(y_N)] + [np.zeros(0, np.int64)]
+  )
   return np.sort(order[0::2]), np.sort(order[1::2])
 
 
-def augmentation(name: str, real_train, synthetic, val, test, num_classes: int, steps: int,
-                 seeds, fractions) -> dict:
+def augmentation(
+  name: str, real_train, synthetic, val, test, num_classes: int, steps: int, seeds, fractions
+) -> dict:
   """Accuracy with a fraction of real train, alone and plus all synthetic people.
 
   The subsample of each seed is drawn with that seed; the generator saw ALL of
@@ -286,11 +311,11 @@ def augmentation(name: str, real_train, synthetic, val, test, num_classes: int, 
     for seed in seeds:
       rows = stratified_fraction(real_train[1], fraction, seed)
       xr, yr = real_train[0][rows], real_train[1][rows]
-      alone.append(train_and_test(name, (xr, yr), val, test, num_classes, steps,
-                                  [seed])['acc']['mean'])
+      alone.append(
+        train_and_test(name, (xr, yr), val, test, num_classes, steps, [seed])['acc']['mean']
+      )
       both = (np.concatenate([xr, synthetic[0]]), np.concatenate([yr, synthetic[1]]))
-      plus.append(train_and_test(name, both, val, test, num_classes, steps,
-                                 [seed])['acc']['mean'])
+      plus.append(train_and_test(name, both, val, test, num_classes, steps, [seed])['acc']['mean'])
     curve['real_only'].append(_mean_sd(alone))
     curve['real_plus_synthetic'].append(_mean_sd(plus))
   return curve

@@ -25,8 +25,10 @@ ENCODE_CHUNK = 1024
 
 def encode(codec, dosage_NxS: np.ndarray) -> np.ndarray:
   """codec.encode in chunks, as float32 numpy (N, G, C)."""
-  parts = [np.asarray(codec.encode(dosage_NxS[a:a + ENCODE_CHUNK]), np.float32)
-           for a in range(0, len(dosage_NxS), ENCODE_CHUNK)]
+  parts = [
+    np.asarray(codec.encode(dosage_NxS[a : a + ENCODE_CHUNK]), np.float32)
+    for a in range(0, len(dosage_NxS), ENCODE_CHUNK)
+  ]
   return np.concatenate(parts)
 
 

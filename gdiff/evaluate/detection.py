@@ -101,8 +101,9 @@ def _newton(z_NxR: np.ndarray, y_N: np.ndarray) -> np.ndarray:
   return beta
 
 
-def fit_and_score(gram_train_TxT: np.ndarray, gram_test_UxT: np.ndarray, y_T: np.ndarray
-                  ) -> np.ndarray:
+def fit_and_score(
+  gram_train_TxT: np.ndarray, gram_test_UxT: np.ndarray, y_T: np.ndarray
+) -> np.ndarray:
   """Dual L2 logistic regression on a linear kernel: scores of the test rows (U,).
 
   Args:
@@ -118,8 +119,14 @@ def fit_and_score(gram_train_TxT: np.ndarray, gram_test_UxT: np.ndarray, y_T: np
   return gram_test_UxT @ (u @ (beta / root))
 
 
-def detection_auc(real_NxS: np.ndarray, synthetic_MxS: np.ndarray, chrom_S: np.ndarray,
-                  rng: np.random.Generator, max_people: int = 0, snp_block: int = 0) -> dict:
+def detection_auc(
+  real_NxS: np.ndarray,
+  synthetic_MxS: np.ndarray,
+  chrom_S: np.ndarray,
+  rng: np.random.Generator,
+  max_people: int = 0,
+  snp_block: int = 0,
+) -> dict:
   """Cross-validated real-vs-synthetic AUC on whole genotypes (see the module docstring).
 
   Args:
@@ -149,7 +156,10 @@ def detection_auc(real_NxS: np.ndarray, synthetic_MxS: np.ndarray, chrom_S: np.n
     if not len(test):
       continue
     gram = _gram(x[np.r_[train, test]], len(train), chrom_S, snp_block)
-    scores[test] = fit_and_score(gram[:, :len(train)], gram[:, len(train):].T, y[train])
+    scores[test] = fit_and_score(gram[:, : len(train)], gram[:, len(train) :].T, y[train])
   value = privacy.auc(scores[y > 0], scores[y < 0])
-  return {'detection_auc': value, 'detection_auc_se': privacy.auc_standard_error(value, n, n),
-          'detection_n': n}
+  return {
+    'detection_auc': value,
+    'detection_auc_se': privacy.auc_standard_error(value, n, n),
+    'detection_n': n,
+  }

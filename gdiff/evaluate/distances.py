@@ -58,12 +58,15 @@ def _hamming_tile(q_BxS: jax.Array, r_BxS: jax.Array) -> jax.Array:
   if s <= _HAMMING_CHUNK:
     matches = jnp.matmul(_one_hot(q_BxS), _one_hot(r_BxS).T, precision='highest')
   else:
+
     def body(i, acc):
       q = jax.lax.dynamic_slice_in_dim(q_BxS, i * _HAMMING_CHUNK, _HAMMING_CHUNK, axis=1)
       r = jax.lax.dynamic_slice_in_dim(r_BxS, i * _HAMMING_CHUNK, _HAMMING_CHUNK, axis=1)
       return acc + jnp.matmul(_one_hot(q), _one_hot(r).T, precision='highest')
-    matches = jax.lax.fori_loop(0, s // _HAMMING_CHUNK, body,
-                                jnp.zeros((b, r_BxS.shape[0]), jnp.float32))
+
+    matches = jax.lax.fori_loop(
+      0, s // _HAMMING_CHUNK, body, jnp.zeros((b, r_BxS.shape[0]), jnp.float32)
+    )
   return s - matches
 
 
@@ -72,22 +75,35 @@ def _euclidean_prepare(x_NxD: np.ndarray) -> np.ndarray:
 
 
 def _euclidean_tile(q_BxD: jax.Array, r_BxD: jax.Array) -> jax.Array:
-  sq = (jnp.sum(q_BxD**2, 1)[:, None] + jnp.sum(r_BxD**2, 1)[None, :]
-        - 2 * jnp.matmul(q_BxD, r_BxD.T, precision='highest'))
+  sq = (
+    jnp.sum(q_BxD**2, 1)[:, None]
+    + jnp.sum(r_BxD**2, 1)[None, :]
+    - 2 * jnp.matmul(q_BxD, r_BxD.T, precision='highest')
+  )
   return jnp.sqrt(jnp.maximum(sq, 0.0))
 
 
 # name -> (host-side feature preparation, jit-able tile distance)
 METRICS = {
-    'angular': (_angular_prepare, _angular_tile),
-    'hamming': (_hamming_prepare, _hamming_tile),
-    'euclidean': (_euclidean_prepare, _euclidean_tile),
+  'angular': (_angular_prepare, _angular_tile),
+  'hamming': (_hamming_prepare, _hamming_tile),
+  'euclidean': (_euclidean_prepare, _euclidean_tile),
 }
 
 
 @functools.partial(jax.jit, static_argnames=('metric', 'exclude_self'))
-def _merge_tile(q_BxD, r_BxD, q_start, r_start, r_valid, best_d_BxK, best_i_BxK, *,
-                metric: str, exclude_self: bool):
+def _merge_tile(
+  q_BxD,
+  r_BxD,
+  q_start,
+  r_start,
+  r_valid,
+  best_d_BxK,
+  best_i_BxK,
+  *,
+  metric: str,
+  exclude_self: bool,
+):
   """Distances of one tile, merged into the running top-k of each query row."""
   b, k = r_BxD.shape[0], best_d_BxK.shape[1]
   d_BxB = METRICS[metric][1](q_BxD, r_BxD)
@@ -114,9 +130,14 @@ def block_rows(n: int, block_size: int) -> int:
   return int(min(block_size, max(8, 1 << max(int(n) - 1, 0).bit_length())))
 
 
-def nearest(query, reference, metric: str = 'angular', k: int = 1,
-            block_size: int = 1024, exclude_self: bool = False
-            ) -> tuple[np.ndarray, np.ndarray]:
+def nearest(
+  query,
+  reference,
+  metric: str = 'angular',
+  k: int = 1,
+  block_size: int = 1024,
+  exclude_self: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
   """k nearest reference rows of each query row, blocked.
 
   Args:
@@ -138,18 +159,26 @@ def nearest(query, reference, metric: str = 'angular', k: int = 1,
   if k > nr - int(exclude_self):
     raise ValueError(f'k={k} neighbours requested from {nr} reference rows')
   b = block_rows(max(nq, nr), block_size)  # square tiles
-  r_blocks = [jnp.asarray(_pad_rows(r[s:s + b], b)) for s in range(0, nr, b)]
+  r_blocks = [jnp.asarray(_pad_rows(r[s : s + b], b)) for s in range(0, nr, b)]
   dist, index = [], []
   for qs in range(0, nq, b):
-    q_block = jnp.asarray(_pad_rows(q[qs:qs + b], b))
+    q_block = jnp.asarray(_pad_rows(q[qs : qs + b], b))
     best_d = jnp.full((b, k), jnp.inf, jnp.float32)
     best_i = jnp.zeros((b, k), jnp.int32)
     for j, r_block in enumerate(r_blocks):
       rs = j * b
-      best_d, best_i = _merge_tile(q_block, r_block, qs, rs, min(b, nr - rs), best_d, best_i,
-                                   metric=metric, exclude_self=exclude_self)
+      best_d, best_i = _merge_tile(
+        q_block,
+        r_block,
+        qs,
+        rs,
+        min(b, nr - rs),
+        best_d,
+        best_i,
+        metric=metric,
+        exclude_self=exclude_self,
+      )
     n = min(b, nq - qs)
     dist.append(np.asarray(best_d)[:n])
     index.append(np.asarray(best_i)[:n])
   return np.concatenate(dist), np.concatenate(index).astype(np.int32)
-

@@ -42,37 +42,51 @@ def cap_rows(n: int, cap: int, seed) -> np.ndarray:
 def genetic_reference(ctx) -> dict:
   """genetics.real_reference of real train and the held-out split."""
   held = ctx.holdout.name
-  return genetics.real_reference(ctx.dosage['train'], ctx.dosage[held], ctx.chrom_S,
-                                 ctx.max_lag, int(ctx.ev.num_pcs), ctx.block_size,
-                                 ctx.labels['train'], ctx.num_classes, pos_S=ctx.pos_S)
+  return genetics.real_reference(
+    ctx.dosage['train'],
+    ctx.dosage[held],
+    ctx.chrom_S,
+    ctx.max_lag,
+    int(ctx.ev.num_pcs),
+    ctx.block_size,
+    ctx.labels['train'],
+    ctx.num_classes,
+    pos_S=ctx.pos_S,
+  )
 
 
 # space -> (distance, the real splits' features, a cohort's features)
 PRIVACY_SPACES = {
-    'embedding': ('angular', lambda ctx: ctx.emb, lambda c: c.emb_NxGxC),
-    'genotype': ('hamming', lambda ctx: ctx.dosage, lambda c: c.dosage_NxS),
+  'embedding': ('angular', lambda ctx: ctx.emb, lambda c: c.emb_NxGxC),
+  'genotype': ('hamming', lambda ctx: ctx.dosage, lambda c: c.dosage_NxS),
 }
 
 
 def privacy_references(ctx) -> dict:
   """space -> privacy.Reference of real train (members) and the held-out split."""
   held, cap = ctx.holdout.name, int(ctx.ev.privacy_max_people)
-  pick = {s: cap_rows(len(ctx.dosage[s]), cap, rng.numpy_stream(ctx.seed, 'privacy_rows', i))
-          for i, s in enumerate(('train', held))}
+  pick = {
+    s: cap_rows(len(ctx.dosage[s]), cap, rng.numpy_stream(ctx.seed, 'privacy_rows', i))
+    for i, s in enumerate(('train', held))
+  }
   spaces = ('embedding', 'genotype') if ctx.ev.genotype_privacy else ('embedding',)
   refs = {}
   for space in spaces:
     metric, real, _ = PRIVACY_SPACES[space]
     x = real(ctx)
-    refs[space] = privacy.make_reference(x['train'][pick['train']], x[held][pick[held]], metric,
-                                         ctx.block_size, ctx.seed)
+    refs[space] = privacy.make_reference(
+      x['train'][pick['train']], x[held][pick[held]], metric, ctx.block_size, ctx.seed
+    )
   return refs
 
 
 def _real_trained(ctx, sets: dict, num_classes: int) -> dict:
-  return {c: classifiers.train_and_test(c, sets['train'], sets['select'], sets['report'],
-                                        num_classes, ctx.steps, ctx.seeds)
-          for c in ctx.ev.classifiers}
+  return {
+    c: classifiers.train_and_test(
+      c, sets['train'], sets['select'], sets['report'], num_classes, ctx.steps, ctx.seeds
+    )
+    for c in ctx.ev.classifiers
+  }
 
 
 def real_utility(ctx) -> dict:
@@ -101,37 +115,53 @@ def real_hard_pair_utility(ctx) -> dict:
 
 def real_train(ctx) -> baselines.RealTrain:
   """What the baselines learn from."""
-  return baselines.RealTrain(ctx.dosage['train'], ctx.labels['train'], ctx.chrom_S, ctx.codec,
-                             ctx.emb['train'])
+  return baselines.RealTrain(
+    ctx.dosage['train'], ctx.labels['train'], ctx.chrom_S, ctx.codec, ctx.emb['train']
+  )
 
 
 # ------------------------------------------------------------ families
 def privacy_metrics(ctx, cohort):
   """privacy.evaluate in every space, on at most evaluate.privacy_max_people people."""
   refs = ctx.reference(privacy_references)
-  rows = cap_rows(len(cohort.dosage_NxS), int(ctx.ev.privacy_max_people),
-                  rng.numpy_stream(ctx.seed, 'privacy_rows', 2))
+  rows = cap_rows(
+    len(cohort.dosage_NxS),
+    int(ctx.ev.privacy_max_people),
+    rng.numpy_stream(ctx.seed, 'privacy_rows', 2),
+  )
   values, dcr = {}, {}
   for space, ref in refs.items():
     features = PRIVACY_SPACES[space][2](cohort)
     values[space], dcr[space] = privacy.evaluate(ref, features[rows], seed=ctx.seed)
   if cohort.emb_as_sampled_NxGxC is not None:
     values['embedding_as_sampled'], _ = privacy.evaluate(
-        refs['embedding'], cohort.emb_as_sampled_NxGxC[rows], seed=ctx.seed)
+      refs['embedding'], cohort.emb_as_sampled_NxGxC[rows], seed=ctx.seed
+    )
   return values, {'dcr': dcr.get('genotype', dcr['embedding'])}
 
 
 def realism_metrics(ctx, cohort):
   """genetics.compare with real train (PCA AUC: against the held-out split)."""
-  return genetics.compare(ctx.reference(genetic_reference), cohort.dosage_NxS, ctx.chrom_S,
-                          ctx.max_lag, ctx.block_size, ctx.seed, cohort.label_ids_N)
+  return genetics.compare(
+    ctx.reference(genetic_reference),
+    cohort.dosage_NxS,
+    ctx.chrom_S,
+    ctx.max_lag,
+    ctx.block_size,
+    ctx.seed,
+    cohort.label_ids_N,
+  )
 
 
 def _detection(ctx, real_NxS, judged_NxS) -> dict:
   """detection.detection_auc with the same subsample and folds for every cohort."""
-  return detection.detection_auc(real_NxS, judged_NxS, ctx.chrom_S,
-                                 rng.numpy_stream(ctx.seed, 'detection'),
-                                 int(ctx.ev.detection_max_people))
+  return detection.detection_auc(
+    real_NxS,
+    judged_NxS,
+    ctx.chrom_S,
+    rng.numpy_stream(ctx.seed, 'detection'),
+    int(ctx.ev.detection_max_people),
+  )
 
 
 def detection_metrics(ctx, cohort):
@@ -150,9 +180,16 @@ def _summarise_utility(u: dict) -> dict:
 def utility_metrics(ctx, cohort):
   """Recovery of each classifier trained on the cohort's embedding."""
   sets = ctx.classifier_sets
-  u = classifiers.utility(ctx.ev.classifiers, (cohort.emb_NxGxC, cohort.label_ids_N),
-                          ctx.reference(real_utility), sets['select'], sets['report'],
-                          ctx.num_classes, ctx.steps, ctx.seeds)
+  u = classifiers.utility(
+    ctx.ev.classifiers,
+    (cohort.emb_NxGxC, cohort.label_ids_N),
+    ctx.reference(real_utility),
+    sets['select'],
+    sets['report'],
+    ctx.num_classes,
+    ctx.steps,
+    ctx.seeds,
+  )
   return _summarise_utility(u), {}
 
 
@@ -165,16 +202,24 @@ def hard_pair_metrics(ctx, cohort):
   if len(np.unique(syn[1])) != 2:
     return None, {}
   hard = ctx.reference(hard_pair_sets)
-  u = classifiers.utility(ctx.ev.classifiers, syn, ctx.reference(real_hard_pair_utility),
-                          hard['select'], hard['report'], 2, ctx.steps, ctx.seeds)
+  u = classifiers.utility(
+    ctx.ev.classifiers,
+    syn,
+    ctx.reference(real_hard_pair_utility),
+    hard['select'],
+    hard['report'],
+    2,
+    ctx.steps,
+    ctx.seeds,
+  )
   return _summarise_utility(u), {}
 
 
 FAMILIES: dict[str, tuple[Metric, ...]] = {
-    'privacy': (privacy_metrics,),
-    'realism': (realism_metrics, detection_metrics),
-    'utility': (utility_metrics,),
-    'utility_hard_pair': (hard_pair_metrics,),
+  'privacy': (privacy_metrics,),
+  'realism': (realism_metrics, detection_metrics),
+  'utility': (utility_metrics,),
+  'utility_hard_pair': (hard_pair_metrics,),
 }
 
 
@@ -182,14 +227,25 @@ FAMILIES: dict[str, tuple[Metric, ...]] = {
 def realism_reference(ctx, cohort):
   """Real held-out people vs real train (PCA AUC: against train), and the real curves."""
   gref = ctx.reference(genetic_reference)
-  values, curves = genetics.compare(gref, cohort.dosage_NxS, ctx.chrom_S, ctx.max_lag,
-                                    ctx.block_size, ctx.seed, cohort.label_ids_N,
-                                    real_pcs=gref['pcs_train'])
-  train_curves = genetics.compare(gref, ctx.dosage['train'], ctx.chrom_S, ctx.max_lag,
-                                  ctx.block_size, ctx.seed)[1]
-  out = {'pcs_train': gref['pcs_train'], 'pcs_holdout': gref['pcs_holdout'],
-         'af_train': genetics.allele_frequencies(gref['m_train']),
-         'het_train': gref['het_train']}
+  values, curves = genetics.compare(
+    gref,
+    cohort.dosage_NxS,
+    ctx.chrom_S,
+    ctx.max_lag,
+    ctx.block_size,
+    ctx.seed,
+    cohort.label_ids_N,
+    real_pcs=gref['pcs_train'],
+  )
+  train_curves = genetics.compare(
+    gref, ctx.dosage['train'], ctx.chrom_S, ctx.max_lag, ctx.block_size, ctx.seed
+  )[1]
+  out = {
+    'pcs_train': gref['pcs_train'],
+    'pcs_holdout': gref['pcs_holdout'],
+    'af_train': genetics.allele_frequencies(gref['m_train']),
+    'het_train': gref['het_train'],
+  }
   for curve in genetics.LD_CURVES:
     if curve in curves:
       out[f'{curve}_holdout'], out[f'{curve}_train'] = curves[curve], train_curves[curve]
@@ -207,15 +263,19 @@ def detection_reference(ctx, cohort):
 def privacy_reference(ctx, cohort):
   """Distances of the held-out people to their nearest train person, per space."""
   refs = ctx.reference(privacy_references)
-  values = {space: {'dcr_holdout_median': float(np.median(r.d_holdout_train)),
-                    'dcr_holdout_p5': float(np.percentile(r.d_holdout_train, 5))}
-            for space, r in refs.items()}
+  values = {
+    space: {
+      'dcr_holdout_median': float(np.median(r.d_holdout_train)),
+      'dcr_holdout_p5': float(np.percentile(r.d_holdout_train, 5)),
+    }
+    for space, r in refs.items()
+  }
   return values, {'dcr_holdout': refs.get('genotype', refs['embedding']).d_holdout_train}
 
 
 REFERENCE_ROWS: dict[str, tuple[Metric, ...]] = {
-    'realism': (realism_reference, detection_reference),
-    'privacy': (privacy_reference,),
+  'realism': (realism_reference, detection_reference),
+  'privacy': (privacy_reference,),
 }
 
 
@@ -226,9 +286,17 @@ def augmentation(ctx, cohort):
   if not clf:
     return None, {}
   sets = ctx.classifier_sets
-  aug = classifiers.augmentation(clf, sets['train'], (cohort.emb_NxGxC, cohort.label_ids_N),
-                                 sets['select'], sets['report'], ctx.num_classes, ctx.steps,
-                                 ctx.seeds, tuple(ctx.ev.augmentation_fractions))
+  aug = classifiers.augmentation(
+    clf,
+    sets['train'],
+    (cohort.emb_NxGxC, cohort.label_ids_N),
+    sets['select'],
+    sets['report'],
+    ctx.num_classes,
+    ctx.steps,
+    ctx.seeds,
+    tuple(ctx.ev.augmentation_fractions),
+  )
   return {**aug, 'classifier': clf}, {}
 
 
@@ -274,8 +342,10 @@ def baseline_rows(ev) -> list[tuple[str, str, dict]]:
     generator, at, value = entry.partition('@')
     if generator not in baselines.BASELINES:
       swept = ', '.join(f'{g}@<value>' for g in SWEEPS)
-      raise InputError(f'config evaluate.baselines: unknown {entry!r}; known: '
-                       f'{sorted(baselines.BASELINES)}, {swept}')
+      raise InputError(
+        f'config evaluate.baselines: unknown {entry!r}; known: '
+        f'{sorted(baselines.BASELINES)}, {swept}'
+      )
     if generator in SWEEPS:
       field, option = SWEEPS[generator]
       values = [value] if at else list(np.atleast_1d(ev[option]))
@@ -299,12 +369,14 @@ def methods(ctx: context.Context) -> list[tuple[str, Callable[[], context.Cohort
   at a time).
   """
   return [('gdiff', lambda: ctx.synthetic)] + [
-      (name, functools.partial(baseline, ctx, name, generator, **settings))
-      for name, generator, settings in baseline_rows(ctx.ev)]
+    (name, functools.partial(baseline, ctx, name, generator, **settings))
+    for name, generator, settings in baseline_rows(ctx.ev)
+  ]
 
 
-def judge(ctx: context.Context, cohort: context.Cohort, table: dict[str, tuple[Metric, ...]]
-          ) -> tuple[dict, dict]:
+def judge(
+  ctx: context.Context, cohort: context.Cohort, table: dict[str, tuple[Metric, ...]]
+) -> tuple[dict, dict]:
   """Every metric of `table` on one cohort: ({section: values}, curves)."""
   values, curves = {}, {}
   for section, metrics in table.items():

@@ -66,11 +66,11 @@ def _moment_sums(x_BxS, valid_B, *, max_lag: int) -> dict:
   else:
     lagged = jnp.zeros((0, s))
   return {
-      'n': jnp.sum(valid),
-      'counts_3xS': counts,
-      'sum_S': jnp.sum(x, 0),
-      'sumsq_S': jnp.sum(x * x, 0),
-      'lagged_KxS': lagged,
+    'n': jnp.sum(valid),
+    'counts_3xS': counts,
+    'sum_S': jnp.sum(x, 0),
+    'sumsq_S': jnp.sum(x * x, 0),
+    'lagged_KxS': lagged,
   }
 
 
@@ -82,7 +82,7 @@ def moments(dosage_NxS: np.ndarray, max_lag: int, block_size: int = 1024) -> dic
   max_lag = min(max_lag, max(s - 1, 0))
   total = None
   for start in range(0, n, b):
-    block = dosage_NxS[start:start + b]
+    block = dosage_NxS[start : start + b]
     valid = np.arange(b) < len(block)
     if len(block) < b:
       block = np.concatenate([block, np.zeros((b - len(block), s), np.int8)])
@@ -115,11 +115,11 @@ def ld_r2(m: dict, chrom_S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   chrom_S = np.asarray(chrom_S)
   for k in range(1, k_max + 1):
     i, j = np.arange(s - k), np.arange(k, s)
-    cov = m['lagged_KxS'][k - 1, :s - k] / n - mean[i] * mean[j]
+    cov = m['lagged_KxS'][k - 1, : s - k] / n - mean[i] * mean[j]
     denom = var[i] * var[j]
     ok = (denom > 1e-12) & (chrom_S[i] == chrom_S[j])
-    r2[k - 1, :s - k] = np.where(ok, cov**2 / np.where(ok, denom, 1.0), 0.0)
-    defined[k - 1, :s - k] = ok
+    r2[k - 1, : s - k] = np.where(ok, cov**2 / np.where(ok, denom, 1.0), 0.0)
+    defined[k - 1, : s - k] = ok
   return np.minimum(r2, 1.0), defined
 
 
@@ -129,12 +129,13 @@ def pair_distances(pos_S: np.ndarray, max_lag: int) -> np.ndarray:
   s = len(pos_S)
   dist = np.zeros((max_lag, s))
   for k in range(1, min(max_lag, s - 1) + 1):
-    dist[k - 1, :s - k] = np.abs(pos_S[k:] - pos_S[:-k])
+    dist[k - 1, : s - k] = np.abs(pos_S[k:] - pos_S[:-k])
   return dist
 
 
-def distance_edges(dist_KxS: np.ndarray, same_KxS: np.ndarray,
-                   num_bins: int = LD_DISTANCE_BINS) -> np.ndarray:
+def distance_edges(
+  dist_KxS: np.ndarray, same_KxS: np.ndarray, num_bins: int = LD_DISTANCE_BINS
+) -> np.ndarray:
   """Bin edges (bp): 0, then log-spaced from LD_DISTANCE_MIN_BP to the longest distance of
   the pairs `same_KxS` marks (from the shortest positive one, when none is past 1 kb)."""
   d = dist_KxS[same_KxS]
@@ -159,23 +160,27 @@ def ld_pair_bins(pos_S, chrom_S, af_train_S, max_lag: int) -> dict:
   max_lag = min(max_lag, max(s - 1, 0))
   same = np.zeros((max_lag, s), bool)
   for k in range(1, max_lag + 1):
-    same[k - 1, :s - k] = chrom_S[k:] == chrom_S[:-k]
+    same[k - 1, : s - k] = chrom_S[k:] == chrom_S[:-k]
   dist = pair_distances(pos_S, max_lag)
   edges = distance_edges(dist, same)
   maf = np.minimum(af_train_S, 1 - af_train_S)
   pair_maf = np.zeros((max_lag, s))
   for k in range(1, max_lag + 1):
-    pair_maf[k - 1, :s - k] = np.minimum(maf[k:], maf[:-k])
+    pair_maf[k - 1, : s - k] = np.minimum(maf[k:], maf[:-k])
   maf_edges = np.asarray(MAF_EDGES)
   dist_bins = np.where(same, bin_ids(dist, edges), -1).astype(np.int16)
-  return {'ld_distance_edges': edges, 'ld_maf_edges': maf_edges,
-          'ld_distance_bp': binned_mean(dist, same, dist_bins, len(edges) - 1),  # plots' x
-          'ld_distance_bin_KxS': dist_bins,
-          'ld_maf_bin_KxS': np.where(same, bin_ids(pair_maf, maf_edges), -1).astype(np.int16)}
+  return {
+    'ld_distance_edges': edges,
+    'ld_maf_edges': maf_edges,
+    'ld_distance_bp': binned_mean(dist, same, dist_bins, len(edges) - 1),  # plots' x
+    'ld_distance_bin_KxS': dist_bins,
+    'ld_maf_bin_KxS': np.where(same, bin_ids(pair_maf, maf_edges), -1).astype(np.int16),
+  }
 
 
-def binned_mean(values_KxS: np.ndarray, defined_KxS: np.ndarray, bins_KxS: np.ndarray,
-                num_bins: int) -> np.ndarray:
+def binned_mean(
+  values_KxS: np.ndarray, defined_KxS: np.ndarray, bins_KxS: np.ndarray, num_bins: int
+) -> np.ndarray:
   """Mean of the defined values per bin (NaN where a bin holds none)."""
   rows = defined_KxS & (bins_KxS >= 0)
   total = np.bincount(bins_KxS[rows], weights=values_KxS[rows], minlength=num_bins)
@@ -214,7 +219,7 @@ def hudson_fst(af_KxS: np.ndarray, n_K: np.ndarray) -> np.ndarray:
       if n_K[a] < 2 or n_K[b] < 2:
         out[a, b] = out[b, a] = np.nan
         continue
-      num = (pa - pb)**2 - pa * (1 - pa) / (ha - 1) - pb * (1 - pb) / (hb - 1)
+      num = (pa - pb) ** 2 - pa * (1 - pa) / (ha - 1) - pb * (1 - pb) / (hb - 1)
       den = pa * (1 - pb) + pb * (1 - pa)
       out[a, b] = out[b, a] = num.sum() / max(den.sum(), 1e-12)
   return out
@@ -251,7 +256,7 @@ def fit_pca(train_NxS: np.ndarray, num_pcs: int, snp_block: int = 4096) -> dict:
   scale = np.where(sd > 1e-6, 1 / np.maximum(sd, 1e-6), 0.0)
   gram = np.zeros((n, n))
   for a in range(0, s, snp_block):
-    z = (train_NxS[:, a:a + snp_block] - mean[a:a + snp_block]) * scale[a:a + snp_block]
+    z = (train_NxS[:, a : a + snp_block] - mean[a : a + snp_block]) * scale[a : a + snp_block]
     gram += z @ z.T
   k = min(num_pcs, n - 1)
   vals, vecs = np.linalg.eigh(gram)
@@ -259,8 +264,8 @@ def fit_pca(train_NxS: np.ndarray, num_pcs: int, snp_block: int = 4096) -> dict:
   inv = 1 / np.sqrt(np.maximum(vals, 1e-12))
   loadings = np.zeros((s, k))
   for a in range(0, s, snp_block):
-    z = (train_NxS[:, a:a + snp_block] - mean[a:a + snp_block]) * scale[a:a + snp_block]
-    loadings[a:a + snp_block] = (z.T @ vecs) * inv
+    z = (train_NxS[:, a : a + snp_block] - mean[a : a + snp_block]) * scale[a : a + snp_block]
+    loadings[a : a + snp_block] = (z.T @ vecs) * inv
   return {'mean_S': mean, 'scale_S': scale, 'loadings_SxK': loadings, 'eigenvalues_K': vals}
 
 
@@ -274,8 +279,9 @@ def project(pca: dict, dosage_NxS: np.ndarray, snp_block: int = 4096) -> np.ndar
   return out
 
 
-def two_sample_auc(real_NxK: np.ndarray, syn_MxK: np.ndarray, k: int = 10, seed: int = 0,
-                   block_size: int = 1024) -> float:
+def two_sample_auc(
+  real_NxK: np.ndarray, syn_MxK: np.ndarray, k: int = 10, seed: int = 0, block_size: int = 1024
+) -> float:
   """AUC of a 2-fold k-NN classifier real vs synthetic (equal sizes; 0.5 = same).
 
   The larger set is subsampled (seeded) to the size of the smaller; each half
@@ -299,9 +305,17 @@ def two_sample_auc(real_NxK: np.ndarray, syn_MxK: np.ndarray, k: int = 10, seed:
 
 
 # ------------------------------------------------------------- summary
-def real_reference(train_NxS, holdout_NxS, chrom_S, max_lag: int, num_pcs: int,
-                   block_size: int = 1024, train_labels_N=None, num_classes: int = 0,
-                   pos_S=None) -> dict:
+def real_reference(
+  train_NxS,
+  holdout_NxS,
+  chrom_S,
+  max_lag: int,
+  num_pcs: int,
+  block_size: int = 1024,
+  train_labels_N=None,
+  num_classes: int = 0,
+  pos_S=None,
+) -> dict:
   """Everything about real train and the held-out split that every method is compared to.
 
   With `pos_S` (bp) the LD pairs' distance and MAF bins too (`ld_pair_bins`).
@@ -310,18 +324,38 @@ def real_reference(train_NxS, holdout_NxS, chrom_S, max_lag: int, num_pcs: int,
   m_holdout = moments(holdout_NxS, max_lag, block_size)
   pca = fit_pca(train_NxS, num_pcs)
   r2_train, def_train = ld_r2(m_train, chrom_S)
-  bins = ({} if pos_S is None else
-          ld_pair_bins(pos_S, chrom_S, allele_frequencies(m_train), r2_train.shape[0]))
-  return {**bins, 'm_train': m_train, 'm_holdout': m_holdout, 'pca': pca,
-          'r2_train': r2_train, 'def_train': def_train,
-          'pcs_train': project(pca, train_NxS), 'pcs_holdout': project(pca, holdout_NxS),
-          'het_train': heterozygosity(train_NxS), 'het_holdout': heterozygosity(holdout_NxS),
-          'fst_train': (group_fst(train_NxS, train_labels_N, num_classes, block_size)
-                        if num_classes > 1 else None)}
+  bins = (
+    {}
+    if pos_S is None
+    else ld_pair_bins(pos_S, chrom_S, allele_frequencies(m_train), r2_train.shape[0])
+  )
+  return {
+    **bins,
+    'm_train': m_train,
+    'm_holdout': m_holdout,
+    'pca': pca,
+    'r2_train': r2_train,
+    'def_train': def_train,
+    'pcs_train': project(pca, train_NxS),
+    'pcs_holdout': project(pca, holdout_NxS),
+    'het_train': heterozygosity(train_NxS),
+    'het_holdout': heterozygosity(holdout_NxS),
+    'fst_train': (
+      group_fst(train_NxS, train_labels_N, num_classes, block_size) if num_classes > 1 else None
+    ),
+  }
 
 
-def compare(ref: dict, dosage_NxS, chrom_S, max_lag: int, block_size: int = 1024,
-            seed: int = 0, label_ids_N=None, real_pcs=None) -> tuple[dict, dict]:
+def compare(
+  ref: dict,
+  dosage_NxS,
+  chrom_S,
+  max_lag: int,
+  block_size: int = 1024,
+  seed: int = 0,
+  label_ids_N=None,
+  real_pcs=None,
+) -> tuple[dict, dict]:
   """Realism of one cohort (synthetic, or real held out as the reference) vs real train.
 
   Args:
@@ -344,24 +378,27 @@ def compare(ref: dict, dosage_NxS, chrom_S, max_lag: int, block_size: int = 1024
   gf_err = np.abs(genotype_frequencies(m) - genotype_frequencies(ref['m_train'])).mean()
   r2, defined = ld_r2(m, chrom_S)
   both = defined & ref['def_train']
-  decay = np.array([r2[k][defined[k]].mean() if defined[k].any() else np.nan
-                    for k in range(len(r2))])
+  decay = np.array(
+    [r2[k][defined[k]].mean() if defined[k].any() else np.nan for k in range(len(r2))]
+  )
   pcs = project(ref['pca'], dosage_NxS)
   het = heterozygosity(dosage_NxS)
   metrics = {
-      'af_r': _pearson(af, af_train),
-      'af_mae': float(np.abs(af - af_train).mean()),
-      'genotype_freq_mae': float(gf_err),
-      'ld_r2_corr': _pearson(r2[both], ref['r2_train'][both]),
-      'ld_r2_mean': float(r2[defined].mean()) if defined.any() else float('nan'),
-      'ld_r2_mean_train': float(ref['r2_train'][ref['def_train']].mean())
-                          if ref['def_train'].any() else float('nan'),
-      'pca_two_sample_auc': two_sample_auc(ref['pcs_holdout'] if real_pcs is None else real_pcs,
-                                           pcs, seed=seed, block_size=block_size),
-      'het_mean': float(het.mean()),
-      'het_sd': float(het.std()),
-      'het_mean_train': float(ref['het_train'].mean()),
-      'het_sd_train': float(ref['het_train'].std()),
+    'af_r': _pearson(af, af_train),
+    'af_mae': float(np.abs(af - af_train).mean()),
+    'genotype_freq_mae': float(gf_err),
+    'ld_r2_corr': _pearson(r2[both], ref['r2_train'][both]),
+    'ld_r2_mean': float(r2[defined].mean()) if defined.any() else float('nan'),
+    'ld_r2_mean_train': float(ref['r2_train'][ref['def_train']].mean())
+    if ref['def_train'].any()
+    else float('nan'),
+    'pca_two_sample_auc': two_sample_auc(
+      ref['pcs_holdout'] if real_pcs is None else real_pcs, pcs, seed=seed, block_size=block_size
+    ),
+    'het_mean': float(het.mean()),
+    'het_sd': float(het.std()),
+    'het_mean_train': float(ref['het_train'].mean()),
+    'het_sd_train': float(ref['het_train'].std()),
   }
   if ref.get('fst_train') is not None and label_ids_N is not None:
     fst = group_fst(dosage_NxS, label_ids_N, len(ref['fst_train']), block_size)
@@ -372,6 +409,7 @@ def compare(ref: dict, dosage_NxS, chrom_S, max_lag: int, block_size: int = 1024
   curves = {'af': af, 'ld_decay': decay, 'pcs': pcs, 'het': het}
   for curve in ('ld_distance', 'ld_maf'):
     if f'{curve}_bin_KxS' in ref:
-      curves[curve] = binned_mean(r2, defined, ref[f'{curve}_bin_KxS'],
-                                  len(ref[f'{curve}_edges']) - 1)
+      curves[curve] = binned_mean(
+        r2, defined, ref[f'{curve}_bin_KxS'], len(ref[f'{curve}_edges']) - 1
+      )
   return metrics, curves

@@ -54,8 +54,9 @@ def auc(scores_pos: np.ndarray, scores_neg: np.ndarray) -> float:
 def auc_standard_error(value: float, num_pos: int, num_neg: int) -> float:
   """Hanley & McNeil (1982) standard error of an AUC: the sampling noise to read it with."""
   q1, q2 = value / (2 - value), 2 * value**2 / (1 + value)
-  var = (value * (1 - value) + (num_pos - 1) * (q1 - value**2)
-         + (num_neg - 1) * (q2 - value**2)) / (num_pos * num_neg)
+  var = (
+    value * (1 - value) + (num_pos - 1) * (q1 - value**2) + (num_neg - 1) * (q2 - value**2)
+  ) / (num_pos * num_neg)
   return float(np.sqrt(max(var, 0.0)))
 
 
@@ -63,8 +64,13 @@ def _nn1(query, reference, metric, block_size, exclude_self=False) -> np.ndarray
   return distances.nearest(query, reference, metric, 1, block_size, exclude_self)[0][:, 0]
 
 
-def nnaa(real, synthetic, metric: str = 'angular', block_size: int = 1024,
-         d_real_real: np.ndarray | None = None) -> dict:
+def nnaa(
+  real,
+  synthetic,
+  metric: str = 'angular',
+  block_size: int = 1024,
+  d_real_real: np.ndarray | None = None,
+) -> dict:
   """Nearest-neighbour adversarial accuracy of two sets (use equal sizes).
 
   Args:
@@ -103,17 +109,19 @@ class Reference:
   seed: int
   _d_real_real: dict = dataclasses.field(default_factory=dict)
 
-  def real_subset(self, split: str, size: int, repeat: int = 0
-                  ) -> tuple[np.ndarray, np.ndarray]:
+  def real_subset(self, split: str, size: int, repeat: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Seeded subsample of a real split and its nearest-other-real distances (cached)."""
     key = (split, size, repeat)
     real = getattr(self, split)
     if key not in self._d_real_real:
-      rng = rng_lib.numpy_stream(self.seed, 'privacy_real_subset',
-                                 ('train', 'holdout').index(split), size, repeat)
+      rng = rng_lib.numpy_stream(
+        self.seed, 'privacy_real_subset', ('train', 'holdout').index(split), size, repeat
+      )
       rows = _subsample(rng, len(real), size)
-      self._d_real_real[key] = rows, _nn1(real[rows], real[rows], self.metric, self.block_size,
-                                          exclude_self=True)
+      self._d_real_real[key] = (
+        rows,
+        _nn1(real[rows], real[rows], self.metric, self.block_size, exclude_self=True),
+      )
     rows, d = self._d_real_real[key]
     return real[rows], d
 
@@ -124,12 +132,14 @@ MAX_NNAA_REPEATS = 5
 def make_reference(train, holdout, metric: str, block_size: int, seed: int = 0) -> Reference:
   """Precomputes the held-out -> train distances of one space."""
   d_holdout_train = _nn1(holdout, train, metric, block_size)
-  return Reference(metric, block_size, np.asarray(train), np.asarray(holdout), d_holdout_train,
-                   seed)
+  return Reference(
+    metric, block_size, np.asarray(train), np.asarray(holdout), d_holdout_train, seed
+  )
 
 
-def evaluate(ref: Reference, synthetic, seed: int = 0, copy_tolerance: float = 0.0
-             ) -> tuple[dict, np.ndarray]:
+def evaluate(
+  ref: Reference, synthetic, seed: int = 0, copy_tolerance: float = 0.0
+) -> tuple[dict, np.ndarray]:
   """All privacy and diversity metrics of one synthetic set in one space.
 
   Args:
@@ -164,7 +174,8 @@ def evaluate(ref: Reference, synthetic, seed: int = 0, copy_tolerance: float = 0
 
   d_syn_train = _nn1(synthetic, ref.train, ref.metric, ref.block_size)
   p5_holdout = float(np.percentile(ref.d_holdout_train, 5))
-  out.update({
+  out.update(
+    {
       'dcr_syn_median': float(np.median(d_syn_train)),
       'dcr_syn_p5': float(np.percentile(d_syn_train, 5)),
       'dcr_holdout_median': float(np.median(ref.d_holdout_train)),
@@ -173,7 +184,8 @@ def evaluate(ref: Reference, synthetic, seed: int = 0, copy_tolerance: float = 0
       'identical_copies': int(np.sum(d_syn_train <= copy_tolerance)),
       'near_copies': int(np.sum(d_syn_train < ref.d_holdout_train.min())),
       'num_synthetic': len(synthetic),
-  })
+    }
+  )
 
   n = min(len(ref.train), len(ref.holdout))
   members = ref.train[_subsample(rng, len(ref.train), n)]

@@ -29,12 +29,18 @@ class Holdout:
 
 
 HOLDOUTS = {
-    # The final report: the test split only reports.
-    'test': Holdout('test', ('train', 'val', 'test'), 'val', 'test', 'real test', 'real val'),
-    # Sweeps that tune settings: the test genotypes are never read; val is halved for
-    # the classifiers (`classifier_sets`).
-    'val': Holdout('val', ('train', 'val'), 'val (select half)', 'val (report half)',
-                   'the report half of real val', 'its select half'),
+  # The final report: the test split only reports.
+  'test': Holdout('test', ('train', 'val', 'test'), 'val', 'test', 'real test', 'real val'),
+  # Sweeps that tune settings: the test genotypes are never read; val is halved for
+  # the classifiers (`classifier_sets`).
+  'val': Holdout(
+    'val',
+    ('train', 'val'),
+    'val (select half)',
+    'val (report half)',
+    'the report half of real val',
+    'its select half',
+  ),
 }
 
 
@@ -86,24 +92,28 @@ def restrict(x, y, pair):
 def _holdout_notes(holdout: str, num_select: int, num_report: int) -> list[str]:
   """The protocol notes that depend on evaluate.holdout."""
   if holdout == 'test':
-    return ['Held-out split: test. Generator and codec fit on real train; classifier steps '
-            'chosen on REAL val for both the real-trained and the synthetic-trained model; '
-            'test only reports.']
+    return [
+      'Held-out split: test. Generator and codec fit on real train; classifier steps '
+      'chosen on REAL val for both the real-trained and the synthetic-trained model; '
+      'test only reports.'
+    ]
   return [
-      'Held-out split: VAL (evaluate.holdout=\'val\'); the test split was not read. '
-      'Generator and codec fit on real train.',
-      f'Privacy (non-members, DCR reference) and realism (reference row, PCA two-sample AUC) '
-      f'use all of real val. Classifiers (utility, hard pair, augmentation) use a seeded, '
-      f'class-stratified split of val: the select half ({num_select} people) chooses the '
-      f'step for the real-trained and the synthetic-trained model alike, the report half '
-      f'({num_report} people) gives the accuracy reported (and majority_acc_holdout).',
-      'With sample.checkpoint=\'best\' val also chose the generator\'s checkpoint (val '
-      'diffusion loss), so val numbers may flatter gdiff slightly; report final numbers with '
-      'evaluate.holdout=\'test\'.']
+    "Held-out split: VAL (evaluate.holdout='val'); the test split was not read. "
+    'Generator and codec fit on real train.',
+    f'Privacy (non-members, DCR reference) and realism (reference row, PCA two-sample AUC) '
+    f'use all of real val. Classifiers (utility, hard pair, augmentation) use a seeded, '
+    f'class-stratified split of val: the select half ({num_select} people) chooses the '
+    f'step for the real-trained and the synthetic-trained model alike, the report half '
+    f'({num_report} people) gives the accuracy reported (and majority_acc_holdout).',
+    "With sample.checkpoint='best' val also chose the generator's checkpoint (val "
+    'diffusion loss), so val numbers may flatter gdiff slightly; report final numbers with '
+    "evaluate.holdout='test'.",
+  ]
 
 
-def notes(holdout: str, num_select: int, num_report: int, counts_K, seed,
-          pair_names: tuple[str, str] | None) -> list[str]:
+def notes(
+  holdout: str, num_select: int, num_report: int, counts_K, seed, pair_names: tuple[str, str] | None
+) -> list[str]:
   """The protocol section of the report.
 
   Args:
@@ -115,32 +125,34 @@ def notes(holdout: str, num_select: int, num_report: int, counts_K, seed,
   """
   held = HOLDOUTS[holdout].name
   out = _holdout_notes(holdout, num_select, num_report) + [
-      f'Metric names containing "holdout" (aa_truth_holdout, dcr_holdout_p5, '
-      f'majority_acc_holdout, ...) refer to the held-out split, here {held}.',
-      'Synthetic genotypes are decoded, then re-encoded with the codec (what a user shares); '
-      'privacy.embedding_as_sampled uses the embedding as sampled.',
-      'NNAA on equal-size sets: n = min(n_real, n_synthetic), seeded subsample without '
-      f'replacement of the larger set; privacy loss = AA_TS({held}) - AA_TS(train).',
-      f'Membership inference: score = -(distance to nearest synthetic); train members vs '
-      f'{held} non-members, balanced by subsampling the larger split.',
-      'Augmentation: the generator saw all of real train, so gains are an upper bound.',
-      f'Baselines use the synthetic cohort\'s label counts {[int(c) for c in counts_K]} and seed '
-      f'{seed}.',
-      'Recovery uses plain accuracy (the paper\'s); with unbalanced classes compare it with '
-      'majority_acc_holdout and the balanced accuracies.',
-      f'Realism reference row = real {held} judged like a synthetic cohort (its PCA AUC is '
-      f'{held} vs train): the level sampling noise allows.',
-      f'Detection AUC: a 5-fold cross-validated L2 logistic regression telling real {held} '
-      f'people from a cohort\'s, on standardised dosages and products of SNPs 1-3 apart, '
-      f'n = min(n_{held}, n_cohort, evaluate.detection_max_people) per side (± Hanley-McNeil '
-      f'SE); its reference row is real train vs real {held}. Copies and shared segments '
-      f'among a cohort\'s people are detectable too.',
-      'Mosaic curve: rows mosaic@L copy runs of mean L SNPs from same-class training people; '
-      'the dominance line reads the curve (sorted by genotype membership AUC, linear in '
-      'between) at gdiff\'s membership AUC. LD by distance and by MAF bin: pairs at most '
-      'evaluate.ld_max_distance_snps apart on one chromosome, binned by real-train MAF.',
+    f'Metric names containing "holdout" (aa_truth_holdout, dcr_holdout_p5, '
+    f'majority_acc_holdout, ...) refer to the held-out split, here {held}.',
+    'Synthetic genotypes are decoded, then re-encoded with the codec (what a user shares); '
+    'privacy.embedding_as_sampled uses the embedding as sampled.',
+    'NNAA on equal-size sets: n = min(n_real, n_synthetic), seeded subsample without '
+    f'replacement of the larger set; privacy loss = AA_TS({held}) - AA_TS(train).',
+    f'Membership inference: score = -(distance to nearest synthetic); train members vs '
+    f'{held} non-members, balanced by subsampling the larger split.',
+    'Augmentation: the generator saw all of real train, so gains are an upper bound.',
+    f"Baselines use the synthetic cohort's label counts {[int(c) for c in counts_K]} and seed "
+    f'{seed}.',
+    "Recovery uses plain accuracy (the paper's); with unbalanced classes compare it with "
+    'majority_acc_holdout and the balanced accuracies.',
+    f'Realism reference row = real {held} judged like a synthetic cohort (its PCA AUC is '
+    f'{held} vs train): the level sampling noise allows.',
+    f'Detection AUC: a 5-fold cross-validated L2 logistic regression telling real {held} '
+    f"people from a cohort's, on standardised dosages and products of SNPs 1-3 apart, "
+    f'n = min(n_{held}, n_cohort, evaluate.detection_max_people) per side (± Hanley-McNeil '
+    f'SE); its reference row is real train vs real {held}. Copies and shared segments '
+    f"among a cohort's people are detectable too.",
+    'Mosaic curve: rows mosaic@L copy runs of mean L SNPs from same-class training people; '
+    'the dominance line reads the curve (sorted by genotype membership AUC, linear in '
+    "between) at gdiff's membership AUC. LD by distance and by MAF bin: pairs at most "
+    'evaluate.ld_max_distance_snps apart on one chromosome, binned by real-train MAF.',
   ]
   if pair_names is not None:
-    out.append(f'utility_hard_pair: the two classes with the lowest real-train F_ST '
-               f'({pair_names[0]} vs {pair_names[1]}), as a binary task.')
+    out.append(
+      f'utility_hard_pair: the two classes with the lowest real-train F_ST '
+      f'({pair_names[0]} vs {pair_names[1]}), as a binary task.'
+    )
   return out

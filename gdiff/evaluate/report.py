@@ -27,47 +27,54 @@ from gdiff.evaluate import protocol
 # The paper's own numbers (Kenneweg et al. 2025; /work/shared/PAPER.md): accuracy (%) on the
 # real test set of classifiers trained on real data and on MLP+CNN synthetic data.
 PAPER = {
-    'recovery': {
-        'ALS': {'mlp': {'real': 87.60, 'synthetic': 82.57, 'recovery': 0.9426},
-                'transformer': {'real': 82.11, 'synthetic': 77.09, 'recovery': 0.9389},
-                'cnn': {'real': 73.17, 'synthetic': 68.17, 'recovery': 0.9317}},
-        '1KG': {'mlp': {'real': 90.23, 'synthetic': 83.98, 'recovery': 0.9302},
-                'transformer': {'real': 74.61, 'synthetic': 63.41, 'recovery': 0.8498},
-                'cnn': {'real': 77.34, 'synthetic': 59.99, 'recovery': 0.7754}},
+  'recovery': {
+    'ALS': {
+      'mlp': {'real': 87.60, 'synthetic': 82.57, 'recovery': 0.9426},
+      'transformer': {'real': 82.11, 'synthetic': 77.09, 'recovery': 0.9389},
+      'cnn': {'real': 73.17, 'synthetic': 68.17, 'recovery': 0.9317},
     },
-    'nnaa_aa_ts': {'ALS': {'test': 0.71, 'train': 0.66}, '1KG': {'test': 0.79, 'train': 0.56}},
-    'augmentation_5pct': {'ALS': {'real_only': 70.96, 'real_plus_synthetic': 84.83},
-                          '1KG': {'real_only': 29.01, 'real_plus_synthetic': 83.98}},
+    '1KG': {
+      'mlp': {'real': 90.23, 'synthetic': 83.98, 'recovery': 0.9302},
+      'transformer': {'real': 74.61, 'synthetic': 63.41, 'recovery': 0.8498},
+      'cnn': {'real': 77.34, 'synthetic': 59.99, 'recovery': 0.7754},
+    },
+  },
+  'nnaa_aa_ts': {'ALS': {'test': 0.71, 'train': 0.66}, '1KG': {'test': 0.79, 'train': 0.56}},
+  'augmentation_5pct': {
+    'ALS': {'real_only': 70.96, 'real_plus_synthetic': 84.83},
+    '1KG': {'real_only': 29.01, 'real_plus_synthetic': 83.98},
+  },
 }
 
 # (metric path in a method's results, short name, comparison, target). The key table;
 # '{holdout}' in a name is the held-out split's display name (`protocol.named`).
 TARGETS = (
-    ('utility.recovery_min', 'recovery (min)', '>=', 0.95),
-    ('utility_hard_pair.recovery_min', 'recovery hard pair (min)', '>=', 0.95),
-    ('privacy.embedding.aa_truth_holdout', 'AA_truth {holdout}', 'within', (0.4, 0.6)),
-    ('privacy.embedding.aa_syn_holdout', 'AA_syn {holdout}', 'within', (0.4, 0.6)),
-    ('privacy.embedding.aa_truth_train', 'AA_truth train', 'within', (0.4, 0.6)),
-    ('privacy.embedding.aa_syn_train', 'AA_syn train', 'within', (0.4, 0.6)),
-    ('privacy.embedding.privacy_loss', 'privacy loss', '<=', 0.02),
-    ('privacy.embedding.mia_auc', 'MIA AUC emb', '<=', 0.55),
-    ('privacy.genotype.mia_auc', 'MIA AUC geno', '<=', 0.55),
-    ('privacy.genotype.identical_copies', 'identical copies', '==', 0),
-    ('privacy.genotype.dcr_share_below_holdout_p5', 'DCR < {holdout} p5', 'dcr', 0.05),
-    ('realism.af_r', 'AF r', '>=', 0.99),
-    ('realism.ld_r2_corr', 'LD r² corr', '>=', 0.97),
-    ('realism.pca_two_sample_auc', 'PCA 2-sample AUC', '<=', 0.55),
-    ('realism.detection_auc', 'detection AUC', '<=', 0.60),
+  ('utility.recovery_min', 'recovery (min)', '>=', 0.95),
+  ('utility_hard_pair.recovery_min', 'recovery hard pair (min)', '>=', 0.95),
+  ('privacy.embedding.aa_truth_holdout', 'AA_truth {holdout}', 'within', (0.4, 0.6)),
+  ('privacy.embedding.aa_syn_holdout', 'AA_syn {holdout}', 'within', (0.4, 0.6)),
+  ('privacy.embedding.aa_truth_train', 'AA_truth train', 'within', (0.4, 0.6)),
+  ('privacy.embedding.aa_syn_train', 'AA_syn train', 'within', (0.4, 0.6)),
+  ('privacy.embedding.privacy_loss', 'privacy loss', '<=', 0.02),
+  ('privacy.embedding.mia_auc', 'MIA AUC emb', '<=', 0.55),
+  ('privacy.genotype.mia_auc', 'MIA AUC geno', '<=', 0.55),
+  ('privacy.genotype.identical_copies', 'identical copies', '==', 0),
+  ('privacy.genotype.dcr_share_below_holdout_p5', 'DCR < {holdout} p5', 'dcr', 0.05),
+  ('realism.af_r', 'AF r', '>=', 0.99),
+  ('realism.ld_r2_corr', 'LD r² corr', '>=', 0.97),
+  ('realism.pca_two_sample_auc', 'PCA 2-sample AUC', '<=', 0.55),
+  ('realism.detection_auc', 'detection AUC', '<=', 0.60),
 )
 
 CURVE_PREFIX = 'mosaic@'  # the rows of the mosaic curve
 CURVE_X = ('privacy.genotype.mia_auc', 'membership AUC geno')
 # (path, name, better): gdiff against the curve at gdiff's membership AUC. 'nearer 0.5':
 # an AUC or an NNAA share is ideal at 0.5, and a distance from it below 0.5 is noise or worse.
-CURVE_AXES = (('realism.ld_r2_corr', 'LD r² corr', 'higher'),
-              ('privacy.embedding.aa_truth_holdout', 'AA_truth {holdout}', 'nearer 0.5'),
-              ('realism.detection_auc', 'detection AUC', 'nearer 0.5'))
-
+CURVE_AXES = (
+  ('realism.ld_r2_corr', 'LD r² corr', 'higher'),
+  ('privacy.embedding.aa_truth_holdout', 'AA_truth {holdout}', 'nearer 0.5'),
+  ('realism.detection_auc', 'detection AUC', 'nearer 0.5'),
+)
 
 
 def lookup(results: dict, path: str):
@@ -105,8 +112,9 @@ def check(results: dict, path: str, op: str, target) -> bool | None:
 
 
 def checks(methods: dict) -> dict:
-  return {m: {path: check(r, path, op, t) for path, _, op, t in TARGETS}
-          for m, r in methods.items()}
+  return {
+    m: {path: check(r, path, op, t) for path, _, op, t in TARGETS} for m, r in methods.items()
+  }
 
 
 def _finite(value) -> bool:
@@ -119,7 +127,7 @@ def curve_rows(methods: dict) -> list[tuple[float, str]]:
   for name in methods:
     if name.startswith(CURVE_PREFIX):
       try:
-        rows.append((float(name[len(CURVE_PREFIX):]), name))
+        rows.append((float(name[len(CURVE_PREFIX) :]), name))
       except ValueError:
         continue
   return sorted(rows)
@@ -128,8 +136,9 @@ def curve_rows(methods: dict) -> list[tuple[float, str]]:
 def curve_at(methods: dict, x: float, path: str) -> float | None:
   """The mosaic curve's `path` at membership AUC `x`: linear along the curve's points
   sorted by membership AUC, the end point's value beyond an end (None: < 1 point)."""
-  points = sorted((lookup(methods[n], CURVE_X[0]), lookup(methods[n], path))
-                  for _, n in curve_rows(methods))
+  points = sorted(
+    (lookup(methods[n], CURVE_X[0]), lookup(methods[n], path)) for _, n in curve_rows(methods)
+  )
   points = [(a, b) for a, b in points if _finite(a) and _finite(b)]
   if not points:
     return None
@@ -162,28 +171,40 @@ def dominance(methods: dict, method: str = 'gdiff') -> dict | None:
   for path, name, better in CURVE_AXES:
     value, curve = lookup(methods[method], path), curve_at(methods, x, path)
     beats = _better(better, value, curve) if _finite(value) and curve is not None else None
-    axes[path] = {'name': name, 'value': value, 'curve': curve, 'better': better,
-                  'beats': beats}
-  return {'method': method, 'mia_auc': float(x), 'position': position, 'axes': axes,
-          'dominates': position != 'above' and all(a['beats'] for a in axes.values())}
+    axes[path] = {'name': name, 'value': value, 'curve': curve, 'better': better, 'beats': beats}
+  return {
+    'method': method,
+    'mia_auc': float(x),
+    'position': position,
+    'axes': axes,
+    'dominates': position != 'above' and all(a['beats'] for a in axes.values()),
+  }
 
 
 def dominance_line(dom: dict | None, holdout: str) -> str:
   """report.md's one line on gdiff against the mosaic curve."""
   if dom is None:
     return 'Mosaic curve: not computed (no mosaic@ rows or no genotype membership AUC).'
-  where = {'inside': '', 'below': ' (more private than every mosaic: the curve\'s most '
-           'private end)', 'above': ' (less private than every mosaic: the curve\'s most '
-           'faithful end, which flatters gdiff)'}[dom['position']]
+  where = {
+    'inside': '',
+    'below': " (more private than every mosaic: the curve's most private end)",
+    'above': " (less private than every mosaic: the curve's most "
+    'faithful end, which flatters gdiff)',
+  }[dom['position']]
   parts = []
   for a in dom['axes'].values():
     verdict = {True: 'beats', False: 'loses', None: 'n/a'}[a['beats']]
-    parts.append(f'{protocol.named(a["name"], holdout)} {_fmt(a["value"])} vs '
-                 f'{_fmt(a["curve"])} ({a["better"]}: {verdict})')
+    parts.append(
+      f'{protocol.named(a["name"], holdout)} {_fmt(a["value"])} vs '
+      f'{_fmt(a["curve"])} ({a["better"]}: {verdict})'
+    )
   head = 'dominates' if dom['dominates'] else 'does not dominate'
-  return (f'Mosaic curve: {dom["method"]} {head} it. At {dom["method"]}\'s '
-          f'{CURVE_X[1]} {dom["mia_auc"]:.3f}{where}, {dom["method"]} vs the curve: '
-          + '; '.join(parts) + '.')
+  return (
+    f"Mosaic curve: {dom['method']} {head} it. At {dom['method']}'s "
+    f'{CURVE_X[1]} {dom["mia_auc"]:.3f}{where}, {dom["method"]} vs the curve: '
+    + '; '.join(parts)
+    + '.'
+  )
 
 
 def _target_text(op: str, target) -> str:
@@ -219,6 +240,7 @@ def _figures(metrics: dict, curves: dict) -> dict:
   """name -> PNG bytes."""
   held = protocol.held_out(metrics)
   import matplotlib
+
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt
 
@@ -313,10 +335,12 @@ def _figures(metrics: dict, curves: dict) -> dict:
 
   if 'het_train' in real:
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    bins = np.linspace(0, max(max(curves[m]['het'].max() for m in methods),
-                              real['het_train'].max()) + 1e-9, 40)
-    ax.hist(real['het_train'], bins, density=True, histtype='step', color='k', lw=2,
-            label='real train')
+    bins = np.linspace(
+      0, max(max(curves[m]['het'].max() for m in methods), real['het_train'].max()) + 1e-9, 40
+    )
+    ax.hist(
+      real['het_train'], bins, density=True, histtype='step', color='k', lw=2, label='real train'
+    )
     for m in methods:
       ax.hist(curves[m]['het'], bins, density=True, histtype='step', label=m)
     ax.set_xlabel('heterozygous share of SNPs per person')
@@ -355,30 +379,47 @@ def _curve_figure(plt, metrics: dict):
   held = protocol.held_out(metrics).name
   methods = metrics['methods']
   curve = [n for _, n in curve_rows(methods)]
-  fig, axes = plt.subplots(1, len(CURVE_AXES), figsize=(4.2 * len(CURVE_AXES), 3.8),
-                           squeeze=False)
+  fig, axes = plt.subplots(1, len(CURVE_AXES), figsize=(4.2 * len(CURVE_AXES), 3.8), squeeze=False)
   for ax, (path, name, better) in zip(axes[0], CURVE_AXES):
     pts = [(lookup(methods[n], CURVE_X[0]), lookup(methods[n], path), n) for n in curve]
     pts = sorted(p for p in pts if _finite(p[0]) and _finite(p[1]))
     if pts:
-      ax.plot([p[0] for p in pts], [p[1] for p in pts], '-', color='0.5', marker='s', ms=4,
-              label='mosaic curve')
+      ax.plot(
+        [p[0] for p in pts],
+        [p[1] for p in pts],
+        '-',
+        color='0.5',
+        marker='s',
+        ms=4,
+        label='mosaic curve',
+      )
       for x, y, n in pts:
-        ax.annotate(n[len(CURVE_PREFIX):], (x, y), fontsize=7, xytext=(3, -8),
-                    textcoords='offset points', color='0.4')
+        ax.annotate(
+          n[len(CURVE_PREFIX) :],
+          (x, y),
+          fontsize=7,
+          xytext=(3, -8),
+          textcoords='offset points',
+          color='0.4',
+        )
     for m, r in methods.items():
       x, y = lookup(r, CURVE_X[0]), lookup(r, path)
       if m in curve or not (_finite(x) and _finite(y)):
         continue
-      ax.scatter(x, y, s=50 if m == 'gdiff' else 25, zorder=3,
-                 color='tab:red' if m == 'gdiff' else None, label=m)
+      ax.scatter(
+        x,
+        y,
+        s=50 if m == 'gdiff' else 25,
+        zorder=3,
+        color='tab:red' if m == 'gdiff' else None,
+        label=m,
+      )
     for p, _, op, t in TARGETS:
       if p == path and op in ('<=', '>='):
         ax.axhline(t, color='grey', ls='--', lw=0.8)
       elif p == path and op == 'within':
         ax.axhspan(*t, color='grey', alpha=0.1, lw=0)
-    ax.axvline(next(t for p, _, _, t in TARGETS if p == CURVE_X[0]), color='grey', ls='--',
-               lw=0.8)
+    ax.axvline(next(t for p, _, _, t in TARGETS if p == CURVE_X[0]), color='grey', ls='--', lw=0.8)
     ax.set_xlabel(CURVE_X[1])
     ax.set_ylabel(protocol.named(name, held))
     ax.set_title(f'better: {better}', fontsize=8)
@@ -398,8 +439,10 @@ def ld_curves(curves: dict, methods) -> dict:
       continue
     rows = {'real train': real[f'{curve}_train'], 'real holdout': real[f'{curve}_holdout']}
     rows.update({m: curves[m][curve] for m in methods if curve in curves.get(m, {})})
-    out[curve] = {'edges': np.asarray(real[edges]).tolist(),
-                  'mean_r2': {m: _finite_list(c) for m, c in rows.items()}}
+    out[curve] = {
+      'edges': np.asarray(real[edges]).tolist(),
+      'mean_r2': {m: _finite_list(c) for m, c in rows.items()},
+    }
   if 'ld_distance' in out:
     out['ld_distance']['mean_bp'] = _finite_list(real['ld_distance_bp'])
   return out
@@ -413,8 +456,9 @@ def _finite_list(values) -> list:
 # ----------------------------------------------------------------- tables
 def _key_rows(metrics: dict):
   held = protocol.held_out(metrics).name
-  header = ['method'] + [f'{protocol.named(name, held)} [{_target_text(op, t)}]'
-                         for _, name, op, t in TARGETS]
+  header = ['method'] + [
+    f'{protocol.named(name, held)} [{_target_text(op, t)}]' for _, name, op, t in TARGETS
+  ]
   rows = []
   for m, r in metrics['methods'].items():
     ok = metrics['checks'][m]
@@ -426,38 +470,57 @@ def _key_rows(metrics: dict):
 
 
 def _utility_rows(metrics: dict, section: str = 'utility'):
-  header = ['method', 'classifier', 'acc real', 'acc synthetic', 'recovery',
-            'bal. acc real', 'bal. acc synthetic']
+  header = [
+    'method',
+    'classifier',
+    'acc real',
+    'acc synthetic',
+    'recovery',
+    'bal. acc real',
+    'bal. acc synthetic',
+  ]
   rows = []
   for m, r in metrics['methods'].items():
     for clf, u in r.get(section, {}).items():
       if not isinstance(u, dict) or 'recovery' not in u:
         continue
       pm = lambda d: f'{d["mean"]:.3f} ± {d["sd"]:.3f}'
-      rows.append([m, clf, pm(u['acc_real']), pm(u['acc_syn']), pm(u['recovery']),
-                   pm(u['balanced_acc_real']), pm(u['balanced_acc_syn'])])
+      rows.append(
+        [
+          m,
+          clf,
+          pm(u['acc_real']),
+          pm(u['acc_syn']),
+          pm(u['recovery']),
+          pm(u['balanced_acc_real']),
+          pm(u['balanced_acc_syn']),
+        ]
+      )
   return header, rows
 
 
 def _flat_rows(metrics: dict, section: str):
   keys = []
   for r in metrics['methods'].values():
-    for k in (lookup(r, section) or {}):
+    for k in lookup(r, section) or {}:
       if k not in keys:
         keys.append(k)
-  rows = [[m] + [_fmt(lookup(r, f'{section}.{k}')) for k in keys]
-          for m, r in metrics['methods'].items()]
+  rows = [
+    [m] + [_fmt(lookup(r, f'{section}.{k}')) for k in keys] for m, r in metrics['methods'].items()
+  ]
   ref = lookup(metrics.get('reference', {}), section)
   if ref:
-    rows.append([f'real {protocol.held_out(metrics).name} (reference)']
-                + [_fmt(ref.get(k)) for k in keys])
+    rows.append(
+      [f'real {protocol.held_out(metrics).name} (reference)'] + [_fmt(ref.get(k)) for k in keys]
+    )
   return ['method'] + keys, rows
 
 
 def _html_table(header, rows) -> str:
   head = ''.join(f'<th>{html.escape(h)}</th>' for h in header)
-  body = ''.join('<tr>' + ''.join(f'<td>{html.escape(str(c))}</td>' for c in row) + '</tr>'
-                 for row in rows)
+  body = ''.join(
+    '<tr>' + ''.join(f'<td>{html.escape(str(c))}</td>' for c in row) + '</tr>' for row in rows
+  )
   return f'<table><tr>{head}</tr>{body}</table>'
 
 
@@ -467,9 +530,11 @@ def _md_table(header, rows) -> str:
   return '\n'.join(lines)
 
 
-_CSS = ('body{font-family:sans-serif;max-width:1400px;margin:2em auto;font-size:14px}'
-        'table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;'
-        'padding:3px 6px;text-align:right}th{background:#eee}td:first-child{text-align:left}')
+_CSS = (
+  'body{font-family:sans-serif;max-width:1400px;margin:2em auto;font-size:14px}'
+  'table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;'
+  'padding:3px 6px;text-align:right}th{background:#eee}td:first-child{text-align:left}'
+)
 
 
 def _json_default(value):
@@ -487,6 +552,7 @@ def write(report_dir: str, metrics: dict, curves: dict) -> dict:
   (`gdiff.workdir.replacing`: a folder gdiff did not write is refused, never replaced).
   """
   from gdiff import workdir as wd  # the workdir owns replacing a folder
+
   with wd.replacing(report_dir) as tmp:
     paths = _write_files(tmp, metrics, curves)
   return {key: os.path.join(report_dir, os.path.basename(p)) for key, p in paths.items()}
@@ -495,9 +561,11 @@ def write(report_dir: str, metrics: dict, curves: dict) -> dict:
 def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
   """Writes metrics.json, report.html, report.md and *.png; returns their paths."""
   os.makedirs(report_dir, exist_ok=True)
-  paths = {'metrics': os.path.join(report_dir, 'metrics.json'),
-           'html': os.path.join(report_dir, 'report.html'),
-           'markdown': os.path.join(report_dir, 'report.md')}
+  paths = {
+    'metrics': os.path.join(report_dir, 'metrics.json'),
+    'html': os.path.join(report_dir, 'report.html'),
+    'markdown': os.path.join(report_dir, 'report.md'),
+  }
   with open(paths['metrics'], 'w') as f:
     json.dump(metrics, f, indent=1, default=_json_default)
   figs = _figures(metrics, curves)
@@ -510,51 +578,70 @@ def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
   held = protocol.held_out(metrics)
   title = f'gdiff evaluation (held-out split: {held.name})'
   reported_on, chosen_on = held.reported_on, held.chosen_on
-  names = ('' if held.name == 'test' else f'Held-out split: {held.name}; the test split was '
-           f'not read. Metric names that say "holdout" refer to the held-out split, here '
-           f'{held.name}.')
-  parts = ['<!doctype html><html><head><meta charset="utf-8">',
-           f'<title>{html.escape(title)}</title>',
-           f'<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>',
-           f'<p><b>{html.escape(names)}</b></p>' if names else '',
-           '<h2>Key metrics (target in brackets; ✓ meets it, ✗ misses it)</h2>',
-           _html_table(*key),
-           f'<h2>Utility (accuracy on {reported_on}; steps chosen on {chosen_on})</h2>',
-           f'<p>Majority-class accuracy on {reported_on}: '
-           f'{_fmt(metrics.get("majority_acc_holdout"))}'
-           f'; hard pair: {html.escape(" vs ".join(metrics.get("hard_pair", [])) or "–")}</p>',
-           _html_table(*_utility_rows(metrics)),
-           _html_table(*_utility_rows(metrics, 'utility_hard_pair'))
-           if metrics.get('hard_pair') else '',
-           '<h2>Privacy and diversity, embedding (angular distance)</h2>',
-           _html_table(*_flat_rows(metrics, 'privacy.embedding')),
-           '<h2>Privacy and diversity, genotypes (Hamming distance)</h2>',
-           _html_table(*_flat_rows(metrics, 'privacy.genotype')),
-           f'<h2>Genetic realism of decoded genotypes (vs real train; reference: real '
-           f'{held.name})'
-           '</h2>',
-           _html_table(*_flat_rows(metrics, 'realism')),
-           f'<p>{html.escape(dominance_line(metrics.get("dominance"), held.name))}</p>']
+  names = (
+    ''
+    if held.name == 'test'
+    else f'Held-out split: {held.name}; the test split was '
+    f'not read. Metric names that say "holdout" refer to the held-out split, here '
+    f'{held.name}.'
+  )
+  parts = [
+    '<!doctype html><html><head><meta charset="utf-8">',
+    f'<title>{html.escape(title)}</title>',
+    f'<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>',
+    f'<p><b>{html.escape(names)}</b></p>' if names else '',
+    '<h2>Key metrics (target in brackets; ✓ meets it, ✗ misses it)</h2>',
+    _html_table(*key),
+    f'<h2>Utility (accuracy on {reported_on}; steps chosen on {chosen_on})</h2>',
+    f'<p>Majority-class accuracy on {reported_on}: '
+    f'{_fmt(metrics.get("majority_acc_holdout"))}'
+    f'; hard pair: {html.escape(" vs ".join(metrics.get("hard_pair", [])) or "–")}</p>',
+    _html_table(*_utility_rows(metrics)),
+    _html_table(*_utility_rows(metrics, 'utility_hard_pair')) if metrics.get('hard_pair') else '',
+    '<h2>Privacy and diversity, embedding (angular distance)</h2>',
+    _html_table(*_flat_rows(metrics, 'privacy.embedding')),
+    '<h2>Privacy and diversity, genotypes (Hamming distance)</h2>',
+    _html_table(*_flat_rows(metrics, 'privacy.genotype')),
+    f'<h2>Genetic realism of decoded genotypes (vs real train; reference: real {held.name})</h2>',
+    _html_table(*_flat_rows(metrics, 'realism')),
+    f'<p>{html.escape(dominance_line(metrics.get("dominance"), held.name))}</p>',
+  ]
   for name, png in figs.items():
     data = base64.b64encode(png).decode()
     parts.append(f'<h3>{name}</h3><img src="data:image/png;base64,{data}">')
-  parts.append('<h2>Protocol</h2><ul>' + ''.join(f'<li>{html.escape(n)}</li>' for n in notes)
-               + '</ul>')
-  parts.append('<h2>The paper (Kenneweg et al. 2025)</h2><pre>'
-               + html.escape(json.dumps(metrics.get('paper', PAPER), indent=1)) + '</pre>')
+  parts.append(
+    '<h2>Protocol</h2><ul>' + ''.join(f'<li>{html.escape(n)}</li>' for n in notes) + '</ul>'
+  )
+  parts.append(
+    '<h2>The paper (Kenneweg et al. 2025)</h2><pre>'
+    + html.escape(json.dumps(metrics.get('paper', PAPER), indent=1))
+    + '</pre>'
+  )
   parts.append('</body></html>')
   with open(paths['html'], 'w') as f:
     f.write('\n'.join(parts))
 
-  md = [f'## {title}', ''] + ([names, ''] if names else []) + [_md_table(*key), '',
-        dominance_line(metrics.get('dominance'), held.name), '',
-        f'Majority-class accuracy on {reported_on}: '
-        f'{_fmt(metrics.get("majority_acc_holdout"))}',
-        '',
-        _md_table(*_utility_rows(metrics)), '']
+  md = (
+    [f'## {title}', '']
+    + ([names, ''] if names else [])
+    + [
+      _md_table(*key),
+      '',
+      dominance_line(metrics.get('dominance'), held.name),
+      '',
+      f'Majority-class accuracy on {reported_on}: {_fmt(metrics.get("majority_acc_holdout"))}',
+      '',
+      _md_table(*_utility_rows(metrics)),
+      '',
+    ]
+  )
   if metrics.get('hard_pair'):
-    md += [f'Hard pair ({" vs ".join(metrics["hard_pair"])}):', '',
-           _md_table(*_utility_rows(metrics, 'utility_hard_pair')), '']
+    md += [
+      f'Hard pair ({" vs ".join(metrics["hard_pair"])}):',
+      '',
+      _md_table(*_utility_rows(metrics, 'utility_hard_pair')),
+      '',
+    ]
   md += [f'- {n}' for n in notes]
   with open(paths['markdown'], 'w') as f:
     f.write('\n'.join(md) + '\n')

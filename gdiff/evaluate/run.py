@@ -37,6 +37,7 @@ REPORT_DIR = wd.REPORT
 def _load_codec(path: str):
   """Codec.load, behind a name tests can replace."""
   from gdiff.embedding import codec as codec_lib
+
   return codec_lib.Codec.load(path)
 
 
@@ -45,12 +46,14 @@ def load_synthetic(path: str, classes: tuple[str, ...], num_snps: int) -> dict:
   if not os.path.exists(path):
     raise InputError(f'{path}: no synthetic cohort; run --mode=sample first')
   with h5py.File(path, 'r') as f:
-    out = {'dosage': f['dosage'][()].astype(np.int8),
-           'label_ids': f['label_ids'][()].astype(np.int32),
-           'emb': f['emb'][()].astype(np.float32) if 'emb' in f else None}
+    out = {
+      'dosage': f['dosage'][()].astype(np.int8),
+      'label_ids': f['label_ids'][()].astype(np.int32),
+      'emb': f['emb'][()].astype(np.float32) if 'emb' in f else None,
+    }
     syn_classes = tuple(json.loads(f.attrs['classes'])) if 'classes' in f.attrs else classes
   if syn_classes != tuple(classes):
-    raise InputError(f'{path}: classes {syn_classes} differ from the cohort\'s {tuple(classes)}')
+    raise InputError(f"{path}: classes {syn_classes} differ from the cohort's {tuple(classes)}")
   if out['dosage'].shape[1] != num_snps:
     raise InputError(f'{path}: {out["dosage"].shape[1]} SNPs, the cohort has {num_snps}')
   if len(out['dosage']) < 2:
@@ -63,21 +66,27 @@ def check_config(ev: ml_collections.ConfigDict) -> None:
   families.baseline_rows(ev)  # raises on an unknown baseline or a bad setting
   for name in ev.classifiers:
     if name not in classifiers.CLASSIFIERS:
-      raise InputError(f'config evaluate.classifiers: unknown {name!r}; '
-                       f'known: {sorted(classifiers.CLASSIFIERS)}')
+      raise InputError(
+        f'config evaluate.classifiers: unknown {name!r}; known: {sorted(classifiers.CLASSIFIERS)}'
+      )
   clf = ev.augmentation_classifier
   if clf and clf not in classifiers.CLASSIFIERS:
-    raise InputError(f'config evaluate.augmentation_classifier: unknown {clf!r}; '
-                     f'known: {sorted(classifiers.CLASSIFIERS)}')
+    raise InputError(
+      f'config evaluate.augmentation_classifier: unknown {clf!r}; '
+      f'known: {sorted(classifiers.CLASSIFIERS)}'
+    )
   for option in ('seeds', 'classifier_steps', 'block_size', 'ld_max_distance_snps'):
     if int(ev[option]) < 1:
       raise InputError(f'config evaluate.{option}={ev[option]!r}: must be >= 1')
   if int(ev.detection_max_people) < 0:
-    raise InputError(f'config evaluate.detection_max_people={ev.detection_max_people!r}: '
-                     f'must be >= 0 (0: no cap)')
+    raise InputError(
+      f'config evaluate.detection_max_people={ev.detection_max_people!r}: must be >= 0 (0: no cap)'
+    )
   if ev.holdout not in protocol.HOLDOUTS:
-    raise InputError(f'config evaluate.holdout={ev.holdout!r}: must be one of '
-                     f'{", ".join(repr(h) for h in protocol.HOLDOUTS)}')
+    raise InputError(
+      f'config evaluate.holdout={ev.holdout!r}: must be one of '
+      f'{", ".join(repr(h) for h in protocol.HOLDOUTS)}'
+    )
 
 
 def load(config: ml_collections.ConfigDict, workdir: str) -> context.Context:
@@ -91,21 +100,35 @@ def load(config: ml_collections.ConfigDict, workdir: str) -> context.Context:
     if len(dos[s]) < 2:
       raise InputError(f'{data_dir}: split {s!r} has fewer than 2 people')
   if held.name == 'val' and len(dos['val']) < 4:
-    raise InputError(f'{data_dir}: split \'val\' has fewer than 4 people; '
-                     f'evaluate.holdout=\'val\' halves it')
+    raise InputError(
+      f"{data_dir}: split 'val' has fewer than 4 people; evaluate.holdout='val' halves it"
+    )
   codec = _load_codec(os.path.join(workdir, CODEC_FILE))
   variants = cohort.variants()
   chrom = variants.chrom
   syn = load_synthetic(os.path.join(workdir, SYNTHETIC_FILE), cohort.classes, len(chrom))
-  gdiff = context.Cohort('gdiff', syn['dosage'], syn['label_ids'],
-                         context.encode(codec, syn['dosage']), syn['emb'])
-  ctx = context.Context(config, tuple(cohort.classes), chrom, codec, dos,
-                        {s: cohort.label_ids[cohort.indices(s)] for s in held.splits},
-                        {s: len(cohort.indices(s)) for s in cohort_lib.SPLITS}, gdiff,
-                        pos_S=variants.pos)
-  logging.info('evaluate: %d synthetic people %s; real %s %s; held out: %s',
-               len(syn['dosage']), ctx.counts_K.tolist(), '/'.join(held.splits),
-               [len(dos[s]) for s in held.splits], held.name)
+  gdiff = context.Cohort(
+    'gdiff', syn['dosage'], syn['label_ids'], context.encode(codec, syn['dosage']), syn['emb']
+  )
+  ctx = context.Context(
+    config,
+    tuple(cohort.classes),
+    chrom,
+    codec,
+    dos,
+    {s: cohort.label_ids[cohort.indices(s)] for s in held.splits},
+    {s: len(cohort.indices(s)) for s in cohort_lib.SPLITS},
+    gdiff,
+    pos_S=variants.pos,
+  )
+  logging.info(
+    'evaluate: %d synthetic people %s; real %s %s; held out: %s',
+    len(syn['dosage']),
+    ctx.counts_K.tolist(),
+    '/'.join(held.splits),
+    [len(dos[s]) for s in held.splits],
+    held.name,
+  )
   return ctx
 
 
@@ -113,17 +136,31 @@ def _header(ctx: context.Context, results: dict) -> dict:
   """metrics.json's top level: the protocol around the methods' `results`."""
   held, sets = ctx.holdout, ctx.classifier_sets
   y_select, y_report = sets['select'][1], sets['report'][1]
-  out = {'holdout': held.name, 'methods': results, 'classes': list(ctx.classes),
-         # On the set accuracies are reported on (test, or val's report half).
-         'majority_acc_holdout': float(np.bincount(y_report, minlength=ctx.num_classes).max()
-                                       / len(y_report)),
-         'label_counts_synthetic': ctx.counts_K.tolist(), 'splits': ctx.split_sizes,
-         'classifier_sets': {'select': held.select_set, 'report': held.report_set,
-                             'num_select': len(y_select), 'num_report': len(y_report)},
-         'num_snps': len(ctx.chrom_S), 'seeds': ctx.seeds, 'classifier_steps': ctx.steps,
-         'paper': report.PAPER,
-         'targets': [{'metric': p, 'name': protocol.named(n, held.name), 'op': op, 'target': t}
-                     for p, n, op, t in report.TARGETS]}
+  out = {
+    'holdout': held.name,
+    'methods': results,
+    'classes': list(ctx.classes),
+    # On the set accuracies are reported on (test, or val's report half).
+    'majority_acc_holdout': float(
+      np.bincount(y_report, minlength=ctx.num_classes).max() / len(y_report)
+    ),
+    'label_counts_synthetic': ctx.counts_K.tolist(),
+    'splits': ctx.split_sizes,
+    'classifier_sets': {
+      'select': held.select_set,
+      'report': held.report_set,
+      'num_select': len(y_select),
+      'num_report': len(y_report),
+    },
+    'num_snps': len(ctx.chrom_S),
+    'seeds': ctx.seeds,
+    'classifier_steps': ctx.steps,
+    'paper': report.PAPER,
+    'targets': [
+      {'metric': p, 'name': protocol.named(n, held.name), 'op': op, 'target': t}
+      for p, n, op, t in report.TARGETS
+    ],
+  }
   if families.hard_pair_names(ctx):
     out['hard_pair'] = list(families.hard_pair_names(ctx))
   return out
@@ -131,8 +168,14 @@ def _header(ctx: context.Context, results: dict) -> dict:
 
 def _notes(ctx: context.Context) -> list[str]:
   sets = ctx.classifier_sets
-  return protocol.notes(ctx.holdout.name, len(sets['select'][1]), len(sets['report'][1]),
-                        ctx.counts_K, ctx.seed, families.hard_pair_names(ctx))
+  return protocol.notes(
+    ctx.holdout.name,
+    len(sets['select'][1]),
+    len(sets['report'][1]),
+    ctx.counts_K,
+    ctx.seed,
+    families.hard_pair_names(ctx),
+  )
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -154,8 +197,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     values, curves[name] = families.judge(ctx, cohort, families.FAMILIES)
     results[name] = {'num_people': len(cohort.dosage_NxS), **values}
   metrics = _header(ctx, results)
-  metrics['reference'], curves['real'] = families.judge(ctx, ctx.holdout_cohort(),
-                                                        families.REFERENCE_ROWS)
+  metrics['reference'], curves['real'] = families.judge(
+    ctx, ctx.holdout_cohort(), families.REFERENCE_ROWS
+  )
   metrics.update(families.judge(ctx, ctx.synthetic, families.STUDIES)[0])
   metrics['checks'] = report.checks(results)
   metrics['dominance'] = report.dominance(results)

@@ -24,14 +24,23 @@ from gdiff.models import blend, cnn, mlp, transformer
 from gdiff.models.spec import ModelConfig, pack_mask
 
 MODELS = {
-    'mlp': mlp.MLPUNet,
-    'cnn': cnn.CNNUNet,
-    'mlp_cnn': blend.MLPCNNBlend,
-    'transformer': transformer.GeneTransformer,
+  'mlp': mlp.MLPUNet,
+  'cnn': cnn.CNNUNet,
+  'mlp_cnn': blend.MLPCNNBlend,
+  'transformer': transformer.GeneTransformer,
 }
 
-__all__ = ['MODELS', 'ModelConfig', 'abstract_params', 'build', 'check_config', 'count_params',
-           'init_params', 'load_model_config', 'model_config']
+__all__ = [
+  'MODELS',
+  'ModelConfig',
+  'abstract_params',
+  'build',
+  'check_config',
+  'count_params',
+  'init_params',
+  'load_model_config',
+  'model_config',
+]
 
 
 def check_config(m: ml_collections.ConfigDict) -> None:
@@ -44,8 +53,9 @@ def check_config(m: ml_collections.ConfigDict) -> None:
     raise InputError(f'config model.dropout={m.dropout!r}: must be in [0, 1)')
 
 
-def model_config(config: ml_collections.ConfigDict, num_groups: int, slots: int,
-                 num_classes: int, mask_GxC=None) -> ModelConfig:
+def model_config(
+  config: ml_collections.ConfigDict, num_groups: int, slots: int, num_classes: int, mask_GxC=None
+) -> ModelConfig:
   """Builds the frozen network description from `config.model`.
 
   Args:
@@ -68,22 +78,35 @@ def model_config(config: ml_collections.ConfigDict, num_groups: int, slots: int,
     factor = 2 ** (len(m.cnn_channel_mults) - 1)
     if num_groups % factor:
       raise InputError(
-          f'the CNN U-Net with {len(m.cnn_channel_mults)} levels (model.cnn_channel_mults) '
-          f'needs the group count divisible by {factor}, got {num_groups}; set '
-          f'embedding.group_multiple to a multiple of {factor} and rerun prepare')
+        f'the CNN U-Net with {len(m.cnn_channel_mults)} levels (model.cnn_channel_mults) '
+        f'needs the group count divisible by {factor}, got {num_groups}; set '
+        f'embedding.group_multiple to a multiple of {factor} and rerun prepare'
+      )
   if mask_GxC is not None and np.shape(mask_GxC) != (num_groups, slots):
-    raise InputError(f'embedding mask has shape {np.shape(mask_GxC)}, expected '
-                     f'({num_groups}, {slots})')
+    raise InputError(
+      f'embedding mask has shape {np.shape(mask_GxC)}, expected ({num_groups}, {slots})'
+    )
   return ModelConfig(
-      name=m.name, num_groups=int(num_groups), slots=int(slots), num_classes=int(num_classes),
-      mask_bits=b'' if mask_GxC is None else pack_mask(mask_GxC),
-      mlp_widths=tuple(m.mlp_widths), norm_groups=m.norm_groups,
-      cnn_base_width=m.cnn_base_width, cnn_channel_mults=tuple(m.cnn_channel_mults),
-      cnn_num_res_blocks=m.cnn_num_res_blocks,
-      cnn_attention_factors=tuple(m.cnn_attention_factors), num_heads=m.num_heads,
-      gate_hidden=m.gate_hidden, transformer_genes_per_token=m.transformer_genes_per_token,
-      transformer_layers=m.transformer_layers, transformer_dim=m.transformer_dim,
-      transformer_heads=m.transformer_heads, dropout=float(m.dropout), dtype=m.dtype)
+    name=m.name,
+    num_groups=int(num_groups),
+    slots=int(slots),
+    num_classes=int(num_classes),
+    mask_bits=b'' if mask_GxC is None else pack_mask(mask_GxC),
+    mlp_widths=tuple(m.mlp_widths),
+    norm_groups=m.norm_groups,
+    cnn_base_width=m.cnn_base_width,
+    cnn_channel_mults=tuple(m.cnn_channel_mults),
+    cnn_num_res_blocks=m.cnn_num_res_blocks,
+    cnn_attention_factors=tuple(m.cnn_attention_factors),
+    num_heads=m.num_heads,
+    gate_hidden=m.gate_hidden,
+    transformer_genes_per_token=m.transformer_genes_per_token,
+    transformer_layers=m.transformer_layers,
+    transformer_dim=m.transformer_dim,
+    transformer_heads=m.transformer_heads,
+    dropout=float(m.dropout),
+    dtype=m.dtype,
+  )
 
 
 def load_model_config(config: ml_collections.ConfigDict, emb_dir: str) -> ModelConfig:
@@ -99,8 +122,13 @@ def load_model_config(config: ml_collections.ConfigDict, emb_dir: str) -> ModelC
       raise InputError(f'{path} is missing; run --mode=prepare first')
   with open(manifest_path) as f:
     manifest = json.load(f)
-  return model_config(config, manifest['num_groups'], manifest['slots'],
-                      len(manifest['classes']), mask_GxC=np.load(mask_path))
+  return model_config(
+    config,
+    manifest['num_groups'],
+    manifest['slots'],
+    len(manifest['classes']),
+    mask_GxC=np.load(mask_path),
+  )
 
 
 def build(mc: ModelConfig):
@@ -110,8 +138,11 @@ def build(mc: ModelConfig):
 
 def dummy_inputs(mc: ModelConfig, batch_size: int = 1):
   """Zero inputs of the right shapes and dtypes, for `init`."""
-  return (jnp.zeros((batch_size, mc.num_groups, mc.slots), jnp.float32),
-          jnp.zeros((batch_size,), jnp.float32), jnp.zeros((batch_size,), jnp.int32))
+  return (
+    jnp.zeros((batch_size, mc.num_groups, mc.slots), jnp.float32),
+    jnp.zeros((batch_size,), jnp.float32),
+    jnp.zeros((batch_size,), jnp.int32),
+  )
 
 
 def init_params(mc: ModelConfig, key: jax.Array):
@@ -127,8 +158,7 @@ def abstract_params(mc: ModelConfig, sharding: jax.sharding.Sharding | None = No
     sharding: given to every leaf, e.g. replicated on a mesh to restore a checkpoint into.
   """
   shapes = jax.eval_shape(functools.partial(init_params, mc), jax.random.key(0))
-  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
-                      shapes)
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 
 def count_params(mc: ModelConfig) -> int:

@@ -21,8 +21,9 @@ class MLPCNNBlend(nn.Module):
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, x_BxGxC: jax.Array, t_B: jax.Array, label_B: jax.Array,
-               train: bool = False) -> jax.Array:
+  def __call__(
+    self, x_BxGxC: jax.Array, t_B: jax.Array, label_B: jax.Array, train: bool = False
+  ) -> jax.Array:
     eps_mlp = mlp.MLPUNet(self.config, name='mlp')(x_BxGxC, t_B, label_B, train)
     eps_cnn = cnn.CNNUNet(self.config, name='cnn')(x_BxGxC, t_B, label_B, train)
     g = nn.silu(nn.Dense(self.config.gate_hidden, name='gate_in')(t_B[:, None]))

@@ -45,7 +45,8 @@ class ResBlock(nn.Module):
     x = _resample(x, self.resample)
     h = layers.Conv1D(self.features, dtype=self.dtype, name='conv_in')(h)
     scale, shift = jnp.split(
-        nn.Dense(2 * self.features, dtype=self.dtype, name='emb')(nn.silu(emb)), 2, axis=-1)
+      nn.Dense(2 * self.features, dtype=self.dtype, name='emb')(nn.silu(emb)), 2, axis=-1
+    )
     h = layers.group_norm(self.norm_groups, self.features, self.dtype, name='norm_out')(h)
     h = nn.silu(h * (1 + scale[:, None]) + shift[:, None])
     if self.dropout:
@@ -68,8 +69,9 @@ class AttentionBlock(nn.Module):
     h = layers.group_norm(self.norm_groups, f, self.dtype, name='norm')(x)
     qkv = nn.Dense(3 * f, dtype=self.dtype, name='qkv')(h).reshape(b, length, 3, heads, f // heads)
     h = jax.nn.dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2])
-    h = nn.Dense(f, kernel_init=nn.initializers.zeros_init(), dtype=self.dtype,
-                 name='proj')(h.reshape(b, length, f))
+    h = nn.Dense(f, kernel_init=nn.initializers.zeros_init(), dtype=self.dtype, name='proj')(
+      h.reshape(b, length, f)
+    )
     return x + h
 
 
@@ -79,8 +81,9 @@ class CNNUNet(nn.Module):
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, x_BxGxC: jax.Array, t_B: jax.Array, label_B: jax.Array,
-               train: bool = False) -> jax.Array:
+  def __call__(
+    self, x_BxGxC: jax.Array, t_B: jax.Array, label_B: jax.Array, train: bool = False
+  ) -> jax.Array:
     mc = self.config
     dt = mc.compute_dtype
     base = mc.cnn_base_width
@@ -90,8 +93,9 @@ class CNNUNet(nn.Module):
     res = lambda f, name, resample='': ResBlock(f, ng, mc.dropout, resample, dt, name=name)
     att = lambda name: AttentionBlock(mc.num_heads, ng, dt, name=name)
 
-    emb = layers.Conditioning(4 * base, mc.num_classes, freq_dim=base, dtype=dt,
-                              name='cond')(t_B, label_B)
+    emb = layers.Conditioning(4 * base, mc.num_classes, freq_dim=base, dtype=dt, name='cond')(
+      t_B, label_B
+    )
     x = x_BxGxC.astype(dt)
     h = layers.Conv1D(base * mults[0], dtype=dt, name='conv_in')(x)
     hs = [h]

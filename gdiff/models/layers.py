@@ -55,8 +55,14 @@ class Conv1D(nn.Module):
   @nn.compact
   def __call__(self, x_BxLxF: jax.Array) -> jax.Array:
     init = nn.initializers.zeros_init() if self.zero_init else nn.linear.default_kernel_init
-    return nn.Conv(self.features, (self.kernel_size,), padding='SAME', kernel_init=init,
-                   dtype=self.dtype, name='conv')(x_BxLxF)
+    return nn.Conv(
+      self.features,
+      (self.kernel_size,),
+      padding='SAME',
+      kernel_init=init,
+      dtype=self.dtype,
+      name='conv',
+    )(x_BxLxF)
 
 
 class Conditioning(nn.Module):

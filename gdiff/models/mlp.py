@@ -43,7 +43,8 @@ class UpBlock(nn.Module):
     h = layers.group_norm(self.norm_groups, self.width, self.dtype, name='norm')(h)
     h = nn.silu(dense('merge')(jnp.concatenate([h, skip], axis=-1)))
     scale, shift = jnp.split(
-        nn.Dense(2 * self.width, dtype=self.dtype, name='cond')(nn.silu(cond)), 2, axis=-1)
+      nn.Dense(2 * self.width, dtype=self.dtype, name='cond')(nn.silu(cond)), 2, axis=-1
+    )
     h = h * (1 + scale) + shift
     return nn.silu(dense('out')(h)) + residual
 
@@ -54,8 +55,9 @@ class MLPUNet(nn.Module):
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, x_BxGxC: jax.Array, t_B: jax.Array, label_B: jax.Array,
-               train: bool = False) -> jax.Array:
+  def __call__(
+    self, x_BxGxC: jax.Array, t_B: jax.Array, label_B: jax.Array, train: bool = False
+  ) -> jax.Array:
     mc = self.config
     dt = mc.compute_dtype
     widths = tuple(mc.mlp_widths)
@@ -75,7 +77,6 @@ class MLPUNet(nn.Module):
       h = nn.Dropout(mc.dropout, deterministic=not train)(h) if mc.dropout else h
     h = nn.silu(layers.group_norm(mc.norm_groups, widths[0], dt, name='out_norm')(h))
     # Zero-initialised: the network starts as the identity, a good eps guess at high noise.
-    out = nn.Dense(x.shape[-1], dtype=dt, kernel_init=nn.initializers.zeros_init(),
-                   name='out')(h)
+    out = nn.Dense(x.shape[-1], dtype=dt, kernel_init=nn.initializers.zeros_init(), name='out')(h)
     eps = (out + x).astype(jnp.float32).reshape(x_BxGxC.shape)
     return apply_mask(mc, eps)

@@ -27,9 +27,13 @@ class PerTokenDense(nn.Module):
   @nn.compact
   def __call__(self, x_BxNxF):
     n, f = x_BxNxF.shape[1:]
-    init = (nn.initializers.zeros_init() if self.zero_init
-            else nn.initializers.variance_scaling(1.0, 'fan_in', 'truncated_normal',
-                                                  in_axis=1, out_axis=2))
+    init = (
+      nn.initializers.zeros_init()
+      if self.zero_init
+      else nn.initializers.variance_scaling(
+        1.0, 'fan_in', 'truncated_normal', in_axis=1, out_axis=2
+      )
+    )
     kernel = self.param('kernel', init, (n, f, self.features))
     bias = self.param('bias', nn.initializers.zeros_init(), (n, self.features))
     y = jnp.einsum('bnf,nfd->bnd', x_BxNxF.astype(self.dtype), kernel.astype(self.dtype))
@@ -59,8 +63,9 @@ class GeneTransformer(nn.Module):
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, x_BxGxC: jax.Array, t_B: jax.Array, label_B: jax.Array,
-               train: bool = False) -> jax.Array:
+  def __call__(
+    self, x_BxGxC: jax.Array, t_B: jax.Array, label_B: jax.Array, train: bool = False
+  ) -> jax.Array:
     mc = self.config
     dt = mc.compute_dtype
     d = mc.transformer_dim
@@ -72,8 +77,9 @@ class GeneTransformer(nn.Module):
     cls = self.param('cls', nn.initializers.normal(0.02), (1, 1, d))
     time = nn.Dense(d, dtype=dt, name='time')(layers.sinusoidal_embedding(t_B, d))
     label = nn.Embed(mc.num_classes + 1, d, name='label')(label_B).astype(dt)
-    h = jnp.concatenate([jnp.broadcast_to(cls.astype(dt), (b, 1, d)), time[:, None],
-                         label[:, None], tokens], axis=1)
+    h = jnp.concatenate(
+      [jnp.broadcast_to(cls.astype(dt), (b, 1, d)), time[:, None], label[:, None], tokens], axis=1
+    )
     for i in range(mc.transformer_layers):
       h = EncoderBlock(d, mc.transformer_heads, mc.dropout, dt, name=f'block_{i}')(h, train)
     h = nn.LayerNorm(dtype=dt, name='ln_out')(h[:, 3:])
