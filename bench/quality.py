@@ -69,6 +69,7 @@ POINTS = {
   'ar_ctx64': ({'ar.context_snps': (64,)}, {}),
   'ar_ctx16_64': ({'ar.context_snps': (16, 32, 64)}, {}),
   'ar_temp0.9': ({}, {'sample.temperature': 0.9}),
+  'ar_temp0.95': ({}, {'sample.temperature': 0.95}),
   'ar_temp1.1': ({}, {'sample.temperature': 1.1}),
   'ar_temp1.2': ({}, {'sample.temperature': 1.2}),
   'ar_genotype': ({'ar.unit': 'genotype'}, {}),

@@ -284,6 +284,12 @@ def diffusion_rows(
   settings = sampler_settings(config)
   layout = wd.Layout(workdir)
   codec = codec_lib.Codec.load(layout.codec)
+  num_snps = len(cohort_lib.load_cohort(layout.data).variants())
+  if codec.num_snps != num_snps:
+    raise InputError(
+      f'{layout.codec} has {codec.num_snps} SNPs but the cohort {num_snps}; '
+      'rerun --mode=prepare in a new workdir'
+    )
   mc = models.load_model_config(config, layout.embedding)
   model = models.build(mc)
   mesh = distributed.make_mesh()

@@ -43,6 +43,10 @@ def test_context_codes_shift_and_stop_at_chromosome_ends():
   codes = model.context_codes(x, valid, 1, 5, pad=3)
   np.testing.assert_array_equal(codes[0], [[0, 3], [1, 0], [3, 3], [1, 3]])
   np.testing.assert_array_equal(model.context_codes(x, valid, 0, 2, 3)[0], [[3, 3], [0, 3]])
+  # A block shorter than the context, at the cohort's start.
+  valid4 = model.context_valid(chrom, 4)
+  np.testing.assert_array_equal(model.context_codes(x, valid4, 0, 1, 3)[0], [[3, 3, 3, 3]])
+  np.testing.assert_array_equal(model.context_codes(x, valid4, 2, 3, 3)[0], [[1, 0, 3, 3]])
 
 
 def test_fit_recovers_a_markov_chain_and_sampling_reproduces_it():
@@ -65,17 +69,30 @@ def test_fit_recovers_a_markov_chain_and_sampling_reproduces_it():
 
 
 def test_contexts_do_not_cross_chromosomes():
+  """One unbroken chain labelled as two chromosomes: the model must not link them."""
   chrom = np.array(['1'] * 10 + ['2'] * 10)
-  x = _markov(2000, 20, flip=0.05, chrom=chrom)
+  x = _markov(2000, 20, flip=0.05)  # x_10 copies x_9 in the data
   y = np.zeros(len(x), np.int32)
   cfg = model.ARConfig(num_states=2, num_classes=1, context=3, per_class=False)
-  params, _ = _params(cfg, x, y, chrom, max_iter=100)
+  params, _ = _params(cfg, x, y, chrom, block_snps=7, max_iter=100)
+  assert (x[:, 10] == x[:, 9]).mean() > 0.9
   out = np.asarray(
     sampler.sample(params, jnp.zeros(3000, jnp.int32), jnp.arange(3000), jax.random.key(1))
   )
   assert _lag1_agreement(out, chrom) > 0.9
-  across = (out[:, 10] == out[:, 9]).mean()  # independent halves: agreement 1/2
+  across = (out[:, 10] == out[:, 9]).mean()  # no context across the boundary: agreement 1/2
   assert across == pytest.approx(0.5, abs=0.04)
+
+
+def test_blocks_shorter_than_the_context_fit_like_one_block():
+  chrom = np.array(['1'] * 12)
+  x = _markov(300, 12, flip=0.2, seed=6)
+  y = np.arange(300) % 2
+  cfg = model.ARConfig(num_states=2, num_classes=2, context=5)
+  whole, _ = fit.fit(cfg, x, y, chrom, block_snps=12, max_iter=300, tol=1e-9)
+  parts, _ = fit.fit(cfg, x, y, chrom, block_snps=2, max_iter=300, tol=1e-9)
+  for name in whole:
+    np.testing.assert_allclose(parts[name], whole[name], atol=1e-2, err_msg=name)
 
 
 def test_blocks_give_the_fit_of_the_whole():
@@ -106,13 +123,16 @@ def test_class_specific_ld():
 def test_genotype_states_and_validation_likelihood():
   chrom = np.array(['1'] * 16)
   hap = _markov(1200, 16, 0.1, seed=4)
+  hap[:, 1::2] = _markov(1200, 8, 0.1, seed=7)  # odd SNPs: a chain of their own (lag 2)
   dosage = (hap[:600] + hap[600:]).astype(np.int8)  # three states
   y = np.zeros(600, np.int32)
   cfg = model.ARConfig(num_states=3, num_classes=1, context=2)
   params, info = fit.fit(cfg, dosage[:500], y[:500], chrom, val=(dosage[500:], y[500:]))
   flat = model.ARConfig(num_states=3, num_classes=1, context=1)
   params1, info1 = fit.fit(flat, dosage[:500], y[:500], chrom, val=(dosage[500:], y[500:]))
-  assert info['val_log_likelihood'] < 0 and info1['val_log_likelihood'] < 0
+  # Each SNP depends on the SNP two before it: two lags score val higher than one.
+  assert info1['val_log_likelihood'] < info['val_log_likelihood'] < 0
+  assert np.asarray(params1['T']).shape == (16, 2, 2)
   assert np.asarray(params['T']).shape == (16, 4, 2)  # F = 2 lags x 2 states, 2 logits
   # The same model scores its own val sequences as `fit` reported.
   ll = fit.log_likelihood(cfg, params, dosage[500:], y[500:], chrom)

@@ -189,13 +189,18 @@ def fit(
       max_iter=int(max_iter),
       tol=float(tol),
     )
-    out = jax.device_get(out)
+    out, count = jax.device_get((out, count))
     for i, lo in enumerate(starts[group : group + devices]):
       hi = min(lo + block, s)
       for name in fitted:
         fitted[name][lo:hi] = out[name][i][: hi - lo]
       iterations.append(int(count[i]))
   params = fitted
+  bad = [name for name, value in params.items() if not np.all(np.isfinite(value))]
+  if bad:
+    raise FloatingPointError(
+      f'ar fit diverged: non-finite {", ".join(bad)}; raise ar.l2_shared and ar.l2_class'
+    )
   info = {
     'iterations_max': max(iterations),
     'iterations_mean': float(np.mean(iterations)),

@@ -75,6 +75,8 @@ def context_codes(
   out = np.full((n, hi - lo, k), pad, np.int8)
   for d in range(1, k + 1):
     src_lo = max(lo - d, 0)
+    if hi - d <= src_lo:  # the block lies within d SNPs of the cohort's start
+      continue
     dst_lo = src_lo + d - lo
     out[:, dst_lo:, d - 1] = x_NxS[:, src_lo : hi - d]
   out[:, ~valid_SxK[lo:hi]] = pad

@@ -46,11 +46,14 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   a = config.ar
   if a.unit not in ('auto', *UNITS):
     raise InputError(f"config ar.unit={a.unit!r}: use 'auto', {', '.join(map(repr, UNITS))}")
-  contexts = (
-    tuple(a.context_snps) if isinstance(a.context_snps, (tuple, list)) else (a.context_snps,)
-  )
-  if not contexts or any(int(k) < 1 for k in contexts):
-    raise InputError(f'config ar.context_snps={a.context_snps!r}: one or more lengths >= 1')
+  try:
+    contexts = context_lengths(a)
+  except (TypeError, ValueError):
+    contexts = ()
+  if not contexts or any(k < 1 for k in contexts) or len(set(contexts)) < len(contexts):
+    raise InputError(
+      f'config ar.context_snps={a.context_snps!r}: one or more distinct whole lengths >= 1'
+    )
   for option in ('l2_shared', 'l2_class'):
     if not a[option] > 0:
       raise InputError(f'config ar.{option}={a[option]!r}: must be > 0')
@@ -64,6 +67,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 
 def context_lengths(ar_cfg: ml_collections.ConfigDict) -> tuple[int, ...]:
+  """`ar.context_snps` as a tuple of ints (one length or several to choose from on val)."""
   k = ar_cfg.context_snps
   return tuple(int(x) for x in (k if isinstance(k, (tuple, list)) else (k,)))
 
@@ -158,6 +162,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def save_params(path: str, params: dict) -> None:
+  """Writes the fitted tables (numpy arrays) as one orbax checkpoint under `path`."""
   mngr = ocp.CheckpointManager(
     os.path.abspath(path), options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
   )
@@ -190,8 +195,13 @@ def load(workdir: str, mesh: jax.sharding.Mesh) -> tuple[dict, dict]:
   )
   params = mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore())
   mngr.close()
-  cohort = cohort_lib.load_cohort(wd.Layout(workdir).data)
-  params['valid'] = model_lib.context_valid(cohort.variants().chrom, summary['context_snps'])
+  chrom_S = cohort_lib.load_cohort(wd.Layout(workdir).data).variants().chrom
+  if np.shape(params['c'])[0] != len(chrom_S):
+    raise InputError(
+      f'{folder} was fit on {np.shape(params["c"])[0]} SNPs but the cohort has {len(chrom_S)}; '
+      'rerun in a new workdir'
+    )
+  params['valid'] = model_lib.context_valid(chrom_S, summary['context_snps'])
   replicated = NamedSharding(mesh, P())
   return {k: jax.device_put(jnp.asarray(v), replicated) for k, v in params.items()}, summary
 

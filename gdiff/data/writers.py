@@ -140,7 +140,10 @@ def unphased_records(dosage_NxS: np.ndarray, variants: Variants) -> bytes:
 
 def phased_records(haplotypes_Sx2N: np.ndarray, variants: Variants) -> bytes:
   """Records with GT a|b from haplotypes in {0, 1} (columns 2i, 2i+1 = person i)."""
-  haps = np.asarray(haplotypes_Sx2N, np.uint8)
+  haps = np.asarray(haplotypes_Sx2N)
+  if haps.size and (haps.min() < 0 or haps.max() > 1):
+    raise ValueError('phased_records: haplotype alleles must be 0 or 1')
+  haps = haps.astype(np.uint8)
   gt = np.empty((haps.shape[0], haps.shape[1] // 2, 3), np.uint8)
   gt[:, :, 0] = haps[:, 0::2] + ord('0')
   gt[:, :, 1] = ord('|')

@@ -1,0 +1,92 @@
+"""The ar generator through the pipeline's stages: fit, choose the context, sample, export."""
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+
+import allel
+import h5py
+import numpy as np
+import pytest
+
+from configs import kg1
+from gdiff import pipeline
+
+
+def _config(**ar):
+  c = kg1.get_config()
+  s = c.data.simulate
+  s.samples_per_population = (12, 12, 12, 12)
+  s.num_contigs = 2
+  s.contig_length = 200_000
+  s.max_snps_per_contig = 40
+  c.ar.context_snps = (1, 4)
+  c.ar.max_iter = 30
+  c.ar.block_snps = 16
+  c.ar.update(ar)
+  return c
+
+
+@pytest.fixture(scope='module')
+def haplotype_run(tmp_path_factory):
+  w = str(tmp_path_factory.mktemp('w'))
+  for mode in ('prepare', 'train', 'sample'):
+    pipeline.run(_config(), w, mode)
+  return w
+
+
+def test_fit_keeps_the_context_with_the_best_val_likelihood(haplotype_run):
+  with open(os.path.join(haplotype_run, 'checkpoints', 'ar', 'fit.json')) as f:
+    fit = json.load(f)
+  assert fit['unit'] == 'haplotype' and fit['num_snps'] == 80
+  assert fit['num_sequences'] == 2 * 40  # train: 80 % of 48 people, two haplotypes each
+  lls = {c['context_snps']: c['val_log_likelihood'] for c in fit['candidates']}
+  assert set(lls) == {1, 4} and fit['context_snps'] == max(lls, key=lls.get)
+  with open(os.path.join(haplotype_run, 'stages', 'train.json')) as f:
+    assert json.load(f)['ar_context_snps'] == fit['context_snps']
+
+
+def test_haplotypes_are_written_phased_and_read_back(haplotype_run):
+  out = os.path.join(haplotype_run, 'samples')
+  with h5py.File(os.path.join(out, 'synthetic.h5')) as f:
+    dosage, hap0 = f['dosage'][()], f['hap0'][()]
+  hap1 = dosage - hap0
+  assert set(np.unique(hap0)) <= {0, 1} and set(np.unique(hap1)) <= {0, 1}
+  assert dosage.shape == (40, 80) and 0 < dosage.mean() < 2
+  with open(os.path.join(out, 'manifest.json')) as f:
+    manifest = json.load(f)
+  assert manifest['generator'] == 'ar'
+  vcf = allel.read_vcf(os.path.join(out, 'synthetic.vcf.gz'), fields=['calldata/GT'])
+  gt = vcf['calldata/GT']  # (S, N, 2)
+  np.testing.assert_array_equal(gt[:, :, 0].T, hap0)
+  np.testing.assert_array_equal(gt[:, :, 1].T, hap1)
+  if shutil.which('bcftools'):
+    first = subprocess.run(
+      ['bcftools', 'query', '-f', '[%GT ]\n', os.path.join(out, 'synthetic.vcf.gz')],
+      check=True,
+      capture_output=True,
+      text=True,
+    ).stdout.split('\n')[0]
+    assert all('|' in call for call in first.split())
+
+
+def test_genotype_unit_writes_unphased_and_refits(haplotype_run, tmp_path):
+  w = str(tmp_path / 'g')
+  shutil.copytree(
+    haplotype_run, w, ignore=shutil.ignore_patterns('checkpoints', 'logs', 'samples', 'train.json')
+  )
+  os.remove(os.path.join(w, 'stages', 'sample.json'))
+  c = _config(unit='genotype', context_snps=(3,))
+  pipeline.run(c, w, 'train')
+  pipeline.run(c, w, 'sample')
+  with open(os.path.join(w, 'checkpoints', 'ar', 'fit.json')) as f:
+    assert json.load(f)['unit'] == 'genotype'
+  with h5py.File(os.path.join(w, 'samples', 'synthetic.h5')) as f:
+    assert 'hap0' not in f and set(np.unique(f['dosage'][()])) <= {0, 1, 2}
+  vcf = allel.read_vcf(os.path.join(w, 'samples', 'synthetic.vcf.gz'), fields=['calldata/GT'])
+  assert vcf['calldata/GT'].shape == (80, 40, 2)
+  with gzip.open(os.path.join(w, 'samples', 'synthetic.vcf.gz'), 'rt') as f:
+    body = [line for line in f if not line.startswith('#')]
+  assert '/' in body[0] and not any('|' in line for line in body)
