@@ -80,6 +80,8 @@ def _fit_blocks(params, codes, x, weight, *, cfg, class_rows, max_iter, tol):
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'class_rows'))
 def _block_log_likelihood(params, codes, x, weight, *, cfg, class_rows):
+  """Summed log-likelihood of each block's (weighted) SNPs, vmapped over the stacked blocks."""
+
   def one(params_b, codes_b, x_b, weight_b):
     logits = model_lib.block_logits(params_b, model_lib.indicators(cfg, codes_b), class_rows)
     return model_lib.log_likelihood(logits, x_b, weight_b)

@@ -50,10 +50,12 @@ class ARConfig:
 
   @property
   def features(self) -> int:
+    """Indicator features per SNP: one per lag and non-reference state."""
     return self.context * (self.num_states - 1)
 
   @property
   def logits(self) -> int:
+    """Logits per SNP: one per state against the reference state 0."""
     return self.num_states - 1
 
 
@@ -127,6 +129,7 @@ def block_logits(
 
 
 def penalty(cfg: ARConfig, params: dict) -> jax.Array:
+  """The L2 penalty: shared tables and class effects at l2_shared, class tables at l2_class."""
   out = cfg.l2_shared * (jnp.sum(params['T'] ** 2) + jnp.sum(params['e'] ** 2))
   if 'D' in params:
     out = out + cfg.l2_class * jnp.sum(params['D'] ** 2)

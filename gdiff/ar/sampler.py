@@ -77,4 +77,5 @@ def haplotype_pairs(labels_N: jax.Array, ids_N: jax.Array) -> tuple[jax.Array, j
 
 
 def num_states(params: dict) -> int:
+  """States of one sequence element of a fitted model (2: haplotypes, 3: genotypes)."""
   return int(params['c'].shape[-1]) + 1

@@ -96,6 +96,7 @@ def sequences(cohort: cohort_lib.Cohort, split: str, unit: str) -> tuple[np.ndar
 def model_config(
   ar_cfg: ml_collections.ConfigDict, unit: str, num_classes: int, context: int
 ) -> model_lib.ARConfig:
+  """The typed model of one candidate context length, from the `ar` config section."""
   return model_lib.ARConfig(
     num_states=UNITS[unit],
     num_classes=num_classes,
@@ -107,6 +108,7 @@ def model_config(
 
 
 def _local_mesh() -> jax.sharding.Mesh:
+  """This process's devices: the fit and the sampler run on process 0 alone."""
   return distributed.make_mesh(jax.local_devices())
 
 
@@ -138,9 +140,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
       val=val,
       mesh=mesh,
     )
-    logging.info(
-      'ar: context %d SNPs: val log-likelihood %s per sequence', k, info.get('val_log_likelihood')
-    )
+    if 'val_log_likelihood' in info:
+      logging.info(
+        'ar: context %d SNPs: val log-likelihood %.2f per sequence', k, info['val_log_likelihood']
+      )
     candidates.append((info.get('val_log_likelihood', 0.0), k, params, info))
   best = max(candidates, key=lambda c: c[0]) if val else candidates[0]
   _, k, params, info = best
