@@ -137,6 +137,7 @@ def write_cohort(
   hap0_NxS: np.ndarray | None = None,
   prefix: str = 'synthetic',
   formats: Sequence[str] = ('h5', 'vcf', 'plink', 'labels'),
+  vcf_header_lines: Sequence[str] = (),
 ) -> list[str]:
   """Writes any cohort (synthetic, baseline, real subset) in the chosen formats.
 
@@ -151,6 +152,7 @@ def write_cohort(
       HDF5 file keeps it.
     prefix: file name stem.
     formats: keys of `FORMATS`.
+    vcf_header_lines: extra '##key=value' lines of the VCF header (provenance).
 
   Returns:
     The paths written.
@@ -169,6 +171,7 @@ def write_cohort(
     classes=classes,
     emb=emb_NxGxC,
     hap0=hap0_NxS,
+    vcf_header_lines=tuple(vcf_header_lines),
   )
   paths = []
   for name in formats:
@@ -176,7 +179,7 @@ def write_cohort(
   return paths
 
 
-def _h5(directory, prefix, dosage, variants, samples, labels, label_ids, classes, emb, hap0):
+def _h5(directory, prefix, dosage, variants, samples, labels, label_ids, classes, emb, hap0, **_):
   path = os.path.join(directory, prefix + '.h5')
   with H5Cohort(
     path,
@@ -191,10 +194,10 @@ def _h5(directory, prefix, dosage, variants, samples, labels, label_ids, classes
   return [path]
 
 
-def _vcf(directory, prefix, dosage, variants, samples, hap0, **_):
+def _vcf(directory, prefix, dosage, variants, samples, hap0, vcf_header_lines, **_):
   path = os.path.join(directory, prefix + '.vcf.gz')
-  writers.write_vcf(path, dosage, variants, samples, hap0_NxS=hap0)
-  return [path]
+  writers.write_vcf(path, dosage, variants, samples, hap0_NxS=hap0, header_lines=vcf_header_lines)
+  return [path, path + '.tbi']
 
 
 def _plink(directory, prefix, dosage, variants, samples, **_):

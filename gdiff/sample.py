@@ -34,6 +34,8 @@ import json
 import logging
 import math
 import os
+import shlex
+import sys
 import time
 from collections.abc import Callable
 
@@ -354,6 +356,31 @@ def diffusion_rows(
   return manifest
 
 
+def _command() -> str:
+  """This process's command line, as a user would type it (`python -m gdiff.main ...`)."""
+  argv = list(sys.argv)
+  if argv and argv[0].endswith(os.path.join('gdiff', 'main.py')):
+    argv[0:1] = ['python', '-m', 'gdiff.main']
+  return shlex.join(argv)
+
+
+def provenance(config: ml_collections.ConfigDict, manifest: dict) -> list[str]:
+  """The synthetic VCF's ##gdiff* header lines: what made it, and that no sample is real."""
+  import gdiff
+
+  scalars = sorted(k for k, v in manifest.items() if isinstance(v, (str, int, float, bool)))
+  settings = ','.join(f'{k}={manifest[k]}' for k in scalars)
+  return [
+    '##syntheticData=every sample in this file is synthetic, drawn by gdiff from a model fit '
+    'on a real cohort; no sample is a real person',
+    f'##gdiffVersion={gdiff.__version__}',
+    f'##gdiffCommand={_command()}',
+    f'##gdiffGenerator={config.generator}',
+    f'##gdiffSeed=seed={config.seed},sample.seed={config.sample.seed}',
+    f'##gdiffSampler={settings}',
+  ]
+
+
 def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Generates the synthetic cohort of `config.sample` and writes W/samples/.
 
@@ -408,6 +435,7 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
         hap0_NxS=f['hap0'] if phased else None,
         prefix=PREFIX,
         formats=('vcf', 'plink', 'labels'),
+        vcf_header_lines=provenance(config, manifest),
       )
     manifest.update(num_samples=n, class_counts=counts, phased=phased)
     written.append(os.path.join(tmp_dir, 'manifest.json'))

@@ -70,6 +70,19 @@ def test_haplotypes_are_written_phased_and_read_back(haplotype_run):
       text=True,
     ).stdout.split('\n')[0]
     assert all('|' in call for call in first.split())
+    # Indexed: a region query answers without a separate `bcftools index`.
+    region = subprocess.run(
+      ['bcftools', 'view', '-H', '-r', '1', os.path.join(out, 'synthetic.vcf.gz')],
+      check=True,
+      capture_output=True,
+      text=True,
+    ).stdout.splitlines()
+    assert len(region) == 40 and all(line.startswith('1\t') for line in region)
+  with gzip.open(os.path.join(out, 'synthetic.vcf.gz'), 'rt') as f:
+    header = [line.strip() for line in f if line.startswith('##')]
+  assert header[2].startswith('##syntheticData=every sample in this file is synthetic')
+  assert '##gdiffGenerator=ar' in header and any(h.startswith('##gdiffVersion=') for h in header)
+  assert any('context_snps=' in h for h in header if h.startswith('##gdiffSampler='))
 
 
 def test_genotype_unit_writes_unphased_and_refits(haplotype_run, tmp_path):

@@ -44,7 +44,11 @@ def test_simulated_cohort_layout(simulated):
     'source',
     'splits.tsv',
   ]
-  assert sorted(os.listdir(os.path.join(data_dir, 'source'))) == ['cohort.vcf.gz', 'labels.tsv']
+  assert sorted(os.listdir(os.path.join(data_dir, 'source'))) == [
+    'cohort.vcf.gz',
+    'cohort.vcf.gz.tbi',
+    'labels.tsv',
+  ]
   assert os.listdir(os.path.dirname(data_dir)) == ['data']  # no temporary left
   with open(os.path.join(data_dir, 'manifest.json')) as f:
     assert json.load(f) == manifest

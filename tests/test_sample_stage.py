@@ -105,6 +105,7 @@ def test_stage_writes_consistent_files(workdir, tmp_path):
       'manifest.json',
       'synthetic.h5',
       'synthetic.vcf.gz',
+      'synthetic.vcf.gz.tbi',
       'synthetic.bed',
       'synthetic.bim',
       'synthetic.fam',

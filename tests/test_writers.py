@@ -5,6 +5,7 @@ Reading back with bcftools, tabix and plink2 is tested with the callers
 """
 
 import gzip
+import os
 import shutil
 import struct
 import subprocess
@@ -76,15 +77,15 @@ def _variants():
 def test_unphased_and_phased_records_known_answer():
   dosage_NxS = np.array([[0, 1, 2], [2, -1, 0]], np.int8)
   assert writers.unphased_records(dosage_NxS, _variants()) == (
-    b'1\t5\ta\tA\tG\t.\tPASS\t.\tGT\t0/0\t1/1\n'
-    b'1\t70\tb\tC\tT\t.\tPASS\t.\tGT\t0/1\t./.\n'
-    b'2\t9\tc\tG\tA\t.\tPASS\t.\tGT\t1/1\t0/0\n'
+    b'1\t5\ta\tA\tG\t.\tPASS\tAC=2;AN=4;AF=0.5\tGT\t0/0\t1/1\n'
+    b'1\t70\tb\tC\tT\t.\tPASS\tAC=1;AN=2;AF=0.5\tGT\t0/1\t./.\n'
+    b'2\t9\tc\tG\tA\t.\tPASS\tAC=2;AN=4;AF=0.5\tGT\t1/1\t0/0\n'
   )
   haplotypes_Sx2N = np.array([[0, 1, 1, 1], [1, 0, 0, 0], [0, 0, 1, 0]], np.int8)
   assert writers.phased_records(haplotypes_Sx2N, _variants()) == (
-    b'1\t5\ta\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|1\n'
-    b'1\t70\tb\tC\tT\t.\tPASS\t.\tGT\t1|0\t0|0\n'
-    b'2\t9\tc\tG\tA\t.\tPASS\t.\tGT\t0|0\t1|0\n'
+    b'1\t5\ta\tA\tG\t.\tPASS\tAC=3;AN=4;AF=0.75\tGT\t0|1\t1|1\n'
+    b'1\t70\tb\tC\tT\t.\tPASS\tAC=1;AN=4;AF=0.25\tGT\t1|0\t0|0\n'
+    b'2\t9\tc\tG\tA\t.\tPASS\tAC=1;AN=4;AF=0.25\tGT\t0|0\t1|0\n'
   )
   assert writers.contig_lengths(_variants()) == [('1', 70), ('2', 9)]
 
@@ -93,19 +94,28 @@ def test_vcf_writer_text_and_blocks(tmp_path, monkeypatch):
   monkeypatch.setattr(writers, 'VCF_BLOCK_BYTES', 8)  # one record per text block
   path = tmp_path / 'x.vcf.gz'
   haplotypes_Sx2N = np.array([[0, 1, 1, 1], [1, 0, 0, 0], [0, 0, 1, 0]], np.int8)
-  with writers.VcfWriter(str(path), ['p1', 'p2'], [('1', 100), ('2', 50)], source='test') as f:
+  with writers.VcfWriter(
+    str(path), ['p1', 'p2'], [('1', 100), ('2', 50)], source='test', header_lines=['##x=y']
+  ) as f:
     f.write_haplotypes(haplotypes_Sx2N[:2], _variants().take(slice(0, 2)))
     f.write_haplotypes(haplotypes_Sx2N[2:], _variants().take(slice(2, 3)))
   lines = gzip.decompress(path.read_bytes()).decode().splitlines()
-  assert lines[:6] == [
+  assert lines[:4] == [
     '##fileformat=VCFv4.2',
     '##source=test',
+    '##x=y',
     '##contig=<ID=1,length=100>',
-    '##contig=<ID=2,length=50>',
+  ]
+  assert [line[: line.index(',')] for line in lines[5:8]] == [
+    '##INFO=<ID=AC',
+    '##INFO=<ID=AN',
+    '##INFO=<ID=AF',
+  ]
+  assert lines[8:10] == [
     '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
     '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tp1\tp2',
   ]
-  assert [line.split('\t')[9:] for line in lines[6:]] == [
+  assert [line.split('\t')[9:] for line in lines[10:]] == [
     ['0|1', '1|1'],
     ['1|0', '0|0'],
     ['0|0', '1|0'],
@@ -118,3 +128,48 @@ def test_vcf_writer_leaves_nothing_when_it_fails(tmp_path):
     f.write_dosage(np.zeros((1, 1), np.int8), _variants().take(slice(0, 1)))
     raise ValueError('stop')
   assert list(tmp_path.iterdir()) == []
+
+
+def _big_cohort(seed=0):
+  """3 contigs, 3,000 SNPs x 20 people: a VCF of many BGZF blocks, records across their edges."""
+  rng = np.random.default_rng(seed)
+  chrom = np.repeat(['1', '2', 'X'], [1500, 1000, 500])
+  pos = np.concatenate(
+    [np.sort(rng.choice(5_000_000, n, replace=False)) + 1 for n in (1500, 1000, 500)]
+  )
+  ref = rng.choice(list('ACGT'), 3000)
+  variants = Variants(chrom, pos, np.array([f'v{i}' for i in range(3000)]), ref, ref)
+  return variants, rng.integers(0, 3, (20, 3000)).astype(np.int8)
+
+
+@pytest.mark.skipif(shutil.which('bcftools') is None, reason='needs bcftools')
+def test_tabix_index_answers_region_queries_like_bcftools(tmp_path):
+  variants, dosage = _big_cohort()
+  path = str(tmp_path / 'x.vcf.gz')
+  writers.write_vcf(path, dosage, variants, [f'p{i}' for i in range(20)], threads=2)
+  with open(path, 'rb') as f:  # records cross the edges of several BGZF blocks
+    assert len(gzip.decompress(f.read())) > 4 * writers.BGZF_BLOCK
+  assert os.path.exists(path + '.tbi')
+  rng = np.random.default_rng(1)
+  regions = [('1', 1, 5_000_000), ('2', 1, 10), ('X', 4_000_000, 4_100_000)]
+  regions += [
+    (c, int(a), int(a) + int(w))
+    for c, a, w in zip(
+      rng.choice(['1', '2', 'X'], 20), rng.integers(1, 5_000_000, 20), rng.integers(1, 300_000, 20)
+    )
+  ]
+  for c, lo, hi in regions:
+    out = subprocess.run(
+      ['bcftools', 'query', '-r', f'{c}:{lo}-{hi}', '-f', '%CHROM %POS %INFO/AC %INFO/AN\n', path],
+      check=True,
+      capture_output=True,
+      text=True,
+    ).stdout.split()
+    keep = (variants.chrom == c) & (variants.pos >= lo) & (variants.pos <= hi)
+    ac = dosage[:, keep].sum(0)
+    want = [str(x) for p, a in zip(variants.pos[keep], ac) for x in (c, p, a, 40)]
+    assert out == want, (c, lo, hi)
+  stats = subprocess.run(
+    ['bcftools', 'index', '-n', path], check=True, capture_output=True, text=True
+  )
+  assert stats.stdout.strip() == '3000'

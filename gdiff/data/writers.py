@@ -7,8 +7,9 @@ the same inputs give the same bytes with the same zlib (no timestamps; BGZF bloc
 a fixed input size, whatever the number of threads).
 
   BgzfWriter     blocked gzip, blocks compressed on threads (zlib releases the GIL)
-  VcfWriter      VCFv4.2 with GT only, from dosages (unphased) or haplotypes (phased)
-  write_vcf      a dosage matrix or HDF5 dataset as an unphased VCF, streamed
+  VcfWriter      VCFv4.2 (GT; INFO AC/AN/AF) from dosages (unphased) or haplotypes
+                 (phased), with its tabix index (.tbi)
+  write_vcf      a dosage matrix or HDF5 dataset as a VCF, streamed
   write_plink    .bed/.bim/.fam (A1 = ALT), streamed
   write_labels   TSV `sample<TAB>label`
 """
@@ -62,9 +63,12 @@ class BgzfWriter:
     self._compress = functools.partial(_bgzf_block, level=level)
     self._pool = concurrent.futures.ThreadPoolExecutor(threads) if threads > 1 else None
     self._buffer = bytearray()
+    self.tell = 0  # uncompressed bytes written so far
+    self.block_sizes: list[int] = []  # compressed size of each block, in file order
 
   def write(self, data: bytes) -> None:
     self._buffer += data
+    self.tell += len(data)
     full = len(self._buffer) // BGZF_BLOCK * BGZF_BLOCK
     if not full:
       return
@@ -72,11 +76,22 @@ class BgzfWriter:
       blocks = [bytes(view[i : i + BGZF_BLOCK]) for i in range(0, full, BGZF_BLOCK)]
     del self._buffer[:full]
     mapper = self._pool.map if self._pool and len(blocks) > 1 else map
-    self._file.writelines(mapper(self._compress, blocks))
+    for block in mapper(self._compress, blocks):
+      self._file.write(block)
+      self.block_sizes.append(len(block))
+
+  def virtual_offsets(self, offsets: np.ndarray) -> np.ndarray:
+    """BGZF virtual offsets (uint64) of uncompressed byte offsets (every block holds BGZF_BLOCK)."""
+    starts = np.concatenate([[0], np.cumsum(self.block_sizes, dtype=np.uint64)]).astype(np.uint64)
+    offsets = np.asarray(offsets, np.uint64)
+    block = offsets // np.uint64(BGZF_BLOCK)
+    return (starts[block] << np.uint64(16)) | (offsets % np.uint64(BGZF_BLOCK))
 
   def close(self) -> None:
     if self._buffer:
-      self._file.write(self._compress(bytes(self._buffer)))
+      block = self._compress(bytes(self._buffer))
+      self._file.write(block)
+      self.block_sizes.append(len(block))
       self._buffer.clear()
     self._file.write(_BGZF_EOF)
     self._file.close()
@@ -101,19 +116,37 @@ def contig_lengths(variants: Variants) -> list[tuple[str, int]]:
   return [(str(c), int(pos[chrom == c].max())) for c in chrom[np.sort(first)]]
 
 
+_INFO = (
+  '##INFO=<ID=AC,Number=A,Type=Integer,Description="Allele count in genotypes">',
+  '##INFO=<ID=AN,Number=1,Type=Integer,Description="Total number of alleles in called genotypes">',
+  '##INFO=<ID=AF,Number=A,Type=Float,Description="Allele frequency (AC / AN)">',
+)
+
+
 def vcf_header(
-  samples: Sequence[str], contigs: Sequence[tuple[str, int]], source: str = 'gdiff'
+  samples: Sequence[str],
+  contigs: Sequence[tuple[str, int]],
+  source: str = 'gdiff',
+  extra: Sequence[str] = (),
 ) -> bytes:
-  """VCFv4.2 header: the source, (name, length) of each contig, GT, and the #CHROM line."""
-  lines = ['##fileformat=VCFv4.2', f'##source={source}']
+  """VCFv4.2 header: the source, `extra` ## lines, contigs (name, length), INFO, GT, #CHROM."""
+  lines = ['##fileformat=VCFv4.2', f'##source={source}', *extra]
   lines += [f'##contig=<ID={c},length={length}>' for c, length in contigs]
-  lines.append('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">')
+  lines += [*_INFO, '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">']
   lines.append(
     '\t'.join(
       ['#CHROM', 'POS', 'ID', 'REF', 'ALT', 'QUAL', 'FILTER', 'INFO', 'FORMAT', *map(str, samples)]
     )
   )
   return ('\n'.join(lines) + '\n').encode()
+
+
+def _info(gt_SxNx3: np.ndarray) -> list[str]:
+  """INFO AC=..;AN=..;AF=.. of each variant from its genotypes' characters."""
+  alleles = gt_SxNx3[:, :, 0::2]  # (S, N, 2) characters '0', '1' or '.'
+  ac = (alleles == ord('1')).sum((1, 2))
+  an = (alleles != ord('.')).sum((1, 2))
+  return [f'AC={c};AN={a};AF={c / a:.6g}' if a else f'AC={c};AN=0;AF=.' for c, a in zip(ac, an)]
 
 
 def _records(gt_SxNx3: np.ndarray, variants: Variants) -> bytes:
@@ -126,8 +159,8 @@ def _records(gt_SxNx3: np.ndarray, variants: Variants) -> bytes:
   rows = cells.reshape(s, 4 * n)
   v = variants
   prefixes = [
-    f'{c}\t{p}\t{i}\t{r}\t{a}\t.\tPASS\t.\tGT\t'.encode()
-    for c, p, i, r, a in zip(v.chrom, v.pos, v.id, v.ref, v.alt)
+    f'{c}\t{p}\t{i}\t{r}\t{a}\t.\tPASS\t{info}\tGT\t'.encode()
+    for c, p, i, r, a, info in zip(v.chrom, v.pos, v.id, v.ref, v.alt, _info(gt_SxNx3))
   ]
   return b''.join(p + r.tobytes() for p, r in zip(prefixes, rows))
 
@@ -151,10 +184,60 @@ def phased_records(haplotypes_Sx2N: np.ndarray, variants: Variants) -> bytes:
   return _records(gt, variants)
 
 
-class VcfWriter:
-  """A bgzipped VCFv4.2 with GT, written block by block and renamed into place at the end.
+def _reg2bin(beg: int, end: int) -> int:
+  """The smallest UCSC bin holding [beg, end) (0-based), as htslib's hts_reg2bin."""
+  end -= 1
+  for shift, first in ((14, 4681), (17, 585), (20, 73), (23, 9), (26, 1)):
+    if beg >> shift == end >> shift:
+      return first + (beg >> shift)
+  return 0
 
-  Tabix-indexable when the records come in genome order.
+
+def tabix_index(chrom, beg, end, vstart, vend) -> bytes:
+  """The (uncompressed) .tbi of a sorted VCF's records: their chromosome, 0-based [beg, end)
+  and the BGZF virtual offsets of each record's start and end (the htslib TBI format)."""
+  names = list(dict.fromkeys(np.asarray(chrom).astype(str)))
+  ref_of = {c: i for i, c in enumerate(names)}
+  refs = [{'bins': {}, 'linear': {}, 'n': 0, 'first': None, 'last': 0} for _ in names]
+  for c, b, e, vs, ve in zip(np.asarray(chrom).astype(str), beg, end, vstart, vend):
+    r = refs[ref_of[c]]
+    b, e, vs, ve = int(b), int(e), int(vs), int(ve)
+    chunks = r['bins'].setdefault(_reg2bin(b, e), [])
+    if chunks and chunks[-1][1] == vs:  # contiguous with the bin's last chunk
+      chunks[-1][1] = ve
+    else:
+      chunks.append([vs, ve])
+    for window in range(b >> 14, ((e - 1) >> 14) + 1):
+      r['linear'].setdefault(window, vs)
+    r['n'] += 1
+    r['first'] = vs if r['first'] is None else r['first']
+    r['last'] = ve
+  names_blob = b''.join(n.encode() + b'\0' for n in names)
+  out = [b'TBI\1', struct.pack('<8i', len(names), 2, 1, 2, 0, ord('#'), 0, len(names_blob))]
+  out.append(names_blob)
+  for r in refs:
+    bins = sorted(r['bins'].items())
+    out.append(struct.pack('<i', len(bins) + 1))
+    for bin_id, chunks in bins:
+      out.append(struct.pack('<Ii', bin_id, len(chunks)))
+      out += [struct.pack('<2Q', a, z) for a, z in chunks]
+    # htslib's pseudo-bin: the reference's offset span and its record counts.
+    out.append(struct.pack('<Ii4Q', 37450, 2, r['first'], r['last'], r['n'], 0))
+    windows = max(r['linear']) + 1 if r['linear'] else 0
+    linear, last = [], r['first'] or 0
+    for w in range(windows):  # windows without a record start where the next one can
+      last = r['linear'].get(w, last)
+      linear.append(last)
+    out.append(struct.pack(f'<i{windows}Q', windows, *linear))
+  out.append(struct.pack('<Q', 0))  # records without coordinates
+  return b''.join(out)
+
+
+class VcfWriter:
+  """A bgzipped VCFv4.2 (GT; INFO AC, AN, AF) with its tabix index, renamed into place at the end.
+
+  Records must come in genome order (contigs in header order, positions ascending) for the
+  index (`path.tbi`) to be valid, as for `tabix -p vcf`.
 
   Args:
     path: output .vcf.gz (written as path + '.tmp' until closed without an error).
@@ -162,6 +245,7 @@ class VcfWriter:
     contigs: (name, length) of each contig, for the header.
     source: the header's ##source.
     threads: BGZF compression threads (default: all CPUs).
+    header_lines: extra '##key=value' header lines (provenance).
   """
 
   def __init__(
@@ -171,11 +255,24 @@ class VcfWriter:
     contigs: Sequence[tuple[str, int]],
     source: str = 'gdiff',
     threads: int | None = None,
+    header_lines: Sequence[str] = (),
   ):
     self.path, self.num_samples = path, len(samples)
     self._tmp = path + '.tmp'
     self._bgzf = BgzfWriter(self._tmp, threads=threads)
-    self._bgzf.write(vcf_header(samples, contigs, source))
+    self._bgzf.write(vcf_header(samples, contigs, source, header_lines))
+    self._index = []  # (chrom, beg, end, line starts, line ends) per block of records
+
+  def _write_records(self, records: bytes, variants: Variants) -> None:
+    start = self._bgzf.tell
+    ends = np.flatnonzero(np.frombuffer(records, np.uint8) == ord('\n')) + 1
+    starts = np.concatenate([[0], ends[:-1]])
+    beg = np.asarray(variants.pos, np.int64) - 1
+    end = beg + np.char.str_len(np.asarray(variants.ref).astype(str))
+    self._index.append(
+      (np.asarray(variants.chrom).astype(str), beg, end, start + starts, start + ends)
+    )
+    self._bgzf.write(records)
 
   def _rows_per_block(self) -> int:
     return max(1, VCF_BLOCK_BYTES // (4 * max(self.num_samples, 1)))
@@ -185,24 +282,34 @@ class VcfWriter:
     block = self._rows_per_block()
     for lo in range(0, len(variants), block):
       hi = min(len(variants), lo + block)
-      self._bgzf.write(unphased_records(dosage_NxS[:, lo:hi], variants.take(slice(lo, hi))))
+      part = variants.take(slice(lo, hi))
+      self._write_records(unphased_records(dosage_NxS[:, lo:hi], part), part)
 
   def write_haplotypes(self, haplotypes_Sx2N: np.ndarray, variants: Variants) -> None:
     """Phased records of the S variants."""
     block = self._rows_per_block()
     for lo in range(0, len(variants), block):
       hi = min(len(variants), lo + block)
-      self._bgzf.write(phased_records(haplotypes_Sx2N[lo:hi], variants.take(slice(lo, hi))))
+      part = variants.take(slice(lo, hi))
+      self._write_records(phased_records(haplotypes_Sx2N[lo:hi], part), part)
 
   def __enter__(self):
     return self
 
   def __exit__(self, exc_type, *exc):
     self._bgzf.close()
-    if exc_type is None:
-      os.replace(self._tmp, self.path)
-    else:
+    if exc_type is not None:
       os.remove(self._tmp)
+      return
+    parts = list(zip(*self._index)) if self._index else [[np.zeros(0)]] * 5
+    chrom, beg, end, starts, ends = (np.concatenate(p) for p in parts)
+    index = tabix_index(
+      chrom, beg, end, self._bgzf.virtual_offsets(starts), self._bgzf.virtual_offsets(ends)
+    )
+    with BgzfWriter(self._tmp + '.tbi', threads=1) as f:
+      f.write(index)
+    os.replace(self._tmp, self.path)
+    os.replace(self._tmp + '.tbi', self.path + '.tbi')
 
 
 def _check(dosage_NxS: np.ndarray, variants: Variants, samples: Sequence[str]) -> None:
@@ -236,8 +343,9 @@ def write_vcf(
   *,
   hap0_NxS: np.ndarray | None = None,
   threads: int | None = None,
+  header_lines: Sequence[str] = (),
 ) -> None:
-  """Writes a bgzipped VCFv4.2 with GT (tabix-indexable if variants are sorted).
+  """Writes a bgzipped VCFv4.2 with GT and INFO AC/AN/AF, and its tabix index (path.tbi).
 
   Args:
     path: output .vcf.gz.
@@ -248,9 +356,11 @@ def write_vcf(
     hap0_NxS: the first haplotype's allele (same shape and kind as `dosage_NxS`): the
       GT is then phased, hap0|dosage-hap0; None: unphased.
     threads: BGZF compression threads (default: all CPUs).
+    header_lines: extra '##key=value' header lines (provenance).
   """
   _check(dosage_NxS, variants, samples)
-  with VcfWriter(path, samples, contig_lengths(variants), threads=threads) as vcf:
+  contigs = contig_lengths(variants)
+  with VcfWriter(path, samples, contigs, threads=threads, header_lines=header_lines) as vcf:
     for start, slab_NxW in column_slabs(dosage_NxS):
       part = variants.take(slice(start, start + slab_NxW.shape[1]))
       if hap0_NxS is None:
