@@ -29,6 +29,7 @@ def ld_cohort(
   Returns:
     (dosage_NxS int8, label_ids_N int32) with labels 0..num_classes-1 in turn.
   """
+  assert 0 <= flip <= 0.5 and block >= 1, (flip, block)  # flip > 1/2 would reverse the LD
   rng = np.random.default_rng([p_seed, seed])
   labels = np.arange(n) % num_classes
   blocks = -(-s // block)
