@@ -73,6 +73,7 @@ POINTS = {
   'ar_temp1.1': ({}, {'sample.temperature': 1.1}),
   'ar_temp1.2': ({}, {'sample.temperature': 1.2}),
   'ar_genotype': ({'ar.unit': 'genotype'}, {}),
+  'ar_iter50': ({'ar.max_iter': 50}, {}),
   'diffusion': ({'generator': 'diffusion'}, {}),
   'ddim_eta1': ({}, {'sample.eta': 1.0}),
   'ddim100_eta1': ({}, {'sample.eta': 1.0, 'sample.steps': 100}),

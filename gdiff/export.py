@@ -138,6 +138,7 @@ def write_cohort(
   prefix: str = 'synthetic',
   formats: Sequence[str] = ('h5', 'vcf', 'plink', 'labels'),
   vcf_header_lines: Sequence[str] = (),
+  vcf_contigs: Sequence[tuple[str, int]] = (),
 ) -> list[str]:
   """Writes any cohort (synthetic, baseline, real subset) in the chosen formats.
 
@@ -153,6 +154,7 @@ def write_cohort(
     prefix: file name stem.
     formats: keys of `FORMATS`.
     vcf_header_lines: extra '##key=value' lines of the VCF header (provenance).
+    vcf_contigs: (name, length) of the input's contigs, for the VCF header.
 
   Returns:
     The paths written.
@@ -172,6 +174,7 @@ def write_cohort(
     emb=emb_NxGxC,
     hap0=hap0_NxS,
     vcf_header_lines=tuple(vcf_header_lines),
+    vcf_contigs=tuple(tuple(c) for c in vcf_contigs),
   )
   paths = []
   for name in formats:
@@ -194,22 +197,33 @@ def _h5(directory, prefix, dosage, variants, samples, labels, label_ids, classes
   return [path]
 
 
-def _vcf(directory, prefix, dosage, variants, samples, hap0, vcf_header_lines, **_):
+def _vcf(directory, prefix, dosage, variants, samples, hap0, vcf_header_lines, vcf_contigs, **_):
   path = os.path.join(directory, prefix + '.vcf.gz')
-  writers.write_vcf(path, dosage, variants, samples, hap0_NxS=hap0, header_lines=vcf_header_lines)
+  writers.write_vcf(
+    path,
+    dosage,
+    variants,
+    samples,
+    hap0_NxS=hap0,
+    header_lines=vcf_header_lines,
+    contigs=vcf_contigs,
+  )
   return [path, path + '.tbi']
 
 
-def _plink(directory, prefix, dosage, variants, samples, **_):
+def _plink(directory, prefix, dosage, variants, samples, labels, classes, **_):
   stem = os.path.join(directory, prefix)
-  writers.write_plink(stem, dosage, variants, samples)
+  pheno = writers.plink_phenotype(labels, classes)
+  writers.write_plink(stem, dosage, variants, samples, pheno=pheno)
   return [stem + ext for ext in ('.bed', '.bim', '.fam')]
 
 
-def _labels(directory, prefix, samples, labels, **_):
+def _labels(directory, prefix, samples, labels, classes, **_):
   path = os.path.join(directory, prefix + '.labels.tsv')
   writers.write_labels(path, samples, labels)
-  return [path]
+  pheno = os.path.join(directory, prefix + '.pheno.tsv')
+  writers.write_pheno(pheno, samples, labels, classes)
+  return [path, pheno]
 
 
 FORMATS = {'h5': _h5, 'vcf': _vcf, 'plink': _plink, 'labels': _labels}

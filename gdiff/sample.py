@@ -364,8 +364,11 @@ def _command() -> str:
   return shlex.join(argv)
 
 
-def provenance(config: ml_collections.ConfigDict, manifest: dict) -> list[str]:
-  """The synthetic VCF's ##gdiff* header lines: what made it, and that no sample is real."""
+def provenance(
+  config: ml_collections.ConfigDict, manifest: dict, reference: str | None = None
+) -> list[str]:
+  """The synthetic VCF's extra header lines: that no sample is real, what made it (the sample
+  `manifest`), and the input's ##reference."""
   import gdiff
 
   scalars = sorted(k for k, v in manifest.items() if isinstance(v, (str, int, float, bool)))
@@ -378,7 +381,7 @@ def provenance(config: ml_collections.ConfigDict, manifest: dict) -> list[str]:
     f'##gdiffGenerator={config.generator}',
     f'##gdiffSeed=seed={config.seed},sample.seed={config.sample.seed}',
     f'##gdiffSampler={settings}',
-  ]
+  ] + ([f'##reference={reference}'] if reference else [])
 
 
 def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -424,6 +427,7 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
     ) as h5:
       manifest = generator.fill_rows(config, workdir, h5, label_ids_N)
       h5.write_samples(samples, labels, label_ids_N)
+    contigs, reference = cohort.input_header()
     with h5py.File(h5_path, 'r') as f:  # streamed back by variant blocks
       written = [h5_path] + export.write_cohort(
         tmp_dir,
@@ -435,7 +439,8 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
         hap0_NxS=f['hap0'] if phased else None,
         prefix=PREFIX,
         formats=('vcf', 'plink', 'labels'),
-        vcf_header_lines=provenance(config, manifest),
+        vcf_header_lines=provenance(config, manifest, reference),
+        vcf_contigs=contigs,
       )
     manifest.update(num_samples=n, class_counts=counts, phased=phased)
     written.append(os.path.join(tmp_dir, 'manifest.json'))

@@ -82,6 +82,11 @@ def test_haplotypes_are_written_phased_and_read_back(haplotype_run):
     header = [line.strip() for line in f if line.startswith('##')]
   assert header[2].startswith('##syntheticData=every sample in this file is synthetic')
   assert '##gdiffGenerator=ar' in header and any(h.startswith('##gdiffVersion=') for h in header)
+  # The input's contig lengths (the simulated contigs of 200 kb), not the largest position.
+  assert [h for h in header if h.startswith('##contig')] == [
+    '##contig=<ID=1,length=200000>',
+    '##contig=<ID=2,length=200000>',
+  ]
   assert any('context_snps=' in h for h in header if h.startswith('##gdiffSampler='))
 
 

@@ -141,7 +141,7 @@ def test_same_input_same_bytes(tmp_path):
     )
     time.sleep(1.1)  # a timestamp in any header would now differ
   names = sorted(os.listdir(tmp_path / 'a'))
-  assert len(names) == 7
+  assert len(names) == 8
   match, mismatch, errors = filecmp.cmpfiles(tmp_path / 'a', tmp_path / 'b', names, shallow=False)
   assert not mismatch and not errors, mismatch
 
@@ -173,3 +173,53 @@ def test_hdf5_dataset_streams_to_the_same_files(tmp_path):
     got = bed.read(dtype='float32')
   assert np.isnan(got[5, 20])
   np.testing.assert_array_equal(np.nan_to_num(got, nan=-1), dosage)
+
+
+@needs_tools
+def test_case_control_cohort_is_gwas_ready_in_plink2(tmp_path):
+  """The .fam carries 1/2 for a case/control label, the .pheno.tsv reads in plink2 --pheno."""
+  dosage, variants, samples = _cohort(2)
+  labels = np.where(np.arange(N) % 3 == 0, 'Case', 'control')  # names in any case
+  paths = export.write_cohort(
+    str(tmp_path),
+    dosage,
+    variants,
+    samples,
+    labels,
+    ['Case', 'control'],
+    formats=('plink', 'labels'),
+  )
+  assert sorted(os.path.basename(p) for p in paths)[-2:] == [
+    'synthetic.labels.tsv',
+    'synthetic.pheno.tsv',
+  ]
+  fam = [line.split() for line in open(tmp_path / 'synthetic.fam')]
+  assert [row[5] for row in fam] == ['2' if y == 'Case' else '1' for y in labels]
+  pheno = open(tmp_path / 'synthetic.pheno.tsv').read().splitlines()
+  assert pheno[0] == '#FID\tIID\tlabel' and pheno[1] == f'{samples[0]}\t{samples[0]}\t2'
+  prefix = str(tmp_path / 'synthetic')
+  for extra in ([], ['--pheno', prefix + '.pheno.tsv']):
+    _run(
+      'plink2',
+      '--bfile',
+      prefix,
+      *extra,
+      '--glm',
+      'allow-no-covars',
+      '--allow-extra-chr',
+      '--threads',
+      '1',
+      '--out',
+      str(tmp_path / 'gwas'),
+    )
+    name = 'gwas.PHENO1.glm.logistic.hybrid' if not extra else 'gwas.label.glm.logistic.hybrid'
+    rows = open(tmp_path / name).read().splitlines()
+    assert len(rows) == S + 1  # one test per SNP
+
+
+def test_other_labels_are_categorical_phenotypes(tmp_path):
+  samples = ['a', 'b', 'c']
+  writers.write_pheno(str(tmp_path / 'p.tsv'), samples, ['YRI', 'CEU', 'YRI'], ['CEU', 'YRI'])
+  assert open(tmp_path / 'p.tsv').read() == '#FID\tIID\tlabel\na\ta\tYRI\nb\tb\tCEU\nc\tc\tYRI\n'
+  assert writers.plink_phenotype(['x', 'y'], ['x', 'y']) is None
+  np.testing.assert_array_equal(writers.plink_phenotype(['1', '0'], ['0', '1']), ['2', '1'])

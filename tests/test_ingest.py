@@ -585,3 +585,21 @@ def test_plink_slice_reads_its_rows(clean_vcf, tmp_path):
   assert [len(c) for c in chunks] == [30, 30, 10]
   np.testing.assert_array_equal(np.concatenate([c.dosage_SxN for c in chunks]), whole[50:120])
   np.testing.assert_array_equal(np.concatenate([c.pos for c in chunks]), source.pos[50:120])
+
+
+def test_header_contig_lengths_and_reference_are_kept(tmp_path):
+  path = tmp_path / 'h.vcf'
+  path.write_text(
+    '##fileformat=VCFv4.2\n'
+    '##reference=file:///ref/GRCh38.fa\n'
+    '##contig=<ID=chr1,length=248956422,assembly=GRCh38>\n'
+    '##contig=<assembly=GRCh38,length=242193529,ID=chr2>\n'
+    '##contig=<ID=chrUn>\n'  # no length: not kept
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+    '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\n'
+    'chr1\t10\t.\tA\tG\t.\t.\t.\tGT\t0/1\n'
+  )
+  source = ingest.open_source('vcf', str(path))
+  assert source.contigs == [('chr1', 248956422), ('chr2', 242193529)]
+  assert source.reference == 'file:///ref/GRCh38.fa'
+  assert ingest.open_source('vcf', str(path)).samples.tolist() == ['s1']

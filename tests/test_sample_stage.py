@@ -110,6 +110,7 @@ def test_stage_writes_consistent_files(workdir, tmp_path):
       'synthetic.bim',
       'synthetic.fam',
       'synthetic.labels.tsv',
+      'synthetic.pheno.tsv',
     ]
   )
   with h5py.File(os.path.join(out, 'synthetic.h5')) as f:

@@ -88,6 +88,9 @@ def test_unphased_and_phased_records_known_answer():
     b'2\t9\tc\tG\tA\t.\tPASS\tAC=1;AN=4;AF=0.25\tGT\t0|0\t1|0\n'
   )
   assert writers.contig_lengths(_variants()) == [('1', 70), ('2', 9)]
+  # Known lengths win where they are given (and not smaller than a position seen).
+  known = [('2', 5000), ('1', 60), ('3', 7)]
+  assert writers.contig_lengths(_variants(), known) == [('1', 70), ('2', 5000)]
 
 
 def test_vcf_writer_text_and_blocks(tmp_path, monkeypatch):

@@ -146,6 +146,14 @@ class Cohort:
     with open(os.path.join(self.directory, MANIFEST_FILE)) as f:
       return json.load(f)
 
+  def input_header(self) -> tuple[list[tuple[str, int]], str | None]:
+    """The input VCF header's ##contig (name, length) and ##reference (none for PLINK input
+    or without a manifest), carried into the synthetic VCF."""
+    if not os.path.isfile(os.path.join(self.directory, MANIFEST_FILE)):
+      return [], None
+    manifest = self.manifest()
+    return [tuple(c) for c in manifest.get('contigs', [])], manifest.get('reference')
+
 
 def _read_variants(f: h5py.File) -> Variants:
   return Variants(

@@ -40,6 +40,7 @@ import gzip
 import io
 import logging
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -108,6 +109,8 @@ class _CheckedLines(io.RawIOBase):
     self._num_fields = None
     self.samples: list[str] | None = None
     self.header_lines = 0  # lines up to and including #CHROM
+    self.contigs: list[tuple[str, int]] = []  # ##contig ID and length, in header order
+    self.reference: str | None = None  # ##reference
 
   def readable(self) -> bool:
     return True
@@ -141,11 +144,21 @@ class _CheckedLines(io.RawIOBase):
         raise InputError(f'{self._path}: empty file')
       raise InputError(f'{self._path}: no #CHROM header line (not a VCF?)')
 
+  def _meta(self, line: bytes) -> None:
+    """Keeps the ##contig lines that give a length, and ##reference."""
+    text = line.decode(errors='replace')
+    if text.startswith('##reference='):
+      self.reference = text[len('##reference=') :]
+    match = _CONTIG.match(text)
+    if match:
+      self.contigs.append((match['id'], int(match['length'])))
+
   def _check_line(self, line: bytes) -> None:
     at = where(self._path, self._line)
     if self._line == 1 and not line.startswith(b'##fileformat=VCF'):
       raise InputError(f'{at}: not a VCF (the first line must start with ##fileformat=VCF)')
     if line.startswith(b'##'):
+      self._meta(line)
       return
     if line.startswith(b'#'):
       fields = line.decode(errors='replace').split('\t')
@@ -179,6 +192,10 @@ class _CheckedLines(io.RawIOBase):
       )
 
 
+# ##contig=<ID=...,length=...> (attributes in any order; other attributes ignored).
+_CONTIG = re.compile(r'##contig=<(?=.*\bID=(?P<id>[^,>]+))(?=.*\blength=(?P<length>\d+))')
+
+
 def _is_bcf(path: str) -> bool:
   if path.endswith('.bcf'):
     return True
@@ -209,6 +226,8 @@ class VcfSource:
     if self.bcf and shutil.which('bcftools') is None:
       raise InputError(f'{path}: BCF needs bcftools on PATH (or convert it to VCF.gz)')
     self.num_variants = None
+    self.contigs: list[tuple[str, int]] = []  # the header's ##contig (ID, length)
+    self.reference: str | None = None  # the header's ##reference
     self.samples = np.asarray(self._read_samples(), dtype=object).astype(str)
 
   def _open(self, region: str | None = None, index: str | None = None):
@@ -254,6 +273,7 @@ class VcfSource:
           break
     finally:
       self._close(stream, proc, complete=False)
+    self.contigs, self.reference = checked.contigs, checked.reference
     return checked.samples
 
   def chunks(

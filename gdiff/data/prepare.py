@@ -238,6 +238,9 @@ def _prepare_into(data_cfg, tmp: str, data_dir: str, seed: int, start: float, in
       'filter_order': list(qc_lib.REASONS),
     },
     **stats,
+    # The input header's contig lengths and reference, carried into the synthetic VCF.
+    'contigs': [list(c) for c in getattr(source, 'contigs', [])],
+    'reference': getattr(source, 'reference', None),
     'split': split_from,
     'classes': sorted(set(labels.tolist())),
     'samples': splits_lib.counts(labels, split),

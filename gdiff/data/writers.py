@@ -12,6 +12,7 @@ a fixed input size, whatever the number of threads).
   write_vcf      a dosage matrix or HDF5 dataset as a VCF, streamed
   write_plink    .bed/.bim/.fam (A1 = ALT), streamed
   write_labels   TSV `sample<TAB>label`
+  write_pheno    plink --pheno file (`#FID IID label`; 1/2 for case/control)
 """
 
 from __future__ import annotations
@@ -108,12 +109,23 @@ class BgzfWriter:
 # ---------------------------------------------------------------------------- VCF
 
 
-def contig_lengths(variants: Variants) -> list[tuple[str, int]]:
-  """(chrom, largest position) of each chromosome, in file order: the header's contigs."""
+def contig_lengths(
+  variants: Variants, known: Sequence[tuple[str, int]] = ()
+) -> list[tuple[str, int]]:
+  """(chrom, length) of each chromosome, in file order: the header's contigs.
+
+  The length is the input header's (`known`, e.g. the ingested VCF's ##contig lines) where
+  it has one, else (or if smaller) the largest position seen.
+  """
   chrom = np.asarray(variants.chrom).astype(str)
   pos = np.asarray(variants.pos, np.int64)
+  lengths = {str(c): int(n) for c, n in known}
   _, first = np.unique(chrom, return_index=True)
-  return [(str(c), int(pos[chrom == c].max())) for c in chrom[np.sort(first)]]
+  out = []
+  for c in chrom[np.sort(first)]:
+    largest = int(pos[chrom == c].max())
+    out.append((str(c), max(lengths.get(str(c), 0), largest)))
+  return out
 
 
 _INFO = (
@@ -344,6 +356,7 @@ def write_vcf(
   hap0_NxS: np.ndarray | None = None,
   threads: int | None = None,
   header_lines: Sequence[str] = (),
+  contigs: Sequence[tuple[str, int]] = (),
 ) -> None:
   """Writes a bgzipped VCFv4.2 with GT and INFO AC/AN/AF, and its tabix index (path.tbi).
 
@@ -351,15 +364,17 @@ def write_vcf(
     path: output .vcf.gz.
     dosage_NxS: (N, S) int8 ALT counts, a numpy array or an HDF5 dataset (read by chunk
       column); values outside {0, 1, 2} are written './.'.
-    variants: the variant table (genome order); contig lengths are the largest positions.
+    variants: the variant table (genome order).
     samples: N sample IDs.
     hap0_NxS: the first haplotype's allele (same shape and kind as `dosage_NxS`): the
       GT is then phased, hap0|dosage-hap0; None: unphased.
     threads: BGZF compression threads (default: all CPUs).
     header_lines: extra '##key=value' header lines (provenance).
+    contigs: known (name, length) of contigs (the input's header); the others get their
+      largest position.
   """
   _check(dosage_NxS, variants, samples)
-  contigs = contig_lengths(variants)
+  contigs = contig_lengths(variants, contigs)
   with VcfWriter(path, samples, contigs, threads=threads, header_lines=header_lines) as vcf:
     for start, slab_NxW in column_slabs(dosage_NxS):
       part = variants.take(slice(start, start + slab_NxW.shape[1]))
@@ -382,13 +397,14 @@ def write_plink(
   variants: Variants,
   samples: Sequence[str],
   *,
+  pheno: Sequence[str] | None = None,
   num_threads: int | None = None,
 ) -> None:
   """Writes PREFIX.bed/.bim/.fam with bed_reader, streamed by variant; A1 = ALT.
 
   plink2 reads .bim column 5 (A1) as ALT and column 6 as REF, so its --freq ALT_FREQS
-  equal mean(dosage) / 2. Family IDs equal sample IDs; parents, sex and phenotype are
-  unknown (labels travel in the labels TSV).
+  equal mean(dosage) / 2. Family IDs equal sample IDs; parents and sex are unknown; the
+  phenotype is `pheno` (plink's 1 = control, 2 = case: `plink_phenotype`) or -9.
 
   Args:
     prefix: output path without extension.
@@ -396,6 +412,7 @@ def write_plink(
       {0, 1, 2} become missing.
     variants: the variant table.
     samples: N sample IDs (no whitespace).
+    pheno: N phenotype codes for the .fam ('1', '2', '-9'); None: all '-9'.
     num_threads: bed_reader threads (default: all).
   """
   import bed_reader
@@ -409,7 +426,7 @@ def write_plink(
     'father': np.full(n, '0'),
     'mother': np.full(n, '0'),
     'sex': np.zeros(n, np.int32),
-    'pheno': np.full(n, '-9'),
+    'pheno': np.full(n, '-9') if pheno is None else np.asarray(pheno).astype(str),
     'chromosome': np.asarray(variants.chrom).astype(str),
     'sid': np.asarray(variants.id).astype(str),
     'cm_position': np.zeros(len(variants)),
@@ -430,6 +447,41 @@ def write_plink(
 
 
 # ------------------------------------------------------------------------- labels
+
+
+# (control, case) class names, lower case, that make a label plink's binary phenotype.
+CONTROL_CASE = (
+  ('control', 'case'),
+  ('unaffected', 'affected'),
+  ('0', '1'),
+  ('1', '2'),
+  ('no', 'yes'),
+  ('false', 'true'),
+)
+
+
+def plink_phenotype(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray | None:
+  """plink's binary codes ('1' control, '2' case) of a two-class label named as in
+  `CONTROL_CASE`; None for any other label (a categorical phenotype)."""
+  names = tuple(str(c).lower() for c in classes)
+  for control, case in CONTROL_CASE:
+    if sorted(names) == sorted((control, case)):
+      lower = np.char.lower(np.asarray(labels).astype(str))
+      return np.where(lower == case, '2', '1')
+  return None
+
+
+def write_pheno(
+  path: str, samples: Sequence[str], labels: Sequence[str], classes: Sequence[str]
+) -> None:
+  """A plink --pheno file: `#FID<TAB>IID<TAB>label` (FID = IID, as in the .fam), 1/2 for a
+  case/control label (as `plink_phenotype`), else the label names (plink2 reads them as a
+  categorical phenotype)."""
+  codes = plink_phenotype(labels, classes)
+  values = np.asarray(labels).astype(str) if codes is None else codes
+  with open(path, 'w') as f:
+    f.write('#FID\tIID\tlabel\n')
+    f.writelines(f'{s}\t{s}\t{y}\n' for s, y in zip(samples, values, strict=True))
 
 
 def write_labels(path: str, samples: Sequence[str], labels: Sequence[str]) -> None:
