@@ -119,7 +119,8 @@ def get_config() -> ml_collections.ConfigDict:
   a.l2_shared = 0.01  # why: docs/decisions.md#ar-penalties-and-temperature
   a.l2_class = 0.1  # why: docs/decisions.md#ar-penalties-and-temperature
   a.block_snps = 256  # SNPs fit together (memory ~ sequences x block_snps x context)
-  a.max_iter = 100  # L-BFGS iterations at most per block
+  # L-BFGS iterations at most per block.
+  a.max_iter = 100  # why: docs/decisions.md#ar-penalties-and-temperature
   a.tol = 1e-5  # ... or until the gradient norm of the block's mean objective is below this
 
   # --------------------------------------------------------------- model
