@@ -49,5 +49,19 @@ def paper(c):
   return base.paper(c, num_steps=30_000)
 
 
+def faithful(c):
+  """The diffusion recipe without recombination, stochastic DDIM: its leakier end."""
+  diffusion(c)
+  c.train.num_steps = 4500  # why: docs/decisions.md#faithful-variant
+  c.train.recombine_segment_groups = 0.0
+  c.sample.eta = 1.0
+  return c
+
+
 # `--config=configs/als.py:NAME` -> the function that turns the default into that variant.
-VARIANTS = {'default': lambda c: c, 'diffusion': diffusion, 'paper': paper}
+VARIANTS = {
+  'default': lambda c: c,
+  'diffusion': diffusion,
+  'faithful': faithful,
+  'paper': paper,
+}

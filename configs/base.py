@@ -116,11 +116,11 @@ def get_config() -> ml_collections.ConfigDict:
   a.context_snps = (16, 32)  # why: docs/decisions.md#ar-context
   a.per_class = True  # class-specific LD tables (populations differ in LD, not only in AF)
   # L2 penalties of the shared and the class-specific tables, against the summed log-likelihood.
-  a.l2_shared = 0.01  # why: docs/decisions.md#ar-penalties-and-temperature
-  a.l2_class = 0.1  # why: docs/decisions.md#ar-penalties-and-temperature
+  a.l2_shared = 0.01  # why: docs/decisions.md#ar-penalties-temperature-and-iterations
+  a.l2_class = 0.1  # why: docs/decisions.md#ar-penalties-temperature-and-iterations
   a.block_snps = 256  # SNPs fit together (memory ~ sequences x block_snps x context)
   # L-BFGS iterations at most per block.
-  a.max_iter = 100  # why: docs/decisions.md#ar-penalties-and-temperature
+  a.max_iter = 100  # why: docs/decisions.md#ar-penalties-temperature-and-iterations
   a.tol = 1e-5  # ... or until the gradient norm of the block's mean objective is below this
 
   # --------------------------------------------------------------- model
@@ -173,7 +173,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.sample = sm = ml_collections.ConfigDict()
   sm.num = 0  # 0: as many as the real train split, in its label proportions
   # generator 'ar': divides the logits (1: the fitted model).
-  sm.temperature = 1.0  # why: docs/decisions.md#ar-penalties-and-temperature
+  sm.temperature = 1.0  # why: docs/decisions.md#ar-penalties-temperature-and-iterations
   sm.class_counts = ''  # e.g. 'case:100,control:200'; overrides `num`
   sm.method = 'ddim'  # 'ddpm' | 'ddim'
   sm.steps = 50  # DDIM steps (DDPM always uses all T)

@@ -34,8 +34,6 @@ import json
 import logging
 import math
 import os
-import shlex
-import sys
 import time
 from collections.abc import Callable
 
@@ -356,14 +354,6 @@ def diffusion_rows(
   return manifest
 
 
-def _command() -> str:
-  """This process's command line, as a user would type it (`python -m gdiff.main ...`)."""
-  argv = list(sys.argv)
-  if argv and argv[0].endswith(os.path.join('gdiff', 'main.py')):
-    argv[0:1] = ['python', '-m', 'gdiff.main']
-  return shlex.join(argv)
-
-
 def provenance(
   config: ml_collections.ConfigDict, manifest: dict, reference: str | None = None
 ) -> list[str]:
@@ -377,7 +367,6 @@ def provenance(
     '##syntheticData=every sample in this file is synthetic, drawn by gdiff from a model fit '
     'on a real cohort; no sample is a real person',
     f'##gdiffVersion={gdiff.__version__}',
-    f'##gdiffCommand={_command()}',
     f'##gdiffGenerator={config.generator}',
     f'##gdiffSeed=seed={config.seed},sample.seed={config.sample.seed}',
     f'##gdiffSampler={settings}',

@@ -1,5 +1,7 @@
 """The config files: variants build, a misspelt one names the known ones, values are pinned."""
 
+import importlib
+
 import pytest
 
 from configs import als, base, dense, kg1
@@ -242,8 +244,20 @@ def test_variants_build_from_the_default(module):
 
 @pytest.mark.parametrize('module', [als, kg1, dense])
 def test_unknown_variant_names_the_known_ones(module):
-  with pytest.raises(ValueError, match='unknown variant .papr.*default, diffusion, paper'):
+  with pytest.raises(ValueError, match='unknown variant .papr.*default, diffusion, .*paper'):
     module.get_config('papr')
+
+
+@pytest.mark.parametrize('name', ['als', 'kg1'])
+def test_faithful_is_the_diffusion_recipe_without_recombination(name):
+  module = importlib.import_module(f'configs.{name}')
+  c, d = module.get_config('faithful'), module.get_config('diffusion')
+  assert (c.generator, c.train.num_steps, c.train.recombine_segment_groups) == (
+    'diffusion',
+    4500,
+    0,
+  )
+  assert c.sample.eta == 1.0 and c.model == d.model
 
 
 def test_no_cohort_config_imports_another():

@@ -222,4 +222,9 @@ def test_other_labels_are_categorical_phenotypes(tmp_path):
   writers.write_pheno(str(tmp_path / 'p.tsv'), samples, ['YRI', 'CEU', 'YRI'], ['CEU', 'YRI'])
   assert open(tmp_path / 'p.tsv').read() == '#FID\tIID\tlabel\na\ta\tYRI\nb\tb\tCEU\nc\tc\tYRI\n'
   assert writers.plink_phenotype(['x', 'y'], ['x', 'y']) is None
+  # Numbers would read as a trait, spaces would split the column: plink2 categories instead.
+  writers.write_pheno(str(tmp_path / 'n.tsv'), ['a', 'b'], ['0', '2'], ['0', '1', '2'])
+  assert open(tmp_path / 'n.tsv').read().splitlines()[1:] == ['a\ta\tc0', 'b\tb\tc2']
+  writers.write_pheno(str(tmp_path / 's.tsv'), ['a'], ['East Asia'], ['East Asia', 'Africa'])
+  assert open(tmp_path / 's.tsv').read().splitlines()[1] == 'a\ta\tEast_Asia'
   np.testing.assert_array_equal(writers.plink_phenotype(['1', '0'], ['0', '1']), ['2', '1'])

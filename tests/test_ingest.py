@@ -595,11 +595,12 @@ def test_header_contig_lengths_and_reference_are_kept(tmp_path):
     '##contig=<ID=chr1,length=248956422,assembly=GRCh38>\n'
     '##contig=<assembly=GRCh38,length=242193529,ID=chr2>\n'
     '##contig=<ID=chrUn>\n'  # no length: not kept
+    '##contig=<ID=chr3,URL=ftp://x/?ID=7,length=9,Description="length=5 ID=foo">\n'
     '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
     '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\n'
     'chr1\t10\t.\tA\tG\t.\t.\t.\tGT\t0/1\n'
   )
   source = ingest.open_source('vcf', str(path))
-  assert source.contigs == [('chr1', 248956422), ('chr2', 242193529)]
+  assert source.contigs == [('chr1', 248956422), ('chr2', 242193529), ('chr3', 9)]
   assert source.reference == 'file:///ref/GRCh38.fa'
   assert ingest.open_source('vcf', str(path)).samples.tolist() == ['s1']

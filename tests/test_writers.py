@@ -176,3 +176,24 @@ def test_tabix_index_answers_region_queries_like_bcftools(tmp_path):
     ['bcftools', 'index', '-n', path], check=True, capture_output=True, text=True
   )
   assert stats.stdout.strip() == '3000'
+
+
+def test_reg2bin_and_tabix_limits_known_answers(tmp_path):
+  # htslib's hts_reg2bin(beg, end, 14, 5) for 0-based [beg, end).
+  assert writers._reg2bin(0, 1) == 4681
+  assert writers._reg2bin(16383, 16385) == 585  # crosses a 16 kb window
+  assert writers._reg2bin((1 << 14) * 3, (1 << 14) * 3 + 1) == 4684
+  assert writers._reg2bin(0, 1 << 29) == 0
+  with pytest.raises(ValueError, match='2\\^29'):
+    writers.tabix_index(['1'], [1 << 29], [(1 << 29) + 1], [0], [1])
+
+
+@pytest.mark.skipif(shutil.which('bcftools') is None, reason='needs bcftools')
+def test_an_empty_vcf_gets_an_index_bcftools_reads(tmp_path):
+  path = str(tmp_path / 'e.vcf.gz')
+  with writers.VcfWriter(path, ['p1'], [('1', 100)]):
+    pass
+  out = subprocess.run(
+    ['bcftools', 'view', '-H', '-r', '1:1-100', path], check=True, capture_output=True, text=True
+  )
+  assert out.stdout == ''

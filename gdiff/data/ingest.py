@@ -149,9 +149,10 @@ class _CheckedLines(io.RawIOBase):
     text = line.decode(errors='replace')
     if text.startswith('##reference='):
       self.reference = text[len('##reference=') :]
-    match = _CONTIG.match(text)
-    if match:
-      self.contigs.append((match['id'], int(match['length'])))
+    if text.startswith('##contig=<'):
+      name, length = _CONTIG_ID.search(text), _CONTIG_LENGTH.search(text)
+      if name and length:
+        self.contigs.append((name[1], int(length[1])))
 
   def _check_line(self, line: bytes) -> None:
     at = where(self._path, self._line)
@@ -192,8 +193,9 @@ class _CheckedLines(io.RawIOBase):
       )
 
 
-# ##contig=<ID=...,length=...> (attributes in any order; other attributes ignored).
-_CONTIG = re.compile(r'##contig=<(?=.*\bID=(?P<id>[^,>]+))(?=.*\blength=(?P<length>\d+))')
+# ##contig=<ID=...,length=...>: each key at the start of an attribute, in any order.
+_CONTIG_ID = re.compile(r'[<,]ID=([^,>]+)')
+_CONTIG_LENGTH = re.compile(r'[<,]length=(\d+)[,>]')
 
 
 def _is_bcf(path: str) -> bool:

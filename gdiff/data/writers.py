@@ -208,6 +208,8 @@ def _reg2bin(beg: int, end: int) -> int:
 def tabix_index(chrom, beg, end, vstart, vend) -> bytes:
   """The (uncompressed) .tbi of a sorted VCF's records: their chromosome, 0-based [beg, end)
   and the BGZF virtual offsets of each record's start and end (the htslib TBI format)."""
+  if len(end) and int(np.max(end)) > 1 << 29:
+    raise ValueError('tabix_index: a .tbi cannot index positions beyond 2^29 (use a CSI index)')
   names = list(dict.fromkeys(np.asarray(chrom).astype(str)))
   ref_of = {c: i for i, c in enumerate(names)}
   refs = [{'bins': {}, 'linear': {}, 'n': 0, 'first': None, 'last': 0} for _ in names]
@@ -461,24 +463,39 @@ CONTROL_CASE = (
 
 
 def plink_phenotype(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray | None:
-  """plink's binary codes ('1' control, '2' case) of a two-class label named as in
-  `CONTROL_CASE`; None for any other label (a categorical phenotype)."""
+  """plink's binary codes ('1' control, '2' case, '-9' neither) of a two-class label named as
+  in `CONTROL_CASE`; None for any other label (a categorical phenotype)."""
   names = tuple(str(c).lower() for c in classes)
   for control, case in CONTROL_CASE:
     if sorted(names) == sorted((control, case)):
       lower = np.char.lower(np.asarray(labels).astype(str))
-      return np.where(lower == case, '2', '1')
+      return np.where(lower == case, '2', np.where(lower == control, '1', '-9'))
   return None
+
+
+def _categorical(labels: Sequence[str]) -> np.ndarray:
+  """Label names plink2 reads as categories: spaces become '_', and names that parse as
+  numbers get a 'c' in front (plink2 would read numbers as a binary or quantitative trait)."""
+  names = np.char.replace(np.asarray(labels).astype(str), ' ', '_')
+
+  def numeric(text: str) -> bool:
+    try:
+      float(text)
+    except ValueError:
+      return False
+    return True
+
+  return np.char.add('c', names) if any(numeric(n) for n in set(names.tolist())) else names
 
 
 def write_pheno(
   path: str, samples: Sequence[str], labels: Sequence[str], classes: Sequence[str]
 ) -> None:
   """A plink --pheno file: `#FID<TAB>IID<TAB>label` (FID = IID, as in the .fam), 1/2 for a
-  case/control label (as `plink_phenotype`), else the label names (plink2 reads them as a
-  categorical phenotype)."""
+  case/control label (as `plink_phenotype`), else the label names as plink2 categories
+  (`_categorical`)."""
   codes = plink_phenotype(labels, classes)
-  values = np.asarray(labels).astype(str) if codes is None else codes
+  values = _categorical(labels) if codes is None else codes
   with open(path, 'w') as f:
     f.write('#FID\tIID\tlabel\n')
     f.writelines(f'{s}\t{s}\t{y}\n' for s, y in zip(samples, values, strict=True))
