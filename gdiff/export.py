@@ -40,7 +40,9 @@ class H5Cohort:
 
   Datasets: dosage (N, S) int8, hap0 (N, S) int8 (optional: the first haplotype's allele of
   a phased cohort; the second is dosage - hap0), emb (N, G, C) float32 (optional), samples,
-  labels (N,) str, label_ids (N,) int32; attr `classes` (JSON list). No timestamps
+  labels (N,) str, label_ids (N,) int32; attr `classes` (JSON list). `write_variants` adds
+  scikit-allel's layout, so `allel` reads the file without gdiff: `calldata/GT` (S, N, 2) int8
+  (-1 missing; attr `phased`) and `variants/{CHROM,POS,ID,REF,ALT}`. No timestamps
   (track_times=False), so equal contents give equal bytes.
   """
 
@@ -114,6 +116,48 @@ class H5Cohort:
         track_times=False,
       )
     self.file.create_dataset('label_ids', data=np.asarray(label_ids, np.int32), track_times=False)
+
+  def write_variants(self, variants: Variants) -> None:
+    """scikit-allel's `variants/*` and `calldata/GT`, from the filled dosage (and hap0) rows."""
+    for name, values in (
+      ('CHROM', variants.chrom),
+      ('ID', variants.id),
+      ('REF', variants.ref),
+      ('ALT', variants.alt),
+    ):
+      self.file.create_dataset(
+        f'variants/{name}',
+        data=np.asarray(values).astype(str).astype(object),
+        dtype=_STR,
+        track_times=False,
+      )
+    self.file.create_dataset(
+      'variants/POS', data=np.asarray(variants.pos, np.int32), track_times=False
+    )
+    dosage = self.file['dosage']
+    n, s = dosage.shape
+    phased = 'hap0' in self.file
+    gt = self.file.create_dataset(
+      'calldata/GT',
+      shape=(s, n, 2),
+      dtype=np.int8,
+      chunks=(max(1, min(s, CHUNK_BYTES // max(2 * n, 1))), n, 2) if n and s else None,
+      compression='gzip',
+      compression_opts=1,
+      track_times=False,
+    )
+    gt.attrs['phased'] = phased
+    for lo, slab_NxW in writers.column_slabs(dosage):
+      width = slab_NxW.shape[1]
+      if phased:
+        first = np.asarray(self.file['hap0'][:, lo : lo + width], np.int8)
+      else:  # unphased: the lower allele first, as VCF's 0/1
+        first = np.where(slab_NxW == 2, 1, 0).astype(np.int8)
+      second = slab_NxW - first
+      missing = (slab_NxW < 0) | (slab_NxW > 2)
+      pair = np.stack([first, second], -1).astype(np.int8)  # (N, W, 2)
+      pair[missing] = -1
+      gt[lo : lo + width] = pair.transpose(1, 0, 2)
 
   def close(self) -> None:
     self.file.close()
@@ -194,6 +238,7 @@ def _h5(directory, prefix, dosage, variants, samples, labels, label_ids, classes
   ) as f:
     f.write_rows(0, dosage, emb, hap0)
     f.write_samples(samples, labels, label_ids)
+    f.write_variants(variants)
   return [path]
 
 

@@ -416,6 +416,7 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
     ) as h5:
       manifest = generator.fill_rows(config, workdir, h5, label_ids_N)
       h5.write_samples(samples, labels, label_ids_N)
+      h5.write_variants(variants)
     contigs, reference = cohort.input_header()
     with h5py.File(h5_path, 'r') as f:  # streamed back by variant blocks
       written = [h5_path] + export.write_cohort(

@@ -52,13 +52,22 @@ def test_haplotypes_are_written_phased_and_read_back(haplotype_run):
   out = os.path.join(haplotype_run, 'samples')
   with h5py.File(os.path.join(out, 'synthetic.h5')) as f:
     dosage, hap0 = f['dosage'][()], f['hap0'][()]
+    gt, phased, pos = f['calldata/GT'][()], f['calldata/GT'].attrs['phased'], f['variants/POS'][()]
   hap1 = dosage - hap0
+  # scikit-allel's layout in the same file: (variants, samples, ploidy), phased as written.
+  assert phased and gt.shape == (80, 40, 2)
+  np.testing.assert_array_equal(gt[:, :, 0].T, hap0)
+  np.testing.assert_array_equal(allel.GenotypeArray(gt).to_n_alt().T, dosage)
   assert set(np.unique(hap0)) <= {0, 1} and set(np.unique(hap1)) <= {0, 1}
   assert dosage.shape == (40, 80) and 0 < dosage.mean() < 2
   with open(os.path.join(out, 'manifest.json')) as f:
     manifest = json.load(f)
   assert manifest['generator'] == 'ar'
   vcf = allel.read_vcf(os.path.join(out, 'synthetic.vcf.gz'), fields=['calldata/GT'])
+  np.testing.assert_array_equal(
+    allel.read_vcf(os.path.join(out, 'synthetic.vcf.gz'), fields=['variants/POS'])['variants/POS'],
+    pos,
+  )
   gt = vcf['calldata/GT']  # (S, N, 2)
   np.testing.assert_array_equal(gt[:, :, 0].T, hap0)
   np.testing.assert_array_equal(gt[:, :, 1].T, hap1)

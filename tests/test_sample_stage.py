@@ -119,8 +119,14 @@ def test_stage_writes_consistent_files(workdir, tmp_path):
     samples = f['samples'].asstr()[()]
     labels = f['labels'].asstr()[()]
     label_ids = f['label_ids'][()]
+    gt, phased = f['calldata/GT'][()], f['calldata/GT'].attrs['phased']
+    chrom = f['variants/CHROM'].asstr()[()]
   mask = np.load(os.path.join(w, 'embedding', 'mask.npy'))
   assert dosage.shape == (11, S) and set(np.unique(dosage)) <= {0, 1, 2}
+  # scikit-allel's layout, unphased (the lower allele first, as 0/1 in the VCF).
+  assert not phased and gt.shape == (S, 11, 2) and np.all(gt[:, :, 0] <= gt[:, :, 1])
+  np.testing.assert_array_equal(gt.sum(-1).T, dosage)
+  assert chrom.tolist() == ['1'] * 60 + ['2'] * 60
   assert emb.shape == (11, *mask.shape) and np.all(emb[:, ~mask] == 0)
   assert np.all(np.abs(emb[:, mask]) > 0)  # every row was filled (incl. the padded batch)
   assert samples[0] == 'SYN000001' and samples[-1] == 'SYN000011'
