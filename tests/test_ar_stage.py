@@ -13,6 +13,7 @@ import pytest
 
 from configs import kg1
 from gdiff import pipeline
+from gdiff.errors import InputError
 
 
 def _config(**ar):
@@ -117,3 +118,26 @@ def test_genotype_unit_writes_unphased_and_refits(haplotype_run, tmp_path):
   with gzip.open(os.path.join(w, 'samples', 'synthetic.vcf.gz'), 'rt') as f:
     body = [line for line in f if not line.startswith('#')]
   assert '/' in body[0] and not any('|' in line for line in body)
+
+
+def test_the_python_api_draws_the_stages_people_and_more(haplotype_run):
+  from gdiff import api
+
+  model = api.load(haplotype_run)
+  assert model.unit == 'haplotype' and len(model.variants) == 80
+  with h5py.File(os.path.join(haplotype_run, 'samples', 'synthetic.h5')) as f:
+    stage_dosage, stage_labels = f['dosage'][()], f['labels'].asstr()[()]
+  dosage, labels = model.sample(40, seed=0, batch_size=7)  # the stage's size, seed and people
+  np.testing.assert_array_equal(dosage, stage_dosage)
+  assert labels.tolist() == stage_labels.tolist()
+  other, other_labels = model.sample(0, labels={'YRI': 3, 'CEU': 2}, seed=5)
+  assert other.shape == (5, 80) and sorted(other_labels.tolist()) == ['CEU'] * 2 + ['YRI'] * 3
+  with pytest.raises(InputError, match=r"labels \['XXX'\]"):
+    model.sample(0, labels={'XXX': 1})
+
+
+def test_the_python_api_refuses_what_it_cannot_load(tmp_path):
+  from gdiff import api
+
+  with pytest.raises(InputError, match='no finished train stage'):
+    api.load(str(tmp_path))
