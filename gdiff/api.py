@@ -16,15 +16,11 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from gdiff import distributed, rng
 from gdiff import sample as sample_lib
 from gdiff import workdir as wd
-from gdiff.ar import sampler
 from gdiff.ar import stage as ar_stage
 from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
@@ -77,30 +73,16 @@ class Model:
       labels, self.classes, rng.numpy_stream(self.run_seed, 'sample_labels', seed)
     )
     key = rng.stream(self.run_seed, 'sample', seed)
-    devices = self.mesh.devices.size
-    batch = -(-max(1, min(int(batch_size), len(label_ids))) // devices) * devices
-    sharding = NamedSharding(self.mesh, P('data'))
-    out = []
-    for lo in range(0, len(label_ids), batch):
-      real = min(batch, len(label_ids) - lo)
-      ids = np.zeros(batch, np.int32)
-      ids[:real] = label_ids[lo : lo + real]
-      rows = jnp.arange(lo, lo + batch, dtype=jnp.int32)
-      seq_labels, seq_rows = jnp.asarray(ids), rows
-      if self.unit == 'haplotype':
-        seq_labels, seq_rows = sampler.haplotype_pairs(seq_labels, rows)
-      states = np.asarray(
-        sampler.sample(
-          self.params,
-          jax.device_put(seq_labels, sharding),
-          jax.device_put(seq_rows, sharding),
-          key,
-          temperature=float(temperature),
-        )
-      )
-      if self.unit == 'haplotype':
-        states = states[0::2] + states[1::2]
-      out.append(states[:real].astype(np.int8))
+    batches = ar_stage.draw(
+      self.params,
+      self.unit,
+      label_ids,
+      key,
+      temperature=temperature,
+      batch_size=batch_size,
+      mesh=self.mesh,
+    )
+    out = [dosage for _, dosage, _ in batches]
     dosage = np.concatenate(out) if out else np.zeros((0, len(self.variants)), np.int8)
     return dosage, np.asarray(self.classes)[label_ids]
 

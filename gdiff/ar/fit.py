@@ -131,6 +131,27 @@ def _param_blocks(flat: dict, starts, block):
   return out
 
 
+def _device_groups(cfg, x_NxS, class_N, chrom_S, block_snps, mesh, params):
+  """Yields (starts of the group's real blocks, (params, codes, targets, weights) placed on
+  `mesh`), one block per device; the last group repeats its last block (discarded by callers).
+  The sequences are sorted by class (`class_order`): the jitted steps take its `class_rows`."""
+  x_NxS = np.asarray(x_NxS, np.int8)
+  s = x_NxS.shape[1]
+  devices = mesh.devices.size
+  order, _ = class_order(np.asarray(class_N), cfg.num_classes)
+  x_sorted = x_NxS[order]
+  valid = model_lib.context_valid(chrom_S, cfg.context)
+  block = max(1, min(int(block_snps), s))
+  starts = list(range(0, s, block))
+  sharding = NamedSharding(mesh, P('data'))
+  for group in range(0, len(starts), devices):
+    real = starts[group : group + devices]
+    padded = real + real[-1:] * (devices - len(real))
+    codes, targets, weights = _stacked_blocks(cfg, x_sorted, valid, padded, block)
+    stacked = (_param_blocks(params, padded, block), codes, targets, weights)
+    yield real, jax.device_put(stacked, sharding)
+
+
 def fit(
   cfg: model_lib.ARConfig,
   x_NxS: np.ndarray,
@@ -164,35 +185,17 @@ def fit(
   x_NxS = np.asarray(x_NxS, np.int8)
   s = x_NxS.shape[1]
   mesh = distributed.make_mesh() if mesh is None else mesh
-  devices = mesh.devices.size
-  order, class_rows = class_order(np.asarray(class_N), cfg.num_classes)
-  x_sorted = x_NxS[order]
-  valid = model_lib.context_valid(chrom_S, cfg.context)
+  _, class_rows = class_order(np.asarray(class_N), cfg.num_classes)
   flat = model_lib.init_params(cfg, x_NxS)
   block = max(1, min(int(block_snps), s))
-  starts = list(range(0, s, block))
   fitted = {name: np.empty_like(value) for name, value in flat.items()}
-  sharding = NamedSharding(mesh, P('data'))
-  put = lambda tree: jax.device_put(tree, sharding)
   iterations = []
-  for group in range(0, len(starts), devices):
-    group_starts = starts[group : group + devices]
-    while len(group_starts) < devices:  # every device gets a block (repeats are discarded)
-      group_starts = group_starts + group_starts[-1:]
-    codes, targets, weights = _stacked_blocks(cfg, x_sorted, valid, group_starts, block)
-    params = _param_blocks(flat, group_starts, block)
+  for real, inputs in _device_groups(cfg, x_NxS, class_N, chrom_S, block, mesh, flat):
     out, count = _fit_blocks(
-      put(params),
-      put(codes),
-      put(targets),
-      put(weights),
-      cfg=cfg,
-      class_rows=class_rows,
-      max_iter=int(max_iter),
-      tol=float(tol),
+      *inputs, cfg=cfg, class_rows=class_rows, max_iter=int(max_iter), tol=float(tol)
     )
     out, count = jax.device_get((out, count))
-    for i, lo in enumerate(starts[group : group + devices]):
+    for i, lo in enumerate(real):
       hi = min(lo + block, s)
       for name in fitted:
         fitted[name][lo:hi] = out[name][i][: hi - lo]
@@ -206,7 +209,7 @@ def fit(
   info = {
     'iterations_max': max(iterations),
     'iterations_mean': float(np.mean(iterations)),
-    'blocks': len(starts),
+    'blocks': len(iterations),
   }
   if val is not None:
     info['val_log_likelihood'] = log_likelihood(
@@ -217,7 +220,7 @@ def fit(
     'ar: fit %d sequences x %d SNPs in %d blocks (%.1f s; L-BFGS iterations mean %.0f, max %d)',
     len(x_NxS),
     s,
-    len(starts),
+    len(iterations),
     info['wall_s'],
     info['iterations_mean'],
     info['iterations_max'],
@@ -236,32 +239,10 @@ def log_likelihood(
   mesh: jax.sharding.Mesh | None = None,
 ) -> float:
   """Total log-likelihood of sequences under the model (validation, model choice)."""
-  x_NxS = np.asarray(x_NxS, np.int8)
-  s = x_NxS.shape[1]
   mesh = distributed.make_mesh() if mesh is None else mesh
-  devices = mesh.devices.size
-  order, class_rows = class_order(np.asarray(class_N), cfg.num_classes)
-  x_sorted = x_NxS[order]
-  valid = model_lib.context_valid(chrom_S, cfg.context)
-  flat = params
-  block = max(1, min(int(block_snps), s))
-  starts = list(range(0, s, block))
-  sharding = NamedSharding(mesh, P('data'))
-  put = lambda tree: jax.device_put(tree, sharding)
+  _, class_rows = class_order(np.asarray(class_N), cfg.num_classes)
   total = 0.0
-  for group in range(0, len(starts), devices):
-    group_starts = starts[group : group + devices]
-    real = len(group_starts)
-    while len(group_starts) < devices:
-      group_starts = group_starts + group_starts[-1:]
-    codes, targets, weights = _stacked_blocks(cfg, x_sorted, valid, group_starts, block)
-    ll = _block_log_likelihood(
-      put(_param_blocks(flat, group_starts, block)),
-      put(codes),
-      put(targets),
-      put(weights),
-      cfg=cfg,
-      class_rows=class_rows,
-    )
-    total += float(np.sum(np.asarray(ll)[:real]))
+  for real, inputs in _device_groups(cfg, x_NxS, class_N, chrom_S, block_snps, mesh, params):
+    ll = _block_log_likelihood(*inputs, cfg=cfg, class_rows=class_rows)
+    total += float(np.sum(np.asarray(ll)[: len(real)]))
   return total

@@ -209,6 +209,46 @@ def load(workdir: str, mesh: jax.sharding.Mesh) -> tuple[dict, dict]:
   return {k: jax.device_put(jnp.asarray(v), replicated) for k, v in params.items()}, summary
 
 
+def draw(
+  params: dict,
+  unit: str,
+  label_ids_N: np.ndarray,
+  key: jax.Array,
+  *,
+  temperature: float,
+  batch_size: int,
+  mesh: jax.sharding.Mesh,
+):
+  """Yields (lo, dosage_BxS int8, hap0_BxS int8 or None) for the people `label_ids_N`, in
+  batches sharded over `mesh`; person lo + i draws from `fold_in(key, its row)` alone, so
+  the people do not depend on the batch size or the device count."""
+  n = len(label_ids_N)
+  devices = mesh.devices.size
+  batch = -(-max(1, min(int(batch_size), n)) // devices) * devices
+  sharding = NamedSharding(mesh, P('data'))
+  for lo in range(0, n, batch):
+    real = min(batch, n - lo)
+    labels = np.zeros(batch, np.int32)
+    labels[:real] = label_ids_N[lo : lo + real]
+    seq_labels, seq_ids = jnp.asarray(labels), jnp.arange(lo, lo + batch, dtype=jnp.int32)
+    if unit == 'haplotype':
+      seq_labels, seq_ids = sampler.haplotype_pairs(seq_labels, seq_ids)
+    states = np.asarray(
+      sampler.sample(
+        params,
+        jax.device_put(seq_labels, sharding),
+        jax.device_put(seq_ids, sharding),
+        key,
+        temperature=float(temperature),
+      )
+    )
+    if unit == 'haplotype':
+      hap0 = states[0::2][:real].astype(np.int8)
+      yield lo, (hap0 + states[1::2][:real]).astype(np.int8), hap0
+    else:
+      yield lo, states[:real].astype(np.int8), None
+
+
 def fill_rows(config: ml_collections.ConfigDict, workdir: str, h5, label_ids_N: np.ndarray) -> dict:
   """Draws the synthetic people into `h5` (an `export.H5Cohort`); returns manifest entries.
 
@@ -218,36 +258,20 @@ def fill_rows(config: ml_collections.ConfigDict, workdir: str, h5, label_ids_N: 
     return {}
   mesh = _local_mesh()
   params, summary = load(workdir, mesh)
-  haplotypes = summary['unit'] == 'haplotype'
-  key = rng.stream(config.seed, 'sample', config.sample.seed)
   temperature = float(config.sample.temperature)
-  n = len(label_ids_N)
-  devices = mesh.devices.size
-  batch = -(-min(int(config.sample.batch_size), n) // devices) * devices
-  sharding = NamedSharding(mesh, P('data'))
-  for lo in range(0, n, batch):
-    real = min(batch, n - lo)
-    labels = np.zeros(batch, np.int32)
-    labels[:real] = label_ids_N[lo : lo + real]
-    ids = np.arange(lo, lo + batch, dtype=np.int32)
-    if haplotypes:
-      seq_labels, seq_ids = sampler.haplotype_pairs(jnp.asarray(labels), jnp.asarray(ids))
-    else:
-      seq_labels, seq_ids = jnp.asarray(labels), jnp.asarray(ids)
-    states = sampler.sample(
-      params,
-      jax.device_put(seq_labels, sharding),
-      jax.device_put(seq_ids, sharding),
-      key,
-      temperature=temperature,
-    )
-    states = np.asarray(states)
-    if haplotypes:
-      hap0, hap1 = states[0::2][:real], states[1::2][:real]
-      h5.write_rows(lo, (hap0 + hap1).astype(np.int8), hap0_BxS=hap0.astype(np.int8))
-    else:
-      h5.write_rows(lo, states[:real].astype(np.int8))
-    logging.info('sample: %d / %d people', lo + real, n)
+  key = rng.stream(config.seed, 'sample', config.sample.seed)
+  batches = draw(
+    params,
+    summary['unit'],
+    label_ids_N,
+    key,
+    temperature=temperature,
+    batch_size=int(config.sample.batch_size),
+    mesh=mesh,
+  )
+  for lo, dosage, hap0 in batches:
+    h5.write_rows(lo, dosage, hap0_BxS=hap0)
+    logging.info('sample: %d / %d people', lo + len(dosage), len(label_ids_N))
   return {
     'generator': 'ar',
     'unit': summary['unit'],
