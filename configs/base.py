@@ -115,6 +115,8 @@ def get_config() -> ml_collections.ConfigDict:
   # SNPs before each SNP that it is conditioned on; with several, val log-likelihood picks one.
   a.context_snps = (16, 32)  # why: docs/decisions.md#ar-context
   a.per_class = True  # class-specific LD tables (populations differ in LD, not only in AF)
+  # Top genome-wide PCs each SNP also conditions on (0: none): ancestry that holds past k SNPs.
+  a.ancestry_pcs = 0
   # L2 penalties of the shared and the class-specific tables, against the summed log-likelihood.
   a.l2_shared = 0.01  # why: docs/decisions.md#ar-penalties-temperature-and-iterations
   a.l2_class = 0.1  # why: docs/decisions.md#ar-penalties-temperature-and-iterations

@@ -35,6 +35,11 @@ STREAMS = {
 STEP_STREAMS = {
   'augment': 1,  # recombination of the batch
 }
+# Folded into the 'sample' key (after sample.seed) for draws other than a sequence's own
+# uniforms; the sequence ids folded there are int32 >= 0, so numbers >= 2**31 never meet one.
+SAMPLE_STREAMS = {
+  'ancestry': 2**31 + 1,  # then the person's row: the ar ancestry code (gdiff.ar.ancestry)
+}
 # numpy streams: the numbers after the seed, before `fold`. The first four take no
 # number of their own (their `fold` follows the seed directly), as they always did.
 NUMPY_STREAMS = {
@@ -63,6 +68,11 @@ def stream(seed: int, name: str, *fold: int) -> jax.Array:
 def substream(step_key: jax.Array, name: str) -> jax.Array:
   """The key of `STEP_STREAMS[name]` within one train step (works inside jit)."""
   return jax.random.fold_in(step_key, STEP_STREAMS[name])
+
+
+def sample_substream(sample_key: jax.Array, name: str) -> jax.Array:
+  """The key of `SAMPLE_STREAMS[name]` within a 'sample' stream key."""
+  return jax.random.fold_in(sample_key, SAMPLE_STREAMS[name])
 
 
 def numpy_stream(seed: int, name: str, *fold: int) -> np.random.Generator:

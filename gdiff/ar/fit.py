@@ -52,8 +52,9 @@ def _lbfgs(fun, init, max_iter: int, tol: float):
 
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'class_rows', 'max_iter'))
-def _fit_blocks(params, codes, x, weight, *, cfg, class_rows, max_iter, tol):
-  """Fits a stack of blocks (leading axis); returns (params, iterations per block)."""
+def _fit_blocks(params, codes, x, weight, z, *, cfg, class_rows, max_iter, tol):
+  """Fits a stack of blocks (leading axis; `z`, the sequences' ancestry codes, is shared);
+  returns (params, iterations per block)."""
 
   def one(params_b, codes_b, x_b, weight_b):
     feats = model_lib.indicators(cfg, codes_b)  # (B, N, F)
@@ -64,7 +65,7 @@ def _fit_blocks(params, codes, x, weight, *, cfg, class_rows, max_iter, tol):
     scale = x_b.shape[0] * jnp.maximum(weight_b.sum(), 1.0)
 
     def objective(p):
-      logits = model_lib.block_logits(p, centred, class_rows)
+      logits = model_lib.block_logits(p, centred, class_rows, z)
       return (model_lib.penalty(cfg, p) - model_lib.log_likelihood(logits, x_b, weight_b)) / scale
 
     fitted, count = _lbfgs(objective, params_b, max_iter, tol)
@@ -79,11 +80,12 @@ def _fit_blocks(params, codes, x, weight, *, cfg, class_rows, max_iter, tol):
 
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'class_rows'))
-def _block_log_likelihood(params, codes, x, weight, *, cfg, class_rows):
+def _block_log_likelihood(params, codes, x, weight, z, *, cfg, class_rows):
   """Summed log-likelihood of each block's (weighted) SNPs, vmapped over the stacked blocks."""
 
   def one(params_b, codes_b, x_b, weight_b):
-    logits = model_lib.block_logits(params_b, model_lib.indicators(cfg, codes_b), class_rows)
+    feats = model_lib.indicators(cfg, codes_b)
+    logits = model_lib.block_logits(params_b, feats, class_rows, z)
     return model_lib.log_likelihood(logits, x_b, weight_b)
 
   return jax.vmap(one)(params, codes, x, weight)
@@ -131,15 +133,20 @@ def _param_blocks(flat: dict, starts, block):
   return out
 
 
-def _device_groups(cfg, x_NxS, class_N, chrom_S, block_snps, mesh, params):
-  """Yields (starts of the group's real blocks, (params, codes, targets, weights) placed on
+def _device_groups(cfg, x_NxS, class_N, chrom_S, block_snps, mesh, params, z_NxP=None):
+  """Yields (starts of the group's real blocks, (params, codes, targets, weights, z) placed on
   `mesh`), one block per device; the last group repeats its last block (discarded by callers).
-  The sequences are sorted by class (`class_order`): the jitted steps take its `class_rows`."""
+  The sequences are sorted by class (`class_order`): the jitted steps take its `class_rows`.
+  z: the sequences' ancestry codes (None: (N, 0)), replicated."""
   x_NxS = np.asarray(x_NxS, np.int8)
   s = x_NxS.shape[1]
   devices = mesh.devices.size
   order, _ = class_order(np.asarray(class_N), cfg.num_classes)
   x_sorted = x_NxS[order]
+  z_NxP = np.zeros((len(x_NxS), 0), np.float32) if z_NxP is None else np.asarray(z_NxP)
+  if z_NxP.shape != (len(x_NxS), cfg.ancestry):
+    raise ValueError(f'ancestry codes {z_NxP.shape}, expected {(len(x_NxS), cfg.ancestry)}')
+  z_sorted = jax.device_put(z_NxP[order].astype(np.float32), NamedSharding(mesh, P()))
   valid = model_lib.context_valid(chrom_S, cfg.context)
   block = max(1, min(int(block_snps), s))
   starts = list(range(0, s, block))
@@ -149,7 +156,7 @@ def _device_groups(cfg, x_NxS, class_N, chrom_S, block_snps, mesh, params):
     padded = real + real[-1:] * (devices - len(real))
     codes, targets, weights = _stacked_blocks(cfg, x_sorted, valid, padded, block)
     stacked = (_param_blocks(params, padded, block), codes, targets, weights)
-    yield real, jax.device_put(stacked, sharding)
+    yield real, (*jax.device_put(stacked, sharding), z_sorted)
 
 
 def fit(
@@ -161,8 +168,9 @@ def fit(
   block_snps: int = 256,
   max_iter: int = 200,
   tol: float = 1e-5,
-  val: tuple[np.ndarray, np.ndarray] | None = None,
+  val: tuple[np.ndarray, ...] | None = None,
   mesh: jax.sharding.Mesh | None = None,
+  z_NxP: np.ndarray | None = None,
 ) -> tuple[dict, dict]:
   """Fits the model on training sequences.
 
@@ -174,8 +182,9 @@ def fit(
     block_snps: SNPs per block.
     max_iter: L-BFGS iterations at most per block.
     tol: stop a block when the gradient norm of its mean objective falls below this.
-    val: (x_MxS, class_M) validation sequences, scored with the fitted model.
+    val: (x_MxS, class_M[, z_MxP]) validation sequences, scored with the fitted model.
     mesh: blocks are fit one per device of this mesh (default: all devices).
+    z_NxP: each training sequence's ancestry code (`cfg.ancestry` columns; None when 0).
 
   Returns:
     (params as numpy arrays, info: {'val_log_likelihood': mean per sequence (if val),
@@ -190,7 +199,7 @@ def fit(
   block = max(1, min(int(block_snps), s))
   fitted = {name: np.empty_like(value) for name, value in flat.items()}
   iterations = []
-  for real, inputs in _device_groups(cfg, x_NxS, class_N, chrom_S, block, mesh, flat):
+  for real, inputs in _device_groups(cfg, x_NxS, class_N, chrom_S, block, mesh, flat, z_NxP):
     out, count = _fit_blocks(
       *inputs, cfg=cfg, class_rows=class_rows, max_iter=int(max_iter), tol=float(tol)
     )
@@ -212,9 +221,17 @@ def fit(
     'blocks': len(iterations),
   }
   if val is not None:
+    x_val, class_val, *z_val = val
     info['val_log_likelihood'] = log_likelihood(
-      cfg, params, *val, chrom_S, block_snps=block, mesh=mesh
-    ) / max(len(val[0]), 1)
+      cfg,
+      params,
+      x_val,
+      class_val,
+      chrom_S,
+      z_NxP=z_val[0] if z_val else None,
+      block_snps=block,
+      mesh=mesh,
+    ) / max(len(x_val), 1)
   info['wall_s'] = round(time.time() - start, 3)
   logging.info(
     'ar: fit %d sequences x %d SNPs in %d blocks (%.1f s; L-BFGS iterations mean %.0f, max %d)',
@@ -235,6 +252,7 @@ def log_likelihood(
   class_N: np.ndarray,
   chrom_S: np.ndarray,
   *,
+  z_NxP: np.ndarray | None = None,
   block_snps: int = 256,
   mesh: jax.sharding.Mesh | None = None,
 ) -> float:
@@ -242,7 +260,8 @@ def log_likelihood(
   mesh = distributed.make_mesh() if mesh is None else mesh
   _, class_rows = class_order(np.asarray(class_N), cfg.num_classes)
   total = 0.0
-  for real, inputs in _device_groups(cfg, x_NxS, class_N, chrom_S, block_snps, mesh, params):
+  groups = _device_groups(cfg, x_NxS, class_N, chrom_S, block_snps, mesh, params, z_NxP)
+  for real, inputs in groups:
     ll = _block_log_likelihood(*inputs, cfg=cfg, class_rows=class_rows)
     total += float(np.sum(np.asarray(ll)[: len(real)]))
   return total

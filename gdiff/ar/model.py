@@ -8,9 +8,14 @@ is the reference, logit 0),
   logit_{j,s}(x) = c_{j,s} + e_{j,y,s}
                    + sum_{d=1..k} ( T_{j,d}[x_{j-d}, s] + D_{j,y,d}[x_{j-d}, s] )
 
+                   + A_j . z                                  (ancestry, optional)
+
 where T_{j,d}[v] and D_{j,y,d}[v] are 0 for v = 0 and when SNP j-d lies before the
 start or on another chromosome (`PAD`). T holds the LD shared by all classes, D each
-class's own deviation (populations differ in LD, not only in frequency). It is one
+class's own deviation (populations differ in LD, not only in frequency), and z the
+person's ancestry code (`gdiff.ar.ancestry`: the top genome-wide principal components,
+one vector per person shared by all SNPs and both haplotypes; drawn first when sampling,
+so a synthetic person's chromosomes agree on ancestry far beyond k SNPs). It is one
 multinomial logistic regression of each SNP on indicators of the states before it:
 with the L2 penalty on e, T and D (c is free) the fit is convex and separable by SNP
 (`gdiff.ar.fit` runs it block by block); sampling walks the SNPs in genome order
@@ -19,6 +24,7 @@ with the L2 penalty on e, T and D (c is free) the fit is convex and separable by
 Parameters (a dict of arrays; S SNPs, K classes, F = k * (num_states - 1) indicators,
 C = num_states - 1 logits):
   c (S, C), e (S, K, C), T (S, F, C), D (S, K, F, C) (absent when `per_class` is False),
+  A (S, P, C) (absent when `ancestry` is 0),
   valid (S, k) bool: SNP j-d exists and is on j's chromosome (not fitted).
 Indicator f = (d - 1) * (num_states - 1) + (v - 1) is "x_{j-d} = v" for v >= 1.
 """
@@ -42,6 +48,7 @@ class ARConfig:
   per_class: bool = True  # class-specific context tables D
   l2_shared: float = 0.01  # penalty of T and e, against the summed log-likelihood
   l2_class: float = 0.1  # penalty of D
+  ancestry: int = 0  # P, dimensions of the ancestry code z (0: none)
 
   @property
   def pad(self) -> int:
@@ -104,11 +111,16 @@ def init_params(cfg: ARConfig, x_NxS: np.ndarray) -> dict:
   }
   if cfg.per_class:
     params['D'] = np.zeros((s, cfg.num_classes, cfg.features, c), np.float32)
+  if cfg.ancestry:
+    params['A'] = np.zeros((s, cfg.ancestry, c), np.float32)
   return params
 
 
 def block_logits(
-  params: dict, feats_BxNxF: jax.Array, class_rows: tuple[tuple[int, int], ...]
+  params: dict,
+  feats_BxNxF: jax.Array,
+  class_rows: tuple[tuple[int, int], ...],
+  z_NxP: jax.Array | None = None,
 ) -> jax.Array:
   """Logits (B, N, num_states) of a block of B SNPs for sequences sorted by class.
 
@@ -116,8 +128,11 @@ def block_logits(
     params: the block's parameters (leading axis B).
     feats_BxNxF: the context indicators (possibly centred).
     class_rows: (start, stop) rows of each class, in class order (sequences are sorted).
+    z_NxP: each sequence's ancestry code (required when `params` has A).
   """
   shared = jnp.einsum('bnf,bfc->bnc', feats_BxNxF, params['T'])
+  if 'A' in params:
+    shared = shared + jnp.einsum('np,bpc->bnc', z_NxP, params['A'])
   parts = []
   for cls, (lo, hi) in enumerate(class_rows):
     part = shared[:, lo:hi] + params['e'][:, cls][:, None]
@@ -133,6 +148,8 @@ def penalty(cfg: ARConfig, params: dict) -> jax.Array:
   out = cfg.l2_shared * (jnp.sum(params['T'] ** 2) + jnp.sum(params['e'] ** 2))
   if 'D' in params:
     out = out + cfg.l2_class * jnp.sum(params['D'] ** 2)
+  if 'A' in params:
+    out = out + cfg.l2_shared * jnp.sum(params['A'] ** 2)
   return out
 
 

@@ -23,7 +23,12 @@ def _uniforms(key: jax.Array, ids_B: jax.Array, num_snps: int) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=('temperature',))
 def sample(
-  params: dict, labels_B: jax.Array, ids_B: jax.Array, key: jax.Array, temperature: float = 1.0
+  params: dict,
+  labels_B: jax.Array,
+  ids_B: jax.Array,
+  key: jax.Array,
+  temperature: float = 1.0,
+  z_BxP: jax.Array | None = None,
 ) -> jax.Array:
   """Draws one sequence per row.
 
@@ -33,6 +38,7 @@ def sample(
     ids_B: (B,) int32 sequence ids (distinct ids give independent sequences).
     key: the sampling key.
     temperature: divides the logits (1: the fitted model).
+    z_BxP: each sequence's ancestry code (required when `params` has A; `gdiff.ar.ancestry`).
 
   Returns:
     (B, S) int8 states.
@@ -44,6 +50,8 @@ def sample(
   pad = num_logits + 1
   u_SxB = _uniforms(key, ids_B, s).T
   base_SxBxC = params['c'][:, None] + params['e'][:, labels_B]
+  if 'A' in params:
+    base_SxBxC = base_SxBxC + jnp.einsum('bp,spc->sbc', z_BxP, params['A'])
   lags = jnp.arange(k)
 
   def by_value(table):  # (..., F, C) -> (..., k, num_states + 1, C): rows v = 0 and PAD are 0

@@ -6,8 +6,12 @@ train   reads the train and val splits as sequences: the two haplotypes of each
         keeps the one whose val log-likelihood is highest (the cohort chooses how
         far LD reaches in SNPs: array-like vs sequence-like density); writes
         W/checkpoints/ar/ (orbax: the parameters; fit.json: the choice and its evidence).
-sample  draws each synthetic person (two haplotypes, or one genotype sequence)
-        batch by batch and hands the rows to the sample stage's HDF5 writer.
+        With `ar.ancestry_pcs` = P > 0, every model also conditions on each person's
+        ancestry code (`gdiff.ar.ancestry`: top P PCs of the train genotypes); the
+        code's per-class Gaussian is saved in fit.json.
+sample  draws each synthetic person (its ancestry code first, then two haplotypes or
+        one genotype sequence) batch by batch and hands the rows to the sample
+        stage's HDF5 writer.
 
 The fit and the sampling run on process 0 over its local devices; with several
 processes the others wait at the stage barrier (a segment's model is small).
@@ -29,6 +33,7 @@ from jax.sharding import PartitionSpec as P
 
 from gdiff import distributed, rng
 from gdiff import workdir as wd
+from gdiff.ar import ancestry as ancestry_lib
 from gdiff.ar import fit as fit_lib
 from gdiff.ar import model as model_lib
 from gdiff.ar import sampler
@@ -62,6 +67,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise InputError(f'config ar.{option}={a[option]!r}: must be >= 1')
   if not a.tol > 0:
     raise InputError(f'config ar.tol={a.tol!r}: must be > 0')
+  if not (isinstance(a.ancestry_pcs, int) and a.ancestry_pcs >= 0):
+    raise InputError(f'config ar.ancestry_pcs={a.ancestry_pcs!r}: a whole number >= 0')
   if not config.sample.temperature > 0:
     raise InputError(f'config sample.temperature={config.sample.temperature!r}: must be > 0')
 
@@ -94,7 +101,7 @@ def sequences(cohort: cohort_lib.Cohort, split: str, unit: str) -> tuple[np.ndar
 
 
 def model_config(
-  ar_cfg: ml_collections.ConfigDict, unit: str, num_classes: int, context: int
+  ar_cfg: ml_collections.ConfigDict, unit: str, num_classes: int, context: int, ancestry: int = 0
 ) -> model_lib.ARConfig:
   """The typed model of one candidate context length, from the `ar` config section."""
   return model_lib.ARConfig(
@@ -104,6 +111,7 @@ def model_config(
     per_class=bool(ar_cfg.per_class),
     l2_shared=float(ar_cfg.l2_shared),
     l2_class=float(ar_cfg.l2_class),
+    ancestry=int(ancestry),
   )
 
 
@@ -124,11 +132,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   x_val, y_val = sequences(cohort, 'val', unit)
   if len(x) < 2:
     raise InputError(f'{layout.data}: the train split has {len(x)} sequences')
-  val = (x_val, y_val) if len(x_val) else None
+  codes = ancestry_codes(cohort, unit, int(config.ar.ancestry_pcs))
+  z, z_val = codes['train'], codes['val']
+  val = (x_val, y_val, z_val) if len(x_val) else None
   mesh = _local_mesh()
   candidates = []
   for k in context_lengths(config.ar):
-    cfg = model_config(config.ar, unit, len(cohort.classes), k)
+    cfg = model_config(config.ar, unit, len(cohort.classes), k, codes['pcs'])
     params, info = fit_lib.fit(
       cfg,
       x,
@@ -139,6 +149,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
       tol=float(config.ar.tol),
       val=val,
       mesh=mesh,
+      z_NxP=z,
     )
     if 'val_log_likelihood' in info:
       logging.info(
@@ -156,12 +167,38 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
     'candidates': [{'context_snps': c[1], **c[3]} for c in candidates],
     'chosen_by': 'val log-likelihood' if val else 'first (no val split)',
   }
+  if codes['pcs']:
+    summary['ancestry'] = {'pcs': codes['pcs'], **codes['density']}
   with wd.replacing(os.path.join(layout.checkpoints, FOLDER)) as tmp:
     save_params(os.path.join(tmp, 'params'), params)
     with open(os.path.join(tmp, FIT_FILE), 'w') as f:
       json.dump(summary, f, indent=1)
   logging.info('ar: kept context %d SNPs (%s)', k, summary['chosen_by'])
   return {'ar_unit': unit, 'ar_context_snps': k}
+
+
+def ancestry_codes(cohort: cohort_lib.Cohort, unit: str, num_pcs: int) -> dict:
+  """The train and val sequences' ancestry codes and the train classes' Gaussian.
+
+  {'pcs': P, 'train': (N_seq, P) or None, 'val': ..., 'density': {'mean', 'chol'}}; P is
+  `num_pcs` capped by the train split (0: no codes, None everywhere).
+  """
+  train = cohort.dosages('train')
+  pcs = min(int(num_pcs), len(train) - 1, train.shape[1])
+  if pcs <= 0:
+    return {'pcs': 0, 'train': None, 'val': None, 'density': None}
+  projection = ancestry_lib.fit_projection(train, pcs)
+  per_seq = 2 if unit == 'haplotype' else 1
+  labels = cohort.label_ids[cohort.indices('train')]
+  z = projection(train)
+  val = cohort.dosages('val')
+  z_val = projection(val) if len(val) else np.zeros((0, pcs), np.float32)
+  return {
+    'pcs': pcs,
+    'train': np.repeat(z, per_seq, 0),
+    'val': np.repeat(z_val, per_seq, 0),
+    'density': ancestry_lib.class_density(z, labels, len(cohort.classes)),
+  }
 
 
 def save_params(path: str, params: dict) -> None:
@@ -205,6 +242,9 @@ def load(workdir: str, mesh: jax.sharding.Mesh) -> tuple[dict, dict]:
       'rerun in a new workdir'
     )
   params['valid'] = model_lib.context_valid(chrom_S, summary['context_snps'])
+  if 'ancestry' in summary:
+    params['ancestry_mean'] = np.asarray(summary['ancestry']['mean'], np.float32)
+    params['ancestry_chol'] = np.asarray(summary['ancestry']['chol'], np.float32)
   replicated = NamedSharding(mesh, P())
   return {k: jax.device_put(jnp.asarray(v), replicated) for k, v in params.items()}, summary
 
@@ -221,7 +261,8 @@ def draw(
 ):
   """Yields (lo, dosage_BxS int8, hap0_BxS int8 or None) for the people `label_ids_N`, in
   batches sharded over `mesh`; person lo + i draws from `fold_in(key, its row)` alone, so
-  the people do not depend on the batch size or the device count."""
+  the people do not depend on the batch size or the device count. A model with an
+  ancestry code draws each person's code first (`rng.sample_substream(key, 'ancestry')`)."""
   n = len(label_ids_N)
   devices = mesh.devices.size
   batch = -(-max(1, min(int(batch_size), n)) // devices) * devices
@@ -231,7 +272,12 @@ def draw(
     labels = np.zeros(batch, np.int32)
     labels[:real] = label_ids_N[lo : lo + real]
     seq_labels, seq_ids = jnp.asarray(labels), jnp.arange(lo, lo + batch, dtype=jnp.int32)
+    z = None
+    if 'ancestry_mean' in params:
+      density = {'mean': params['ancestry_mean'], 'chol': params['ancestry_chol']}
+      z = ancestry_lib.draw(density, seq_labels, seq_ids, rng.sample_substream(key, 'ancestry'))
     if unit == 'haplotype':
+      z = None if z is None else jnp.repeat(z, 2, 0)
       seq_labels, seq_ids = sampler.haplotype_pairs(seq_labels, seq_ids)
     states = np.asarray(
       sampler.sample(
@@ -240,6 +286,7 @@ def draw(
         jax.device_put(seq_ids, sharding),
         key,
         temperature=float(temperature),
+        z_BxP=None if z is None else jax.device_put(z, sharding),
       )
     )
     if unit == 'haplotype':
