@@ -116,10 +116,10 @@ def child(vcf: str, labels: str, out: str, workers: int) -> None:
   import numpy as np
 
   from configs import base
-  from gdiff.data import ingest, ingest_parallel, splits
+  from gdiff.data import ingest_parallel, sources, splits
 
   d = base.get_config().data
-  source = ingest.open_source('vcf', vcf)
+  source = sources.open_source('vcf', vcf)
   label_N = splits.read_labels(labels, 'label', source.samples, vcf)
   groups = np.unique(label_N, return_inverse=True)[1]
   import allel  # noqa: F401  (count the import in the base, not in ingest)
