@@ -160,7 +160,7 @@ class MultiSource:
 
 
 def _samples_differ(part, first) -> str:
-  a, b = list(first.samples), list(part.samples)
+  a, b = first.samples.tolist(), part.samples.tolist()
   if len(a) != len(b):
     why = f'{len(b)} samples, {first.path} has {len(a)}'
   elif set(a) == set(b):
