@@ -169,7 +169,7 @@ def test_bgen_is_refused_with_the_command_that_converts_it(cohort, tmp_path):
   )
   message = (
     r'b\.bgen: BGEN input is not read directly; convert it: plink2 --bgen .*b\.bgen '
-    r'ref-first --sample b\.sample --make-pgen --out b, then --config\.data\.pgen=b'
+    r'ref-first --sample (\S*)/b\.sample --make-pgen --out \1/b, then --config\.data\.pgen=\1/b$'
   )
   with pytest.raises(InputError, match=message):
     sources.open_source('vcf', out + '.bgen')

@@ -90,7 +90,7 @@ def refuse_bgen(path: str) -> None:
     with open(path, 'rb') as f:
       bgen = f.read(20)[16:20] == _BGEN_MAGIC
   if bgen:
-    stem = os.path.splitext(os.path.basename(path))[0]
+    stem = os.path.splitext(path)[0]
     raise InputError(
       f'{path}: BGEN input is not read directly; convert it: plink2 --bgen {path} '
       f'ref-first --sample {stem}.sample --make-pgen --out {stem}, then '
