@@ -153,6 +153,9 @@ def test_pgen_that_disagrees_with_its_psam_is_input_error(cohort, tmp_path):
     sources.open_source('pgen', prefix)
   with pytest.raises(InputError, match=r'data\.pgen: no such file: .*nope\.pgen'):
     sources.open_source('pgen', str(tmp_path / 'nope'))
+  os.rename(tmp_path / 'p.pvar', tmp_path / 'p.pvar.zst')  # as plink2's 'vzs' names it
+  with pytest.raises(InputError, match=r'p\.pvar\.zst: a compressed \.pvar is not read'):
+    sources.open_source('pgen', prefix)
 
 
 # ------------------------------------------------------------------ BGEN

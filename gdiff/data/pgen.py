@@ -5,7 +5,7 @@ Variants come from the .pvar: its '#CHROM POS ID REF ALT ...' columns by name
 lines with a length, kept for the synthetic VCF as a VCF's are. Samples are the
 IID column of the .psam ('#FID IID ...' or '#IID ...'; without a header line,
 the .fam's second column). Multiallelic records (ALT with a comma) are dropped
-by QC. Compressed .pvar.zst is not read: `plink2 --pfile P vzs --make-pgen
+by QC. A compressed .pvar.zst is refused: `plink2 --pfile P vzs --make-pgen
 --out P2` writes it plain.
 
 Calls are read as allele codes per haplotype with their phase
@@ -49,8 +49,6 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
 
 def read_pvar(path: str) -> tuple[dict[str, list[str]], list[tuple[str, int]]]:
   """({column: values} of CHROM, POS, ID, REF, ALT; [(contig, length)] of the header)."""
-  if path.endswith('.zst') or not os.path.isfile(path) and os.path.isfile(path + '.zst'):
-    raise InputError(f'{path}.zst: compressed .pvar is not read; write it plain with plink2')
   columns, contigs = None, []
   rows: dict[str, list[str]] = {name: [] for name in _PVAR_COLUMNS}
   for i, line in _lines(path):
@@ -109,6 +107,11 @@ class PgenSource:
   def __init__(self, path: str):
     prefix = prefix_of(path)
     self.path = prefix
+    if not os.path.isfile(prefix + '.pvar') and os.path.isfile(prefix + '.pvar.zst'):
+      raise InputError(
+        f'{prefix}.pvar.zst: a compressed .pvar is not read; write it plain: plink2 --pfile '
+        f'{prefix} vzs --make-pgen --out NEW'
+      )
     for ext in EXTENSIONS:
       if not os.path.isfile(prefix + ext):
         raise InputError(f'data.pgen: no such file: {prefix + ext}')
