@@ -151,6 +151,8 @@ def test_pgen_that_disagrees_with_its_psam_is_input_error(cohort, tmp_path):
   (tmp_path / 'p.psam').write_text('\n'.join(lines[:-1]) + '\n')  # one sample fewer
   with pytest.raises(InputError, match=r'p\.pgen: cannot open with 35 samples'):
     sources.open_source('pgen', prefix)
+  with pytest.raises(InputError, match=r'data\.vcf: .*p\.pgen is part of a plink2 PGEN fileset; '):
+    sources.open_source('vcf', prefix + '.pgen')
   with pytest.raises(InputError, match=r'data\.pgen: no such file: .*nope\.pgen'):
     sources.open_source('pgen', str(tmp_path / 'nope'))
   os.rename(tmp_path / 'p.pvar', tmp_path / 'p.pvar.zst')  # as plink2's 'vzs' names it

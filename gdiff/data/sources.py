@@ -109,6 +109,11 @@ def open_source(kind: str, value):
   paths = expand(kind, value)
   for path in paths:
     refuse_bgen(path)
+    if kind != 'pgen' and path.endswith(pgen.EXTENSIONS):
+      raise InputError(
+        f'data.{kind}: {path} is part of a plink2 PGEN fileset; give it as '
+        f'--config.data.pgen={pgen.prefix_of(path)}'
+      )
   parts = [SOURCES[kind](path) for path in paths]
   if len(parts) == 1:
     part = parts[0]
