@@ -248,6 +248,26 @@ def test_a_chromosome_in_two_separated_files_is_refused(cohort, tmp_path):
     ingest.ingest(source, str(tmp_path / 'o'), 50, 50, _qc())
 
 
+@needs_plink2
+@pytest.mark.parametrize(
+  'kind, make, ext', [('plink', '--make-bed', '.bed'), ('pgen', '--make-pgen', '.pgen')]
+)
+def test_per_chromosome_filesets_equal_the_whole_fileset(cohort, tmp_path, kind, make, ext):
+  vcf, _ = cohort
+  for name, chrom in (('all', []), ('chr1', ['--chr', '1']), ('chr2', ['--chr', '2'])):
+    subprocess.run(
+      ['plink2', '--vcf', vcf, *chrom, make, '--out', str(tmp_path / name)],
+      check=True,
+      capture_output=True,
+    )
+  whole = _ingest(sources.open_source(kind, str(tmp_path / 'all')), tmp_path / 'whole')
+  both = sources.open_source(kind, str(tmp_path / f'chr*{ext}'))
+  assert both.paths == [str(tmp_path / 'chr1'), str(tmp_path / 'chr2')]
+  assert both.num_variants == whole[0]['variants_read']
+  _assert_same(whole, _ingest(both, tmp_path / 'both'))
+  _assert_same(whole, _ingest(both, tmp_path / 'both-par', workers=2))
+
+
 @needs_bcftools
 def test_per_chromosome_files_in_worker_processes_equal_serial(cohort, tmp_path):
   vcf, _ = cohort
