@@ -24,6 +24,15 @@ Throughput is genotypes (variants x samples) per second. With --repeat R the
 fastest of R runs is shown. Timings are noisy on a shared machine; run it
 alone for numbers you will quote.
 
+--readers times the VCF reader alone (no QC, no shards) as ingest uses it,
+scikit-allel (`gdiff.data.vcf.VcfSource.chunks`: line checks, GT text decoded)
+against cyvcf2 (htslib; `genotype.array()` per record into the same dosage and
+first-haplotype arrays; and its `gt_types` ALT counts alone, a lower bound),
+interleaved in this process, best of --repeat; it checks that all give the same
+dosages and prints the ratios (cyvcf2 is not a gdiff dependency: pip install it):
+
+  python bench/ingest.py --readers --sizes 2000x10000 --repeat 3
+
 --checkouts runs the same cells with each listed gdiff checkout (its own
 bench/ingest.py child, gdiff and configs), runs interleaved, so that two
 versions are compared under the same load; `vs first` is the first
@@ -42,6 +51,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -116,10 +127,10 @@ def child(vcf: str, labels: str, out: str, workers: int) -> None:
   import numpy as np
 
   from configs import base
-  from gdiff.data import ingest, ingest_parallel, splits
+  from gdiff.data import ingest_parallel, sources, splits
 
   d = base.get_config().data
-  source = ingest.open_source('vcf', vcf)
+  source = sources.open_source('vcf', vcf)
   label_N = splits.read_labels(labels, 'label', source.samples, vcf)
   groups = np.unique(label_N, return_inverse=True)[1]
   import allel  # noqa: F401  (count the import in the base, not in ingest)
@@ -217,6 +228,80 @@ def bench(
   }
 
 
+def _read_allel(vcf: str) -> tuple[np.ndarray, np.ndarray]:
+  from gdiff.data import vcf as vcf_lib
+
+  chunks = list(vcf_lib.VcfSource(vcf).chunks(5000))
+  return (
+    np.concatenate([c.dosage_SxN for c in chunks]),
+    np.concatenate([c.hap0_SxN for c in chunks]),
+  )
+
+
+def _read_cyvcf2(vcf: str) -> tuple[np.ndarray, np.ndarray]:
+  import cyvcf2
+
+  reader = cyvcf2.VCF(vcf, lazy=True, threads=1)
+  dosage, hap0 = [], []
+  for record in reader:
+    gt = record.genotype.array()  # (N, 3) int16: allele, allele, phased; < 0 missing
+    missing = (gt[:, 0] < 0) | (gt[:, 1] < 0)
+    d = (gt[:, 0] == 1).astype(np.int8) + (gt[:, 1] == 1)
+    d[missing] = -1
+    dosage.append(d)
+    hap0.append(np.where(missing, 0, gt[:, 0] == 1).astype(np.int8))
+  reader.close()
+  return np.stack(dosage), np.stack(hap0)
+
+
+def _read_cyvcf2_dosage(vcf: str) -> tuple[np.ndarray, None]:
+  """cyvcf2's fastest path, ALT counts only (`gt_types`, no phase): a lower bound on its time."""
+  import cyvcf2
+
+  reader = cyvcf2.VCF(vcf, gts012=True, lazy=True, threads=1)
+  dosage = [record.gt_types.astype(np.int8) for record in reader]  # 0, 1, 2; 3 unknown
+  reader.close()
+  dosage = np.stack(dosage)
+  dosage[dosage == 3] = -1
+  return dosage, None
+
+
+READERS = {
+  'scikit-allel': _read_allel,
+  'cyvcf2': _read_cyvcf2,
+  'cyvcf2 dosage only': _read_cyvcf2_dosage,
+}
+
+
+def bench_readers(samples: int, snps: int, cache: str, repeat: int) -> None:
+  """Prints the best wall time of each VCF reader on one cohort, and their ratio."""
+  try:
+    import cyvcf2  # noqa: F401  (not a gdiff dependency: docs/decisions.md#vcf-reader)
+  except ImportError:
+    raise SystemExit('--readers needs cyvcf2: pip install cyvcf2') from None
+  vcf, _ = make_cohort(samples, snps, cache)
+  times = {name: [] for name in READERS}
+  outputs = {}
+  for _ in range(repeat):
+    for name, read in READERS.items():  # interleaved: both see the same load
+      start = time.perf_counter()
+      outputs[name] = read(vcf)
+      times[name].append(time.perf_counter() - start)
+  reference = outputs['scikit-allel']
+  same = {
+    name: all(b is None or np.array_equal(a, b) for a, b in zip(reference, out))
+    for name, out in outputs.items()
+  }
+  best = {name: min(t) for name, t in times.items()}
+  genotypes = outputs['scikit-allel'][0].size
+  for name, t in best.items():
+    print(
+      f'| {samples}x{snps} | {name} | {t:.2f} | {genotypes / t / 1e6:.1f} | '
+      f'{best["scikit-allel"] / t:.2f}x | {same[name]} |',
+      flush=True,
+    )
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument(
@@ -233,6 +318,9 @@ def main() -> None:
     help='comma-separated gdiff checkouts to compare (default: this one)',
   )
   parser.add_argument(
+    '--readers', action='store_true', help='time the VCF readers alone (scikit-allel, cyvcf2)'
+  )
+  parser.add_argument(
     '--child', nargs=4, metavar=('VCF', 'LABELS', 'OUT', 'WORKERS'), help=argparse.SUPPRESS
   )
   args = parser.parse_args()
@@ -243,6 +331,13 @@ def main() -> None:
   workers = [int(w) for w in args.workers.split(',')]
   checkouts = args.checkouts.split(',')
   print(f'load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores', flush=True)
+  if args.readers:
+    print('| size (N x S) | reader | read s | Mgeno/s | vs scikit-allel | same output |')
+    print('|---|---|---|---|---|---|')
+    for samples, snps in sizes:
+      bench_readers(samples, snps, args.cache, args.repeat)
+    print(f'load average after: {os.getloadavg()[0]:.2f}')
+    return
   cols = [
     'size (N x S)',
     'file MiB',

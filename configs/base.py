@@ -17,10 +17,14 @@ def get_config() -> ml_collections.ConfigDict:
 
   # ---------------------------------------------------------------- data
   c.data = d = ml_collections.ConfigDict()
-  # Real data: give `vcf` (VCF, VCF.gz or BCF) or `plink` (PREFIX of .bed/.bim/.fam),
-  # plus `labels` (TSV with a `sample` column and `label_column`).
-  d.vcf = ''
-  d.plink = ''
+  # Real data: give `vcf` (VCF, VCF.gz or BCF), `plink` (PREFIX of .bed/.bim/.fam) or
+  # `pgen` (PREFIX of plink2's .pgen/.pvar/.psam), plus `labels` (TSV with a `sample`
+  # column and `label_column`). Each takes one path, a glob ('chr*.vcf.gz') or several
+  # (a list here, comma-separated on the command line), read as one cohort: the same
+  # samples in every file. BGEN: convert it to PGEN with plink2. See docs/decisions.md#inputs.
+  d.vcf = ml_collections.FieldReference('', field_type=object)  # str or list of str
+  d.plink = ml_collections.FieldReference('', field_type=object)
+  d.pgen = ml_collections.FieldReference('', field_type=object)
   d.labels = ''
   d.label_column = 'label'
   # Optional TSV with columns `sample` and `split` (train/val/test); replaces the
@@ -53,6 +57,9 @@ def get_config() -> ml_collections.ConfigDict:
   d.qc.hwe_within = 'class'
   # A bad genotype call ('0/3' at a single-ALT site, '0/1/1', text): 'error' | 'missing' (counted).
   d.qc.bad_calls = 'error'
+  # X, Y and MT: 'drop' (counted and logged; gdiff models diploid autosomes) | 'diploid'
+  # (kept, males' haploid calls read as homozygous, no HWE test). docs/decisions.md#sex-chromosomes
+  d.sex_chromosomes = 'drop'
   # A simulated cohort is used when neither `vcf` nor `plink` is given.
   d.simulate = s = ml_collections.ConfigDict()
   s.kind = 'populations'  # 'populations' | 'case_control'

@@ -439,7 +439,8 @@ def _cases():
         ),
       },
       data,
-      r'c\.vcf: all 20 variants have haploid calls \(sex chromosomes or mitochondria',
+      r'c\.vcf: all 20 variants are on X, Y or MT, which data\.sex_chromosomes=drop drops; '
+      r'set data\.sex_chromosomes=diploid',
       None,
     ),
     (
@@ -758,6 +759,6 @@ def test_leniency_counts_bad_calls_and_haploid_records_drop_under_their_own_reas
   )
   manifest = json.loads((w / 'data' / 'manifest.json').read_text())
   assert manifest['bad_calls'] == {'allele_beyond_alt': 1, 'ploidy': 0, 'malformed': 0}
-  assert manifest['dropped']['haploid'] == 7 and manifest['variants_kept'] == 20
+  assert manifest['dropped']['sex_chromosome'] == 7 and manifest['variants_kept'] == 20
   assert manifest['missing_filled'] == 1  # the bad call, read as missing, then filled
   assert manifest['kept_per_chromosome'] == {'1': 20}

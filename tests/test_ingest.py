@@ -16,7 +16,7 @@ import pytest
 
 from configs import base
 from gdiff.data import cohort as cohort_lib
-from gdiff.data import ingest, qc, simulate, writers
+from gdiff.data import ingest, qc, simulate, sources, writers
 from gdiff.errors import InputError
 
 needs_plink2 = pytest.mark.skipif(shutil.which('plink2') is None, reason='plink2 not installed')
@@ -93,7 +93,7 @@ def _out(tmp_path, kind, chunk, shard):
 
 
 def _ingest(path, tmp_path, kind='vcf', chunk=10_000, shard=50_000, **qc_overrides):
-  source = ingest.open_source(kind, str(path))
+  source = sources.open_source(kind, str(path))
   out = _out(tmp_path, kind, chunk, shard)
   stats = ingest.ingest(source, str(out), chunk, shard, _qc(**qc_overrides))
   shards = sorted(os.listdir(out / 'shards'))
@@ -155,7 +155,7 @@ def test_vcf_matches_scikit_allel_and_counts_drops(dirty_vcf, tmp_path, chunk, s
   assert stats['dropped'] == {
     'multiallelic': 1,
     'not_snp': 2,
-    'haploid': 0,
+    'sex_chromosome': 0,
     'duplicate': 1,
     'call_rate': 1,
     'maf': 1,
@@ -219,7 +219,7 @@ def test_phase_of_calls_off_the_fast_path(tmp_path):
   # parser. '0/2' is a bad call read as missing, never counted as a heterozygote.
   rows = [('1', 10, 'G', ['0/01', '01|0', '0|01', '1|1', '0/.', '0/2'])]
   path = _calls_vcf(tmp_path / 'slow.vcf', rows)
-  chunk = next(ingest.open_source('vcf', path).chunks(10, bad_calls='missing'))
+  chunk = next(sources.open_source('vcf', path).chunks(10, bad_calls='missing'))
   np.testing.assert_array_equal(chunk.dosage_SxN, [[1, 1, 1, 2, -1, -1]])
   np.testing.assert_array_equal(chunk.hap0_SxN, [[0, 1, 0, 1, 0, 0]])
   np.testing.assert_array_equal(chunk.unphased_het_S, [1])
@@ -372,7 +372,7 @@ ROW = '1\t{pos}\t.\tA\tG\t.\t.\t.\tGT\t0|1\t1|1\t0|0\n'
 def test_malformed_vcf_is_input_error(tmp_path, text, message):
   path = _write(tmp_path / 'bad.vcf', text)
   with pytest.raises(InputError, match=message):
-    source = ingest.open_source('vcf', path)
+    source = sources.open_source('vcf', path)
     ingest.ingest(source, str(tmp_path / 'o'), 10, 10, _qc())
 
 
@@ -392,19 +392,27 @@ def test_every_call_is_read_exactly_or_refused(tmp_path):
     ('1', 10, 'G', ['0/0', '0|1', '1/0', '1|1', './.', '0/.']),
     ('1', 20, 'G', ['.', '.|1', '1/1', '0/1', '0/0', '1/1']),
     ('1', 30, 'G,T', ['0/2', '1/2', '2/2', '0/0', '0/1', '0/1/2']),  # dropped whole
-    ('chrX', 40, 'G', ['0', '1', '0/1', '1/1', '0/0', '1']),  # haploid: dropped
+    ('chrX', 40, 'G', ['0', '1', '0/1', '1/1', '0/0', '1']),  # haploid: homozygous
     ('chrX', 50, 'G', ['0/1', '1/1', '0/0', '0/1', '1/1', '0/0']),
-  ]  # all diploid: kept
+  ]
   path = _calls_vcf(tmp_path / 'calls.vcf', rows)
-  chunk = next(ingest.open_source('vcf', path).chunks(10))
+  chunk = next(sources.open_source('vcf', path).chunks(10))
   np.testing.assert_array_equal(
-    chunk.dosage_SxN[[0, 1, 4]], [[0, 1, 1, 2, -1, -1], [-1, -1, 2, 1, 0, 2], [1, 2, 0, 1, 2, 0]]
+    chunk.dosage_SxN[[0, 1, 3, 4]],
+    [[0, 1, 1, 2, -1, -1], [-1, -1, 2, 1, 0, 2], [0, 2, 1, 2, 0, 2], [1, 2, 0, 1, 2, 0]],
   )
+  np.testing.assert_array_equal(chunk.hap0_SxN[3], [0, 1, 0, 1, 0, 1])
   np.testing.assert_array_equal(chunk.multiallelic, [False, False, True, False, False])
-  np.testing.assert_array_equal(chunk.haploid, [False, False, False, True, False])
-  result = qc.qc_chunk(chunk, _qc(min_maf=0.0, min_call_rate=0.0, min_hwe_p=0.0), None)
-  assert result.dropped['haploid'] == 1 and result.dropped['multiallelic'] == 1
-  np.testing.assert_array_equal(result.keep, [True, True, False, False, True])
+  np.testing.assert_array_equal(chunk.haploid_calls_S, [0, 0, 0, 3, 0])
+  loose = _qc(min_maf=0.0, min_call_rate=0.0, min_hwe_p=0.0)
+  result = qc.qc_chunk(chunk, loose, None)  # data.sex_chromosomes='drop': X dropped whole
+  assert result.dropped['sex_chromosome'] == 2 and result.dropped['multiallelic'] == 1
+  np.testing.assert_array_equal(result.keep, [True, True, False, False, False])
+  assert result.haploid_calls == 0
+  result = qc.qc_chunk(chunk, loose, None, sex_chromosomes='diploid')
+  assert result.dropped['sex_chromosome'] == 0
+  np.testing.assert_array_equal(result.keep, [True, True, False, True, True])
+  assert result.haploid_calls == 3
 
 
 @pytest.mark.parametrize(
@@ -433,13 +441,13 @@ def test_bad_calls_name_the_line_or_are_counted_as_missing(tmp_path, chrom, call
   with pytest.raises(
     InputError, match=re.escape(f'bad.vcf:5: {chrom}:20 sample a: genotype {message}')
   ):
-    next(ingest.open_source('vcf', path).chunks(10))
-  chunk = next(ingest.open_source('vcf', path).chunks(10, bad_calls='missing'))
+    next(sources.open_source('vcf', path).chunks(10))
+  chunk = next(sources.open_source('vcf', path).chunks(10, bad_calls='missing'))
   assert chunk.bad_calls == {reason: 1}
   np.testing.assert_array_equal(chunk.dosage_SxN[1], [-1, 0, 2, 1, 0, 1])
   first = _calls_vcf(tmp_path / 'first.vcf', [(chrom, 10, 'G', calls + good[len(calls) :])])
   with pytest.raises(InputError, match=re.escape(f'first.vcf:4: {chrom}:10 sample a')):
-    next(ingest.open_source('vcf', first).chunks(10))
+    next(sources.open_source('vcf', first).chunks(10))
 
 
 def bgzf(parts: list[bytes], eof: bool = True) -> bytes:
@@ -463,7 +471,7 @@ def test_truncated_gzip_is_input_error(clean_vcf, tmp_path):
   parts = [b''.join(lines[:half]), b''.join(lines[half:])]
   whole = tmp_path / 'whole.vcf.gz'
   whole.write_bytes(bgzf(parts))
-  assert len(ingest.open_source('vcf', str(whole)).samples) == 60
+  assert len(sources.open_source('vcf', str(whole)).samples) == 60
   for name, data in (
     ('block.vcf.gz', bgzf(parts[:1], eof=False)),  # gzip sees no damage
     ('mid.vcf.gz', bgzf(parts)[: len(bgzf(parts)) // 2]),
@@ -473,11 +481,11 @@ def test_truncated_gzip_is_input_error(clean_vcf, tmp_path):
     with pytest.raises(
       InputError, match=f'{name}: no BGZF end-of-file block, so the file is truncated'
     ):
-      ingest.open_source('vcf', str(path))
+      sources.open_source('vcf', str(path))
   plain = tmp_path / 'plain.vcf.gz'
   plain.write_bytes(gzip.compress(b''.join(lines))[: len(whole.read_bytes()) // 2])
   with pytest.raises(InputError, match='plain.vcf.gz: cannot read'):
-    ingest.ingest(ingest.open_source('vcf', str(plain)), str(tmp_path / 'o'), 100, 100, _qc())
+    ingest.ingest(sources.open_source('vcf', str(plain)), str(tmp_path / 'o'), 100, 100, _qc())
 
 
 @needs_plink2
@@ -489,9 +497,9 @@ def test_plink_mismatched_fam_is_input_error(clean_vcf, tmp_path):
   lines = open(prefix + '.fam').read().splitlines()
   _write(prefix + '.fam', '\n'.join(lines[:-4]) + '\n')  # 56 samples: 14 bytes a SNP, not 15
   with pytest.raises(InputError, match=r'bed\.bed: .* bytes, expected'):
-    ingest.open_source('plink', prefix)
+    sources.open_source('plink', prefix)
   with pytest.raises(InputError, match='data.plink: no such file: .*nope.bed'):
-    ingest.open_source('plink', str(tmp_path / 'nope'))
+    sources.open_source('plink', str(tmp_path / 'nope'))
 
 
 def test_missing_ids_are_named_and_lowercase_alleles_upper(tmp_path):
@@ -566,7 +574,7 @@ def test_vcf_region_keeps_records_starting_in_it(tmp_path):
     out.write((HEADER.replace('##FORMAT', '##contig=<ID=1>\n##FORMAT') + rows).encode())
   index = str(tmp_path / 'r.csi')
   subprocess.run(['bcftools', 'index', '-o', index, path], check=True)
-  source = ingest.open_source('vcf', path)
+  source = sources.open_source('vcf', path)
   chunks = list(source.chunks(1, region='1:200-300', index=index))
   assert [c.pos.tolist() for c in chunks] == [[200], [300]]
   assert [len(c) for c in source.chunks(10, region='1:101-199', index=index)] == [1]
@@ -578,7 +586,7 @@ def test_plink_slice_reads_its_rows(clean_vcf, tmp_path):
   subprocess.run(
     ['plink2', '--vcf', clean_vcf, '--make-bed', '--out', prefix], check=True, capture_output=True
   )
-  source = ingest.open_source('plink', prefix)
+  source = sources.open_source('plink', prefix)
   whole = np.concatenate([c.dosage_SxN for c in source.chunks(1000)])
   part = source.slice(50, 120)
   chunks = list(part.chunks(30))
@@ -600,7 +608,7 @@ def test_header_contig_lengths_and_reference_are_kept(tmp_path):
     '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\n'
     'chr1\t10\t.\tA\tG\t.\t.\t.\tGT\t0/1\n'
   )
-  source = ingest.open_source('vcf', str(path))
+  source = sources.open_source('vcf', str(path))
   assert source.contigs == [('chr1', 248956422), ('chr2', 242193529), ('chr3', 9)]
   assert source.reference == 'file:///ref/GRCh38.fa'
-  assert ingest.open_source('vcf', str(path)).samples.tolist() == ['s1']
+  assert sources.open_source('vcf', str(path)).samples.tolist() == ['s1']

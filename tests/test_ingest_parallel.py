@@ -13,7 +13,7 @@ import pytest
 
 from configs import base
 from gdiff.data import cohort as cohort_lib
-from gdiff.data import ingest, ingest_parallel, prepare, simulate, writers
+from gdiff.data import ingest_parallel, prepare, simulate, sources, writers
 from gdiff.errors import InputError
 
 needs_tools = pytest.mark.skipif(
@@ -140,13 +140,13 @@ def test_vcf_and_plink_parallel_equal_serial(vcf_lines, tmp_path):
   folder = tmp_path / 'in'
   folder.mkdir()
   path = _bgzip(lines, folder / 'c.vcf.gz')
-  source = ingest.open_source('vcf', path)
+  source = sources.open_source('vcf', path)
   serial = _run(source, tmp_path / 's', 0)
   assert serial[0]['ingest_parallel'] is None
   assert serial[0]['dropped'] == {
     'multiallelic': 1,
     'not_snp': 1,
-    'haploid': 0,
+    'sex_chromosome': 0,
     'duplicate': 1,
     'call_rate': 1,
     'maf': 1,
@@ -163,7 +163,7 @@ def test_vcf_and_plink_parallel_equal_serial(vcf_lines, tmp_path):
 
   bcf = str(tmp_path / 'c.bcf')
   subprocess.run(['bcftools', 'view', '-Ob', '-o', bcf, path], check=True)
-  _assert_same(serial, _run(ingest.open_source('vcf', bcf), tmp_path / 'bcf', 2))
+  _assert_same(serial, _run(sources.open_source('vcf', bcf), tmp_path / 'bcf', 2))
 
   prefix = str(tmp_path / 'bed')
   subprocess.run(
@@ -182,7 +182,7 @@ def test_vcf_and_plink_parallel_equal_serial(vcf_lines, tmp_path):
     check=True,
     capture_output=True,
   )
-  bed = ingest.open_source('plink', prefix)
+  bed = sources.open_source('plink', prefix)
   bed_serial = _run(bed, tmp_path / 'bs', 0)
   bed_parallel = _run(bed, tmp_path / 'bp', 2, regions_per_worker=2)
   assert bed_parallel[0]['ingest_parallel']['pieces'] == 4
@@ -207,7 +207,7 @@ def test_duplicate_at_a_region_boundary_is_dropped(vcf_lines, tmp_path):
   assert positions.pos_V[cut - 1] == positions.pos_V[cut]  # a naive cut would split them
   cuts = ingest_parallel.plan_cuts(positions, 2)
   assert cuts == [0, cut + 1, len(body)]
-  source = ingest.open_source('vcf', path)
+  source = sources.open_source('vcf', path)
   serial = _run(source, tmp_path / 's', 0)
   parallel = _run(source, tmp_path / 'p', 2, regions_per_worker=1)
   assert serial[0]['dropped']['duplicate'] == 1
@@ -234,7 +234,7 @@ def test_plan_cuts_only_between_positions():
 def test_index_next_to_the_file_is_used_when_fresh(vcf_lines, tmp_path):
   lines, _ = vcf_lines
   path = _bgzip(lines, tmp_path / 'c.vcf.gz')
-  source = ingest.open_source('vcf', path)
+  source = sources.open_source('vcf', path)
   scratch = tmp_path / 'scratch'
   scratch.mkdir()
   index, why, _ = ingest_parallel.find_or_make_index(source, str(scratch))
@@ -249,7 +249,7 @@ def test_plain_vcf_falls_back_to_serial(vcf_lines, tmp_path, caplog):
   lines, _ = vcf_lines
   path = tmp_path / 'plain.vcf'
   path.write_text('\n'.join(lines) + '\n')
-  source = ingest.open_source('vcf', str(path))
+  source = sources.open_source('vcf', str(path))
   with caplog.at_level(logging.INFO):
     stats, *_ = _run(source, tmp_path / 'o', 2)
   assert stats['ingest_parallel'] is None
@@ -265,7 +265,7 @@ def test_errors_are_input_errors(vcf_lines, tmp_path):
   bad[-20] = '\t'.join(fields[:-1])  # one sample column short, late in contig 2
   path = _bgzip(bad, tmp_path / 'bad.vcf.gz')
   with pytest.raises(InputError, match=r'bad\.vcf\.gz.*: 68 tab-separated fields, expected 69'):
-    _run(ingest.open_source('vcf', path), tmp_path / 'o', 2)
+    _run(sources.open_source('vcf', path), tmp_path / 'o', 2)
   # An error inside a worker reaches the caller as the same InputError.
   good = _bgzip(lines, tmp_path / 'good.vcf.gz')
   prefix = str(tmp_path / 'bed')
@@ -285,7 +285,7 @@ def test_errors_are_input_errors(vcf_lines, tmp_path):
     check=True,
     capture_output=True,
   )
-  bed = ingest.open_source('plink', prefix)
+  bed = sources.open_source('plink', prefix)
   os.remove(prefix + '.bed')  # gone after the parent read .bim/.fam
   with pytest.raises(InputError, match=r'bed\.bed: cannot open'):
     _run(bed, tmp_path / 'o2', 2)
@@ -337,7 +337,7 @@ def test_prepare_with_workers_matches_serial(tmp_path):
 @needs_tools
 def test_spawn_start_method_gives_the_same_result(vcf_lines, tmp_path, monkeypatch):
   lines, _ = vcf_lines
-  source = ingest.open_source('vcf', _bgzip(lines, tmp_path / 'c.vcf.gz'))
+  source = sources.open_source('vcf', _bgzip(lines, tmp_path / 'c.vcf.gz'))
   serial = _run(source, tmp_path / 's', 0)
   monkeypatch.setattr(ingest_parallel, 'START_METHOD', 'spawn')  # the default off Linux
   spawned = _run(source, tmp_path / 'p', 2, regions_per_worker=1)

@@ -194,7 +194,7 @@ def test_user_vcf_with_split_file_and_failure_leaves_nothing(simulated, tmp_path
   [
     ({'vcf': 'a.vcf', 'plink': 'b'}, 'data.vcf and data.plink are both set'),
     ({'plink': 'b'}, 'data.labels: required with data.plink'),
-    ({'labels': 'l.tsv'}, 'data.labels is set but neither'),
+    ({'labels': 'l.tsv'}, 'data.labels is set but none of'),
     ({'shard_variants': 0}, 'data.shard_variants: must be >= 1'),
     ({'qc': {'hwe_within': 'nope'}}, "data.qc.hwe_within: unknown 'nope'"),
     ({'qc': {'min_call_rate': 1.5}}, r'data.qc.min_call_rate: must be in \[0.0, 1.0\]'),

@@ -12,13 +12,13 @@ Multiallelic records are dropped whole (QC reason 'multiallelic') and their
 calls are not inspected.
 
 Haploid calls on the sex chromosomes and mitochondria (X, Y, MT or M, with or
-without 'chr'; PLINK's 23, 24 and 26), as callers write them for males: the
-record is dropped under its own QC reason 'haploid', never read as missing and
-filled (that would invent a second allele for every male). gdiff models
-diploid genotypes, so such chromosomes drop out except for records where every
-call is diploid (e.g. a female-only cohort, or the pseudo-autosomal regions).
-PLINK .bed files cannot mark a call haploid: plink stores males' X calls as
-homozygous, and they are read so.
+without 'chr'; PLINK's 23, 24 and 26), as callers write them for males, are
+read as homozygous diploid ('1' as 1|1, '0' as 0|0) and counted per record
+(`haploid_calls_S`); what becomes of these chromosomes is `data.sex_chromosomes`
+(`gdiff.data.qc`: dropped whole and counted by default, or kept as read). Never
+read as missing and filled: that would invent a second allele for every male.
+PLINK .bed and .pgen files store males' X calls as homozygous, and they are
+read so.
 
 Phase. Each diploid call also gives the allele on its first haplotype (`hap0`,
 the a of 'a|b' or 'a/b'; the second is the ALT count minus it). A heterozygous
@@ -83,7 +83,7 @@ class Calls(NamedTuple):
   dosage_SxN: np.ndarray  # int8 ALT count, -1 missing
   hap0_SxN: np.ndarray  # int8 allele (0/1) on the first haplotype; 0 where missing
   unphased_het_S: np.ndarray  # int64 heterozygous calls of unknown phase ('/') per record
-  haploid_S: np.ndarray  # bool: a haploid call on a sex chromosome or MT
+  haploid_calls_S: np.ndarray  # int64 haploid calls (sex chromosome or MT) read as homozygous
   bad_calls: dict[str, int]  # {reason: count} of bad calls read as missing
 
 
@@ -136,7 +136,7 @@ def decode_gt(
     if not ok.all():
       r, c = np.nonzero(~ok)
       others.append((r + lo, c))
-  haploid = np.zeros(len(code_SxN), bool)
+  haploid = np.zeros(len(code_SxN), np.int64)
   counts = {}
   if not others:
     return Calls(dosage, hap0, unphased, haploid, counts)
@@ -173,9 +173,10 @@ def decode_gt(
     n = int((reason[bad] == name).sum())
     if n:
       counts[name] = n
-  hap = (kind == 'haploid') & (reason == '')
-  haploid[np.unique(rows[hap])] = True
-  value[hap] = -1
+  hap = (kind == 'haploid') & (reason == '')  # on a sex chromosome or MT: homozygous
+  np.add.at(haploid, rows[hap], 1)
+  value[hap] = np.where(top[hap] == 1, 2, 0)  # only allele 1 counts (multiallelic: dropped)
+  first_allele[hap] = top[hap] == 1
   dosage[rows, cols] = value
   hap0[rows, cols] = np.where(value < 0, 0, first_allele)
   np.add.at(unphased, rows[unknown_phase & (value == 1)], 1)

@@ -21,7 +21,10 @@ How pieces are read:
           keeps only records whose POS is in the region (tabix also returns
           records that merely overlap it).
   BCF     `bcftools view -Ov -r REGION`, then the same.
-  PLINK   the .bed rows of the piece's variant index range.
+  PLINK   the .bed rows of the piece's variant index range (PGEN: the same).
+Several files (`gdiff.data.sources.MultiSource`) are planned file by file, the
+pieces shared equally among them; a piece never spans two files, and a
+chromosome that continues from one file into another is ingested serially.
 The VCF index is FILE.tbi or FILE.csi when present and not older than FILE;
 otherwise one is made with `bcftools index` in a scratch folder inside the
 output folder (never next to the input). Positions come from one
@@ -69,12 +72,13 @@ from gdiff.data import cohort as cohort_lib
 from gdiff.data import genotypes
 from gdiff.data import ingest as ingest_lib
 from gdiff.data import qc as qc_lib
+from gdiff.data import vcf as vcf_lib
 from gdiff.errors import InputError
 
 # forkserver: workers fork from a clean server (the parent may hold JAX threads,
 # which plain fork is unsafe with) and skip re-importing the preloaded modules.
 START_METHOD = 'forkserver' if 'forkserver' in multiprocessing.get_all_start_methods() else 'spawn'
-_PRELOAD = ['gdiff.data.ingest_parallel', 'allel', 'bed_reader']
+_PRELOAD = ['gdiff.data.ingest_parallel', 'gdiff.data.sources', 'allel', 'bed_reader', 'pgenlib']
 _BGZF_MAGIC = b'\x1f\x8b\x08\x04'
 _SCAN_BLOCK = 1 << 23  # bytes of `bcftools query` output parsed at once
 _BLAS_THREADS = ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS')
@@ -205,7 +209,7 @@ def _is_bgzf(path: str) -> bool:
 
 
 def find_or_make_index(
-  source: ingest_lib.VcfSource, scratch: str, wait: bool = True
+  source: vcf_lib.VcfSource, scratch: str, wait: bool = True
 ) -> tuple[str | None, str, subprocess.Popen | None]:
   """(index path, '', process) or (None, why not, None).
 
@@ -245,37 +249,62 @@ def wait_index(proc: subprocess.Popen | None) -> str:
   return ''
 
 
-def _plan(
+def _plan_one(
   source, scratch: str, num_pieces: int, on_ready
-) -> tuple[list[Piece] | None, str, str | None]:
-  """(pieces, '', index) or (None, why serial, None).
-
-  `on_ready()` is called once the cheap checks pass, so that worker start-up
-  overlaps the positions pass.
-  """
-  if isinstance(source, ingest_lib.PlinkSource):
+) -> tuple[list[Piece] | None, str, str | None, tuple[str, ...]]:
+  """(pieces, '', index, contigs) of one file or fileset, or (None, why serial, None, ())."""
+  if getattr(source, 'sliceable', False):  # PLINK, PGEN: by variant index
     genotypes.check_contig_names(dict.fromkeys(source.chrom.tolist()), source.path)
     positions = Positions.from_records(source.chrom, source.pos)
     if positions is None:
-      return None, 'variants not sorted', None
+      return None, 'variants not sorted', None, ()
     cuts = plan_cuts(positions, num_pieces)
     on_ready()
-    return [Piece(k, a, b) for k, (a, b) in enumerate(zip(cuts[:-1], cuts[1:]))], '', None
+    pieces = [Piece(k, a, b) for k, (a, b) in enumerate(zip(cuts[:-1], cuts[1:]))]
+    return pieces, '', None, positions.contigs
   index, why, proc = find_or_make_index(source, scratch, wait=False)
   if index is None:
-    return None, why, None
+    return None, why, None, ()
   on_ready()
   positions = scan_positions(source.path)  # while the index is being made
   why = wait_index(proc)
   if why:
-    return None, why, None
+    return None, why, None, ()
   if positions is None:
-    return None, 'bcftools query failed or the records are not sorted', None
+    return None, 'bcftools query failed or the records are not sorted', None, ()
   genotypes.check_contig_names(positions.contigs, source.path)
   if any(':' in c for c in positions.contigs):
-    return None, 'a contig name contains ":"', None
+    return None, 'a contig name contains ":"', None, ()
   pieces = vcf_pieces(positions, plan_cuts(positions, num_pieces))
-  return pieces, '', index
+  return pieces, '', index, positions.contigs
+
+
+def _plan(
+  source, scratch: str, num_pieces: int, on_ready
+) -> tuple[list[tuple[object, Piece, str | None]] | None, str]:
+  """([(file's source, piece, index)], '') or (None, why serial).
+
+  Several files (`gdiff.data.sources.MultiSource`) share the pieces equally;
+  a piece never spans two files. `on_ready()` is called once the cheap checks
+  pass, so that worker start-up overlaps the positions pass.
+  """
+  parts = getattr(source, 'parts', [source])
+  per_part = max(1, round(num_pieces / len(parts)))
+  planned, names, seen = [], {}, set()
+  for k, part in enumerate(parts):
+    folder = scratch
+    if len(parts) > 1:
+      folder = os.path.join(scratch, f'part-{k:05d}')
+      os.makedirs(folder)
+    pieces, why, index, contigs = _plan_one(part, folder, per_part, on_ready)
+    if pieces is None:
+      return None, f'{part.path}: {why}' if len(parts) > 1 else why
+    genotypes.check_contig_names(contigs, part.path, names)  # across the files too
+    if seen & set(contigs):
+      return None, f'{part.path}: a chromosome continues from an earlier file'
+    seen |= set(contigs)
+    planned += [(part, piece, index) for piece in pieces]
+  return planned, ''
 
 
 def _cpu_s() -> float:
@@ -304,7 +333,7 @@ def _run_piece(task: dict) -> dict:
   """Worker: ingests one piece into `task['out_dir']/shards/`; returns its stats."""
   source, piece = task['source'], task['piece']
   bad_calls = task['qc'].bad_calls
-  if isinstance(source, ingest_lib.PlinkSource):  # already sliced to the piece
+  if getattr(source, 'sliceable', False):  # already sliced to the piece
     chunks = source.chunks(task['chunk_variants'], bad_calls=bad_calls)
   else:
     chunks = itertools.chain.from_iterable(
@@ -319,6 +348,7 @@ def _run_piece(task: dict) -> dict:
     task['shard_variants'],
     task['qc'],
     task['hwe_groups_N'],
+    sex_chromosomes=task['sex_chromosomes'],
   )
   return dict(stats, pid=os.getpid(), peak_rss_kib=_peak_rss_kib(), cpu_s=_cpu_s())
 
@@ -330,6 +360,7 @@ def _merge(results: list[dict], out_dir: str, scratch_dirs: list[str]) -> dict:
     'variants_kept': 0,
     'dropped': dict.fromkeys(qc_lib.REASONS, 0),
     'bad_calls': dict.fromkeys(genotypes.BAD_CALL_REASONS, 0),
+    'haploid_calls': 0,
     'missing_filled': 0,
     'phased': True,
     'unphased_het_calls': 0,
@@ -337,7 +368,13 @@ def _merge(results: list[dict], out_dir: str, scratch_dirs: list[str]) -> dict:
     'shards': [],
   }
   for result, folder in zip(results, scratch_dirs):
-    for key in ('variants_read', 'variants_kept', 'missing_filled', 'unphased_het_calls'):
+    for key in (
+      'variants_read',
+      'variants_kept',
+      'haploid_calls',
+      'missing_filled',
+      'unphased_het_calls',
+    ):
       merged[key] += result[key]
     merged['phased'] &= result['phased']
     for key in ('dropped', 'bad_calls'):
@@ -364,12 +401,13 @@ def ingest(
   hwe_groups_N: np.ndarray | None = None,
   workers: int = 0,
   regions_per_worker: int = 3,
+  sex_chromosomes: str = 'drop',
 ) -> dict:
   """`gdiff.data.ingest.ingest`, over genomic regions in `workers` processes.
 
   Args:
-    source, out_dir, chunk_variants, shard_variants, qc_cfg, hwe_groups_N: as
-      `gdiff.data.ingest.ingest`.
+    source, out_dir, chunk_variants, shard_variants, qc_cfg, hwe_groups_N,
+      sex_chromosomes: as `gdiff.data.ingest.ingest`.
     workers: processes; 0 (or 1) serial, -1 one per usable core.
     regions_per_worker: pieces per worker (more balance the load better; each
       costs a little start-up).
@@ -381,36 +419,39 @@ def ingest(
     children), or None when it ran serially.
   """
   workers = resolve_workers(workers)
+  serial = functools.partial(
+    ingest_lib.ingest,
+    source,
+    out_dir,
+    chunk_variants,
+    shard_variants,
+    qc_cfg,
+    hwe_groups_N,
+    sex_chromosomes=sex_chromosomes,
+  )
   if workers <= 1:
-    return dict(
-      ingest_lib.ingest(source, out_dir, chunk_variants, shard_variants, qc_cfg, hwe_groups_N),
-      ingest_parallel=None,
-    )
+    return dict(serial(), ingest_parallel=None)
   start = time.time()
   os.makedirs(os.path.join(out_dir, cohort_lib.SHARD_DIR), exist_ok=True)
   scratch = tempfile.mkdtemp(prefix='.ingest-', dir=out_dir)
   context = multiprocessing.get_context(START_METHOD)
   try:
-    pieces, why, index = _plan(
+    planned, why = _plan(
       source,
       scratch,
       workers * max(1, regions_per_worker),
       functools.partial(_start_server, context),
     )
-    if pieces is not None and len(pieces) < 2:
-      pieces, why = None, 'only one piece'
-    if pieces is None:
+    if planned is not None and len(planned) < 2:
+      planned, why = None, 'only one piece'
+    if planned is None:
       logging.info('ingest: %s: serial instead of %d workers: %s', source.path, workers, why)
-      return dict(
-        ingest_lib.ingest(source, out_dir, chunk_variants, shard_variants, qc_cfg, hwe_groups_N),
-        ingest_parallel=None,
-      )
+      return dict(serial(), ingest_parallel=None)
     qc_plain = types.SimpleNamespace(**qc_cfg.to_dict())  # small and picklable
-    folders = [os.path.join(scratch, f'piece-{p.index:05d}') for p in pieces]
-    plink = isinstance(source, ingest_lib.PlinkSource)
+    folders = [os.path.join(scratch, f'piece-{k:05d}') for k in range(len(planned))]
     tasks = [
       {
-        'source': source.slice(p.start, p.stop) if plink else source,
+        'source': part.slice(p.start, p.stop) if getattr(part, 'sliceable', False) else part,
         'piece': p,
         'index': index,
         'out_dir': folder,
@@ -418,15 +459,17 @@ def ingest(
         'shard_variants': shard_variants,
         'qc': qc_plain,
         'hwe_groups_N': hwe_groups_N,
+        'sex_chromosomes': sex_chromosomes,
       }
-      for p, folder in zip(pieces, folders)
+      for (part, p, index), folder in zip(planned, folders)
     ]
-    results = _run_pool(context, tasks, min(workers, len(tasks)), pieces[-1].stop)
-    for piece, result in zip(pieces, results):
+    total = sum(p.stop - p.start for _, p, _ in planned)
+    results = _run_pool(context, tasks, min(workers, len(tasks)), total)
+    for (part, piece, index), result in zip(planned, results):
       if result['variants_read'] != piece.stop - piece.start:
         where = ', '.join(piece.regions) or f'variants {piece.start}-{piece.stop}'
         raise InputError(
-          f'{source.path}: {where}: {result["variants_read"]} records read through '
+          f'{part.path}: {where}: {result["variants_read"]} records read through '
           f'the index {index}, but a full pass found {piece.stop - piece.start} '
           f'(stale index? re-index the file)'
         )
@@ -439,14 +482,14 @@ def ingest(
     peaks[r['pid']] = max(peaks.get(r['pid'], 0), r['peak_rss_kib'] or 0)
     cpu[r['pid']] = max(cpu.get(r['pid'], 0.0), r['cpu_s'])
   parent = _peak_rss_kib()
-  ingest_lib.log_stats(source.path, stats, wall, f', {len(peaks)} workers, {len(pieces)} pieces')
+  ingest_lib.log_stats(source.path, stats, wall, f', {len(peaks)} workers, {len(planned)} pieces')
   return dict(
     stats,
     ingest_wall_s=round(wall, 3),
     ingest_parallel={
       'workers': workers,
-      'pieces': len(pieces),
-      'regions': sum(max(1, len(p.regions)) for p in pieces),
+      'pieces': len(planned),
+      'regions': sum(max(1, len(p.regions)) for _, p, _ in planned),
       'start_method': START_METHOD,
       'parent_peak_rss_mib': round(parent / 1024, 1) if parent else None,
       'worker_peak_rss_mib': [round(v / 1024, 1) for v in peaks.values()],

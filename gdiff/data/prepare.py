@@ -25,8 +25,7 @@ import numpy as np
 
 from gdiff import workdir as workdir_lib
 from gdiff.data import cohort as cohort_lib
-from gdiff.data import genotypes, ingest_parallel
-from gdiff.data import ingest as ingest_lib
+from gdiff.data import genotypes, ingest_parallel, sources
 from gdiff.data import qc as qc_lib
 from gdiff.data import simulate as simulate_lib
 from gdiff.data import splits as splits_lib
@@ -52,19 +51,31 @@ def _config_dict(data_cfg: ml_collections.ConfigDict) -> dict:
   return json.loads(json.dumps(data_cfg.to_dict(), default=str))
 
 
+def input_kind(data_cfg: ml_collections.ConfigDict) -> str | None:
+  """Which of `data.vcf`, `data.plink`, `data.pgen` is set (None: simulate)."""
+  given = [kind for kind in sources.SOURCES if data_cfg.get(kind)]
+  if len(given) > 1:
+    raise InputError(f'data.{given[0]} and data.{given[1]} are both set; give one of them')
+  return given[0] if given else None
+
+
 def check_config(data_cfg: ml_collections.ConfigDict) -> None:
   """Raises InputError naming the option for inconsistent `data` settings."""
-  if data_cfg.vcf and data_cfg.plink:
-    raise InputError('data.vcf and data.plink are both set; give one of them')
-  if (data_cfg.vcf or data_cfg.plink) and not data_cfg.labels:
+  kind = input_kind(data_cfg)
+  if kind and not data_cfg.labels:
     raise InputError(
-      f'data.labels: required with data.{"vcf" if data_cfg.vcf else "plink"} '
+      f'data.labels: required with data.{kind} '
       f'(a TSV with columns sample and {data_cfg.label_column})'
     )
-  if data_cfg.labels and not (data_cfg.vcf or data_cfg.plink):
+  if data_cfg.labels and not kind:
     raise InputError(
-      'data.labels is set but neither data.vcf nor data.plink is; a simulated '
+      'data.labels is set but none of data.vcf, data.plink, data.pgen is; a simulated '
       'cohort brings its own labels'
+    )
+  if data_cfg.sex_chromosomes not in qc_lib.SEX_CHROMOSOMES:
+    raise InputError(
+      f'data.sex_chromosomes: unknown {data_cfg.sex_chromosomes!r} '
+      f'(known: {", ".join(qc_lib.SEX_CHROMOSOMES)})'
     )
   if not data_cfg.label_column:
     raise InputError('data.label_column: empty')
@@ -92,13 +103,14 @@ def check_config(data_cfg: ml_collections.ConfigDict) -> None:
 def input_files(data_cfg: ml_collections.ConfigDict) -> dict[str, str]:
   """{option: path} of the input files of the `data` section (none when simulated)."""
   files = {}
-  if data_cfg.vcf:
-    files['data.vcf'] = data_cfg.vcf
-  if data_cfg.plink:
-    prefix = (
-      data_cfg.plink[:-4] if data_cfg.plink.endswith(('.bed', '.bim', '.fam')) else data_cfg.plink
-    )
-    files.update({f'data.plink ({ext})': prefix + ext for ext in ('.bed', '.bim', '.fam')})
+  kind = input_kind(data_cfg)
+  if kind:
+    paths = sources.expand(kind, data_cfg[kind])
+    for k, path in enumerate(paths):
+      name = f'data.{kind}' if len(paths) == 1 else f'data.{kind}[{k}]'
+      for file in sources.FILESETS[kind](path):
+        suffix = '' if kind == 'vcf' else f' ({os.path.splitext(file)[1]})'
+        files[name + suffix] = file
   for name in ('labels', 'split_file'):
     if data_cfg[name]:
       files[f'data.{name}'] = data_cfg[name]
@@ -135,15 +147,16 @@ def _existing(data_dir: str, data_cfg) -> dict | None:
 
 def _source(data_cfg, tmp_dir: str, final_dir: str) -> tuple[object, str, dict]:
   """Opens the genotype source (simulating it first if needed): (source, labels, info)."""
-  if data_cfg.vcf or data_cfg.plink:
-    kind = 'vcf' if data_cfg.vcf else 'plink'
-    source = ingest_lib.open_source(kind, data_cfg[kind])
+  kind = input_kind(data_cfg)
+  if kind:
+    source = sources.open_source(kind, data_cfg[kind])
     return (
       source,
       data_cfg.labels,
       {
         'kind': kind,
-        'path': os.path.abspath(source.path),
+        'path': os.path.abspath(source.paths[0]),
+        'paths': [os.path.abspath(p) for p in source.paths],
         'labels': os.path.abspath(data_cfg.labels),
         'simulated': False,
       },
@@ -151,7 +164,7 @@ def _source(data_cfg, tmp_dir: str, final_dir: str) -> tuple[object, str, dict]:
   vcf, labels, info = simulate_lib.simulate_to_files(
     data_cfg.simulate, os.path.join(tmp_dir, SOURCE_DIR)
   )
-  source = ingest_lib.open_source('vcf', vcf)
+  source = sources.open_source('vcf', vcf)
   final = os.path.join(os.path.abspath(final_dir), SOURCE_DIR)
   return (
     source,
@@ -217,6 +230,7 @@ def _prepare_into(data_cfg, tmp: str, data_dir: str, seed: int, start: float, in
     _qc_groups(data_cfg.qc, labels, split),
     workers=int(data_cfg.ingest_workers),
     regions_per_worker=int(data_cfg.ingest_regions_per_worker),
+    sex_chromosomes=data_cfg.sex_chromosomes,
   )
   if stats['variants_kept'] == 0:
     raise InputError(_nothing_kept(source.path, stats))
@@ -236,6 +250,7 @@ def _prepare_into(data_cfg, tmp: str, data_dir: str, seed: int, start: float, in
       'phased only if no kept heterozygous call has unknown phase',
       'fit_on': 'train (call rate, MAF, HWE and the fill value ignore val/test)',
       'filter_order': list(qc_lib.REASONS),
+      'sex_chromosomes': data_cfg.sex_chromosomes,
     },
     **stats,
     # The input header's contig lengths and reference, carried into the synthetic VCF.
@@ -268,10 +283,10 @@ def _nothing_kept(path: str, stats: dict) -> str:
   read, dropped = stats['variants_read'], stats['dropped']
   if read == 0:
     return f'{path}: no variant records (only a header)'
-  if dropped['haploid'] == read:
+  if dropped['sex_chromosome'] == read:
     return (
-      f'{path}: all {read} variants have haploid calls (sex chromosomes or mitochondria; '
-      f"gdiff models diploid genotypes and drops such records under 'haploid')"
+      f'{path}: all {read} variants are on X, Y or MT, which data.sex_chromosomes=drop '
+      f'drops; set data.sex_chromosomes=diploid to keep them'
     )
   if sum(dropped[r] for r in qc_lib.STRUCTURAL) == read:
     return f'{path}: no biallelic SNP among the {read} variants (dropped {_nonzero(dropped)})'

@@ -3,15 +3,23 @@
 Filters, each variant counted under the first one it fails (`REASONS` order):
   multiallelic  more than one ALT allele
   not_snp       REF or ALT not a single base A/C/G/T (indels, symbolic, missing ALT)
-  haploid       a haploid call (chrX/Y/MT of males, see `gdiff.data.genotypes`): gdiff
-                models diploid genotypes, and filling such calls would invent alleles
+  sex_chromosome  on X, Y or MT (`gdiff.data.genotypes.HAPLOID_CHROMOSOMES`), when
+                `data.sex_chromosomes='drop'` (the default): gdiff models diploid
+                autosomes; males' haploid calls there are not diploid genotypes
   duplicate     same chrom and position as the previous biallelic SNP
   call_rate     share of samples with a call < `min_call_rate`
   maf           minor allele frequency among the calls < `min_maf`
   hwe           Hardy-Weinberg exact test p < `min_hwe_p` (0 disables) in any of the
                 sample groups ingest passes: each class alone by default
                 (`hwe_within='class'`), since pooled populations fail HWE at
-                exactly their ancestry-informative SNPs (Wahlund effect)
+                exactly their ancestry-informative SNPs (Wahlund effect). Not
+                tested on X, Y and MT (kept under 'diploid'), where males'
+                homozygous calls break HWE by design
+
+Sex chromosomes (`data.sex_chromosomes`, `SEX_CHROMOSOMES`): 'drop' drops every
+record on X, Y and MT under 'sex_chromosome' (counted, and logged by ingest);
+'diploid' keeps them, males' haploid calls read as homozygous diploid (1 as
+1|1, 0 as 0|0; counted as `haploid_calls`), through the other filters but HWE.
 
 A genotype with any missing allele counts as missing. Missing calls of kept
 SNPs are filled with the SNP's rounded mean dosage (floor(mean + 0.5) of the
@@ -32,9 +40,13 @@ import dataclasses
 
 import numpy as np
 
-REASONS = ('multiallelic', 'not_snp', 'haploid', 'duplicate', 'call_rate', 'maf', 'hwe')
+from gdiff.data import genotypes
+
+REASONS = ('multiallelic', 'not_snp', 'sex_chromosome', 'duplicate', 'call_rate', 'maf', 'hwe')
 # Reasons about what a record is, not thresholds of `data.qc`.
-STRUCTURAL = ('multiallelic', 'not_snp', 'haploid', 'duplicate')
+STRUCTURAL = ('multiallelic', 'not_snp', 'sex_chromosome', 'duplicate')
+# data.sex_chromosomes: drop X/Y/MT records, or keep them with haploid calls as homozygous.
+SEX_CHROMOSOMES = ('drop', 'diploid')
 _BASES = np.array(['A', 'C', 'G', 'T'])
 _HWE_BLOCK = 1 << 22  # SNPs x het-counts evaluated at once in the exact test
 _COUNT_BLOCK = 1 << 22  # genotypes per float32 block in genotype_counts
@@ -51,7 +63,8 @@ class RawChunk:
   alt: np.ndarray  # (S,) str, the first ALT allele ('' when none)
   multiallelic: np.ndarray  # (S,) bool
   dosage_SxN: np.ndarray  # (S, N) int8 alt-allele count, -1 missing
-  haploid: np.ndarray | None = None  # (S,) bool: a haploid call in the record (None: none)
+  # (S,) int haploid calls read as homozygous per record (None: the source cannot tell).
+  haploid_calls_S: np.ndarray | None = None
   # (S, N) int8 allele on the first haplotype; None: the source has no phase (PLINK).
   hap0_SxN: np.ndarray | None = None
   # (S,) int heterozygous calls of unknown phase per record (with hap0_SxN).
@@ -71,6 +84,7 @@ class QcResult:
   dropped: dict[str, int]
   missing_filled: int
   unphased_het_calls: int  # kept heterozygous calls of unknown phase (filled ones too)
+  haploid_calls: int  # kept haploid calls read as homozygous (data.sex_chromosomes='diploid')
   alt_freq: np.ndarray  # (K,) float64 ALT frequency among calls (before filling)
   last_snp: tuple[str, int] | None  # (chrom, pos) of the chunk's last biallelic SNP
 
@@ -163,8 +177,19 @@ def genotype_counts(dosage_SxN: np.ndarray, groups_N: np.ndarray) -> np.ndarray:
   return out
 
 
+def sex_chromosome_mask(chrom_S: np.ndarray) -> np.ndarray:
+  """(S,) bool: the record is on X, Y or MT (any of their names, see `gdiff.data.genotypes`)."""
+  names = np.unique(chrom_S)
+  sex = {n for n in names if genotypes.chrom_key(n).upper() in genotypes.HAPLOID_CHROMOSOMES}
+  return np.isin(chrom_S, list(sex)) if sex else np.zeros(len(chrom_S), bool)
+
+
 def qc_chunk(
-  chunk: RawChunk, qc_cfg, previous: tuple[str, int] | None, hwe_groups_N: np.ndarray | None = None
+  chunk: RawChunk,
+  qc_cfg,
+  previous: tuple[str, int] | None,
+  hwe_groups_N: np.ndarray | None = None,
+  sex_chromosomes: str = 'drop',
 ) -> QcResult:
   """Applies the filters to one chunk and fills missing calls of kept SNPs.
 
@@ -177,6 +202,7 @@ def qc_chunk(
       out of every statistic (call rate, MAF, HWE, the fill value) but still
       filled and kept: prepare puts val/test there, so that QC is fit on train.
       None: one group of everyone.
+    sex_chromosomes: `data.sex_chromosomes` (module docstring).
 
   Returns:
     QcResult (the phase rule: module docstring).
@@ -189,8 +215,9 @@ def qc_chunk(
 
   mark(chunk.multiallelic, 'multiallelic')
   mark(~(_is_base(chunk.ref) & _is_base(chunk.alt)), 'not_snp')
-  if chunk.haploid is not None:
-    mark(chunk.haploid, 'haploid')
+  sex_S = sex_chromosome_mask(chunk.chrom)
+  if sex_chromosomes == 'drop':
+    mark(sex_S, 'sex_chromosome')
   snp = np.flatnonzero(reason < 0)
   last_snp = previous
   if len(snp):
@@ -216,7 +243,7 @@ def qc_chunk(
   maf = np.minimum(freq, 1 - freq)
   mark((maf < qc_cfg.min_maf) | (num_called == 0), 'maf')
   if qc_cfg.min_hwe_p > 0:
-    todo = np.flatnonzero(reason < 0)
+    todo = np.flatnonzero((reason < 0) & ~sex_S)
     if len(todo):
       p = np.ones(len(todo))
       for g in range(counts_SxGx3.shape[1]):
@@ -243,4 +270,5 @@ def qc_chunk(
     hap0 = np.minimum(kept, 1)
     unphased = int(np.count_nonzero(kept == 1))
   dropped = {name: int((reason == i).sum()) for i, name in enumerate(REASONS)}
-  return QcResult(keep, kept, hap0, dropped, num_missing, unphased, freq[keep], last_snp)
+  haploid = 0 if chunk.haploid_calls_S is None else int(chunk.haploid_calls_S[keep].sum())
+  return QcResult(keep, kept, hap0, dropped, num_missing, unphased, haploid, freq[keep], last_snp)
