@@ -338,7 +338,7 @@ def _without_ignored(recorded: dict, stage: str) -> dict:
     out.get(section, {}).pop(leaf, None)
   data = out.get('data')
   if isinstance(data, dict) and isinstance(data.get('simulate'), dict):
-    if data.get('vcf') or data.get('plink'):  # a real cohort: nothing is simulated
+    if data.get('vcf') or data.get('plink') or data.get('pgen'):  # a real cohort
       data.pop('simulate')
     else:
       for leaf in simulate.UNUSED_KEYS.get(data['simulate'].get('kind'), ()):
