@@ -24,7 +24,7 @@ import numpy as np
 
 from gdiff.evaluate import protocol
 
-# The paper's own numbers (Kenneweg et al. 2025; /work/shared/PAPER.md): accuracy (%) on the
+# The paper's own numbers (Kenneweg et al. 2025, Bioinformatics): accuracy (%) on the
 # real test set of classifiers trained on real data and on MLP+CNN synthetic data.
 PAPER = {
   'recovery': {
