@@ -60,7 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
   # X, Y and MT: 'drop' (counted and logged; gdiff models diploid autosomes) | 'diploid'
   # (kept, males' haploid calls read as homozygous, no HWE test). docs/decisions.md#sex-chromosomes
   d.sex_chromosomes = 'drop'
-  # A simulated cohort is used when neither `vcf` nor `plink` is given.
+  # A simulated cohort is used when none of `vcf`, `plink`, `pgen` is given.
   d.simulate = s = ml_collections.ConfigDict()
   s.kind = 'populations'  # 'populations' | 'case_control'
   s.species = 'HomSap'
@@ -123,7 +123,7 @@ def get_config() -> ml_collections.ConfigDict:
   a.context_snps = (16, 32)  # why: docs/decisions.md#ar-context
   a.per_class = True  # class-specific LD tables (populations differ in LD, not only in AF)
   # Top genome-wide PCs each SNP also conditions on (0: none): ancestry that holds past k SNPs.
-  a.ancestry_pcs = 0
+  a.ancestry_pcs = 0  # why: docs/decisions.md#ar-ancestry-code
   # L2 penalties of the shared and the class-specific tables, against the summed log-likelihood.
   a.l2_shared = 0.01  # why: docs/decisions.md#ar-penalties-temperature-and-iterations
   a.l2_class = 0.1  # why: docs/decisions.md#ar-penalties-temperature-and-iterations
