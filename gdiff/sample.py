@@ -358,19 +358,26 @@ def provenance(
   config: ml_collections.ConfigDict, manifest: dict, reference: str | None = None
 ) -> list[str]:
   """The synthetic VCF's extra header lines: that no sample is real, what made it (the sample
-  `manifest`), and the input's ##reference."""
+  `manifest`, the resolved config's hash, the diffusion checkpoint's step), and the input's
+  ##reference. No command line or path: a VCF is shared, the manifest keeps argv."""
   import gdiff
 
   scalars = sorted(k for k, v in manifest.items() if isinstance(v, (str, int, float, bool)))
   settings = ','.join(f'{k}={manifest[k]}' for k in scalars)
-  return [
-    '##syntheticData=every sample in this file is synthetic, drawn by gdiff from a model fit '
-    'on a real cohort; no sample is a real person',
-    f'##gdiffVersion={gdiff.__version__}',
-    f'##gdiffGenerator={config.generator}',
-    f'##gdiffSeed=seed={config.seed},sample.seed={config.sample.seed}',
-    f'##gdiffSampler={settings}',
-  ] + ([f'##reference={reference}'] if reference else [])
+  step = manifest.get('checkpoint_step')
+  return (
+    [
+      '##syntheticData=every sample in this file is synthetic, drawn by gdiff from a model fit '
+      'on a real cohort; no sample is a real person',
+      f'##gdiffVersion={gdiff.__version__}',
+      f'##gdiffGenerator={config.generator}',
+      f'##gdiffSeed=seed={config.seed},sample.seed={config.sample.seed}',
+      f'##gdiffSampler={settings}',
+      f'##gdiffConfigHash={wd.config_hash(config)}',
+    ]
+    + ([f'##gdiffCheckpointStep={step}'] if step is not None else [])
+    + ([f'##reference={reference}'] if reference else [])
+  )
 
 
 def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:

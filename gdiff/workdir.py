@@ -20,8 +20,9 @@ their marker by `claim`, under the same rule. A temporary folder left by a
 killed run is removed by the next run that writes the same folder (`remove_stale`).
 
 Stage records. Each stage writes `stages/<stage>.json` when it finishes: the
-workdir format, the config sections its outputs depend on and, for prepare,
-the size and modification time of every input file. A later run reuses a
+workdir format, the config sections its outputs depend on, the whole resolved
+config and its hash (`config_hash`; `gdiff.load` rebuilds a run from it) and, for
+prepare, the size and modification time of every input file. A later run reuses a
 finished stage whose sections are unchanged, and refuses (nothing deleted) a
 workdir whose finished stages were made with different values or from input
 files changed since: the user picks a new workdir. A stage that is redone
@@ -39,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -326,6 +328,17 @@ def sections(config: ml_collections.ConfigDict, stage: str) -> dict:
   return _without_ignored(json.loads(json.dumps(picked, default=str)), stage)
 
 
+def resolved_config(config: ml_collections.ConfigDict) -> dict:
+  """The whole config as plain JSON (tuples as lists): what a stage record keeps."""
+  return json.loads(json.dumps(config.to_dict(), default=str))
+
+
+def config_hash(config: ml_collections.ConfigDict) -> str:
+  """First 16 hex digits of the sha256 of the resolved config's JSON (sorted keys)."""
+  text = json.dumps(resolved_config(config), sort_keys=True, separators=(',', ':'))
+  return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _without_ignored(recorded: dict, stage: str) -> dict:
   out = json.loads(json.dumps(recorded))
   generator = out.get('generator')
@@ -434,7 +447,14 @@ def mark_done(config, workdir: str, stage: str, **extra) -> None:
   try:
     with os.fdopen(fd, 'w') as f:
       json.dump(
-        {'stage': stage, 'format': FORMAT, 'sections': sections(config, stage), **extra},
+        {
+          'stage': stage,
+          'format': FORMAT,
+          'sections': sections(config, stage),
+          'config': resolved_config(config),  # what `gdiff.load` rebuilds the run from
+          'config_hash': config_hash(config),
+          **extra,
+        },
         f,
         indent=1,
       )
