@@ -93,6 +93,8 @@ class Model:
       (dosage (N, S) int8 ALT counts, label names (N,)).
     """
     counts = self._counts(n, class_counts)
+    if int(seed) < 0:
+      raise InputError(f'seed={seed!r}: must be >= 0')
     if not temperature > 0:
       raise InputError(f'temperature={temperature!r}: must be > 0')
     if self.generator != 'ar' and temperature != 1.0:

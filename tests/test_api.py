@@ -103,6 +103,8 @@ def test_class_counts_and_bad_requests(run):
     model.sample(class_counts={'XXX': 1})
   with pytest.raises(InputError, match='must be >= 0'):
     model.sample(-1)
+  with pytest.raises(InputError, match='seed=-2'):
+    model.sample(3, seed=-2)
   with pytest.raises(InputError, match='formats'):
     model.write(os.path.join(w, 'x'), dosage, labels, formats=('bgen',))
   with pytest.raises(InputError, match='expected'):
@@ -144,6 +146,7 @@ def test_write_is_read_back_by_allel_bcftools_and_plink2(run, tmp_path):
     record = wd.read_record(w, 'sample')
     assert f'##gdiffConfigHash={record["config_hash"]}' in stage_header
     assert record['config_hash'] == wd.config_hash(config)
+    assert ('##gdiffCheckpointStep=2' in stage_header) == (generator == 'diffusion')
     # No local path in a shared file (bcftools adds its own command line when it shows one).
     assert not any(w in h for h in stage_header if not h.startswith('##bcftools'))
     body = subprocess.run(
