@@ -202,6 +202,9 @@ def get_config() -> ml_collections.ConfigDict:
   sm.use_ema = True
   sm.batch_size = 256  # samples per sampler call (all devices together)
   sm.seed = 0  # with `seed`: the labels' order and every sample's noise
+  # Cohort name: '' writes W/samples/, NAME writes W/samples/NAME/ (earlier cohorts stay;
+  # --mode=evaluate with the same NAME judges that one and reports beside it).
+  sm.out = ''
 
   # ------------------------------------------------------------ evaluate
   c.evaluate = ev = ml_collections.ConfigDict()

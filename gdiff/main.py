@@ -1,6 +1,7 @@
 """Command line of gdiff.
 
-  python -m gdiff.main --config=configs/als.py --workdir=DIR [--mode=all]
+  gdiff --config=configs/als.py --workdir=DIR [--mode=all]
+  python -m gdiff.main ...        (the same command)
 
 Any config value can be overridden: `--config.train.num_steps=200`.
 
@@ -8,7 +9,9 @@ Every mistake of the user (a flag, a config key or value, a file, the workdir)
 ends the run with one line on stderr, `gdiff: error: ...`, naming the flag,
 option, file or line, and exit code 2, before any stage starts where it can be
 known then; log lines go to stdout, so stderr holds only the error. `--verbose`
-shows the traceback instead.
+shows the traceback instead. A run that succeeds writes nothing to stderr: Python
+warnings become log lines, libraries' messages that ask nothing of the user are
+dropped (`NOISE`), and progress bars show only on a terminal.
 """
 
 import difflib
@@ -144,9 +147,9 @@ def _fail(error: Exception) -> None:
   sys.exit(2)
 
 
-def _run_stages(holders) -> None:
+def _run_stages(holders, argv: list[str]) -> None:
   try:
-    pipeline.run(holders.config.value, holders.workdir.value, holders.mode.value)
+    pipeline.run(holders.config.value, holders.workdir.value, holders.mode.value, argv=argv)
   except InputError as e:
     if holders.verbose.value:
       raise
@@ -165,7 +168,7 @@ def run(argv: list[str]) -> None:
     parse(argv, flag_values, holders)
   except InputError as e:
     _fail(e)
-  _run_stages(holders)
+  _run_stages(holders, argv)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -176,19 +179,49 @@ def _parse_flags(argv: list[str]) -> list[str]:
     _fail(e)
 
 
-def main(argv):
-  del argv  # checked by `parse`
+# Library log messages that ask nothing of the user (matched in the message's text): orbax
+# on opening a checkpoint read-only (every sample stage) and on its background saves.
+NOISE = (
+  'CheckpointManagerOptions.read_only=True',
+  'Given directory is read only',
+  'No registered CheckpointArgs found for handler',
+  'Please add `.wait_until_finished()`',
+)
+
+
+class _DropNoise(logging.Filter):
+  def filter(self, record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not any(text in message for text in NOISE)
+
+
+def configure_logging() -> None:
+  """Log lines for people on stdout; stderr keeps only gdiff's one error line."""
   logging.getLogger().setLevel(logging.INFO)
-  # Short log lines for people (time, level, message), on stdout: stderr is for the error.
+  # Short log lines (time, level, message), on stdout: stderr is for the error.
   handler = absl_logging.get_absl_handler()
   handler.setFormatter(logging.Formatter('%(asctime)s %(levelname).1s %(message)s', '%H:%M:%S'))
   handler.python_handler.stream = sys.stdout
-  # Orbax and absl-wrapped libraries report every checkpoint step at INFO.
+  handler.addFilter(_DropNoise())
+  # Orbax and absl-wrapped libraries report every checkpoint step at INFO; matplotlib
+  # announces its font cache.
   for noisy in ('absl', 'orbax', 'jax._src'):
     logging.getLogger(noisy).setLevel(logging.WARNING)
+  logging.getLogger('matplotlib').setLevel(logging.ERROR)
+  logging.captureWarnings(True)  # Python warnings: log lines (py.warnings), not stderr
+
+
+def main(argv):
+  del argv  # checked by `parse`
+  configure_logging()
   distributed.initialize()
-  _run_stages(_FLAGS)
+  _run_stages(_FLAGS, sys.argv)
+
+
+def console() -> None:
+  """The `gdiff` command (setup.cfg's console_scripts entry point)."""
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=_parse_flags)
+  console()

@@ -17,12 +17,15 @@ stage records.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Sequence
 
 import jax
 import ml_collections
 
 from gdiff import workdir as wd
+from gdiff.errors import InputError
 
 
 def _main_process() -> bool:
@@ -78,29 +81,35 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> None:
     wd.mark_done(config, workdir, 'train', **extra)
 
 
-def sample(config: ml_collections.ConfigDict, workdir: str) -> None:
+def sample(config: ml_collections.ConfigDict, workdir: str, argv: Sequence[str] = ()) -> None:
+  layout, cohort = wd.Layout(workdir), config.sample.out
   if wd.check(config, workdir, 'sample'):
-    logging.info('sample: reusing the synthetic cohort in %s', wd.Layout(workdir).samples)
+    logging.info('sample: reusing the synthetic cohort in %s', layout.cohort(cohort))
     return
   from gdiff import sample as sample_lib
 
   if _main_process():
-    wd.forget(workdir, 'sample')  # its outputs are about to be replaced
-  sample_lib.sample_and_export(config, workdir)
+    # Its outputs are about to be replaced, and so is what a report of them said.
+    wd.forget(workdir, 'sample', cohort)
+    wd.forget(workdir, 'evaluate', cohort)
+    wd.mark_stale(layout.cohort_report(cohort), cohort)
+  sample_lib.sample_and_export(config, workdir, argv)
   if _main_process():
     wd.mark_done(config, workdir, 'sample')
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
+  layout, cohort = wd.Layout(workdir), config.sample.out
   if wd.check(config, workdir, 'evaluate'):
-    logging.info('evaluate: reusing the report in %s', wd.Layout(workdir).report)
+    logging.info('evaluate: reusing the report in %s', layout.cohort_report(cohort))
     return
   if not _main_process():
     return
   from gdiff.evaluate import run as evaluate_lib
 
-  wd.forget(workdir, 'evaluate')  # its outputs are about to be replaced
+  wd.forget(workdir, 'evaluate', cohort)  # its outputs are about to be replaced
   evaluate_lib.evaluate(config, workdir)
+  wd.write_cohort_note(layout.cohort_report(cohort), cohort, layout.cohort(cohort))
   wd.mark_done(config, workdir, 'evaluate')
 
 
@@ -122,6 +131,12 @@ def _check_prepare(config):
   embedding_fit.check_config(config.embedding)
 
 
+def _check_run(config):
+  # Options every stage reads.
+  if not isinstance(config.seed, int) or config.seed < 0:
+    raise InputError(f'config seed={config.seed!r}: must be a whole number >= 0')
+
+
 def _check_generator(config):
   # Every generator's options, not only the chosen one's: a typo fails wherever it is.
   from gdiff import generators
@@ -131,31 +146,47 @@ def _check_generator(config):
     make().check(config)
 
 
+def _check_sample(config):
+  from gdiff import sample as sample_lib
+
+  _check_generator(config)
+  sample_lib.check_config(config.sample)
+
+
 def _check_evaluate(config):
+  from gdiff import sample as sample_lib
   from gdiff.evaluate import run as evaluate_lib
 
+  sample_lib.check_config(config.sample)  # sample.out names the cohort it judges
   evaluate_lib.check_config(config.evaluate)
 
 
 CHECKS = {
   'prepare': _check_prepare,
   'train': _check_generator,
-  'sample': _check_generator,
+  'sample': _check_sample,
   'evaluate': _check_evaluate,
 }
 
 
 def check_config(config: ml_collections.ConfigDict, mode: str = 'all') -> None:
   """Raises InputError (one line naming the option) for any bad option of `mode`'s stages."""
+  _check_run(config)
   for name in MODES[mode]:
     CHECKS[name](config)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, mode: str = 'all') -> None:
-  """Checks every option and the workdir, then runs the stages of `mode` in order."""
+def run(
+  config: ml_collections.ConfigDict, workdir: str, mode: str = 'all', argv: Sequence[str] = ()
+) -> None:
+  """Checks every option and the workdir, then runs the stages of `mode` in order.
+
+  `argv` (the command line) is kept in the samples' manifest.json.
+  """
   check_config(config, mode)
   wd.open_workdir(workdir, MODES[mode])
+  stages = {**STAGES, 'sample': functools.partial(sample, argv=argv)}
   for name in MODES[mode]:
     logging.info('stage %s', name)
-    STAGES[name](config, workdir)
+    stages[name](config, workdir)
     _barrier(name)

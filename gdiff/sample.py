@@ -23,8 +23,11 @@ genotypes are decoded from the HDF5 file batch by batch.
 Memory does not grow with N * S: each batch goes to the HDF5 file as soon as it is
 drawn, and the VCF and PLINK files (variant-major: every sample of a variant in one
 record) are then streamed from the HDF5 dosage one chunk column (<= 4,096 variants)
-at a time. Files go to a temporary folder that replaces W/samples at the end
-(`gdiff.workdir.replacing`: only a samples/ folder gdiff wrote is ever replaced).
+at a time. Files go to a temporary folder that replaces the cohort's folder at the end
+(`gdiff.workdir.replacing`: only a folder gdiff wrote is ever replaced); `sample.out=NAME`
+writes W/samples/NAME/ and leaves the other cohorts alone (`gdiff.workdir` Cohorts).
+manifest.json also keeps the config's hash and the command line (argv), which the VCF
+does not (it is shared; argv holds local paths).
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ import json
 import logging
 import math
 import os
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import h5py
 import jax
@@ -55,9 +59,12 @@ PREFIX = wd.SYNTHETIC_PREFIX
 # ------------------------------------------------------------------------ labels
 
 
-def parse_class_counts(spec: str, classes: tuple[str, ...]) -> dict[str, int]:
-  """'case:100,control:200' -> {'case': 100, 'control': 200} (unnamed classes get 0)."""
-  counts = dict.fromkeys(classes, 0)
+def parse_class_counts(spec: str, classes: tuple[str, ...] | None) -> dict[str, int]:
+  """'case:100,control:200' -> {'case': 100, 'control': 200} (unnamed classes get 0).
+
+  With `classes` None only the syntax is checked (before the cohort is known).
+  """
+  counts = dict.fromkeys(classes or (), 0)
   seen = set()
   for item in spec.split(','):
     label, sep, num = item.strip().rpartition(':')
@@ -65,7 +72,7 @@ def parse_class_counts(spec: str, classes: tuple[str, ...]) -> dict[str, int]:
       raise InputError(
         f'config sample.class_counts={spec!r}: expected LABEL:COUNT[,...], got {item.strip()!r}'
       )
-    if label not in counts:
+    if classes is not None and label not in counts:
       raise InputError(
         f'config sample.class_counts={spec!r}: unknown class {label!r}; classes: {list(classes)}'
       )
@@ -86,6 +93,23 @@ def proportional_counts(num: int, reference_K: np.ndarray) -> np.ndarray:
   order = np.argsort(-(quota - counts), kind='stable')  # ties: class order
   counts[order[: num - counts.sum()]] += 1
   return counts
+
+
+OUT_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]*')  # sample.out: one folder under W/samples
+
+
+def check_config(sample_cfg: ml_collections.ConfigDict) -> None:
+  """Refuses bad `sample` options that need no cohort to judge (before any stage runs)."""
+  for option, low in (('num', 0), ('seed', 0), ('batch_size', 1)):
+    if int(sample_cfg[option]) < low:
+      raise InputError(f'config sample.{option}={sample_cfg[option]!r}: must be >= {low}')
+  if sample_cfg.class_counts:
+    parse_class_counts(sample_cfg.class_counts, None)
+  if sample_cfg.out and not OUT_NAME.fullmatch(sample_cfg.out):
+    raise InputError(
+      f'config sample.out={sample_cfg.out!r}: a cohort name of letters, digits, _ and - '
+      "(W/samples/NAME/; '' for W/samples/)"
+    )
 
 
 def class_counts(
@@ -358,23 +382,33 @@ def provenance(
   config: ml_collections.ConfigDict, manifest: dict, reference: str | None = None
 ) -> list[str]:
   """The synthetic VCF's extra header lines: that no sample is real, what made it (the sample
-  `manifest`), and the input's ##reference."""
+  `manifest`, the resolved config's hash, the diffusion checkpoint's step), and the input's
+  ##reference. No command line or path: a VCF is shared, the manifest keeps argv."""
   import gdiff
 
   scalars = sorted(k for k, v in manifest.items() if isinstance(v, (str, int, float, bool)))
   settings = ','.join(f'{k}={manifest[k]}' for k in scalars)
-  return [
-    '##syntheticData=every sample in this file is synthetic, drawn by gdiff from a model fit '
-    'on a real cohort; no sample is a real person',
-    f'##gdiffVersion={gdiff.__version__}',
-    f'##gdiffGenerator={config.generator}',
-    f'##gdiffSeed=seed={config.seed},sample.seed={config.sample.seed}',
-    f'##gdiffSampler={settings}',
-  ] + ([f'##reference={reference}'] if reference else [])
+  step = manifest.get('checkpoint_step')
+  return (
+    [
+      '##syntheticData=every sample in this file is synthetic, drawn by gdiff from a model fit '
+      'on a real cohort; no sample is a real person',
+      f'##gdiffVersion={gdiff.__version__}',
+      f'##gdiffGenerator={config.generator}',
+      f'##gdiffSeed=seed={config.seed},sample.seed={config.sample.seed}',
+      f'##gdiffSampler={settings}',
+      f'##gdiffConfigHash={wd.config_hash(config)}',
+    ]
+    + ([f'##gdiffCheckpointStep={step}'] if step is not None else [])
+    + ([f'##reference={reference}'] if reference else [])
+  )
 
 
-def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Generates the synthetic cohort of `config.sample` and writes W/samples/.
+def sample_and_export(
+  config: ml_collections.ConfigDict, workdir: str, argv: Sequence[str] = ()
+) -> None:
+  """Generates the synthetic cohort of `config.sample` and writes W/samples/ (or
+  W/samples/NAME/ for `sample.out=NAME`).
 
   The generator (`gdiff.generators`) fills the HDF5 file's rows; the VCF, PLINK
   and label files are then streamed from it.
@@ -382,6 +416,7 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
   Args:
     config: the full gdiff config.
     workdir: W, with data/, embedding/ and checkpoints/ from earlier stages.
+    argv: the command line, kept in manifest.json.
   """
   from gdiff import generators
 
@@ -400,8 +435,14 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
     generator.fill_rows(config, workdir, None, label_ids_N)
     return
   logging.info('sample: %d people %s', n, counts)
-  out_dir = layout.samples
-  with wd.replacing(out_dir) as tmp_dir:  # replaces only a samples/ gdiff wrote
+  cohort_name = config.sample.out
+  out_dir = layout.cohort(cohort_name)
+  if cohort_name:  # W/samples/NAME/ replaced whole; W/samples/ itself must be gdiff's
+    wd.claim(layout.samples)
+  # Only a folder gdiff wrote is replaced; the default cohort's files are replaced one by
+  # one, so the named cohorts in W/samples/ stay.
+  replace = wd.replacing(out_dir) if cohort_name else wd.replacing_files(out_dir)
+  with replace as tmp_dir:
     samples = export.sample_ids(n)
     labels = np.asarray(cohort.classes)[label_ids_N]
     h5_path = os.path.join(tmp_dir, PREFIX + '.h5')
@@ -432,7 +473,14 @@ def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
         vcf_header_lines=provenance(config, manifest, reference),
         vcf_contigs=contigs,
       )
-    manifest.update(num_samples=n, class_counts=counts, phased=phased)
+    manifest.update(
+      num_samples=n,
+      class_counts=counts,
+      phased=phased,
+      cohort=cohort_name,
+      config_hash=wd.config_hash(config),
+      argv=list(argv),  # the command line: here, never in the VCF (it holds local paths)
+    )
     written.append(os.path.join(tmp_dir, 'manifest.json'))
     with open(written[-1], 'w') as f:
       json.dump(manifest, f, indent=1, sort_keys=True)

@@ -335,8 +335,13 @@ def train_and_evaluate(
       writer.write(step, metrics)
       bar.set_postfix(loss=f'{metrics["loss"]:.4f}')
 
+  # Process 0 only, and only on a terminal (disable=None): no '\r' updates in a log file.
   bar = tqdm.tqdm(
-    total=end, initial=start, desc='train', unit='step', disable=jax.process_index() != 0
+    total=end,
+    initial=start,
+    desc='train',
+    unit='step',
+    disable=True if jax.process_index() != 0 else None,
   )
   try:
     for step in range(start + 1, end + 1):

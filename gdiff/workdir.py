@@ -5,9 +5,10 @@ Layout (`Layout`, the one place that names the workdir's folders):
   embedding/    the fitted codec and the embedded splits                 prepare
   checkpoints/  orbax checkpoints (gdiff.checkpoint)                     train
   logs/         TensorBoard events, metrics.jsonl                        train
-  samples/      the synthetic cohort                                     sample
+  samples/      the synthetic cohort (sample.out='')                     sample
+  samples/NAME/ the cohort sample.out=NAME, its report in report/        sample, evaluate
   report/       metrics.json, report.html, report.md, figures            evaluate
-  stages/       <stage>.json when a stage finishes
+  stages/       <stage>.json when a stage finishes (sample.NAME.json, evaluate.NAME.json)
 
 Ownership. gdiff never deletes or overwrites what it did not write. Every folder
 above except stages/ holds a marker file (`MARKER`) naming it and the workdir
@@ -20,13 +21,21 @@ their marker by `claim`, under the same rule. A temporary folder left by a
 killed run is removed by the next run that writes the same folder (`remove_stale`).
 
 Stage records. Each stage writes `stages/<stage>.json` when it finishes: the
-workdir format, the config sections its outputs depend on and, for prepare,
-the size and modification time of every input file. A later run reuses a
+workdir format, the config sections its outputs depend on, the whole resolved
+config and its hash (`config_hash`; `gdiff.load` rebuilds a run from it) and, for
+prepare, the size and modification time of every input file. A later run reuses a
 finished stage whose sections are unchanged, and refuses (nothing deleted) a
 workdir whose finished stages were made with different values or from input
 files changed since: the user picks a new workdir. A stage that is redone
 (new sample or evaluate settings) loses its record first (`forget`), so a run
 killed half way never leaves a record for outputs that are gone.
+
+Cohorts. `sample.out=NAME` names a synthetic cohort: W/samples/NAME/ (`Layout.cohort`),
+with its own sample and evaluate records, so earlier cohorts stay; the default cohort's
+files are replaced in W/samples/ one by one (`replacing_files`), leaving the named ones
+alone. A cohort's report names it (cohort.json); a named cohort's report lives inside the
+cohort's folder and goes with it when the cohort is re-sampled, and re-sampling the
+default cohort marks W/report/ stale (`mark_stale`) until it is evaluated again.
 
 Format. `FORMAT` numbers the workdir layout and record contents; a workdir of
 another format (format 1: every gdiff before the number existed; format 2:
@@ -39,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -68,6 +78,9 @@ CODEC_FILE = 'codec.npz'
 MASK_FILE = 'mask.npy'
 EMBEDDING_MANIFEST_FILE = 'manifest.json'
 SYNTHETIC_PREFIX = 'synthetic'
+COHORT_FILE = 'cohort.json'  # in a report folder: the cohort it judged
+STALE_FILE = 'STALE.txt'  # in a report folder whose cohort was re-sampled since
+COHORT_STAGES = ('sample', 'evaluate')  # one record per cohort (`sample.out`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +136,21 @@ class Layout:
   def synthetic_h5(self) -> str:
     return self._join(SAMPLES, SYNTHETIC_PREFIX + '.h5')
 
-  def record(self, stage: str) -> str:
-    return self._join(STAGES, f'{stage}.json')
+  def cohort(self, name: str = '') -> str:
+    """The folder of synthetic cohort `name` (`sample.out`; '' the default, W/samples)."""
+    return self._join(SAMPLES, name) if name else self.samples
+
+  def cohort_report(self, name: str = '') -> str:
+    """The report folder of cohort `name`: W/report, or W/samples/NAME/report."""
+    return self._join(SAMPLES, name, REPORT) if name else self.report
+
+  def record(self, stage: str, cohort: str = '') -> str:
+    return self._join(STAGES, f'{stage}.{cohort}.json' if cohort else f'{stage}.json')
+
+
+def cohort_of(config: ml_collections.ConfigDict, stage: str) -> str:
+  """The cohort a stage's record is kept for: `sample.out` for sample and evaluate."""
+  return str(config.sample.get('out', '') or '') if stage in COHORT_STAGES else ''
 
 
 # Folders each stage writes (attributes of `Layout`).
@@ -284,6 +310,55 @@ def replacing(path: str):
     raise
 
 
+@contextlib.contextmanager
+def replacing_files(path: str):
+  """Yields a fresh temporary folder whose files replace those of `path`, one by one.
+
+  For a folder that also holds folders of its own that must stay (W/samples/ and the
+  named cohorts): `path`'s files (not its folders) that the new set lacks are removed,
+  the new ones renamed in. Not atomic as a whole: the stage's record is forgotten
+  before and written after, so a killed run leaves no record for a mixed folder.
+  """
+  claim(path)
+  path = os.path.normpath(path)
+  name = os.path.basename(path)
+  parent = os.path.dirname(os.path.abspath(path))
+  remove_stale(path)
+  tmp = tempfile.mkdtemp(prefix=f'.{name}{_TMP}', dir=parent)
+  try:
+    _write_marker(tmp, name, host=socket.gethostname(), pid=os.getpid())
+    yield tmp
+    new = set(os.listdir(tmp)) - {MARKER}
+    for entry in os.listdir(path):
+      old = os.path.join(path, entry)
+      if entry != MARKER and entry not in new and os.path.isfile(old):
+        os.remove(old)
+    for entry in sorted(new):
+      os.replace(os.path.join(tmp, entry), os.path.join(path, entry))
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_cohort_note(report_dir: str, cohort: str, samples_dir: str) -> None:
+  """Names in a report folder the cohort it judged (COHORT_FILE)."""
+  manifest = os.path.join(samples_dir, 'manifest.json')
+  with open(manifest, 'rb') as f:
+    digest = hashlib.sha256(f.read()).hexdigest()
+  with open(os.path.join(report_dir, COHORT_FILE), 'w') as f:
+    json.dump({'cohort': cohort, 'samples': samples_dir, 'manifest_sha256': digest}, f, indent=1)
+
+
+def mark_stale(report_dir: str, cohort: str) -> None:
+  """Marks a gdiff report folder stale: its cohort is being re-sampled."""
+  if not os.path.isdir(report_dir) or _read_marker(report_dir) is None:
+    return
+  with open(os.path.join(report_dir, STALE_FILE), 'w') as f:
+    f.write(
+      f'STALE: the synthetic cohort this report judged ({cohort or "default"}) was '
+      're-sampled after it was written; run --mode=evaluate again.\n'
+    )
+
+
 # ------------------------------------------------------------------ inputs
 
 
@@ -326,6 +401,17 @@ def sections(config: ml_collections.ConfigDict, stage: str) -> dict:
   return _without_ignored(json.loads(json.dumps(picked, default=str)), stage)
 
 
+def resolved_config(config: ml_collections.ConfigDict) -> dict:
+  """The whole config as plain JSON (tuples as lists): what a stage record keeps."""
+  return json.loads(json.dumps(config.to_dict(), default=str))
+
+
+def config_hash(config: ml_collections.ConfigDict) -> str:
+  """First 16 hex digits of the sha256 of the resolved config's JSON (sorted keys)."""
+  text = json.dumps(resolved_config(config), sort_keys=True, separators=(',', ':'))
+  return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _without_ignored(recorded: dict, stage: str) -> dict:
   out = json.loads(json.dumps(recorded))
   generator = out.get('generator')
@@ -346,9 +432,10 @@ def _without_ignored(recorded: dict, stage: str) -> dict:
   return out
 
 
-def read_record(workdir: str, stage: str) -> dict | None:
-  """A stage's record; None when the stage has not finished. Refuses damaged or foreign ones."""
-  path = Layout(workdir).record(stage)
+def read_record(workdir: str, stage: str, cohort: str = '') -> dict | None:
+  """A stage's record (of `cohort`, for sample and evaluate); None when the stage has not
+  finished. Refuses damaged or foreign ones."""
+  path = Layout(workdir).record(stage, cohort)
   if not os.path.lexists(path):
     return None
   try:
@@ -390,11 +477,13 @@ def _diff(old: dict, new: dict, prefix: str = '') -> list[str]:
 def check(config, workdir: str, stage: str) -> bool:
   """Refuses incompatible upstream outputs; True when `stage` itself is done."""
   for up in UPSTREAM[stage] + (stage,):
-    record = read_record(workdir, up)
+    cohort = cohort_of(config, up)
+    record = read_record(workdir, up, cohort)
     if record is None:
       if up != stage:
+        what = f'stage {up!r}' + (f' of cohort {cohort!r} (sample.out)' if cohort else '')
         raise InputError(
-          f'{workdir}: stage {up!r} has not finished there; run --mode={up} first (or --mode=all)'
+          f'{workdir}: {what} has not finished there; run --mode={up} first (or --mode=all)'
         )
       continue
     check_inputs(record.get('inputs', {}), workdir)
@@ -411,30 +500,40 @@ def check(config, workdir: str, stage: str) -> bool:
         f'{", ".join(changed[:4])}{" ..." if len(changed) > 4 else ""}; '
         f'use a new --workdir (nothing was deleted)'
       )
-  own = read_record(workdir, stage)
+  own = read_record(workdir, stage, cohort_of(config, stage))
   return own is not None and not _diff(
     _without_ignored(own['sections'], stage), sections(config, stage)
   )
 
 
-def forget(workdir: str, stage: str) -> None:
+def forget(workdir: str, stage: str, cohort: str = '') -> None:
   """Removes a stage's record before the stage is redone (a kill then leaves no stale one)."""
-  if read_record(workdir, stage) is not None:  # refuses anything but our own record
-    os.remove(Layout(workdir).record(stage))
+  if read_record(workdir, stage, cohort) is not None:  # refuses anything but our own record
+    os.remove(Layout(workdir).record(stage, cohort))
 
 
 def mark_done(config, workdir: str, stage: str, **extra) -> None:
   """Writes the stage's record (atomically; never over a file that is not a gdiff record)."""
   layout = Layout(workdir)
   os.makedirs(layout.stages, exist_ok=True)
-  path = layout.record(stage)
+  cohort = cohort_of(config, stage)
+  path = layout.record(stage, cohort)
   if os.path.lexists(path):
-    read_record(workdir, stage)  # refuses anything but our own record
+    read_record(workdir, stage, cohort)  # refuses anything but our own record
+  if cohort:
+    extra = {'cohort': cohort, **extra}
   fd, tmp = tempfile.mkstemp(prefix=f'.{stage}.json{_TMP}', dir=layout.stages)
   try:
     with os.fdopen(fd, 'w') as f:
       json.dump(
-        {'stage': stage, 'format': FORMAT, 'sections': sections(config, stage), **extra},
+        {
+          'stage': stage,
+          'format': FORMAT,
+          'sections': sections(config, stage),
+          'config': resolved_config(config),  # what `gdiff.load` rebuilds the run from
+          'config_hash': config_hash(config),
+          **extra,
+        },
         f,
         indent=1,
       )

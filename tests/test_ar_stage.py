@@ -130,10 +130,10 @@ def test_the_python_api_draws_the_stages_people_and_more(haplotype_run):
   dosage, labels = model.sample(40, seed=0, batch_size=7)  # the stage's size, seed and people
   np.testing.assert_array_equal(dosage, stage_dosage)
   assert labels.tolist() == stage_labels.tolist()
-  other, other_labels = model.sample(0, labels={'YRI': 3, 'CEU': 2}, seed=5)
+  other, other_labels = model.sample(0, class_counts={'YRI': 3, 'CEU': 2}, seed=5)
   assert other.shape == (5, 80) and sorted(other_labels.tolist()) == ['CEU'] * 2 + ['YRI'] * 3
-  with pytest.raises(InputError, match=r"labels \['XXX'\]"):
-    model.sample(0, labels={'XXX': 1})
+  with pytest.raises(InputError, match=r"class_counts \['XXX'\]"):
+    model.sample(0, class_counts={'XXX': 1})
 
 
 def test_the_python_api_refuses_what_it_cannot_load(tmp_path):

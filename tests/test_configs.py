@@ -131,6 +131,7 @@ BASE = {
   'sample.guidance': 0.0,
   'sample.method': 'ddim',
   'sample.num': 0,
+  'sample.out': '',
   'sample.seed': 0,
   'sample.steps': 50,
   'sample.temperature': 1.0,

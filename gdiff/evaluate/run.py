@@ -106,7 +106,10 @@ def load(config: ml_collections.ConfigDict, workdir: str) -> context.Context:
   codec = _load_codec(os.path.join(workdir, CODEC_FILE))
   variants = cohort.variants()
   chrom = variants.chrom
-  syn = load_synthetic(os.path.join(workdir, SYNTHETIC_FILE), cohort.classes, len(chrom))
+  syn_dir = wd.Layout(workdir).cohort(config.sample.out)  # sample.out names the cohort
+  syn = load_synthetic(
+    os.path.join(syn_dir, wd.SYNTHETIC_PREFIX + '.h5'), cohort.classes, len(chrom)
+  )
   gdiff = context.Cohort(
     'gdiff', syn['dosage'], syn['label_ids'], context.encode(codec, syn['dosage']), syn['emb']
   )
@@ -205,6 +208,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   metrics['dominance'] = report.dominance(results)
   metrics['ld_curves'] = report.ld_curves(curves, results)
   metrics['notes'] = _notes(ctx)
-  paths = report.write(os.path.join(workdir, REPORT_DIR), metrics, curves)
+  paths = report.write(wd.Layout(workdir).cohort_report(config.sample.out), metrics, curves)
   logging.info('evaluate: wrote %s', paths)
   return metrics
