@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from gdiff.data import plink
 from gdiff.data import qc as qc_lib
 from gdiff.data import vcf as vcf_lib
 from gdiff.errors import InputError, where
@@ -98,11 +99,12 @@ def read_psam(path: str) -> list[str]:
   return samples
 
 
-class PgenSource:
+class PgenSource(plink.IndexedSource):
   """A plink2 fileset PREFIX.pgen/.pvar/.psam."""
 
   kind = 'pgen'
   sliceable = True  # `gdiff.data.ingest_parallel` cuts it by variant index
+  _PER_VARIANT = ('_chrom', '_pos', '_id', '_ref', '_alt', '_multiallelic')
 
   def __init__(self, path: str):
     prefix = prefix_of(path)
@@ -145,24 +147,6 @@ class PgenSource:
         f'{self.path}.pgen: cannot open with {len(self.samples)} samples (.psam) and '
         f'{self.num_variants} variants (.pvar): {str(e).strip()}'
       ) from e
-
-  @property
-  def chrom(self) -> np.ndarray:
-    return self._chrom
-
-  @property
-  def pos(self) -> np.ndarray:
-    return self._pos
-
-  def slice(self, start: int, stop: int) -> PgenSource:
-    """The variants [start, stop) as a source of their own (small to pickle)."""
-    part = object.__new__(PgenSource)
-    part.__dict__.update(self.__dict__)
-    for name in ('_chrom', '_pos', '_id', '_ref', '_alt', '_multiallelic'):
-      setattr(part, name, getattr(self, name)[start:stop].copy())
-    part.num_variants = stop - start
-    part._offset = self._offset + start
-    return part
 
   def chunks(self, chunk_variants: int, bad_calls: str = 'error') -> Iterator[qc_lib.RawChunk]:
     """Yields RawChunks of up to `chunk_variants` variants (`bad_calls`: nothing to check)."""

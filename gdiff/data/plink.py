@@ -41,11 +41,37 @@ def prefix_of(path: str) -> str:
   return path[:-4] if path.endswith(('.bed', '.bim', '.fam')) else path
 
 
-class PlinkSource:
+class IndexedSource:
+  """A source whose variant table is read up front and whose calls are read by index
+  (PLINK .bed, PGEN): `slice` is a copy of the table's rows and an offset into the file."""
+
+  _PER_VARIANT: tuple[str, ...] = ()  # the per-variant arrays `slice` cuts
+
+  @property
+  def chrom(self) -> np.ndarray:
+    return self._chrom
+
+  @property
+  def pos(self) -> np.ndarray:
+    return self._pos
+
+  def slice(self, start: int, stop: int):
+    """The variants [start, stop) as a source of their own (small to pickle)."""
+    part = object.__new__(type(self))
+    part.__dict__.update(self.__dict__)
+    for name in self._PER_VARIANT:
+      setattr(part, name, getattr(self, name)[start:stop].copy())
+    part.num_variants = stop - start
+    part._offset = self._offset + start
+    return part
+
+
+class PlinkSource(IndexedSource):
   """A PLINK 1 binary fileset PREFIX.bed/.bim/.fam."""
 
   kind = 'plink'
   sliceable = True  # `gdiff.data.ingest_parallel` cuts it by variant index
+  _PER_VARIANT = ('_chrom', '_id', '_pos', '_a1', '_a2')
   contigs: list[tuple[str, int]] = []  # a .bim has no contig lengths
   reference = None
 
@@ -78,24 +104,6 @@ class PlinkSource:
         f'{len(self.samples)} samples x {self.num_variants} variants '
         f'(.fam/.bim do not match the .bed?)'
       )
-
-  @property
-  def chrom(self) -> np.ndarray:
-    return self._chrom
-
-  @property
-  def pos(self) -> np.ndarray:
-    return self._pos
-
-  def slice(self, start: int, stop: int) -> PlinkSource:
-    """The variants [start, stop) as a source of their own (small to pickle)."""
-    part = object.__new__(PlinkSource)
-    part.__dict__.update(self.__dict__)
-    for name in ('_chrom', '_id', '_pos', '_a1', '_a2'):
-      setattr(part, name, getattr(self, name)[start:stop].copy())
-    part.num_variants = stop - start
-    part._offset = self._offset + start
-    return part
 
   def chunks(self, chunk_variants: int, bad_calls: str = 'error') -> Iterator[qc_lib.RawChunk]:
     """Yields RawChunks of up to `chunk_variants` variants (`bad_calls`: nothing to check)."""
