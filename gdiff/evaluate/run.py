@@ -26,7 +26,15 @@ import numpy as np
 from gdiff import workdir as wd
 from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
-from gdiff.evaluate import classifiers, context, families, protocol, report
+from gdiff.evaluate import (
+  classifiers,
+  context,
+  families,
+  genotype_utility,
+  protocol,
+  provenance,
+  report,
+)
 
 DATA_DIR = wd.DATA
 CODEC_FILE = os.path.join(wd.EMBEDDING, wd.CODEC_FILE)
@@ -69,6 +77,16 @@ def check_config(ev: ml_collections.ConfigDict) -> None:
       raise InputError(
         f'config evaluate.classifiers: unknown {name!r}; known: {sorted(classifiers.CLASSIFIERS)}'
       )
+  for name in ev.genotype_classifiers:
+    if name not in genotype_utility.GENOTYPE_CLASSIFIERS:
+      raise InputError(
+        f'config evaluate.genotype_classifiers: unknown {name!r}; '
+        f'known: {sorted(genotype_utility.GENOTYPE_CLASSIFIERS)}'
+      )
+  if int(ev.genotype_max_snps) < 0:
+    raise InputError(
+      f'config evaluate.genotype_max_snps={ev.genotype_max_snps!r}: must be >= 0 (0: all)'
+    )
   clf = ev.augmentation_classifier
   if clf and clf not in classifiers.CLASSIFIERS:
     raise InputError(
@@ -89,8 +107,17 @@ def check_config(ev: ml_collections.ConfigDict) -> None:
     )
 
 
-def load(config: ml_collections.ConfigDict, workdir: str) -> context.Context:
-  """Reads the real splits that evaluate.holdout allows, the codec and gdiff's cohort."""
+def load(
+  config: ml_collections.ConfigDict, workdir: str, synthetic: dict | None = None
+) -> context.Context:
+  """Reads the real splits that evaluate.holdout allows, the codec and gdiff's cohort.
+
+  Args:
+    config: the full config.
+    workdir: the pipeline's working directory (its real cohort and codec).
+    synthetic: the judged cohort as `load_synthetic` returns it (None: the workdir's
+      samples/synthetic.h5).
+  """
   held = protocol.HOLDOUTS[config.evaluate.holdout]
   data_dir = os.path.join(workdir, DATA_DIR)
   cohort = cohort_lib.load_cohort(data_dir)
@@ -106,7 +133,9 @@ def load(config: ml_collections.ConfigDict, workdir: str) -> context.Context:
   codec = _load_codec(os.path.join(workdir, CODEC_FILE))
   variants = cohort.variants()
   chrom = variants.chrom
-  syn = load_synthetic(os.path.join(workdir, SYNTHETIC_FILE), cohort.classes, len(chrom))
+  if synthetic is None:
+    synthetic = load_synthetic(os.path.join(workdir, SYNTHETIC_FILE), cohort.classes, len(chrom))
+  syn = synthetic
   gdiff = context.Cohort(
     'gdiff', syn['dosage'], syn['label_ids'], context.encode(codec, syn['dosage']), syn['emb']
   )
@@ -190,6 +219,24 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """
   check_config(config.evaluate)
   ctx = load(config, workdir)
+  synthetic_file = os.path.join(workdir, SYNTHETIC_FILE)
+  metrics, curves = judge_all(ctx, provenance.provenance(config, workdir, synthetic_file))
+  paths = report.write(
+    os.path.join(workdir, REPORT_DIR),
+    metrics,
+    curves,
+    {'config.json': provenance.config_json(config)},
+  )
+  logging.info('evaluate: wrote %s', paths)
+  return metrics
+
+
+def judge_all(ctx: context.Context, prov: dict) -> tuple[dict, dict]:
+  """Every method judged by every family, the reference row, the studies and the words.
+
+  Returns:
+    (metrics, curves): what `report.write` writes.
+  """
   results, curves = {}, {}
   for name, make in families.methods(ctx):
     logging.info('evaluate: %s', name)
@@ -205,6 +252,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   metrics['dominance'] = report.dominance(results)
   metrics['ld_curves'] = report.ld_curves(curves, results)
   metrics['notes'] = _notes(ctx)
-  paths = report.write(os.path.join(workdir, REPORT_DIR), metrics, curves)
-  logging.info('evaluate: wrote %s', paths)
-  return metrics
+  skipped = families.gwas_skip_reason(ctx)
+  if skipped:
+    metrics['gwas_skipped'] = skipped
+  metrics['provenance'] = prov
+  return metrics, curves
