@@ -435,10 +435,10 @@ def baseline_rows(ev) -> list[tuple[str, str, dict]]:
 def methods(ctx: context.Context) -> list[tuple[str, Callable[[], context.Cohort]]]:
   """The cohorts judged, in report order, as (name, make() -> Cohort) entries.
 
-  gdiff, then each row of evaluate.baselines (`baseline_rows`; generated when made, one
-  at a time).
+  The synthetic cohort (gdiff's is named 'gdiff'), then each row of evaluate.baselines
+  (`baseline_rows`; generated when made, one at a time).
   """
-  return [('gdiff', lambda: ctx.synthetic)] + [
+  return [(ctx.synthetic.name, lambda: ctx.synthetic)] + [
     (name, functools.partial(baseline, ctx, name, generator, **settings))
     for name, generator, settings in baseline_rows(ctx.ev)
   ]

@@ -42,9 +42,10 @@ def _inputs(data: ml_collections.ConfigDict) -> dict:
   if files:
     return files
   sim = data.simulate
+  people = sim.get('num_samples') or sum(sim.get('samples_per_population') or ())
   return {
-    'simulated': f'{sim.kind}, {sim.species} {sim.demography}, {sim.num_samples} people, '
-    f'seed {sim.seed}'
+    'simulated': f'{sim.get("kind")}, {sim.get("species")} {sim.get("demography")}, '
+    f'{people} people, seed {sim.get("seed")}'
   }
 
 

@@ -108,7 +108,10 @@ def check_config(ev: ml_collections.ConfigDict) -> None:
 
 
 def load(
-  config: ml_collections.ConfigDict, workdir: str, synthetic: dict | None = None
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  synthetic: dict | None = None,
+  name: str = 'gdiff',
 ) -> context.Context:
   """Reads the real splits that evaluate.holdout allows, the codec and gdiff's cohort.
 
@@ -117,6 +120,7 @@ def load(
     workdir: the pipeline's working directory (its real cohort and codec).
     synthetic: the judged cohort as `load_synthetic` returns it (None: the workdir's
       samples/synthetic.h5).
+    name: the judged cohort's row name.
   """
   held = protocol.HOLDOUTS[config.evaluate.holdout]
   data_dir = os.path.join(workdir, DATA_DIR)
@@ -137,7 +141,7 @@ def load(
     synthetic = load_synthetic(os.path.join(workdir, SYNTHETIC_FILE), cohort.classes, len(chrom))
   syn = synthetic
   gdiff = context.Cohort(
-    'gdiff', syn['dosage'], syn['label_ids'], context.encode(codec, syn['dosage']), syn['emb']
+    name, syn['dosage'], syn['label_ids'], context.encode(codec, syn['dosage']), syn['emb']
   )
   ctx = context.Context(
     config,
@@ -249,7 +253,8 @@ def judge_all(ctx: context.Context, prov: dict) -> tuple[dict, dict]:
   )
   metrics.update(families.judge(ctx, ctx.synthetic, families.STUDIES)[0])
   metrics['checks'] = report.checks(results)
-  metrics['dominance'] = report.dominance(results)
+  metrics['judged'] = ctx.synthetic.name
+  metrics['dominance'] = report.dominance(results, ctx.synthetic.name)
   metrics['ld_curves'] = report.ld_curves(curves, results)
   metrics['notes'] = _notes(ctx)
   skipped = families.gwas_skip_reason(ctx)

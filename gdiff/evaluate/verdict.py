@@ -142,7 +142,8 @@ def _mosaic(metrics: dict) -> str | None:
   if dom['dominates']:
     return (
       'Against the mosaic curve (copying real haplotype segments of shorter and shorter length, '
-      'from leaky to private), gdiff is better on every axis at its own level of privacy.'
+      f'from leaky to private), {dom["method"]} is better on every axis at its own level of '
+      'privacy.'
     )
   lost = [a['name'] for a in dom['axes'].values() if a['beats'] is False]
   why = (
@@ -152,12 +153,16 @@ def _mosaic(metrics: dict) -> str | None:
   )
   return (
     'Against the mosaic curve (copying real haplotype segments, from leaky to private), '
-    f'gdiff does not dominate: {why}.'
+    f'{dom["method"]} does not dominate: {why}.'
   )
 
 
-def verdict(metrics: dict, method: str = 'gdiff') -> str:
-  """The plain-language paragraph at the top of the report ('' without `method`'s row)."""
+def verdict(metrics: dict, method: str | None = None) -> str:
+  """The plain-language paragraph at the top of the report ('' without `method`'s row).
+
+  `method`: the judged row (default metrics['judged'], else 'gdiff').
+  """
+  method = method or metrics.get('judged', 'gdiff')
   g = metrics['methods'].get(method)
   if g is None:
     return ''
@@ -204,12 +209,13 @@ def _fields(d: dict) -> str:
 
 
 # ------------------------------------------------------------------ warnings
-def warnings(metrics: dict, method: str = 'gdiff') -> dict[str, list[str]]:
+def warnings(metrics: dict, method: str | None = None) -> dict[str, list[str]]:
   """section -> one line per metric that cannot discriminate (see the module docstring).
 
   Sections: 'key' (the key metrics table), 'utility', 'utility_genotype',
-  'utility_hard_pair', 'gwas'.
+  'utility_hard_pair', 'gwas'. `method`: as in `verdict`.
   """
+  method = method or metrics.get('judged', 'gdiff')
   out: dict[str, list[str]] = {}
   methods = metrics['methods']
   g, indep = methods.get(method, {}), methods.get(INDEPENDENT, {})
