@@ -26,6 +26,7 @@ import numpy as np
 LOGREG_C = 1e-3  # strong L2: thousands of SNPs, hundreds to thousands of people
 LOGREG_MAX_ITER = 200
 HGB_ITERATIONS = 50
+THREADS = 1  # see train_and_test
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,12 +93,19 @@ def accuracy(y_true_N: np.ndarray, y_pred_N: np.ndarray, num_classes: int) -> di
 
 
 def train_and_test(name: str, features: Features, train, test, num_classes: int) -> dict:
-  """Accuracy on `test` (x, y) of classifier `name` trained on `train` (x, y)."""
+  """Accuracy on `test` (x, y) of classifier `name` trained on `train` (x, y).
+
+  On one BLAS/OpenMP thread: on a busy machine two threads made these fits 3-8x slower
+  (docs/decisions.md#evaluate-report).
+  """
+  from threadpoolctl import threadpool_limits
+
   x, y = train
   if len(np.unique(y)) < 2:  # one class only: every prediction is that class
     return accuracy(test[1], np.full(len(test[1]), y[0]), num_classes)
-  predict = GENOTYPE_CLASSIFIERS[name](features, x, y)
-  return accuracy(test[1], predict(test[0]), num_classes)
+  with threadpool_limits(THREADS):
+    predict = GENOTYPE_CLASSIFIERS[name](features, x, y)
+    return accuracy(test[1], predict(test[0]), num_classes)
 
 
 def utility(names, features: Features, cohort, real: dict, test, num_classes: int) -> dict:
