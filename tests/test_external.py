@@ -83,3 +83,17 @@ def test_api_evaluate_refuses_a_vcf_without_every_real_snp(workdir, tmp_path):
   with pytest.raises(InputError, match=r'1 of the real cohort.s 80 SNPs are not in the file'):
     api.evaluate(real=w, synthetic=vcf, out=str(tmp_path / 'out'))
   assert not (tmp_path / 'out').exists()
+
+
+def test_workdir_config_keeps_recorded_values_and_defaults_for_newer_keys(workdir):
+  w, _ = workdir
+  path = f'{w}/stages/evaluate.json'
+  with open(path) as f:
+    record = json.load(f)
+  del record['sections']['evaluate']['gwas']  # a record made before the option existed
+  with open(path, 'w') as f:
+    json.dump(record, f)
+  config = external.workdir_config(w)
+  assert config.evaluate.classifier_steps == 20 and config.evaluate.baselines == ('independent',)
+  assert config.evaluate.gwas is True  # the default
+  run.check_config(config.evaluate)

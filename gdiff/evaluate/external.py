@@ -31,25 +31,31 @@ from gdiff.evaluate import provenance, report, run
 VCF_SUFFIXES = ('.vcf.gz', '.vcf.bgz', '.vcf')
 
 
+def _merge(node: ml_collections.ConfigDict, values: dict) -> None:
+  """Recorded values over the defaults; keys a record lacks (newer options) keep theirs."""
+  for key, value in values.items():
+    if isinstance(value, dict) and isinstance(node.get(key), ml_collections.ConfigDict):
+      _merge(node[key], value)
+    elif isinstance(value, list) and isinstance(node.get(key), tuple):
+      node[key] = tuple(value)  # JSON has no tuples
+    else:
+      try:
+        node[key] = value
+      except TypeError:  # a recorded type the default does not take: keep the default
+        continue
+
+
 def workdir_config(workdir: str) -> ml_collections.ConfigDict:
-  """configs/base.py's config with the sections the workdir's stage records hold."""
+  """configs/base.py's config with the sections the workdir's latest stage record holds."""
   from configs import base
 
   config = base.get_config()
   for stage in ('evaluate', 'sample', 'prepare'):
     record = wd.read_record(workdir, stage)
-    if record is None:
-      continue
-    for section, values in record['sections'].items():
-      if isinstance(values, dict):
-        config[section] = ml_collections.ConfigDict(values)
-      else:
-        config[section] = values
-    break
-  else:
-    raise InputError(f'{workdir}: no finished prepare stage; run --mode=ingest first')
-  config.evaluate.classifiers = tuple(config.evaluate.classifiers)
-  return config
+    if record is not None:
+      _merge(config, record['sections'])
+      return config
+  raise InputError(f'{workdir}: no finished prepare stage; run --mode=ingest first')
 
 
 def _key(chrom, pos, ref, alt) -> tuple:
