@@ -25,7 +25,11 @@ COLUMNS = (
   ('LD r² corr [≥ 0.97]', ('realism', 'ld_r2_corr'), '{:.3f}'),
   ('detection AUC [≤ 0.60]', ('realism', 'detection_auc'), '{:.3f}'),
   ('copies [0]', ('privacy', 'genotype', 'identical_copies'), '{:d}'),
+  ('genotype recovery min [≥ 0.95]', ('utility_genotype', 'recovery_min'), '{:.3f}'),
+  ('GWAS direction agreement', ('gwas', 'direction_agreement'), '{:.2f}'),
 )
+# Columns shown only when gdiff's row has their section (reports made before them do not).
+OPTIONAL = ('utility_hard_pair', 'utility_genotype', 'gwas')
 
 
 def _get(d, path):
@@ -66,12 +70,14 @@ def nearest_mosaic(metrics: dict) -> str:
 def table(workdir: str) -> str:
   with open(os.path.join(workdir, 'report', 'metrics.json')) as f:
     metrics = json.load(f)
-  has_hard = 'utility_hard_pair' in metrics['methods']['gdiff']
-  cols = [c for c in COLUMNS if has_hard or not c[0].startswith('hard')]
+  gdiff = metrics['methods']['gdiff']
+  cols = [c for c in COLUMNS if not (c[1] and c[1][0] in OPTIONAL and c[1][0] not in gdiff)]
   rows = [('**gdiff**', metrics['methods']['gdiff'])]
   rows.append((nearest_mosaic(metrics), metrics['methods'][nearest_mosaic(metrics)]))
   ref = metrics['reference']
-  rows.append((f'real {metrics["holdout"]} (reference)', {'realism': ref['realism']}))
+  rows.append(
+    (f'real {metrics["holdout"]} (reference)', {k: ref[k] for k in ('realism', 'gwas') if k in ref})
+  )
   out = ['| method | ' + ' | '.join(c[0] for c in cols) + ' |', '|---' * (len(cols) + 1) + '|']
   for name, m in rows:
     out.append(f'| {name} | ' + ' | '.join(_cell(m, *c) for c in cols) + ' |')

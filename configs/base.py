@@ -231,6 +231,12 @@ def get_config() -> ml_collections.ConfigDict:
   # accuracy: 'test' (final numbers) or 'val' (sweeps that tune settings; test is not read,
   # classifiers choose their step on one stratified half of val and report on the other).
   ev.holdout = 'test'
+  # Utility on genotypes with scikit-learn (evaluate/genotype_utility.py): 'logreg' (all
+  # SNPs), 'hgb' (gradient boosting on the genotype_max_snps SNPs most associated with the
+  # label in real train; its cost grows with the SNP count). () skips it.
+  ev.genotype_classifiers = ('logreg', 'hgb')
+  ev.genotype_max_snps = 256
+  ev.gwas = True  # plink2 --glm concordance for case/control labels (evaluate/gwas.py)
   return c
 
 

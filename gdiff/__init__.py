@@ -1,7 +1,9 @@
 """gdiff: synthetic human genotypes from a fitted generator (ar or diffusion), in JAX/Flax.
 
-import gdiff
+import gdiff, gdiff.api
 model = gdiff.load('runs/kg1')  # a finished workdir; see gdiff.api
+# any tool's synthetic VCF judged by gdiff's report:
+gdiff.api.evaluate(real='runs/kg1', synthetic='other.vcf.gz', out='runs/other_report')
 """
 
 __version__ = '0.1.0'

@@ -304,3 +304,24 @@ def load(workdir: str) -> Model:
   )
   model.ar = LOADERS[generator](model)
   return model
+
+
+def evaluate(real: str, synthetic: str, out: str, labels: str | None = None) -> dict:
+  """Scores any synthetic cohort file against a finished workdir's real cohort.
+
+  The evaluate stage's report (metrics.json, report.md, report.html, figures) for
+  `synthetic`, a VCF (another tool's output; SNPs matched by chrom, pos, ref, alt) or a
+  gdiff .h5, written to `out`. See `gdiff.evaluate.external`.
+
+  Args:
+    real: a workdir whose prepare stage finished.
+    synthetic: the cohort file judged.
+    out: the report folder.
+    labels: for a VCF, a TSV `sample<TAB>label` (default `<prefix>.labels.tsv`).
+
+  Returns:
+    The metrics dict written to out/metrics.json.
+  """
+  from gdiff.evaluate import external
+
+  return external.evaluate_file(real, synthetic, out, labels=labels)

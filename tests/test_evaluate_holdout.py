@@ -44,10 +44,13 @@ def _write(path, dosage, labels, split, classes=('a', 'b')):
 
 
 def _evaluate(monkeypatch, codec, holdout, path) -> str:
-  """run.evaluate with the fake codec; returns metrics.json as written."""
+  """run.evaluate with the fake codec; returns metrics.json as written, less its provenance
+  (the workdir's path, the date and file hashes differ between copies by design)."""
   monkeypatch.setattr(run, '_load_codec', lambda _: codec)
   run.evaluate(_config(holdout), str(path))
-  return (path / 'report' / 'metrics.json').read_text()
+  metrics = json.loads((path / 'report' / 'metrics.json').read_text())
+  assert metrics.pop('provenance')['workdir'] == str(path)
+  return json.dumps(metrics, indent=1)
 
 
 def test_holdout_val_never_reads_test_genotypes(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """Tests for gdiff.evaluate.report and the evaluate stage end to end (gdiff.evaluate.run)."""
 
+import hashlib
 import json
 import os
 
@@ -10,7 +11,7 @@ import pytest
 
 from configs import base
 from gdiff.errors import InputError
-from gdiff.evaluate import families, protocol, report, run
+from gdiff.evaluate import families, glossary, gwas, protocol, report, run
 
 
 def test_checks_compare_with_targets():
@@ -114,6 +115,25 @@ def test_evaluate_end_to_end(tmp_path, monkeypatch):
   md = (out / 'report.md').read_text()
   assert '| gdiff |' in md and '| AA_truth test [0.4–0.6] |' in md  # the held-out split's name
   assert ' detection AUC [≤ 0.6] |' in md and 'Mosaic curve: gdiff ' in md
+  # The verdict comes first, figures have captions, provenance names the cohort judged.
+  assert md.splitlines()[2].startswith('**Verdict.** Realism: ')
+  for png in out.glob('*.png'):
+    assert f'*{png.stem}*: {glossary.caption(png.stem, "test")}' in md, png.stem
+    assert glossary.caption(png.stem, 'test') in html.replace('&#x27;', "'"), png.stem
+  assert '### Glossary' in md and '### Provenance' in md
+  prov = saved['provenance']
+  assert prov['synthetic_file'] == str(tmp_path / 'samples' / 'synthetic.h5')
+  # The hash the VCF header carries, of the config saved beside the report.
+  saved_config = json.loads((out / 'config.json').read_text())
+  text = json.dumps(saved_config, sort_keys=True, separators=(',', ':'))
+  assert prov['config_hash'] == hashlib.sha256(text.encode()).hexdigest()[:16]
+  # Genotype-space utility and the GWAS, next to the other rows and the reference row.
+  for m in saved['methods'].values():
+    assert set(m['utility_genotype']) == {'logreg', 'hgb', 'recovery_min', 'recovery_mean'}
+  assert 'Utility on genotypes (scikit-learn' in md
+  if gwas.skip_reason(('a', 'b')) is None:
+    assert saved['methods']['gdiff']['gwas']['direction_agreement'] > 0.8
+    assert 'direction_agreement' in saved['reference']['gwas']
   ref_row = next(line for line in md.splitlines() if line.startswith('| real test (reference)'))
   assert ref_row.endswith(
     f'{metrics["reference"]["realism"]["detection_auc"]:.3f} ± '

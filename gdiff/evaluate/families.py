@@ -25,7 +25,17 @@ import numpy as np
 
 from gdiff import rng
 from gdiff.errors import InputError
-from gdiff.evaluate import baselines, classifiers, context, detection, genetics, privacy, protocol
+from gdiff.evaluate import (
+  baselines,
+  classifiers,
+  context,
+  detection,
+  genetics,
+  genotype_utility,
+  gwas,
+  privacy,
+  protocol,
+)
 
 # metric(ctx, cohort) -> (values or None, curves)
 Metric = Callable[[context.Context, context.Cohort], tuple[dict | None, dict]]
@@ -215,11 +225,69 @@ def hard_pair_metrics(ctx, cohort):
   return _summarise_utility(u), {}
 
 
+def genotype_sets(ctx) -> dict:
+  """The classifier sets (train, select, report) on dosages instead of the embedding."""
+  return protocol.classifier_sets(ctx.holdout.name, ctx.dosage, ctx.labels, ctx.seed)
+
+
+def genotype_features(ctx) -> genotype_utility.Features:
+  x, y = ctx.reference(genotype_sets)['train']
+  return genotype_utility.fit_features(x, y, int(ctx.ev.genotype_max_snps))
+
+
+def real_genotype_utility(ctx) -> dict:
+  """scikit-learn classifiers trained on real train, shared by every method's recovery."""
+  sets, features = ctx.reference(genotype_sets), ctx.reference(genotype_features)
+  return {
+    name: genotype_utility.train_and_test(
+      name, features, sets['train'], sets['report'], ctx.num_classes
+    )
+    for name in ctx.ev.genotype_classifiers
+  }
+
+
+def genotype_utility_metrics(ctx, cohort):
+  """Recovery of scikit-learn classifiers trained on the cohort's genotypes (None: off)."""
+  if not ctx.ev.genotype_classifiers:
+    return None, {}
+  u = genotype_utility.utility(
+    ctx.ev.genotype_classifiers,
+    ctx.reference(genotype_features),
+    (cohort.dosage_NxS, cohort.label_ids_N),
+    ctx.reference(real_genotype_utility),
+    ctx.reference(genotype_sets)['report'],
+    ctx.num_classes,
+  )
+  return u, {}
+
+
+def gwas_skip_reason(ctx) -> str | None:
+  """Why the GWAS concordance is not computed (None: it is)."""
+  if not ctx.ev.gwas:
+    return 'evaluate.gwas is off'
+  return gwas.skip_reason(ctx.classes)
+
+
+def real_gwas(ctx) -> gwas.Association:
+  """plink2 --glm on real train."""
+  return gwas.run_glm(ctx.dosage['train'], ctx.labels['train'], ctx.classes, ctx.chrom_S, ctx.pos_S)
+
+
+def gwas_metrics(ctx, cohort):
+  """GWAS concordance of the cohort with real train (None: skipped, `gwas_skip_reason`)."""
+  if gwas_skip_reason(ctx) is not None:
+    return None, {}
+  judged = gwas.run_glm(cohort.dosage_NxS, cohort.label_ids_N, ctx.classes, ctx.chrom_S, ctx.pos_S)
+  return gwas.concordance(ctx.reference(real_gwas), judged), {}
+
+
 FAMILIES: dict[str, tuple[Metric, ...]] = {
   'privacy': (privacy_metrics,),
   'realism': (realism_metrics, detection_metrics),
   'utility': (utility_metrics,),
   'utility_hard_pair': (hard_pair_metrics,),
+  'utility_genotype': (genotype_utility_metrics,),
+  'gwas': (gwas_metrics,),
 }
 
 
@@ -276,6 +344,8 @@ def privacy_reference(ctx, cohort):
 REFERENCE_ROWS: dict[str, tuple[Metric, ...]] = {
   'realism': (realism_reference, detection_reference),
   'privacy': (privacy_reference,),
+  # The real held-out people's GWAS: what an independent real sample of that size finds.
+  'gwas': (gwas_metrics,),
 }
 
 
@@ -365,10 +435,10 @@ def baseline_rows(ev) -> list[tuple[str, str, dict]]:
 def methods(ctx: context.Context) -> list[tuple[str, Callable[[], context.Cohort]]]:
   """The cohorts judged, in report order, as (name, make() -> Cohort) entries.
 
-  gdiff, then each row of evaluate.baselines (`baseline_rows`; generated when made, one
-  at a time).
+  The synthetic cohort (gdiff's is named 'gdiff'), then each row of evaluate.baselines
+  (`baseline_rows`; generated when made, one at a time).
   """
-  return [('gdiff', lambda: ctx.synthetic)] + [
+  return [(ctx.synthetic.name, lambda: ctx.synthetic)] + [
     (name, functools.partial(baseline, ctx, name, generator, **settings))
     for name, generator, settings in baseline_rows(ctx.ev)
   ]

@@ -499,6 +499,50 @@ def _utility_rows(metrics: dict, section: str = 'utility'):
   return header, rows
 
 
+def _genotype_utility_rows(metrics: dict):
+  """scikit-learn classifiers on genotypes, one run each (deterministic): no ± sd."""
+  header = ['method', 'classifier', 'acc real', 'acc synthetic', 'recovery', 'bal. acc synthetic']
+  rows = []
+  for m, r in metrics['methods'].items():
+    for clf, u in r.get('utility_genotype', {}).items():
+      if isinstance(u, dict):
+        rows.append(
+          [m, clf] + [_fmt(u[k]) for k in ('acc_real', 'acc_syn', 'recovery', 'balanced_acc_syn')]
+        )
+  return header, rows
+
+
+GWAS_COLUMNS = ('direction_agreement', 'spearman_log10p', 'lambda_gc', 'num_hits')
+
+
+def _gwas_rows(metrics: dict):
+  header = ['method', 'direction agreement', 'Spearman −log10 p', 'λGC', 'hits']
+  rows = [
+    [m] + [_fmt(r['gwas'].get(k)) for k in GWAS_COLUMNS]
+    for m, r in metrics['methods'].items()
+    if r.get('gwas')
+  ]
+  ref = metrics.get('reference', {}).get('gwas')
+  if ref:
+    held = protocol.held_out(metrics).name
+    rows.append([f'real {held} (reference)'] + [_fmt(ref.get(k)) for k in GWAS_COLUMNS])
+  return header, rows
+
+
+def _gwas_text(metrics: dict) -> str:
+  """The line above the GWAS table (or instead of it, when skipped)."""
+  if metrics.get('gwas_skipped'):
+    return f'GWAS concordance: skipped ({metrics["gwas_skipped"]}).'
+  real = next((r['gwas'] for r in metrics['methods'].values() if r.get('gwas')), None)
+  if real is None:
+    return ''
+  return (
+    f'GWAS concordance (plink2 --glm, firth-fallback, no covariates) at the real-train top '
+    f'hits (p < {real["hit_p"]:g}: {real["num_real_p_below"]}; at least the '
+    f'{real["num_hits"]} smallest p); real-train λGC {_fmt(real["lambda_gc_real_train"])}.'
+  )
+
+
 def _flat_rows(metrics: dict, section: str):
   keys = []
   for r in metrics['methods'].values():
@@ -534,6 +578,7 @@ _CSS = (
   'body{font-family:sans-serif;max-width:1400px;margin:2em auto;font-size:14px}'
   'table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;'
   'padding:3px 6px;text-align:right}th{background:#eee}td:first-child{text-align:left}'
+  '.warn{color:#a60}figcaption{max-width:900px;font-size:13px;color:#333}'
 )
 
 
@@ -545,21 +590,45 @@ def _json_default(value):
   raise TypeError(f'not JSON serialisable: {type(value)}')
 
 
-def write(report_dir: str, metrics: dict, curves: dict) -> dict:
+def write(report_dir: str, metrics: dict, curves: dict, extra_files: dict | None = None) -> dict:
   """Writes metrics.json, report.html, report.md and *.png into `report_dir`; their paths.
 
-  The files go to a temporary folder that replaces `report_dir` when complete
-  (`gdiff.workdir.replacing`: a folder gdiff did not write is refused, never replaced).
+  Adds metrics['verdict'] and metrics['warnings'] (`verdict`) first, so keys put into
+  `metrics` before this call (`dp`, `gate`) are said in the verdict. `extra_files`: name
+  -> text written next to them (config.json). The files go to a temporary folder that
+  replaces `report_dir` when complete (`gdiff.workdir.replacing`: a folder gdiff did not
+  write is refused, never replaced).
   """
   from gdiff import workdir as wd  # the workdir owns replacing a folder
+  from gdiff.evaluate import verdict  # reads this module's targets
 
+  metrics['verdict'] = verdict.verdict(metrics)
+  metrics['warnings'] = verdict.warnings(metrics)
   with wd.replacing(report_dir) as tmp:
     paths = _write_files(tmp, metrics, curves)
+    for name, text in (extra_files or {}).items():
+      with open(os.path.join(tmp, name), 'w') as f:
+        f.write(text)
   return {key: os.path.join(report_dir, os.path.basename(p)) for key, p in paths.items()}
+
+
+def _warning_lines(metrics: dict, section: str) -> list[str]:
+  return [f'⚠ {w}' for w in metrics.get('warnings', {}).get(section, [])]
+
+
+def _html_warnings(metrics: dict, section: str) -> str:
+  return ''.join(f'<p class="warn">{html.escape(w)}</p>' for w in _warning_lines(metrics, section))
+
+
+def _md_warnings(metrics: dict, section: str) -> list[str]:
+  lines = _warning_lines(metrics, section)
+  return [f'> {w}' for w in lines] + [''] if lines else []
 
 
 def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
   """Writes metrics.json, report.html, report.md and *.png; returns their paths."""
+  from gdiff.evaluate import glossary, provenance
+
   os.makedirs(report_dir, exist_ok=True)
   paths = {
     'metrics': os.path.join(report_dir, 'metrics.json'),
@@ -590,14 +659,25 @@ def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
     f'<title>{html.escape(title)}</title>',
     f'<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>',
     f'<p><b>{html.escape(names)}</b></p>' if names else '',
+    f'<h2>Verdict</h2><p>{html.escape(metrics.get("verdict", ""))}</p>',
     '<h2>Key metrics (target in brackets; ✓ meets it, ✗ misses it)</h2>',
     _html_table(*key),
+    _html_warnings(metrics, 'key'),
     f'<h2>Utility (accuracy on {reported_on}; steps chosen on {chosen_on})</h2>',
     f'<p>Majority-class accuracy on {reported_on}: '
     f'{_fmt(metrics.get("majority_acc_holdout"))}'
     f'; hard pair: {html.escape(" vs ".join(metrics.get("hard_pair", [])) or "–")}</p>',
     _html_table(*_utility_rows(metrics)),
+    _html_warnings(metrics, 'utility'),
     _html_table(*_utility_rows(metrics, 'utility_hard_pair')) if metrics.get('hard_pair') else '',
+    _html_warnings(metrics, 'utility_hard_pair'),
+    f'<h3>Utility on genotypes (scikit-learn; accuracy on {reported_on})</h3>',
+    _html_table(*_genotype_utility_rows(metrics)),
+    _html_warnings(metrics, 'utility_genotype'),
+    '<h2>GWAS concordance with real train</h2>',
+    f'<p>{html.escape(_gwas_text(metrics))}</p>',
+    _html_table(*_gwas_rows(metrics)) if _gwas_rows(metrics)[1] else '',
+    _html_warnings(metrics, 'gwas'),
     '<h2>Privacy and diversity, embedding (angular distance)</h2>',
     _html_table(*_flat_rows(metrics, 'privacy.embedding')),
     '<h2>Privacy and diversity, genotypes (Hamming distance)</h2>',
@@ -608,9 +688,25 @@ def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
   ]
   for name, png in figs.items():
     data = base64.b64encode(png).decode()
-    parts.append(f'<h3>{name}</h3><img src="data:image/png;base64,{data}">')
+    parts.append(
+      f'<figure><h3>{name}</h3><img src="data:image/png;base64,{data}">'
+      f'<figcaption>{html.escape(glossary.caption(name, held.name))}</figcaption></figure>'
+    )
+  parts.append(
+    '<h2>Glossary</h2><table><tr><th>metric</th><th>what it measures</th><th>good</th>'
+    '<th>reference</th></tr>'
+    + ''.join(
+      '<tr>' + ''.join(f'<td>{html.escape(c)}</td>' for c in row) + '</tr>'
+      for row in glossary.GLOSSARY
+    )
+    + '</table>'
+  )
   parts.append(
     '<h2>Protocol</h2><ul>' + ''.join(f'<li>{html.escape(n)}</li>' for n in notes) + '</ul>'
+  )
+  prov = provenance.lines(metrics.get('provenance', {}))
+  parts.append(
+    '<h2>Provenance</h2><ul>' + ''.join(f'<li>{html.escape(n)}</li>' for n in prov) + '</ul>'
   )
   parts.append(
     '<h2>The paper (Kenneweg et al. 2025)</h2><pre>'
@@ -624,9 +720,10 @@ def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
   md = (
     [f'## {title}', '']
     + ([names, ''] if names else [])
+    + ([f'**Verdict.** {metrics["verdict"]}', ''] if metrics.get('verdict') else [])
+    + [_md_table(*key), '']
+    + _md_warnings(metrics, 'key')
     + [
-      _md_table(*key),
-      '',
       dominance_line(metrics.get('dominance'), held.name),
       '',
       f'Majority-class accuracy on {reported_on}: {_fmt(metrics.get("majority_acc_holdout"))}',
@@ -634,6 +731,7 @@ def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
       _md_table(*_utility_rows(metrics)),
       '',
     ]
+    + _md_warnings(metrics, 'utility')
   )
   if metrics.get('hard_pair'):
     md += [
@@ -641,8 +739,24 @@ def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
       '',
       _md_table(*_utility_rows(metrics, 'utility_hard_pair')),
       '',
-    ]
+    ] + _md_warnings(metrics, 'utility_hard_pair')
+  geno = _genotype_utility_rows(metrics)
+  if geno[1]:
+    md += [f'Utility on genotypes (scikit-learn; accuracy on {reported_on}):', '']
+    md += [_md_table(*geno), ''] + _md_warnings(metrics, 'utility_genotype')
+  if _gwas_text(metrics):
+    md += [_gwas_text(metrics), '']
+  if _gwas_rows(metrics)[1]:
+    md += [_md_table(*_gwas_rows(metrics)), ''] + _md_warnings(metrics, 'gwas')
   md += [f'- {n}' for n in notes]
+  if figs:
+    md += ['', '### Figures', '']
+    for name in figs:
+      md += [f'![{name}]({name}.png)', '', f'*{name}*: {glossary.caption(name, held.name)}', '']
+  md += ['### Glossary', '']
+  md += [f'- **{n}**: {w}. Good: {good}. Reference: {r}.' for n, w, good, r in glossary.GLOSSARY]
+  md += ['', '### Provenance', '']
+  md += [f'- {line}' for line in provenance.lines(metrics.get('provenance', {}))]
   with open(paths['markdown'], 'w') as f:
     f.write('\n'.join(md) + '\n')
   return paths

@@ -26,12 +26,18 @@ import numpy as np
 from gdiff import workdir as wd
 from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
-from gdiff.evaluate import classifiers, context, families, protocol, report
+from gdiff.evaluate import (
+  classifiers,
+  context,
+  families,
+  genotype_utility,
+  protocol,
+  provenance,
+  report,
+)
 
 DATA_DIR = wd.DATA
 CODEC_FILE = os.path.join(wd.EMBEDDING, wd.CODEC_FILE)
-SYNTHETIC_FILE = os.path.join(wd.SAMPLES, wd.SYNTHETIC_PREFIX + '.h5')
-REPORT_DIR = wd.REPORT
 
 
 def _load_codec(path: str):
@@ -69,6 +75,16 @@ def check_config(ev: ml_collections.ConfigDict) -> None:
       raise InputError(
         f'config evaluate.classifiers: unknown {name!r}; known: {sorted(classifiers.CLASSIFIERS)}'
       )
+  for name in ev.genotype_classifiers:
+    if name not in genotype_utility.GENOTYPE_CLASSIFIERS:
+      raise InputError(
+        f'config evaluate.genotype_classifiers: unknown {name!r}; '
+        f'known: {sorted(genotype_utility.GENOTYPE_CLASSIFIERS)}'
+      )
+  if int(ev.genotype_max_snps) < 0:
+    raise InputError(
+      f'config evaluate.genotype_max_snps={ev.genotype_max_snps!r}: must be >= 0 (0: all)'
+    )
   clf = ev.augmentation_classifier
   if clf and clf not in classifiers.CLASSIFIERS:
     raise InputError(
@@ -89,8 +105,21 @@ def check_config(ev: ml_collections.ConfigDict) -> None:
     )
 
 
-def load(config: ml_collections.ConfigDict, workdir: str) -> context.Context:
-  """Reads the real splits that evaluate.holdout allows, the codec and gdiff's cohort."""
+def load(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  synthetic: dict | None = None,
+  name: str = 'gdiff',
+) -> context.Context:
+  """Reads the real splits that evaluate.holdout allows, the codec and gdiff's cohort.
+
+  Args:
+    config: the full config.
+    workdir: the pipeline's working directory (its real cohort and codec).
+    synthetic: the judged cohort as `load_synthetic` returns it (None: the workdir's
+      samples/synthetic.h5).
+    name: the judged cohort's row name.
+  """
   held = protocol.HOLDOUTS[config.evaluate.holdout]
   data_dir = os.path.join(workdir, DATA_DIR)
   cohort = cohort_lib.load_cohort(data_dir)
@@ -106,12 +135,14 @@ def load(config: ml_collections.ConfigDict, workdir: str) -> context.Context:
   codec = _load_codec(os.path.join(workdir, CODEC_FILE))
   variants = cohort.variants()
   chrom = variants.chrom
-  syn_dir = wd.Layout(workdir).cohort(config.sample.out)  # sample.out names the cohort
-  syn = load_synthetic(
-    os.path.join(syn_dir, wd.SYNTHETIC_PREFIX + '.h5'), cohort.classes, len(chrom)
-  )
+  if synthetic is None:
+    syn_dir = wd.Layout(workdir).cohort(config.sample.out)  # sample.out names the cohort
+    synthetic = load_synthetic(
+      os.path.join(syn_dir, wd.SYNTHETIC_PREFIX + '.h5'), cohort.classes, len(chrom)
+    )
+  syn = synthetic
   gdiff = context.Cohort(
-    'gdiff', syn['dosage'], syn['label_ids'], context.encode(codec, syn['dosage']), syn['emb']
+    name, syn['dosage'], syn['label_ids'], context.encode(codec, syn['dosage']), syn['emb']
   )
   ctx = context.Context(
     config,
@@ -193,6 +224,25 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """
   check_config(config.evaluate)
   ctx = load(config, workdir)
+  layout = wd.Layout(workdir)
+  synthetic_file = os.path.join(layout.cohort(config.sample.out), wd.SYNTHETIC_PREFIX + '.h5')
+  metrics, curves = judge_all(ctx, provenance.provenance(config, workdir, synthetic_file))
+  paths = report.write(
+    layout.cohort_report(config.sample.out),
+    metrics,
+    curves,
+    {'config.json': provenance.config_json(config)},
+  )
+  logging.info('evaluate: wrote %s', paths)
+  return metrics
+
+
+def judge_all(ctx: context.Context, prov: dict) -> tuple[dict, dict]:
+  """Every method judged by every family, the reference row, the studies and the words.
+
+  Returns:
+    (metrics, curves): what `report.write` writes.
+  """
   results, curves = {}, {}
   for name, make in families.methods(ctx):
     logging.info('evaluate: %s', name)
@@ -205,9 +255,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   )
   metrics.update(families.judge(ctx, ctx.synthetic, families.STUDIES)[0])
   metrics['checks'] = report.checks(results)
-  metrics['dominance'] = report.dominance(results)
+  metrics['judged'] = ctx.synthetic.name
+  metrics['dominance'] = report.dominance(results, ctx.synthetic.name)
   metrics['ld_curves'] = report.ld_curves(curves, results)
   metrics['notes'] = _notes(ctx)
-  paths = report.write(wd.Layout(workdir).cohort_report(config.sample.out), metrics, curves)
-  logging.info('evaluate: wrote %s', paths)
-  return metrics
+  skipped = families.gwas_skip_reason(ctx)
+  if skipped:
+    metrics['gwas_skipped'] = skipped
+  metrics['provenance'] = prov
+  return metrics, curves
