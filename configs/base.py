@@ -193,6 +193,18 @@ def get_config() -> ml_collections.ConfigDict:
   sm.use_ema = True
   sm.batch_size = 256  # samples per sampler call (all devices together)
   sm.seed = 0  # with `seed`: the labels' order and every sample's noise
+  # Release gate (gdiff.privacy.gate): before anything is written, synthetic people closer to
+  # a training person than the held-out (val) people's `distance_percentile` nearest distance,
+  # or KING-robust relatives of one (up to `kinship_degree`: 0 off, 1, 2), are redrawn.
+  sm.gate = g = ml_collections.ConfigDict()
+  g.enabled = True  # why: docs/decisions.md#release-gate
+  g.distance_percentile = 1.0  # 0: no distance rule
+  g.distance_min_heldout = 20  # fewer val people: the percentile is noise; rule skipped
+  g.kinship_degree = 2  # duplicates, first and second degree (plink2's KING ranges)
+  g.kinship_min_snps = 1000  # fewer SNPs: KING cannot tell relatives from noise; rule skipped
+  g.max_fraction = 0.1  # the stage fails if more of the synthetic people would be dropped
+  g.max_rounds = 10  # redraw rounds for replacements that are flagged again
+  g.block_size = 1024  # rows per tile of the distance and kinship passes
 
   # ------------------------------------------------------------ evaluate
   c.evaluate = ev = ml_collections.ConfigDict()
