@@ -1,1 +1,1 @@
-"""Privacy checks on the synthetic people: KING kinship (`kinship`) and the release gate (`gate`)."""
+"""Privacy checks of synthetic people: KING kinship (`kinship`), the release gate (`gate`)."""
