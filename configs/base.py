@@ -231,6 +231,9 @@ def get_config() -> ml_collections.ConfigDict:
   # accuracy: 'test' (final numbers) or 'val' (sweeps that tune settings; test is not read,
   # classifiers choose their step on one stratified half of val and report on the other).
   ev.holdout = 'test'
+  # Membership attacks (gdiff.evaluate.attacks) list the most exposed training people by ID
+  # in W/report/exposed_people.tsv: this many (0: every training person).
+  ev.exposed_people = 50
   return c
 
 

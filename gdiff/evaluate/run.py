@@ -26,7 +26,7 @@ import numpy as np
 from gdiff import workdir as wd
 from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
-from gdiff.evaluate import classifiers, context, families, protocol, report
+from gdiff.evaluate import attacks, classifiers, context, families, protocol, report
 
 DATA_DIR = wd.DATA
 CODEC_FILE = os.path.join(wd.EMBEDDING, wd.CODEC_FILE)
@@ -75,6 +75,8 @@ def check_config(ev: ml_collections.ConfigDict) -> None:
       f'config evaluate.augmentation_classifier: unknown {clf!r}; '
       f'known: {sorted(classifiers.CLASSIFIERS)}'
     )
+  if int(ev.exposed_people) < 0:
+    raise InputError(f'config evaluate.exposed_people={ev.exposed_people!r}: must be >= 0 (0: all)')
   for option in ('seeds', 'classifier_steps', 'block_size', 'ld_max_distance_snps'):
     if int(ev[option]) < 1:
       raise InputError(f'config evaluate.{option}={ev[option]!r}: must be >= 1')
@@ -205,6 +207,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   metrics['dominance'] = report.dominance(results)
   metrics['ld_curves'] = report.ld_curves(curves, results)
   metrics['notes'] = _notes(ctx)
+  metrics['attacks'], exposed = attacks.evaluate(ctx, workdir)
   paths = report.write(os.path.join(workdir, REPORT_DIR), metrics, curves)
+  attacks.write_exposed(os.path.join(workdir, REPORT_DIR), exposed, config.evaluate.exposed_people)
   logging.info('evaluate: wrote %s', paths)
   return metrics
