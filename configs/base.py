@@ -201,7 +201,10 @@ def get_config() -> ml_collections.ConfigDict:
   g.distance_percentile = 1.0  # 0: no distance rule
   g.distance_min_heldout = 20  # fewer val people: the percentile is noise; rule skipped
   g.kinship_degree = 2  # duplicates, first and second degree (plink2's KING ranges)
-  g.kinship_min_snps = 1000  # fewer SNPs: KING cannot tell relatives from noise; rule skipped
+  # KING's ranges are genome-wide averages: with fewer autosomal SNPs, or spanning fewer Mb,
+  # unrelated people read as relatives (kg1's 4 Mb: most real held-out people); rule skipped.
+  g.kinship_min_snps = 1000
+  g.kinship_min_span_mb = 100.0
   g.max_fraction = 0.1  # the stage fails if more of the synthetic people would be dropped
   g.max_rounds = 10  # redraw rounds for replacements that are flagged again
   g.block_size = 1024  # rows per tile of the distance and kinship passes

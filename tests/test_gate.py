@@ -198,6 +198,15 @@ def test_rules_without_enough_data_are_skipped_and_said_so(family):
   assert ref.summary['kinship_rule'].startswith('skipped: 1320 autosomal SNPs')
   assert ref.summary['distance_rule'].startswith('skipped: 60 held-out')
   assert (gate.screen(family['train'][:3], ref) == '').all()
+  v = family['variants']
+  kin_only = _gate_config(distance_percentile=0)  # (the sibling is also too close)
+  short = gate.make_reference(family['train'], family['val'], kin_only, v.chrom, v.pos)
+  assert short.summary['kinship_rule'].startswith('skipped: the autosomal SNPs span 2')
+  assert short.summary['kinship_span_mb'] < 22  # 22 contigs of 1 Mb
+  assert gate.screen(family['sibling'][None], short).tolist() == ['']
+  spanned = _gate_config(distance_percentile=0, kinship_min_span_mb=10)
+  ref = gate.make_reference(family['train'], family['val'], spanned, v.chrom, v.pos)
+  assert gate.screen(family['sibling'][None], ref).tolist() == ['first_degree']
   with pytest.raises(InputError, match=r'sample\.gate\.kinship_degree=3'):
     _gate_config(kinship_degree=3)
 
@@ -223,6 +232,7 @@ def test_the_sample_stage_gates_before_writing(tmp_path):
   # would redraw most of them; here the planted copies and KING are under test.
   c.sample.gate.distance_percentile = 0.0
   c.sample.gate.kinship_min_snps = 500
+  c.sample.gate.kinship_min_span_mb = 10  # 22 contigs of 1 Mb
   c.sample.gate.max_fraction = 0.5
   w = str(tmp_path / 'w')
   for mode in ('prepare', 'train'):

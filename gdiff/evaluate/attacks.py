@@ -134,6 +134,9 @@ def evaluate(ctx, workdir: str) -> tuple[dict, list[dict]]:
       **{f'tpr_at_fpr_{f:g}': tpr_at_fpr(pos, neg, f) for f in FPRS},
     }
   out['kinship'] = kinship_summary(train, holdout, synthetic, ctx.chrom_S, block)
+  if getattr(ctx, 'pos_S', None) is not None:
+    snps = kinship.autosomal(ctx.chrom_S)
+    out['kinship']['span_mb'] = kinship.span_mb(ctx.chrom_S[snps], np.asarray(ctx.pos_S)[snps])
   out['gate'] = _gate_counts(workdir)
   rows = exposed(workdir, everyone, null, train, synthetic, ctx.chrom_S, block)
   logging.info(
@@ -239,7 +242,9 @@ def report_section(metrics: dict) -> str:
     '<table><tr><th>attack</th><th>AUC ± SE</th><th>TPR @ FPR 1 %</th>'
     f'<th>TPR @ FPR 0.1 %</th></tr>{rows}</table>'
     f'<p>Most exposed training people (by ID): <a href="{EXPOSED_FILE}">{EXPOSED_FILE}</a></p>'
-    f'<h3>KING relatives in train ({k["autosomal_snps"]} autosomal SNPs)</h3>'
+    f'<h3>KING relatives in train ({k["autosomal_snps"]} autosomal SNPs'
+    + (f' spanning {k["span_mb"]:.1f} Mb' if k.get('span_mb') is not None else '')
+    + '; held-out people are the reference: real cohorts contain relatives)</h3>'
     '<table><tr><th>people</th>'
     + ''.join(f'<th>{d}</th>' for d, _ in kinship.DEGREES)
     + f'</tr>{kin_rows}</table><p>{gate_text}</p>'

@@ -16,9 +16,10 @@ training person, blocked and jitted (`gdiff.evaluate.distances.nearest`,
 
 Each rule needs enough data to mean something: the distance rule at least
 `distance_min_heldout` held-out people (a percentile of a handful of distances is
-their minimum), the kinship rule at least `kinship_min_snps` SNPs (KING cannot
-tell relatives from noise on fewer); a rule without them is skipped, logged and
-said so in the manifest.
+their minimum), the kinship rule at least `kinship_min_snps` autosomal SNPs
+spanning `kinship_min_span_mb` (KING's ranges are genome-wide averages: on a few
+Mb, unrelated people of one population share much of it IBD and read as relatives);
+a rule without them is skipped, logged and said so in the manifest.
 
 A dropped person is replaced by a fresh draw of the same class with a new person id
 beyond N (ids N, N+1, ... in row order, round after round), so every synthetic person
@@ -59,6 +60,7 @@ class GateConfig:
   distance_min_heldout: int
   kinship_degree: int
   kinship_min_snps: int
+  kinship_min_span_mb: float
   max_fraction: float
   max_rounds: int
   block_size: int
@@ -71,6 +73,7 @@ class GateConfig:
       distance_min_heldout=int(gate.distance_min_heldout),
       kinship_degree=int(gate.kinship_degree),
       kinship_min_snps=int(gate.kinship_min_snps),
+      kinship_min_span_mb=float(gate.kinship_min_span_mb),
       max_fraction=float(gate.max_fraction),
       max_rounds=int(gate.max_rounds),
       block_size=int(gate.block_size),
@@ -80,6 +83,7 @@ class GateConfig:
       ('distance_min_heldout', cfg.distance_min_heldout >= 1, '>= 1'),
       ('kinship_degree', 0 <= cfg.kinship_degree <= 2, '0 (no rule), 1 or 2'),
       ('kinship_min_snps', cfg.kinship_min_snps >= 0, '>= 0'),
+      ('kinship_min_span_mb', cfg.kinship_min_span_mb >= 0, '>= 0'),
       ('max_fraction', 0 <= cfg.max_fraction <= 1, 'in [0, 1]'),
       ('max_rounds', cfg.max_rounds >= 1, '>= 1'),
       ('block_size', cfg.block_size >= 1, '>= 1'),
@@ -106,20 +110,26 @@ def make_reference(
   train_NxS: np.ndarray,
   heldout_NxS: np.ndarray,
   cfg: GateConfig,
-  autosomal_S: np.ndarray | None = None,
+  chrom_S: np.ndarray | None = None,
+  pos_S: np.ndarray | None = None,
 ) -> Reference:
   """Thresholds from the held-out (val) people's distances to train, and their relatives there.
 
   Args:
     train_NxS, heldout_NxS: int8 dosages of the train and held-out (val) people.
     cfg: the gate's settings.
-    autosomal_S: (S,) bool, the SNPs KING reads (`kinship.autosomal`; default all).
+    chrom_S, pos_S: the SNPs' chromosomes and positions: KING reads the autosomes and
+      needs them to span `kinship_min_span_mb` (default: every SNP, span not checked).
   """
   train_NxS, heldout_NxS = np.asarray(train_NxS, np.int8), np.asarray(heldout_NxS, np.int8)
-  if autosomal_S is None:
-    autosomal_S = np.ones(train_NxS.shape[1], bool)
+  if chrom_S is None:
+    autosomal_S, span_mb = np.ones(train_NxS.shape[1], bool), None
+  else:
+    autosomal_S = kinship.autosomal(chrom_S)
+    span_mb = kinship.span_mb(np.asarray(chrom_S)[autosomal_S], np.asarray(pos_S)[autosomal_S])
   num_snps = int(np.sum(autosomal_S))
   summary = {'num_train': len(train_NxS), 'num_heldout': len(heldout_NxS)}
+  summary['kinship_span_mb'] = span_mb
   threshold = None
   if not cfg.distance_percentile:
     summary['distance_rule'] = 'off'
@@ -140,6 +150,12 @@ def make_reference(
   if degrees and num_snps < cfg.kinship_min_snps:
     summary['kinship_rule'] = (
       f'skipped: {num_snps} autosomal SNPs < sample.gate.kinship_min_snps={cfg.kinship_min_snps}'
+    )
+    degrees = ()
+  elif degrees and span_mb is not None and span_mb < cfg.kinship_min_span_mb:
+    summary['kinship_rule'] = (
+      f'skipped: the autosomal SNPs span {span_mb:.1f} Mb < '
+      f'sample.gate.kinship_min_span_mb={cfg.kinship_min_span_mb:g}'
     )
     degrees = ()
   else:
@@ -320,7 +336,8 @@ def run(
     cohort.dosages('train'),
     cohort.dosages('val'),
     cfg,
-    kinship.autosomal(cohort.variants().chrom),
+    cohort.variants().chrom,
+    cohort.variants().pos,
   )
   redraw = generator_redraw(generator, config, workdir, h5)
   if jax.process_count() > 1 and config.generator == 'diffusion':

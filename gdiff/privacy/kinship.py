@@ -84,6 +84,12 @@ def autosomal(chrom_S) -> np.ndarray:
   return np.isin(names, [str(k) for k in range(1, 23)])
 
 
+def span_mb(chrom_S, pos_S) -> float:
+  """Megabases the SNPs span, summed over chromosomes (first to last SNP of each)."""
+  chrom_S, pos_S = np.asarray(chrom_S).astype(str), np.asarray(pos_S, np.int64)
+  return float(sum(np.ptp(pos_S[chrom_S == c]) for c in np.unique(chrom_S)) / 1e6)
+
+
 def king(query_NxS, reference_MxS) -> np.ndarray:
   """The full (N, M) KING-robust kinship matrix (for small sets and tests)."""
   q, r = _prepare(query_NxS), _prepare(reference_MxS)
