@@ -265,3 +265,45 @@ def test_the_sample_stage_gates_before_writing(tmp_path):
   kin, _, _ = kinship.relatives(dosage, train)
   assert kin.max() < 0.354 and not (dosage[:, None] == train[None]).all(-1).any()
   assert (gate.screen(dosage, ref) == '').all()
+
+
+def test_the_diffusion_generator_redraws_through_the_gate(tmp_path, monkeypatch):
+  """The diffusion generator's replacements: new ids, embeddings and genotypes redrawn."""
+  import json
+
+  import h5py
+  import test_sample_stage as tiny  # its hand-made workdir and random network
+
+  from gdiff import sample
+
+  class Factory:  # the one method of tmp_path_factory the fixture calls
+    def mktemp(self, name):
+      (tmp_path / name).mkdir()
+      return tmp_path / name
+
+  w = tiny.workdir._get_wrapped_function()(Factory())
+  train = cohort_lib.load_cohort(os.path.join(w, 'data')).dosages('train')
+  tiny.random_params._get_wrapped_function()(monkeypatch)
+  real_rows, ids = sample.diffusion_rows, []
+
+  def planting(config, workdir, h5, label_ids, first_id=0, calibration=None):
+    ids.append((first_id, len(label_ids), calibration is not None))
+    out = real_rows(config, workdir, h5, label_ids, first_id, calibration)
+    if first_id == 0:
+      h5.write_rows(0, train[:1])
+      h5.write_rows(3, train[7:8])
+    return out
+
+  monkeypatch.setattr(sample, 'diffusion_rows', planting)
+  c = tiny._config()
+  c.sample.gate.distance_min_heldout = 5
+  c.sample.gate.max_fraction = 1.0
+  sample.sample_and_export(c, w)
+  with open(os.path.join(w, 'samples', 'manifest.json')) as f:
+    summary = json.load(f)['gate']
+  n = 11  # case:7,control:4
+  assert ids[0] == (0, n, False) and ids[1][0] == n and ids[1][2]  # new ids, cohort-calibrated
+  assert summary['replaced_people'] >= 2 and summary['draw_ids_used'] > n
+  with h5py.File(os.path.join(w, 'samples', 'synthetic.h5')) as f:
+    dosage = f['dosage'][()]
+  assert not (dosage[:, None] == train[None]).all(-1).any()
