@@ -6,10 +6,12 @@ to an exact copy of another training person. KING must equal plink2's
 --make-king-table, and the gate must drop exactly the copy and the sibling.
 """
 
+import json
 import os
 import shutil
 import subprocess
 
+import h5py
 import numpy as np
 import pytest
 
@@ -211,7 +213,7 @@ def test_rules_without_enough_data_are_skipped_and_said_so(family):
     _gate_config(kinship_degree=3)
 
 
-def test_the_sample_stage_gates_before_writing(tmp_path):
+def test_the_sample_stage_gates_before_writing(tmp_path, monkeypatch):
   """The default ar generator through the stage: copies planted in the draw are replaced."""
   from configs import kg1
   from gdiff import pipeline
@@ -247,14 +249,8 @@ def test_the_sample_stage_gates_before_writing(tmp_path):
       h5.write_rows(7, train[5:6], hap0_BxS=np.minimum(train[5:6], 1))
     return out
 
-  stage.fill_rows, saved = planting, stage.fill_rows
-  try:
-    pipeline.run(c, w, 'sample')
-  finally:
-    stage.fill_rows = saved
-  import json
-
-  import h5py
+  monkeypatch.setattr(stage, 'fill_rows', planting)
+  pipeline.run(c, w, 'sample')
 
   with open(os.path.join(w, 'samples', 'manifest.json')) as f:
     summary = json.load(f)['gate']
@@ -269,9 +265,6 @@ def test_the_sample_stage_gates_before_writing(tmp_path):
 
 def test_the_diffusion_generator_redraws_through_the_gate(tmp_path, monkeypatch):
   """The diffusion generator's replacements: new ids, embeddings and genotypes redrawn."""
-  import json
-
-  import h5py
   import test_sample_stage as tiny  # its hand-made workdir and random network
 
   from gdiff import sample
