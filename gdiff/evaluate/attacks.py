@@ -77,7 +77,16 @@ def scores(targets_TxS, left_out_T, reference_NxS, synthetic_MxS, block_size: in
     synthetic_MxS: the released cohort.
     block_size: tile size of the distance passes.
   """
-  out = _af_scores(targets_TxS, allele_freq(synthetic_MxS), _loo_freq(reference_NxS, left_out_T))
+  p_syn = allele_freq(synthetic_MxS)
+  parts = [  # blocks of targets: the (T, S) reference frequencies never sit in memory at once
+    _af_scores(
+      targets_TxS[lo : lo + block_size],
+      p_syn,
+      _loo_freq(reference_NxS, left_out_T[lo : lo + block_size]),
+    )
+    for lo in range(0, len(targets_TxS), block_size)
+  ]
+  out = {name: np.concatenate([part[name] for part in parts]) for name in ('af_lr', 'af_homer')}
   d_ref, i_ref = distances.nearest(targets_TxS, reference_NxS, 'hamming', 2, block_size)
   nearest_ref = np.where(i_ref[:, 0] == left_out_T, d_ref[:, 1], d_ref[:, 0])
   d_syn = distances.nearest(targets_TxS, synthetic_MxS, 'hamming', 1, block_size)[0][:, 0]
