@@ -104,3 +104,13 @@ def test_tpr_at_fpr_and_p_values_known_answers():
   np.testing.assert_allclose(
     attacks.p_values(np.array([-1.0, 99.0, 200.0]), neg), [1, 2 / 101, 1 / 101]
   )
+
+
+def test_the_report_section_shows_every_attack_and_links_the_exposed_people(population, workdir):
+  out, _ = attacks.evaluate(_ctx(population, population['other']), workdir)
+  section = attacks.report_section({'attacks': out})
+  assert f'href="{attacks.EXPOSED_FILE}"' in section
+  for name in attacks.ATTACKS:
+    assert f'<td>{name}</td><td>{out[name]["auc"]:.3f} ± ' in section
+  assert 'release gate: off' in section  # no samples/manifest.json in this workdir
+  assert attacks.report_section({}) == ''
