@@ -205,6 +205,21 @@ def get_config() -> ml_collections.ConfigDict:
   # Cohort name: '' writes W/samples/, NAME writes W/samples/NAME/ (earlier cohorts stay;
   # --mode=evaluate with the same NAME judges that one and reports beside it).
   sm.out = ''
+  # Release gate (gdiff.privacy.gate): before anything is written, synthetic people closer to
+  # a training person than the held-out (val) people's `distance_percentile` nearest distance,
+  # or KING-robust relatives of one (up to `kinship_degree`: 0 off, 1, 2), are redrawn.
+  sm.gate = g = ml_collections.ConfigDict()
+  g.enabled = True  # why: docs/decisions.md#release-gate
+  g.distance_percentile = 1.0  # 0: no distance rule
+  g.distance_min_heldout = 20  # fewer val people: the percentile is noise; rule skipped
+  g.kinship_degree = 2  # duplicates, first and second degree (plink2's KING ranges)
+  # KING's ranges are genome-wide averages: with fewer autosomal SNPs, or spanning fewer Mb,
+  # unrelated people read as relatives (kg1's 4 Mb: most real held-out people); rule skipped.
+  g.kinship_min_snps = 1000
+  g.kinship_min_span_mb = 100.0
+  g.max_fraction = 0.1  # the stage fails if more of the synthetic people would be dropped
+  g.max_rounds = 10  # redraw rounds for replacements that are flagged again
+  g.block_size = 1024  # rows per tile of the distance and kinship passes
 
   # ------------------------------------------------------------ evaluate
   c.evaluate = ev = ml_collections.ConfigDict()
@@ -237,6 +252,9 @@ def get_config() -> ml_collections.ConfigDict:
   ev.genotype_classifiers = ('logreg', 'hgb')
   ev.genotype_max_snps = 256
   ev.gwas = True  # plink2 --glm concordance for case/control labels (evaluate/gwas.py)
+  # Membership attacks (gdiff.evaluate.attacks) list the most exposed training people by ID
+  # in W/report/exposed_people.tsv: this many (0: every training person).
+  ev.exposed_people = 50
   return c
 
 

@@ -13,9 +13,11 @@ codec and decode, into a temporary HDF5 file). The run's settings come from the
 workdir's stage records (the whole resolved config; the sample record's when W/samples/
 exists), so `model.sample` with the sample stage's size and `sample.seed` gives exactly
 the people of W/samples/. A person is a function of (seed, row) alone: the same call
-gives the same people. Drawing writes nothing; `write` writes the files the sample stage
-writes, with the same provenance header lines (phased when `dosage` is the array the last
-`sample` returned from a haplotype model).
+gives the same people. The release gate (`gdiff.privacy.gate`, `sample.gate.*`) screens the
+drawn people against the training people and redraws the flagged ones as the stage does
+(`sample(..., gate=False)` skips it). Drawing writes nothing; `write` writes the files the
+sample stage writes, with the same provenance header lines (phased when `dosage` is the
+array the last `sample` returned from a haplotype model).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from gdiff import sample as sample_lib
 from gdiff import workdir as wd
 from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
+from gdiff.privacy import gate as gate_lib
 
 WRITE_FORMATS = ('vcf', 'plink', 'h5')  # `Model.write`'s default (export.FORMATS: any of them)
 
@@ -45,6 +48,13 @@ class _Draw:
   hap0: np.ndarray | None
   manifest: dict
   config: ml_collections.ConfigDict
+
+
+@dataclasses.dataclass
+class _Rows:
+  """Drawn rows by name ('dosage', 'hap0', 'emb'), as `gate.apply` reads and replaces them."""
+
+  file: dict
 
 
 @dataclasses.dataclass
@@ -59,6 +69,7 @@ class Model:
   contigs: list  # (name, length) of the input, for the VCF header
   reference: str | None  # the input's ##reference
   ar: dict | None = None  # generator 'ar': params, unit, mesh (loaded once)
+  _gate: gate_lib.Reference | None = dataclasses.field(default=None, repr=False)
   _last: _Draw | None = dataclasses.field(default=None, repr=False)
 
   @property
@@ -78,6 +89,7 @@ class Model:
     *,
     temperature: float = 1.0,
     batch_size: int | None = None,
+    gate: bool | None = None,
   ) -> tuple[np.ndarray, np.ndarray]:
     """Draws synthetic people.
 
@@ -88,6 +100,8 @@ class Model:
         sample stage's size and proportions, its `sample.seed` gives the people of W/samples/.
       temperature: generator 'ar' only: divides the logits (1: the fitted model).
       batch_size: people drawn at once (default: the run's `sample.batch_size`).
+      gate: screen the people with the release gate and redraw the flagged ones (default:
+        the run's `sample.gate.enabled`); its counts are in the `write` manifest.
 
     Returns:
       (dosage (N, S) int8 ALT counts, label names (N,)).
@@ -111,9 +125,35 @@ class Model:
     label_ids = sample_lib.draw_labels(
       counts, self.classes, rng.numpy_stream(config.seed, 'sample_labels', config.sample.seed)
     )
-    dosage, hap0, manifest = DRAWS[self.generator](self, config, label_ids)
+    draw = DRAWS[self.generator]
+    rows = draw(self, config, label_ids)
+    manifest = rows.file.pop('manifest')
+    if config.sample.gate.enabled if gate is None else gate:
+      manifest['gate'] = gate_lib.apply(
+        gate_lib.GateConfig.from_config(config.sample.gate),
+        self._gate_reference(),
+        rows,
+        label_ids,
+        lambda label_ids_M, first_id: draw(
+          self, config, label_ids_M, first_id, rows.file.get('emb'), keep_manifest=False
+        ),
+      )
+    dosage, hap0 = rows.file['dosage'], rows.file.get('hap0')
     self._last = _Draw(dosage, hap0, manifest, config)
     return dosage, np.asarray(self.classes)[label_ids]
+
+  def _gate_reference(self) -> gate_lib.Reference:
+    """The gate's thresholds from train and val (computed once)."""
+    if self._gate is None:
+      cohort = cohort_lib.load_cohort(wd.Layout(self.workdir).data)
+      self._gate = gate_lib.make_reference(
+        cohort.dosages('train'),
+        cohort.dosages('val'),
+        gate_lib.GateConfig.from_config(self.config.sample.gate),
+        self.variants.chrom,
+        self.variants.pos,
+      )
+    return self._gate
 
   def _counts(self, n, class_counts) -> dict[str, int]:
     if class_counts is None:
@@ -193,8 +233,10 @@ def _load_ar(model: Model) -> dict:
   return {'params': params, 'unit': summary['unit'], 'mesh': mesh, 'summary': summary}
 
 
-def _draw_ar(model: Model, config, label_ids_N):
-  """The ar stage's `draw` on the parameters loaded once (its `fill_rows` reloads them)."""
+def _draw_ar(model: Model, config, label_ids_N, first_id=0, calibration=None, keep_manifest=True):
+  """The ar stage's `draw` on the parameters loaded once (its `fill_rows` reloads them):
+  people first_id.. as `_Rows` ('dosage', 'hap0' for haplotypes, 'manifest')."""
+  del calibration
   from gdiff.ar import stage as ar_stage
 
   batches = ar_stage.draw(
@@ -205,6 +247,7 @@ def _draw_ar(model: Model, config, label_ids_N):
     temperature=float(config.sample.temperature),
     batch_size=int(config.sample.batch_size),
     mesh=model.ar['mesh'],
+    first_id=first_id,
   )
   dosage = np.zeros((len(label_ids_N), len(model.variants)), np.int8)
   hap0 = np.zeros_like(dosage) if model.ar['unit'] == 'haplotype' else None
@@ -220,12 +263,16 @@ def _draw_ar(model: Model, config, label_ids_N):
     'temperature': float(config.sample.temperature),
     'seed': int(config.sample.seed),
   }
-  return dosage, hap0, manifest
+  file = {'dosage': dosage, 'hap0': hap0} if hap0 is not None else {'dosage': dosage}
+  return _Rows({**file, 'manifest': manifest} if keep_manifest else file)
 
 
-def _draw_with_stage(model: Model, config, label_ids_N):
+def _draw_with_stage(
+  model: Model, config, label_ids_N, first_id=0, calibration=None, keep_manifest=True
+):
   """The sample stage's own row filler (`generators.Generator.fill_rows`) into a temporary
-  HDF5 file, read back: checkpoint, sampler, codec and decode exactly as the stage runs them."""
+  HDF5 file, read back: checkpoint, sampler, codec and decode exactly as the stage runs them
+  (people first_id.., decode thresholds fit on `calibration` embeddings when given)."""
   from gdiff import generators
 
   generator = generators.get(config)
@@ -239,9 +286,13 @@ def _draw_with_stage(model: Model, config, label_ids_N):
       model.classes,
       phased=False,
     ) as h5:
-      manifest = generator.fill_rows(config, model.workdir, h5, label_ids_N) if n else {}
-      dosage = np.asarray(h5.file['dosage'][()], np.int8)
-  return dosage, None, manifest
+      manifest = {}
+      if n:
+        manifest = generator.fill_rows(
+          config, model.workdir, h5, label_ids_N, first_id=first_id, calibration=calibration
+        )
+      file = {name: h5.file[name][()] for name in ('dosage', 'emb') if name in h5.file}
+  return _Rows({**file, 'manifest': manifest} if keep_manifest else file)
 
 
 LOADERS = {'ar': _load_ar, 'diffusion': lambda model: None}

@@ -54,6 +54,7 @@ NUMPY_STREAMS = {
   'two_sample_auc': (11,),  # the subsample of the larger side
   'detection': (13,),  # detection.detection_auc: its subsamples, then its folds
   'simulate_phenotype': (1,),  # seed: data.simulate.seed; causal SNPs, effects, noise
+  'attacks': (160,),  # evaluate.attacks: the members, each member's left-out reference person
 }
 
 

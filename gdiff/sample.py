@@ -1,8 +1,10 @@
 """The sample stage: synthetic cohorts from the trained generator, exported.
 
 `sample_and_export(config, workdir)` draws the labels in the requested counts, lets
-the generator (`gdiff.generators`) fill the rows of the synthetic HDF5 file, and
-streams the VCF, PLINK and label files from it into W/samples/:
+the generator (`gdiff.generators`) fill the rows of the synthetic HDF5 file, screens
+them with the release gate (`gdiff.privacy.gate`: copies, near-copies and relatives of
+training people are redrawn), and streams the VCF, PLINK and label files from it into
+W/samples/:
 
   synthetic.h5          dosage (N, S) int8, hap0 (N, S) int8 when the generator draws
                         haplotypes, emb (N, G, C) float32 as sampled (diffusion), samples,
@@ -151,6 +153,7 @@ def generate(
   batch_size: int,
   mesh: jax.sharding.Mesh,
   sink: Callable[[int, np.ndarray, np.ndarray], None],
+  first_id: int = 0,
 ) -> None:
   """Samples N people in padded batches sharded on 'data', decoding each batch.
 
@@ -164,6 +167,7 @@ def generate(
     batch_size: rows per batch (rounded up to a multiple of the device count).
     mesh: a mesh with a 'data' axis.
     sink: `sink(first_row, dosage_bxS or None, emb_bxGxC)` for the b <= batch_size real rows.
+    first_id: the sample id of row 0 (row i draws the noise of id first_id + i).
   """
   n = len(label_ids_N)
   devices = mesh.devices.size
@@ -172,7 +176,7 @@ def generate(
   sharding = NamedSharding(mesh, P('data'))
 
   def dispatch(lo):
-    ids = np.arange(lo, lo + batch, dtype=np.int32)
+    ids = np.arange(first_id + lo, first_id + lo + batch, dtype=np.int32)
     labels = np.zeros(batch, np.int32)
     real = min(batch, n - lo)
     labels[:real] = label_ids_N[lo : lo + real]  # padded rows: label 0, discarded
@@ -297,11 +301,18 @@ def embedding_shape(config: ml_collections.ConfigDict, workdir: str) -> tuple[in
 
 
 def diffusion_rows(
-  config: ml_collections.ConfigDict, workdir: str, h5, label_ids_N: np.ndarray
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  h5,
+  label_ids_N: np.ndarray,
+  first_id: int = 0,
+  calibration=None,
 ) -> dict:
   """Samples the diffusion model into `h5` (None on processes other than 0); manifest entries.
 
-  Every process samples (the mesh spans them); process 0 decodes and writes.
+  Every process samples (the mesh spans them); process 0 decodes and writes. People
+  first_id.. are drawn; matched decode thresholds are fit on `calibration` (embeddings of
+  the cohort already drawn, for the release gate's replacements) instead of on `h5`'s own.
   """
   from gdiff.embedding import codec as codec_lib
 
@@ -344,7 +355,13 @@ def diffusion_rows(
   batch = config.sample.batch_size
   if h5 is None:  # a process other than 0: its part of every batch, nothing written
     generate(
-      run, lambda emb: np.zeros((len(emb), 0), np.int8), label_ids_N, batch, mesh, lambda *_: None
+      run,
+      lambda emb: np.zeros((len(emb), 0), np.int8),
+      label_ids_N,
+      batch,
+      mesh,
+      lambda *_: None,
+      first_id,
     )
     return {}
   matched = config.sample.decode_thresholds == 'matched' and codec.decoder == 'calibrated'
@@ -356,14 +373,17 @@ def diffusion_rows(
       batch,
       mesh,
       lambda lo, _, emb: h5.write_rows(lo, None, emb),
+      first_id,
     )
     codec, calibration_people = matched_codec(
-      codec, h5.file['emb'], int(config.sample.calibration_people)
+      codec,
+      h5.file['emb'] if calibration is None else calibration,
+      int(config.sample.calibration_people),
     )
     for lo in range(0, len(label_ids_N), batch):
       h5.write_rows(lo, codec.decode(h5.file['emb'][lo : lo + batch]))
   else:
-    generate(run, codec.decode, label_ids_N, batch, mesh, h5.write_rows)
+    generate(run, codec.decode, label_ids_N, batch, mesh, h5.write_rows, first_id)
   manifest = dict(
     generator='diffusion',
     checkpoint_step=step,
@@ -419,6 +439,7 @@ def sample_and_export(
     argv: the command line, kept in manifest.json.
   """
   from gdiff import generators
+  from gdiff.privacy import gate
 
   generator = generators.get(config)
   layout = wd.Layout(workdir)
@@ -456,6 +477,7 @@ def sample_and_export(
       phased=phased,
     ) as h5:
       manifest = generator.fill_rows(config, workdir, h5, label_ids_N)
+      manifest['gate'] = gate.run(config, workdir, cohort, h5, label_ids_N, generator)
       h5.write_samples(samples, labels, label_ids_N)
       h5.write_variants(variants)
     contigs, reference = cohort.input_header()

@@ -5,6 +5,7 @@ cohort; `load(W).sample` at the sample stage's size and seed must give the stage
 people, and `write` must give files scikit-allel, bcftools and plink2 read back.
 """
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -16,8 +17,9 @@ import pytest
 
 import gdiff
 from configs import als, kg1
-from gdiff import pipeline
+from gdiff import api, pipeline
 from gdiff import workdir as wd
+from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
 
 
@@ -180,3 +182,29 @@ def test_the_run_config_is_the_recorded_one(run):
   generator, config, w = run
   model = gdiff.load(w)
   assert wd.config_hash(model.config) == wd.config_hash(config)
+
+
+def test_sample_runs_the_release_gate(run, monkeypatch):
+  """A training person planted among the drawn people is redrawn, as the stage's gate does."""
+  generator, _, w = run
+  model = gdiff.load(w)
+  model.config.sample.gate.distance_min_heldout = 1  # the tiny val split: rule on anyway
+  model.config.sample.gate.max_fraction = 0.5
+  # 48 SNPs put many drawn people near a training one: only exact copies are flagged here.
+  model._gate = dataclasses.replace(model._gate_reference(), distance_threshold=0.5)
+  train = cohort_lib.load_cohort(wd.Layout(w).data).dosages('train')
+  real_draw = api.DRAWS[generator]
+
+  def planted(model_, config, label_ids, first_id=0, calibration=None, keep_manifest=True):
+    rows = real_draw(model_, config, label_ids, first_id, calibration, keep_manifest)
+    if first_id == 0:
+      rows.file['dosage'][0] = train[0]
+    return rows
+
+  monkeypatch.setitem(api.DRAWS, generator, planted)
+  kept, _ = model.sample(20, seed=1, gate=False)
+  assert (kept[0] == train[0]).all()
+  dosage, _ = model.sample(20, seed=1)
+  assert not (dosage == train[0]).all(1).any()
+  counts = model._last.manifest['gate']
+  assert counts['replaced_people'] >= 1 and counts['draw_ids_used'] > 20

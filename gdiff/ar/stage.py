@@ -258,11 +258,13 @@ def draw(
   temperature: float,
   batch_size: int,
   mesh: jax.sharding.Mesh,
+  first_id: int = 0,
 ):
   """Yields (lo, dosage_BxS int8, hap0_BxS int8 or None) for the people `label_ids_N`, in
-  batches sharded over `mesh`; person lo + i draws from `fold_in(key, its row)` alone, so
-  the people do not depend on the batch size or the device count. A model with an
-  ancestry code draws each person's code first (`rng.sample_substream(key, 'ancestry')`)."""
+  batches sharded over `mesh`; person lo + i draws from `fold_in(key, first_id + its row)`
+  alone, so the people do not depend on the batch size or the device count (the release
+  gate draws replacements with ids beyond N). A model with an ancestry code draws each
+  person's code first (`rng.sample_substream(key, 'ancestry')`)."""
   n = len(label_ids_N)
   devices = mesh.devices.size
   batch = -(-max(1, min(int(batch_size), n)) // devices) * devices
@@ -271,7 +273,10 @@ def draw(
     real = min(batch, n - lo)
     labels = np.zeros(batch, np.int32)
     labels[:real] = label_ids_N[lo : lo + real]
-    seq_labels, seq_ids = jnp.asarray(labels), jnp.arange(lo, lo + batch, dtype=jnp.int32)
+    seq_labels, seq_ids = (
+      jnp.asarray(labels),
+      jnp.arange(first_id + lo, first_id + lo + batch, dtype=jnp.int32),
+    )
     z = None
     if 'ancestry_mean' in params:
       density = {'mean': params['ancestry_mean'], 'chol': params['ancestry_chol']}
@@ -296,11 +301,20 @@ def draw(
       yield lo, states[:real].astype(np.int8), None
 
 
-def fill_rows(config: ml_collections.ConfigDict, workdir: str, h5, label_ids_N: np.ndarray) -> dict:
-  """Draws the synthetic people into `h5` (an `export.H5Cohort`); returns manifest entries.
+def fill_rows(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  h5,
+  label_ids_N: np.ndarray,
+  first_id: int = 0,
+  calibration=None,
+) -> dict:
+  """Draws the synthetic people first_id.. into `h5` (an `export.H5Cohort`); returns manifest
+  entries. `calibration` is unused (the diffusion generator's).
 
   Process 0 alone draws (`h5` is None on the others, which return at once).
   """
+  del calibration
   if h5 is None:
     return {}
   mesh = _local_mesh()
@@ -315,6 +329,7 @@ def fill_rows(config: ml_collections.ConfigDict, workdir: str, h5, label_ids_N: 
     temperature=temperature,
     batch_size=int(config.sample.batch_size),
     mesh=mesh,
+    first_id=first_id,
   )
   for lo, dosage, hap0 in batches:
     h5.write_rows(lo, dosage, hap0_BxS=hap0)

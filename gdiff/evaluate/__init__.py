@@ -4,6 +4,8 @@ distances    blocked k-nearest-neighbour search (angular, Hamming, Euclidean).
 privacy      NNAA, distance to closest record, copies, membership inference.
 genetics     allele/genotype frequencies, LD (by SNP and bp distance, by MAF), PCA,
              heterozygosity, F_ST.
+attacks      membership attacks with a reference population (allele-frequency LR, Homer,
+             calibrated distance), per-person exposure, KING relatives, the gate's counts.
 detection    whole-genotype detection AUC: a classifier telling held-out real from synthetic.
 classifiers  small JAX/Flax classifiers: recovery rate and augmentation.
 genotype_utility  scikit-learn classifiers on dosages: recovery in genotype space.

@@ -26,7 +26,7 @@ from gdiff import workdir as wd
 from gdiff.data import cohort as cohort_lib
 from gdiff.data import splits
 from gdiff.errors import InputError
-from gdiff.evaluate import provenance, report, run
+from gdiff.evaluate import provenance, run
 
 VCF_SUFFIXES = ('.vcf.gz', '.vcf.bgz', '.vcf')
 
@@ -189,7 +189,8 @@ def evaluate_file(
   cohort = cohort_lib.load_cohort(os.path.join(workdir, run.DATA_DIR))
   syn = read_synthetic(synthetic, cohort.variants(), tuple(cohort.classes), labels)
   ctx = run.load(config, workdir, synthetic=syn, name=name)
-  metrics, curves = run.judge_all(ctx, provenance.provenance(config, workdir, synthetic))
-  paths = report.write(out, metrics, curves, {'config.json': provenance.config_json(config)})
-  logging.info('evaluate: wrote %s', paths)
+  metrics, curves, exposed = run.judge_all(
+    ctx, provenance.provenance(config, workdir, synthetic), workdir
+  )
+  run.write(out, config, metrics, curves, exposed)
   return metrics

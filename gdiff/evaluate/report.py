@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from gdiff.evaluate import protocol
+from gdiff.evaluate import attacks, protocol
 
 # The paper's own numbers (Kenneweg et al. 2025, Bioinformatics): accuracy (%) on the
 # real test set of classifiers trained on real data and on MLP+CNN synthetic data.
@@ -685,6 +685,7 @@ def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
     f'<h2>Genetic realism of decoded genotypes (vs real train; reference: real {held.name})</h2>',
     _html_table(*_flat_rows(metrics, 'realism')),
     f'<p>{html.escape(dominance_line(metrics.get("dominance"), held.name))}</p>',
+    attacks.report_section(metrics),
   ]
   for name, png in figs.items():
     data = base64.b64encode(png).decode()

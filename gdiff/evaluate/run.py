@@ -27,6 +27,7 @@ from gdiff import workdir as wd
 from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
 from gdiff.evaluate import (
+  attacks,
   classifiers,
   context,
   families,
@@ -91,6 +92,8 @@ def check_config(ev: ml_collections.ConfigDict) -> None:
       f'config evaluate.augmentation_classifier: unknown {clf!r}; '
       f'known: {sorted(classifiers.CLASSIFIERS)}'
     )
+  if int(ev.exposed_people) < 0:
+    raise InputError(f'config evaluate.exposed_people={ev.exposed_people!r}: must be >= 0 (0: all)')
   for option in ('seeds', 'classifier_steps', 'block_size', 'ld_max_distance_snps'):
     if int(ev[option]) < 1:
       raise InputError(f'config evaluate.{option}={ev[option]!r}: must be >= 1')
@@ -225,23 +228,31 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   check_config(config.evaluate)
   ctx = load(config, workdir)
   layout = wd.Layout(workdir)
-  synthetic_file = os.path.join(layout.cohort(config.sample.out), wd.SYNTHETIC_PREFIX + '.h5')
-  metrics, curves = judge_all(ctx, provenance.provenance(config, workdir, synthetic_file))
-  paths = report.write(
-    layout.cohort_report(config.sample.out),
-    metrics,
-    curves,
-    {'config.json': provenance.config_json(config)},
+  cohort_dir = layout.cohort(config.sample.out)
+  synthetic_file = os.path.join(cohort_dir, wd.SYNTHETIC_PREFIX + '.h5')
+  metrics, curves, exposed = judge_all(
+    ctx,
+    provenance.provenance(config, workdir, synthetic_file),
+    workdir,
+    os.path.join(cohort_dir, 'manifest.json'),
   )
-  logging.info('evaluate: wrote %s', paths)
+  write(layout.cohort_report(config.sample.out), config, metrics, curves, exposed)
   return metrics
 
 
-def judge_all(ctx: context.Context, prov: dict) -> tuple[dict, dict]:
+def judge_all(
+  ctx: context.Context, prov: dict, workdir: str, samples_manifest: str | None = None
+) -> tuple[dict, dict, list]:
   """Every method judged by every family, the reference row, the studies and the words.
 
+  Args:
+    ctx: from `load`.
+    prov: the provenance block (`provenance.provenance`).
+    workdir: W (the training people's IDs for the exposure list).
+    samples_manifest: the judged cohort's manifest.json (the release gate's counts), if any.
+
   Returns:
-    (metrics, curves): what `report.write` writes.
+    (metrics, curves, exposed): what `write` writes.
   """
   results, curves = {}, {}
   for name, make in families.methods(ctx):
@@ -262,5 +273,16 @@ def judge_all(ctx: context.Context, prov: dict) -> tuple[dict, dict]:
   skipped = families.gwas_skip_reason(ctx)
   if skipped:
     metrics['gwas_skipped'] = skipped
+  metrics['attacks'], exposed = attacks.evaluate(ctx, workdir, samples_manifest)
   metrics['provenance'] = prov
-  return metrics, curves
+  return metrics, curves, exposed
+
+
+def write(
+  out_dir: str, config: ml_collections.ConfigDict, metrics: dict, curves: dict, exposed: list
+) -> dict:
+  """The report folder: report.md/html, metrics.json, figures, config.json, exposed_people.tsv."""
+  paths = report.write(out_dir, metrics, curves, {'config.json': provenance.config_json(config)})
+  attacks.write_exposed(out_dir, exposed, config.evaluate.exposed_people)
+  logging.info('evaluate: wrote %s', paths)
+  return paths

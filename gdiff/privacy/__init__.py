@@ -1,0 +1,1 @@
+"""Privacy checks of synthetic people: KING kinship (`kinship`), the release gate (`gate`)."""
