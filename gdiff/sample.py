@@ -363,14 +363,29 @@ def provenance(
 
   scalars = sorted(k for k, v in manifest.items() if isinstance(v, (str, int, float, bool)))
   settings = ','.join(f'{k}={manifest[k]}' for k in scalars)
+  return (
+    [
+      '##syntheticData=every sample in this file is synthetic, drawn by gdiff from a model fit '
+      'on a real cohort; no sample is a real person',
+      f'##gdiffVersion={gdiff.__version__}',
+      f'##gdiffGenerator={config.generator}',
+      f'##gdiffSeed=seed={config.seed},sample.seed={config.sample.seed}',
+      f'##gdiffSampler={settings}',
+    ]
+    + ([f'##reference={reference}'] if reference else [])
+    + dp_header(manifest)
+  )
+
+
+def dp_header(manifest: dict) -> list[str]:
+  """The `##gdiffDPEpsilon=` line of a differentially private fit (`manifest['dp']`), else none."""
+  dp = manifest.get('dp')
+  if not dp:
+    return []
   return [
-    '##syntheticData=every sample in this file is synthetic, drawn by gdiff from a model fit '
-    'on a real cohort; no sample is a real person',
-    f'##gdiffVersion={gdiff.__version__}',
-    f'##gdiffGenerator={config.generator}',
-    f'##gdiffSeed=seed={config.seed},sample.seed={config.sample.seed}',
-    f'##gdiffSampler={settings}',
-  ] + ([f'##reference={reference}'] if reference else [])
+    f'##gdiffDPEpsilon={dp["epsilon"]},delta={dp["delta"]},noise_multiplier='
+    f'{dp["noise_multiplier"]},steps={dp["steps"]},sampling={dp["sampling"]},unit={dp["unit"]}'
+  ]
 
 
 def sample_and_export(config: ml_collections.ConfigDict, workdir: str) -> None:
