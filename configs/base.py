@@ -132,7 +132,7 @@ def get_config() -> ml_collections.ConfigDict:
   d.clip_norm = 1.0  # L2 bound of one person's gradient (Adam makes its scale moot)
   d.batch_people = 256  # expected people per step (Poisson rate = batch_people / train people)
   d.steps = 400
-  d.learning_rate = 0.02  # Adam
+  d.learning_rate = 0.05  # Adam's peak (cosine decay to 0 over the steps)
   # Fixed under DP (no choice on val).
   d.context_snps = 16  # why: docs/decisions.md#differential-privacy
   d.microbatch = 32  # people per jitted call (memory ~ microbatch x parameters)

@@ -74,7 +74,7 @@ class DPConfig:
   sampling_rate: float  # q: Poisson probability of each person per step
   steps: int
   delta: float
-  learning_rate: float = 0.02
+  learning_rate: float = 0.05
   microbatch: int = 32  # people per jitted call (a multiple of the device count)
   accountant: str = 'pld'
 
