@@ -59,8 +59,8 @@ def _fmt(v) -> str:
 
 def table(runs: list[dict]) -> str:
   base = next((r for r in runs if r['dp'] is None), None)
-  head = '| epsilon (delta) | sigma | context | fit s (ratio) | ' + ' | '.join(h for h, _ in METRICS)
-  out = [head + ' |', '|---' * (4 + len(METRICS)) + '|']
+  head = '| epsilon (delta) | sigma | context | fit s (ratio) | '
+  out = [head + ' | '.join(h for h, _ in METRICS) + ' |', '|---' * (4 + len(METRICS)) + '|']
   for r in sorted(runs, key=_epsilon):
     dp = r['dp']
     eps = 'non-DP (L-BFGS)' if dp is None else f'{dp["epsilon"]:.3g} ({dp["delta"]:.1e})'
@@ -68,8 +68,8 @@ def table(runs: list[dict]) -> str:
     ratio = f' ({r["fit_s"] / base["fit_s"]:.2f}x)' if base else ''
     g = r['metrics']['methods']['gdiff']
     cells = [_fmt(_get(g, p)) if p else _fmt(r['val_ll']) for _, p in METRICS]
-    out.append(f'| {eps} | {sigma} | {r["context"]} | {r["fit_s"]:.0f}{ratio} | ' + ' | '.join(cells))
-    out[-1] += ' |'
+    row = f'| {eps} | {sigma} | {r["context"]} | {r["fit_s"]:.0f}{ratio} | '
+    out.append(row + ' | '.join(cells) + ' |')
   if base:
     for name, m in sorted(base['metrics']['methods'].items()):
       if name.startswith('mosaic'):
