@@ -61,7 +61,7 @@ def table(runs: list[dict]) -> str:
   base = next((r for r in runs if r['dp'] is None), None)
   head = '| epsilon (delta) | sigma | context | fit s (ratio) | '
   out = [head + ' | '.join(h for h, _ in METRICS) + ' |', '|---' * (4 + len(METRICS)) + '|']
-  for r in sorted(runs, key=_epsilon):
+  for r in sorted(runs, key=lambda r: (_epsilon(r), r['dp'] is None)):
     dp = r['dp']
     eps = 'non-DP (L-BFGS)' if dp is None else f'{dp["epsilon"]:.3g} ({dp["delta"]:.1e})'
     sigma = '–' if dp is None else f'{dp["noise_multiplier"]:.3f}'
@@ -71,11 +71,17 @@ def table(runs: list[dict]) -> str:
     row = f'| {eps} | {sigma} | {r["context"]} | {r["fit_s"]:.0f}{ratio} | '
     out.append(row + ' | '.join(cells) + ' |')
   if base:
-    for name, m in sorted(base['metrics']['methods'].items()):
-      if name.startswith('mosaic'):
-        cells = [_fmt(_get(m, p)) if p else '–' for _, p in METRICS]
-        out.append(f'| {name} | – | – | – | ' + ' | '.join(cells) + ' |')
+    for name in _mosaics(base):
+      m = base['metrics']['methods'][name]
+      cells = [_fmt(_get(m, p)) if p else '–' for _, p in METRICS]
+      out.append(f'| {name} | – | – | – | ' + ' | '.join(cells) + ' |')
   return '\n'.join(out)
+
+
+def _mosaics(run: dict) -> list[str]:
+  """The mosaic rows of a run's report, by segment length."""
+  names = (k for k in run['metrics']['methods'] if k.startswith('mosaic'))
+  return sorted(names, key=lambda k: float(k.split('@')[1]))
 
 
 def _epsilon(run: dict) -> float:
@@ -101,11 +107,7 @@ def plot(runs: list[dict], path: str) -> None:
       ax.axhline(
         _get(base['metrics']['methods']['gdiff'], p), color='tab:red', ls='--', label='non-DP'
       )
-      mosaics = sorted(
-        (k for k in base['metrics']['methods'] if k.startswith('mosaic')),
-        key=lambda k: float(k.split('@')[1]),
-      )
-      for i, k in enumerate(mosaics):
+      for i, k in enumerate(_mosaics(base)):
         v = _get(base['metrics']['methods'][k], p)
         ax.axhline(v, color='grey', ls=':', lw=1)
         ax.annotate(k, (ax.get_xlim()[0] if i % 2 else inf_x, v), fontsize=7, color='grey')
