@@ -131,6 +131,21 @@ def get_config() -> ml_collections.ConfigDict:
   # L-BFGS iterations at most per block.
   a.max_iter = 100  # why: docs/decisions.md#ar-penalties-temperature-and-iterations
   a.tol = 1e-5  # ... or until the gradient norm of the block's mean objective is below this
+  # Differential privacy for the training people (gdiff.ar.dp): DP-Adam with Poisson-sampled
+  # people, each person's whole gradient clipped, Gaussian noise; epsilon from dp_accounting.
+  a.dp = d = ml_collections.ConfigDict()
+  d.enabled = False  # why: docs/decisions.md#differential-privacy
+  d.target_epsilon = 3.0  # calibrate the noise multiplier to this epsilon (at delta) ...
+  d.noise_multiplier = 0.0  # ... or use this one (> 0) and report its epsilon
+  d.delta = 0.0  # 0: 1 / (10 * train people)
+  d.clip_norm = 1.0  # L2 bound of one person's gradient (Adam makes its scale moot)
+  d.batch_people = 256  # expected people per step (Poisson rate = batch_people / train people)
+  d.steps = 400
+  d.learning_rate = 0.05  # Adam's peak (cosine decay to 0 over the steps)
+  # Fixed under DP (no choice on val).
+  d.context_snps = 16  # why: docs/decisions.md#differential-privacy
+  d.microbatch = 32  # people per jitted call (memory ~ microbatch x parameters)
+  d.accountant = 'pld'  # 'pld' | 'rdp' (dp_accounting)
 
   # --------------------------------------------------------------- model
   c.model = m = ml_collections.ConfigDict()

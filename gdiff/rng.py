@@ -30,6 +30,7 @@ STREAMS = {
   'train': 1,  # the train step; the step folds in its number (a resumed run draws the same)
   'eval': 2,  # the val loss: the same t and noise at every evaluation
   'sample': zlib.crc32(b'sample') & 0x7FFFFFFF,  # folds in sample.seed, then each person's id
+  'ar_dp_noise': zlib.crc32(b'ar_dp_noise') & 0x7FFFFFFF,  # gdiff.ar.dp: folds in the step
 }
 # Folded into one train step's key, apart from the draws of the loss (t, noise, label dropout).
 STEP_STREAMS = {
@@ -55,6 +56,7 @@ NUMPY_STREAMS = {
   'detection': (13,),  # detection.detection_auc: its subsamples, then its folds
   'simulate_phenotype': (1,),  # seed: data.simulate.seed; causal SNPs, effects, noise
   'attacks': (160,),  # evaluate.attacks: the members, each member's left-out reference person
+  'ar_dp_sampling': (17,),  # gdiff.ar.dp: the Poisson sample of people of every step
 }
 
 

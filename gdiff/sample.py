@@ -421,7 +421,19 @@ def provenance(
     ]
     + ([f'##gdiffCheckpointStep={step}'] if step is not None else [])
     + ([f'##reference={reference}'] if reference else [])
+    + dp_header(manifest)
   )
+
+
+def dp_header(manifest: dict) -> list[str]:
+  """The `##gdiffDPEpsilon=` line of a differentially private fit (`manifest['dp']`), else none."""
+  dp = manifest.get('dp')
+  if not dp:
+    return []
+  return [
+    f'##gdiffDPEpsilon={dp["epsilon"]},delta={dp["delta"]},noise_multiplier='
+    f'{dp["noise_multiplier"]},steps={dp["steps"]},sampling={dp["sampling"]},unit={dp["unit"]}'
+  ]
 
 
 def sample_and_export(

@@ -52,6 +52,40 @@ def test_guarantees_say_dp_and_gate_when_present():
   assert verdict.guarantees(m)[1] == 'Release gate: mode=strict.'
 
 
+def _attacks(lr=0.5, homer=0.5, distance=0.5, se=0.02):
+  kin = {'people': 100, 'with_duplicate': 0, 'with_first_degree': 1, 'with_second_degree': 3}
+  return {
+    'num_members': 100,
+    'num_non_members': 100,
+    'af_lr': {'auc': lr, 'auc_se': se},
+    'af_homer': {'auc': homer, 'auc_se': se},
+    'distance': {'auc': distance, 'auc_se': se},
+    'kinship': {'holdout': dict(kin), 'synthetic': {**kin, 'with_first_degree': 0}},
+    'gate': {'enabled': True, 'replaced_people': 2, 'distance_rule': 'd < 9'}
+    | {'kinship_rule': 'off'},
+  }
+
+
+def test_privacy_verdict_says_what_was_tested_passed_and_not_covered():
+  m = _metrics(_row(), _row())
+  assert verdict.privacy_verdict(m) == ''  # no attacks run
+  m['attacks'] = _attacks()
+  text = verdict.privacy_verdict(m)
+  assert 'allele-frequency likelihood ratio (Sankararaman) 0.500 ± 0.020' in text
+  assert 'No attack tells members from held-out people' in text
+  assert '0 of 100 synthetic people are duplicates or first-degree' in text
+  assert '(1 of 100 real held-out people, the reference)' in text
+  assert 'The release gate replaced 2 synthetic people' in text
+  assert 'No differential-privacy guarantee' in text and 'No test here covers' in text
+  m['attacks'] = _attacks(homer=0.62)
+  m['dp'] = {'epsilon': 3.0, 'delta': 1e-5}
+  text = verdict.privacy_verdict(m)
+  assert 'Failed (AUC above 0.55 and 2 SE from chance): allele-frequency distance (Homer).' in text
+  assert 'Differential privacy holds for the generator fit: ε = 3, δ = 1e-05' in text
+  m['dp'] = {'epsilon': float('inf'), 'delta': 1e-5}
+  assert 'no DP guarantee (ε = ∞)' in verdict.privacy_verdict(m)
+
+
 def test_warnings_flag_metrics_that_cannot_discriminate():
   # Independent SNPs fail recovery and gdiff is clear of every target: no warning.
   assert verdict.warnings(_metrics(_row(), _row(rec=0.80))) == {}

@@ -9,6 +9,9 @@ train   reads the train and val splits as sequences: the two haplotypes of each
         With `ar.ancestry_pcs` = P > 0, every model also conditions on each person's
         ancestry code (`gdiff.ar.ancestry`: top P PCs of the train genotypes); the
         code's per-class Gaussian is saved in fit.json.
+        With `ar.dp.enabled`, one fit by DP-Adam at the fixed `ar.dp.context_snps`
+        (`gdiff.ar.dp`); its `dp` record (epsilon, delta, ...) goes into fit.json,
+        the train stage's record and the samples' manifest and VCF header.
 sample  draws each synthetic person (its ancestry code first, then two haplotypes or
         one genotype sequence) batch by batch and hands the rows to the sample
         stage's HDF5 writer.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 
 import jax
@@ -34,6 +38,7 @@ from jax.sharding import PartitionSpec as P
 from gdiff import distributed, rng
 from gdiff import workdir as wd
 from gdiff.ar import ancestry as ancestry_lib
+from gdiff.ar import dp as dp_lib
 from gdiff.ar import fit as fit_lib
 from gdiff.ar import model as model_lib
 from gdiff.ar import sampler
@@ -71,6 +76,35 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise InputError(f'config ar.ancestry_pcs={a.ancestry_pcs!r}: a whole number >= 0')
   if not config.sample.temperature > 0:
     raise InputError(f'config sample.temperature={config.sample.temperature!r}: must be > 0')
+  if a.dp.enabled:
+    check_dp_config(a.dp)
+    if a.ancestry_pcs:  # the codes' PCA and Gaussian would be fit on train outside the budget
+      raise InputError(
+        f'config ar.ancestry_pcs={a.ancestry_pcs!r}: must be 0 with ar.dp.enabled=True'
+      )
+
+
+def check_dp_config(d: ml_collections.ConfigDict) -> None:
+  """Raises InputError naming the option for bad `ar.dp` settings."""
+  if d.accountant not in dp_lib.ACCOUNTANTS:
+    raise InputError(
+      f'config ar.dp.accountant={d.accountant!r}: use {", ".join(map(repr, dp_lib.ACCOUNTANTS))}'
+    )
+  if not (d.noise_multiplier > 0 or d.target_epsilon > 0):
+    raise InputError(
+      f'config ar.dp.target_epsilon={d.target_epsilon!r} and ar.dp.noise_multiplier='
+      f'{d.noise_multiplier!r}: set one > 0'
+    )
+  if d.noise_multiplier < 0:
+    raise InputError(f'config ar.dp.noise_multiplier={d.noise_multiplier!r}: must be >= 0')
+  if not 0 <= d.delta < 1:
+    raise InputError(f'config ar.dp.delta={d.delta!r}: must be in [0, 1) (0: 1 / (10 n))')
+  for option in ('clip_norm', 'learning_rate'):
+    if not d[option] > 0:
+      raise InputError(f'config ar.dp.{option}={d[option]!r}: must be > 0')
+  for option in ('batch_people', 'steps', 'context_snps', 'microbatch'):
+    if not isinstance(d[option], int) or d[option] < 1:
+      raise InputError(f'config ar.dp.{option}={d[option]!r}: a whole number >= 1')
 
 
 def context_lengths(ar_cfg: ml_collections.ConfigDict) -> tuple[int, ...]:
@@ -136,6 +170,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   z, z_val = codes['train'], codes['val']
   val = (x_val, y_val, z_val) if len(x_val) else None
   mesh = _local_mesh()
+  if config.ar.dp.enabled:
+    return _train_dp(config, layout, cohort, unit, x, y, val, mesh)
   candidates = []
   for k in context_lengths(config.ar):
     cfg = model_config(config.ar, unit, len(cohort.classes), k, codes['pcs'])
@@ -199,6 +235,68 @@ def ancestry_codes(cohort: cohort_lib.Cohort, unit: str, num_pcs: int) -> dict:
     'val': np.repeat(z_val, per_seq, 0),
     'density': ancestry_lib.class_density(z, labels, len(cohort.classes)),
   }
+
+
+def dp_settings(d: ml_collections.ConfigDict, people: int) -> dp_lib.DPConfig:
+  """The DP-SGD settings of `ar.dp` for `people` training people (noise calibrated to
+  `target_epsilon` unless `noise_multiplier` is set)."""
+  delta = float(d.delta) or 1.0 / (10 * people)
+  q = min(1.0, int(d.batch_people) / people)
+  sigma = float(d.noise_multiplier)
+  if sigma <= 0 and math.isinf(d.target_epsilon):  # no noise: clipping and sampling alone
+    sigma = 0.0
+  elif sigma <= 0:
+    sigma = dp_lib.calibrate(q, int(d.steps), float(d.target_epsilon), delta, d.accountant)
+  return dp_lib.DPConfig(
+    noise_multiplier=sigma,
+    clip_norm=float(d.clip_norm),
+    sampling_rate=q,
+    steps=int(d.steps),
+    delta=delta,
+    learning_rate=float(d.learning_rate),
+    microbatch=int(d.microbatch),
+    accountant=d.accountant,
+  )
+
+
+def _train_dp(config, layout, cohort, unit, x, y, val, mesh) -> dict:
+  """The train stage under `ar.dp.enabled`: one DP-Adam fit at `ar.dp.context_snps`."""
+  per = 2 if unit == 'haplotype' else 1  # sequences per person
+  people = len(x) // per
+  chrom = cohort.variants().chrom
+  k = int(config.ar.dp.context_snps)
+  cfg = model_config(config.ar, unit, len(cohort.classes), k)
+  dp = dp_settings(config.ar.dp, people)
+  params, info = dp_lib.fit(
+    cfg,
+    dp,
+    x.reshape(people, per, x.shape[1]),
+    y[::per],
+    chrom,
+    key=rng.stream(config.seed, 'ar_dp_noise'),
+    seed=rng.numpy_stream(config.seed, 'ar_dp_sampling'),
+    mesh=mesh,
+  )
+  if val is not None:  # reported only: nothing is chosen on it
+    x_val, y_val, _ = val  # no ancestry code under DP (check_config)
+    info['val_log_likelihood'] = fit_lib.log_likelihood(
+      cfg, params, x_val, y_val, chrom, block_snps=int(config.ar.block_snps), mesh=mesh
+    ) / max(len(x_val), 1)
+  summary = {
+    'unit': unit,
+    'context_snps': k,
+    'num_sequences': len(x),
+    'num_snps': int(x.shape[1]),
+    'classes': list(cohort.classes),
+    'candidates': [{'context_snps': k, **{n: v for n, v in info.items() if n != 'dp'}}],
+    'chosen_by': 'fixed under differential privacy (ar.dp.context_snps)',
+    'dp': info['dp'],
+  }
+  with wd.replacing(os.path.join(layout.checkpoints, FOLDER)) as tmp:
+    save_params(os.path.join(tmp, 'params'), params)
+    with open(os.path.join(tmp, FIT_FILE), 'w') as f:
+      json.dump(summary, f, indent=1)
+  return {'ar_unit': unit, 'ar_context_snps': k, 'dp': info['dp']}
 
 
 def save_params(path: str, params: dict) -> None:
@@ -334,10 +432,13 @@ def fill_rows(
   for lo, dosage, hap0 in batches:
     h5.write_rows(lo, dosage, hap0_BxS=hap0)
     logging.info('sample: %d / %d people', lo + len(dosage), len(label_ids_N))
-  return {
+  out = {
     'generator': 'ar',
     'unit': summary['unit'],
     'context_snps': summary['context_snps'],
     'temperature': temperature,
     'seed': int(config.sample.seed),
   }
+  if 'dp' in summary:
+    out['dp'] = summary['dp']
+  return out

@@ -603,6 +603,7 @@ def write(report_dir: str, metrics: dict, curves: dict, extra_files: dict | None
   from gdiff.evaluate import verdict  # reads this module's targets
 
   metrics['verdict'] = verdict.verdict(metrics)
+  metrics['privacy_verdict'] = verdict.privacy_verdict(metrics)
   metrics['warnings'] = verdict.warnings(metrics)
   with wd.replacing(report_dir) as tmp:
     paths = _write_files(tmp, metrics, curves)
@@ -660,6 +661,7 @@ def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
     f'<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>',
     f'<p><b>{html.escape(names)}</b></p>' if names else '',
     f'<h2>Verdict</h2><p>{html.escape(metrics.get("verdict", ""))}</p>',
+    f'<p>{html.escape(metrics["privacy_verdict"])}</p>' if metrics.get('privacy_verdict') else '',
     '<h2>Key metrics (target in brackets; ✓ meets it, ✗ misses it)</h2>',
     _html_table(*key),
     _html_warnings(metrics, 'key'),
@@ -722,6 +724,7 @@ def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
     [f'## {title}', '']
     + ([names, ''] if names else [])
     + ([f'**Verdict.** {metrics["verdict"]}', ''] if metrics.get('verdict') else [])
+    + ([f'**Privacy.** {metrics["privacy_verdict"]}', ''] if metrics.get('privacy_verdict') else [])
     + [_md_table(*key), '']
     + _md_warnings(metrics, 'key')
     + [

@@ -274,8 +274,29 @@ def judge_all(
   if skipped:
     metrics['gwas_skipped'] = skipped
   metrics['attacks'], exposed = attacks.evaluate(ctx, workdir, samples_manifest)
+  metrics.update(guarantee_fields(samples_manifest))
   metrics['provenance'] = prov
   return metrics, curves, exposed
+
+
+def guarantee_fields(samples_manifest: str | None) -> dict:
+  """The judged cohort's formal guarantees for the verdict (`verdict.guarantees`): `dp`
+  (ε, δ of a differentially private fit) and `gate` (people checked and replaced)."""
+  if not samples_manifest or not os.path.exists(samples_manifest):
+    return {}
+  with open(samples_manifest) as f:
+    manifest = json.load(f)
+  out = {}
+  if manifest.get('dp'):
+    out['dp'] = {k: manifest['dp'][k] for k in ('epsilon', 'delta') if k in manifest['dp']}
+  gate = manifest.get('gate') or {}
+  if gate.get('enabled'):
+    out['gate'] = {
+      'checked': int(manifest.get('num_samples', 0)),
+      'rejected': int(gate.get('replaced_people', 0)),
+      'rule': f'{gate.get("distance_rule", "")}; kinship: {gate.get("kinship_rule", "")}',
+    }
+  return out
 
 
 def write(

@@ -172,6 +172,91 @@ def verdict(metrics: dict, method: str | None = None) -> str:
   return ' '.join(p for p in parts if p)
 
 
+# ------------------------------------------------------------------ privacy verdict
+ATTACK_NAMES = {
+  'af_lr': 'allele-frequency likelihood ratio (Sankararaman)',
+  'af_homer': 'allele-frequency distance (Homer)',
+  'distance': 'reference-calibrated nearest-synthetic distance',
+}
+MIA_TARGET = 0.55
+NOT_COVERED = (
+  'inference of a phenotype or other attribute of a known participant',
+  'linkage with outside data (genealogy databases, surnames, other releases)',
+  "attacks that use the trained model's parameters rather than its samples",
+  'what the SNP list, allele frequencies and other statistics outside the generator reveal',
+)
+
+
+def _attack_text(name: str, a: dict) -> tuple[str, bool]:
+  """('name AUC x ± se', passed): passed when within 2 SE of 0.5 or at most MIA_TARGET."""
+  auc, se = _num(a.get('auc')), _num(a.get('auc_se')) or 0.0
+  if auc is None:
+    return '', True
+  passed = auc <= 0.5 + 2 * se or auc <= MIA_TARGET
+  return f'{ATTACK_NAMES.get(name, name)} {auc:.3f} ± {se:.3f}', passed
+
+
+def privacy_verdict(metrics: dict) -> str:
+  """The report's privacy paragraph: what was tested, what passed, what no test covers,
+  and whether a differential-privacy guarantee holds (ε). '' without the attacks."""
+  attacks = metrics.get('attacks')
+  if not attacks:
+    return ''
+  tested, failed = [], []
+  for name in ATTACK_NAMES:
+    if name in attacks:
+      text, passed = _attack_text(name, attacks[name])
+      tested.append(text)
+      if not passed:
+        failed.append(ATTACK_NAMES[name])
+  parts = [
+    f'Privacy tests: membership attacks on {attacks.get("num_members")} training members vs '
+    f'{attacks.get("num_non_members")} held-out people (AUC, 0.5 = chance): '
+    + '; '.join(t for t in tested if t)
+    + '.'
+  ]
+  parts.append(
+    f'Failed (AUC above {MIA_TARGET} and 2 SE from chance): {", ".join(failed)}.'
+    if failed
+    else 'No attack tells members from held-out people beyond its noise or the target.'
+  )
+  kin = attacks.get('kinship') or {}
+  syn, held = kin.get('synthetic'), kin.get('holdout')
+  if syn and held:
+    close = ('with_duplicate', 'with_first_degree')
+    n_syn = sum(int(syn.get(d, 0)) for d in close)
+    n_held = sum(int(held.get(d, 0)) for d in close)
+    parts.append(
+      f'KING kinship: {n_syn} of {syn["people"]} synthetic people are duplicates or '
+      f'first-degree relatives of a training person ({n_held} of {held["people"]} real '
+      'held-out people, the reference).'
+    )
+  gate = attacks.get('gate') or {}
+  if gate.get('enabled'):
+    parts.append(
+      f'The release gate replaced {gate.get("replaced_people", 0)} synthetic people before '
+      f'writing ({gate.get("distance_rule", "")}; kinship: {gate.get("kinship_rule", "")}).'
+    )
+  elif gate:
+    parts.append('The release gate was off: the synthetic people were written unscreened.')
+  dp = metrics.get('dp') if isinstance(metrics.get('dp'), dict) else {}
+  eps, delta = dp.get('epsilon'), _num(dp.get('delta')) or 0.0
+  if _num(eps) is not None:
+    parts.append(
+      f'Differential privacy holds for the generator fit: ε = {eps:g}, δ = {delta:g} (person '
+      'level); what it does not cover is listed in the manifest (dp.outside_guarantee).'
+    )
+  elif isinstance(eps, float) and math.isinf(eps):
+    parts.append('The fit clipped each person but added no noise: no DP guarantee (ε = ∞).')
+  else:
+    parts.append(
+      'No differential-privacy guarantee: these tests are empirical, they bound what these '
+      'attacks find, not what any attack could.'
+    )
+  parts.append('No test here covers ' + '; '.join(NOT_COVERED) + '.')
+  return ' '.join(parts)
+
+
 # ------------------------------------------------------------------ guarantees
 def guarantees(metrics: dict) -> list[str]:
   """One sentence per formal guarantee in `metrics`: `dp` (differentially private
