@@ -1,6 +1,7 @@
 """Command line of one segment job of the ar generator (`gdiff.ar.segments`).
 
-  python -m gdiff.segments --config=configs/kg1.py --workdir=W --config.ar.segments=chromosome --list
+  python -m gdiff.segments --config=configs/kg1.py --workdir=W --list \
+    --config.ar.segments=chromosome
   python -m gdiff.segments --config=... --workdir=W --config.ar.segments=chromosome --segment=chr2
   python -m gdiff.segments --config=... --workdir=W --config.ar.segments=chromosome --index=1
 
