@@ -36,6 +36,7 @@ BASE = {
   'ar.l2_shared': 0.01,
   'ar.max_iter': 100,
   'ar.segments': 'genome',
+  'ar.ancestry_pcs': 0,
   'ar.per_class': True,
   'ar.tol': 1e-05,
   'ar.unit': 'auto',
