@@ -124,6 +124,9 @@ def get_config() -> ml_collections.ConfigDict:
   a.per_class = True  # class-specific LD tables (populations differ in LD, not only in AF)
   # Top genome-wide PCs each SNP also conditions on (0: none): ancestry that holds past k SNPs.
   a.ancestry_pcs = 0  # why: docs/decisions.md#ar-ancestry-code
+  # Cut the genome into segments fit as independent jobs (gdiff.ar.segments; launch/segments_*):
+  # 'genome' (one fit) | 'chromosome' | a SNP count as a string, e.g. '20000'.
+  a.segments = 'genome'
   # L2 penalties of the shared and the class-specific tables, against the summed log-likelihood.
   a.l2_shared = 0.01  # why: docs/decisions.md#ar-penalties-temperature-and-iterations
   a.l2_class = 0.1  # why: docs/decisions.md#ar-penalties-temperature-and-iterations

@@ -211,3 +211,7 @@ def test_dp_refuses_an_ancestry_code():
   c.ar.ancestry_pcs = 2
   with pytest.raises(InputError, match='ar.ancestry_pcs=2: must be 0 with ar.dp.enabled'):
     pipeline.check_config(c, 'train')
+  c.ar.ancestry_pcs = 0
+  c.ar.segments = 'chromosome'
+  with pytest.raises(InputError, match="ar.segments='chromosome': must be 'genome'"):
+    pipeline.check_config(c, 'train')

@@ -47,6 +47,7 @@ BASE = {
   'ar.l2_class': 0.1,
   'ar.l2_shared': 0.01,
   'ar.max_iter': 100,
+  'ar.segments': 'genome',
   'ar.per_class': True,
   'ar.tol': 1e-05,
   'ar.unit': 'auto',

@@ -21,6 +21,10 @@ def _uniforms(key: jax.Array, ids_B: jax.Array, num_snps: int) -> jax.Array:
   return jax.vmap(lambda k: jax.random.uniform(k, (num_snps,)))(keys)  # (B, S)
 
 
+# (B, S) uniforms of whole-genome sequences: a segment's draws use its slice of them.
+uniforms = jax.jit(_uniforms, static_argnames=('num_snps',))
+
+
 @functools.partial(jax.jit, static_argnames=('temperature',))
 def sample(
   params: dict,
@@ -29,6 +33,8 @@ def sample(
   key: jax.Array,
   temperature: float = 1.0,
   z_BxP: jax.Array | None = None,
+  u_BxS: jax.Array | None = None,
+  start_BxK: jax.Array | None = None,
 ) -> jax.Array:
   """Draws one sequence per row.
 
@@ -39,6 +45,10 @@ def sample(
     key: the sampling key.
     temperature: divides the logits (1: the fitted model).
     z_BxP: each sequence's ancestry code (required when `params` has A; `gdiff.ar.ancestry`).
+    u_BxS: the uniforms to draw from (default: `uniforms(key, ids_B, S)`); a segment of the
+      genome passes its slice of the whole genome's (`gdiff.ar.segments`).
+    start_BxK: the k states before the first SNP, most recent first (default: none, PAD);
+      a segment passes the states the previous one ended with.
 
   Returns:
     (B, S) int8 states.
@@ -48,7 +58,7 @@ def sample(
   b = labels_B.shape[0]
   num_logits = params['c'].shape[-1]
   pad = num_logits + 1
-  u_SxB = _uniforms(key, ids_B, s).T
+  u_SxB = (_uniforms(key, ids_B, s) if u_BxS is None else u_BxS).T
   base_SxBxC = params['c'][:, None] + params['e'][:, labels_B]
   if 'A' in params:
     base_SxBxC = base_SxBxC + jnp.einsum('bp,spc->sbc', z_BxP, params['A'])
@@ -74,7 +84,7 @@ def sample(
     state = jnp.minimum(jnp.sum(u_B[:, None] > cdf, -1), num_logits).astype(jnp.int32)
     return jnp.concatenate([state[:, None], last_BxK[:, :-1]], 1), state.astype(jnp.int8)
 
-  start = jnp.full((b, k), pad, jnp.int32)
+  start = jnp.full((b, k), pad, jnp.int32) if start_BxK is None else start_BxK.astype(jnp.int32)
   _, states_SxB = jax.lax.scan(step, start, (base_SxBxC, shared, per_class, valid, u_SxB))
   return states_SxB.T
 

@@ -42,6 +42,7 @@ from gdiff.ar import dp as dp_lib
 from gdiff.ar import fit as fit_lib
 from gdiff.ar import model as model_lib
 from gdiff.ar import sampler
+from gdiff.ar import segments as segments_lib
 from gdiff.data import cohort as cohort_lib
 from gdiff.errors import InputError
 
@@ -74,6 +75,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise InputError(f'config ar.tol={a.tol!r}: must be > 0')
   if not (isinstance(a.ancestry_pcs, int) and a.ancestry_pcs >= 0):
     raise InputError(f'config ar.ancestry_pcs={a.ancestry_pcs!r}: a whole number >= 0')
+  segments_lib.mode(a)
   if not config.sample.temperature > 0:
     raise InputError(f'config sample.temperature={config.sample.temperature!r}: must be > 0')
   if a.dp.enabled:
@@ -82,6 +84,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise InputError(
         f'config ar.ancestry_pcs={a.ancestry_pcs!r}: must be 0 with ar.dp.enabled=True'
       )
+    if segments_lib.segmented(a):  # one budget per fit: segments would compose
+      raise InputError(f"config ar.segments={a.segments!r}: must be 'genome' with ar.dp.enabled")
 
 
 def check_dp_config(d: ml_collections.ConfigDict) -> None:
@@ -158,6 +162,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Fits the model (see the module docstring); returns the fit summary (also in fit.json)."""
   if jax.process_index() != 0:
     return {}
+  if segments_lib.segmented(config.ar):
+    return segments_lib.train(config, workdir)
   layout = wd.Layout(workdir)
   cohort = cohort_lib.load_cohort(layout.data)
   unit = resolve_unit(config.ar, cohort)
@@ -327,6 +333,8 @@ def load(workdir: str, mesh: jax.sharding.Mesh) -> tuple[dict, dict]:
   """(params replicated on `mesh`, with `valid`; the fit summary) of W/checkpoints/ar."""
   folder = os.path.join(wd.Layout(workdir).checkpoints, FOLDER)
   summary = _summary(workdir)
+  if 'segments' in summary:
+    return _load_segments(workdir, summary, mesh), summary
   mngr = ocp.CheckpointManager(
     os.path.abspath(os.path.join(folder, 'params')),
     options=ocp.CheckpointManagerOptions(read_only=True),
@@ -345,6 +353,60 @@ def load(workdir: str, mesh: jax.sharding.Mesh) -> tuple[dict, dict]:
     params['ancestry_chol'] = np.asarray(summary['ancestry']['chol'], np.float32)
   replicated = NamedSharding(mesh, P())
   return {k: jax.device_put(jnp.asarray(v), replicated) for k, v in params.items()}, summary
+
+
+def _load_segments(workdir: str, summary: dict, mesh: jax.sharding.Mesh) -> dict:
+  """The segments' models (`segments_lib.load`), replicated on `mesh`, as
+  {'segments': [(lo, hi, params)], 'num_snps': S[, 'ancestry_mean', 'ancestry_chol']}."""
+  chrom_S = cohort_lib.load_cohort(wd.Layout(workdir).data).variants().chrom
+  replicated = NamedSharding(mesh, P())
+
+  def put(tree):
+    return {k: jax.device_put(jnp.asarray(v), replicated) for k, v in tree.items()}
+
+  out = {
+    'segments': [(lo, hi, put(p)) for lo, hi, p in segments_lib.load(workdir, summary, chrom_S)],
+    'num_snps': len(chrom_S),
+  }
+  if 'ancestry' in summary:
+    out.update(
+      put(
+        {
+          'ancestry_mean': np.asarray(summary['ancestry']['mean'], np.float32),
+          'ancestry_chol': np.asarray(summary['ancestry']['chol'], np.float32),
+        }
+      )
+    )
+  return out
+
+
+def _draw_segments(
+  params: dict, seq_labels, seq_ids, key, temperature: float, z, sharding
+) -> np.ndarray:
+  """States (B, S) of sequences drawn segment by segment in genome order: each segment from
+  the slice of the whole-genome uniforms, starting from the states before it."""
+  num_snps = params['num_snps']
+  u_BxS = sampler.uniforms(key, seq_ids, num_snps)
+  states = np.zeros((len(seq_ids), num_snps), np.int8)
+  for lo, hi, seg in params['segments']:
+    k = seg['valid'].shape[1]
+    pad = sampler.num_states(seg)
+    start = np.full((len(seq_ids), k), pad, np.int32)
+    for d in range(1, min(k, lo) + 1):
+      start[:, d - 1] = states[:, lo - d]
+    states[:, lo:hi] = np.asarray(
+      sampler.sample(
+        seg,
+        seq_labels,
+        seq_ids,
+        key,
+        temperature=temperature,
+        z_BxP=z,
+        u_BxS=u_BxS[:, lo:hi],
+        start_BxK=jax.device_put(start, sharding),
+      )
+    )
+  return states
 
 
 def draw(
@@ -382,16 +444,14 @@ def draw(
     if unit == 'haplotype':
       z = None if z is None else jnp.repeat(z, 2, 0)
       seq_labels, seq_ids = sampler.haplotype_pairs(seq_labels, seq_ids)
-    states = np.asarray(
-      sampler.sample(
-        params,
-        jax.device_put(seq_labels, sharding),
-        jax.device_put(seq_ids, sharding),
-        key,
-        temperature=float(temperature),
-        z_BxP=None if z is None else jax.device_put(z, sharding),
+    seq_labels, seq_ids = jax.device_put((seq_labels, seq_ids), sharding)
+    z = None if z is None else jax.device_put(z, sharding)
+    if 'segments' in params:
+      states = _draw_segments(params, seq_labels, seq_ids, key, float(temperature), z, sharding)
+    else:
+      states = np.asarray(
+        sampler.sample(params, seq_labels, seq_ids, key, temperature=float(temperature), z_BxP=z)
       )
-    )
     if unit == 'haplotype':
       hap0 = states[0::2][:real].astype(np.int8)
       yield lo, (hap0 + states[1::2][:real]).astype(np.int8), hap0
