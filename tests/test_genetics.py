@@ -111,6 +111,17 @@ def test_pca_two_sample_auc_separates_only_different_populations():
   np.testing.assert_allclose((scores**2).sum(0), pca['eigenvalues_K'], rtol=1e-6)
 
 
+def test_randomized_pca_matches_the_exact_one(monkeypatch):
+  """Above EXACT_PCA_MAX_PEOPLE the PCA is randomized: same eigenvalues and scores (up to sign)."""
+  dosage, _ = td.ld_cohort(600, 100, seed=0)
+  exact = genetics.fit_pca(dosage[:300], 4)
+  monkeypatch.setattr(genetics, 'EXACT_PCA_MAX_PEOPLE', 0)
+  randomized = genetics.fit_pca(dosage[:300], 4)
+  np.testing.assert_allclose(randomized['eigenvalues_K'], exact['eigenvalues_K'], rtol=1e-8)
+  a, b = genetics.project(exact, dosage), genetics.project(randomized, dosage)
+  np.testing.assert_allclose(np.abs(b), np.abs(a), atol=1e-4)
+
+
 def test_ld_by_distance_and_by_maf_are_means_over_the_binned_pairs():
   dosage, _ = td.ld_cohort(150, 40, seed=0)
   dosage[:, 7] = np.isin(np.arange(150), [0, 1, 2, 100, 101]).astype(np.int8)  # train MAF .015
