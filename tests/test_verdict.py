@@ -82,6 +82,7 @@ def test_privacy_verdict_says_what_was_tested_passed_and_not_covered():
   text = verdict.privacy_verdict(m)
   assert 'Failed (AUC above 0.55 and 2 SE from chance): allele-frequency distance (Homer).' in text
   assert 'Differential privacy holds for the generator fit: ε = 3, δ = 1e-05' in text
+  assert 'its screening is outside ε' in text  # the gate was on
   m['dp'] = {'epsilon': float('inf'), 'delta': 1e-5}
   assert 'no DP guarantee (ε = ∞)' in verdict.privacy_verdict(m)
 

@@ -62,6 +62,8 @@ OUTSIDE = (
   'the SNP list (positions, alleles) and the QC/MAF/HWE filters, computed on the whole cohort',
   'the class counts of train, used to draw the synthetic labels',
   'which people are in the train split (the val/test people are not protected by the fit)',
+  'the release gate (sample.gate): which synthetic people it redraws depends on the training '
+  'people; set sample.gate.enabled=False for a release covered by epsilon alone',
 )
 
 

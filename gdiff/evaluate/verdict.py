@@ -246,6 +246,8 @@ def privacy_verdict(metrics: dict) -> str:
       f'Differential privacy holds for the generator fit: ε = {eps:g}, δ = {delta:g} (person '
       'level); what it does not cover is listed in the manifest (dp.outside_guarantee).'
     )
+    if gate.get('enabled'):
+      parts.append('The release gate reads the training people, so its screening is outside ε.')
   elif isinstance(eps, float) and math.isinf(eps):
     parts.append('The fit clipped each person but added no noise: no DP guarantee (ε = ∞).')
   else:
