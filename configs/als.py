@@ -64,4 +64,5 @@ VARIANTS = {
   'diffusion': diffusion,
   'faithful': faithful,
   'paper': paper,
+  'quick': base.quick,  # a 2-minute first look
 }

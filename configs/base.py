@@ -319,6 +319,24 @@ def paper(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Config
   return c
 
 
+def quick(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A first look in about 2 minutes on 2 CPU cores: one ar context, and an evaluate with one
+  classifier seed, fewer baselines (three mosaic points) and no augmentation curve.
+
+  The cohort and the generator's data path are the default's; numbers are noisier.
+  """
+  c.ar.context_snps = (16,)  # one fit instead of a choice on val
+  ev = c.evaluate
+  ev.classifiers = ('logreg', 'mlp')
+  ev.seeds = 1
+  ev.baselines = ('independent', 'mosaic')
+  ev.mosaic_segment_snps = (25, 100, 400)
+  ev.augmentation_classifier = ''
+  ev.genotype_classifiers = ('logreg',)
+  ev.detection_max_people = 500
+  return c
+
+
 def with_variant(
   c: ml_collections.ConfigDict, arg: str | None, variants: dict, config_file: str
 ) -> ml_collections.ConfigDict:
