@@ -76,6 +76,9 @@ def test_privacy_verdict_says_what_was_tested_passed_and_not_covered():
   assert '0 of 100 synthetic people are duplicates or first-degree' in text
   assert '(1 of 100 real held-out people, the reference)' in text
   assert 'The release gate replaced 2 synthetic people' in text
+  assert 'KING over-reads' not in text  # no span given
+  m['attacks']['kinship']['span_mb'] = 4.0
+  assert 'on 4.0 Mb of autosomes KING over-reads' in verdict.privacy_verdict(m)
   assert 'No differential-privacy guarantee' in text and 'No test here covers' in text
   m['attacks'] = _attacks(homer=0.62)
   m['dp'] = {'epsilon': 3.0, 'delta': 1e-5}

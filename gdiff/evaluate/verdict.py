@@ -179,6 +179,7 @@ ATTACK_NAMES = {
   'distance': 'reference-calibrated nearest-synthetic distance',
 }
 MIA_TARGET = 0.55
+KINSHIP_RELIABLE_MB = 100.0  # as sample.gate.kinship_min_span_mb: below, KING over-reads
 NOT_COVERED = (
   'inference of a phenotype or other attribute of a known participant',
   'linkage with outside data (genealogy databases, surnames, other releases)',
@@ -226,15 +227,24 @@ def privacy_verdict(metrics: dict) -> str:
     close = ('with_duplicate', 'with_first_degree')
     n_syn = sum(int(syn.get(d, 0)) for d in close)
     n_held = sum(int(held.get(d, 0)) for d in close)
-    parts.append(
+    text = (
       f'KING kinship: {n_syn} of {syn["people"]} synthetic people are duplicates or '
       f'first-degree relatives of a training person ({n_held} of {held["people"]} real '
-      'held-out people, the reference).'
+      'held-out people, the reference)'
     )
+    span = _num(kin.get('span_mb'))
+    if span is not None and span < KINSHIP_RELIABLE_MB:
+      text += (
+        f'; on {span:.1f} Mb of autosomes KING over-reads relatedness (its degree ranges are '
+        'genome-wide averages), so compare the two counts only'
+      )
+    parts.append(text + '.')
   gate = attacks.get('gate') or {}
   if gate.get('enabled'):
+    replaced = int(gate.get('replaced_people', 0))
     parts.append(
-      f'The release gate replaced {gate.get("replaced_people", 0)} synthetic people before '
+      f'The release gate replaced {replaced} synthetic '
+      f'{"person" if replaced == 1 else "people"} before '
       f'writing ({gate.get("distance_rule", "")}; kinship: {gate.get("kinship_rule", "")}).'
     )
   elif gate:
