@@ -2,6 +2,7 @@
 
 import functools
 
+import flax.linen
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from configs import base
 from gdiff import models
 from gdiff.errors import InputError
+from gdiff.models import layers
 
 B, G, C, K = 3, 16, 8, 2
 
@@ -121,3 +123,54 @@ def test_parameter_counts_match_the_paper(name, genes, millions):
   config.model.name = name
   n = models.count_params(models.model_config(config, genes, 8, 2))
   assert n / 1e6 == pytest.approx(millions, rel=0.04)
+
+
+def _flax_and_fused_norm(shape, groups, seed):
+  """Random input and norm parameters, the fused GroupNorm and flax's, same params."""
+  rng = np.random.default_rng(seed)
+  # A large common offset: E[x^2] - E[x]^2 must still match flax's (which uses the same formula).
+  x = jnp.asarray(3.0 + rng.standard_normal(shape).astype(np.float32))
+  f = shape[-1]
+  params = {
+    'scale': jnp.asarray(rng.standard_normal(f).astype(np.float32)),
+    'bias': jnp.asarray(rng.standard_normal(f).astype(np.float32)),
+  }
+  fused = layers.GroupNorm(num_groups=groups)
+  ref = flax.linen.GroupNorm(num_groups=groups, epsilon=1e-5)
+  return x, params, fused, ref
+
+
+@pytest.mark.parametrize('shape,groups', [((4, 32, 16), 4), ((3, 64), 8), ((2, 8, 6), 3)])
+def test_fused_group_norm_equals_flax_group_norm(shape, groups):
+  """The one-pass GroupNorm computes flax's GroupNorm (values and gradients), same parameters."""
+  x, params, fused, ref = _flax_and_fused_norm(shape, groups, 0)
+  assert jax.tree.map(jnp.shape, fused.init(jax.random.key(0), x)['params']) == jax.tree.map(
+    jnp.shape, ref.init(jax.random.key(0), x)['params']
+  )  # same names and shapes: checkpoints written before load unchanged
+  weight = jnp.asarray(np.random.default_rng(1).standard_normal(shape).astype(np.float32))
+
+  def loss(module, p, x):
+    return jnp.sum(jnp.sin(module.apply({'params': p}, x)) * weight)
+
+  np.testing.assert_allclose(
+    fused.apply({'params': params}, x), ref.apply({'params': params}, x), atol=2e-5, rtol=1e-5
+  )
+  g_fused = jax.grad(functools.partial(loss, fused), argnums=(0, 1))(params, x)
+  g_ref = jax.grad(functools.partial(loss, ref), argnums=(0, 1))(params, x)
+  for a, b in zip(jax.tree.leaves(g_fused), jax.tree.leaves(g_ref)):
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_fused_group_norm_folds_film_and_has_the_known_answer():
+  x, params, fused, ref = _flax_and_fused_norm((4, 32, 16), 4, 2)
+  rng = np.random.default_rng(3)
+  scale, shift = (jnp.asarray(rng.standard_normal((4, 16)).astype(np.float32)) for _ in range(2))
+  want = ref.apply({'params': params}, x) * (1 + scale[:, None]) + shift[:, None]
+  got = fused.apply({'params': params}, x, scale, shift)
+  np.testing.assert_allclose(got, want, atol=5e-5, rtol=1e-5)
+  # By hand: one group over [[0, 2], [4, 6]]: mean 3, variance 5.
+  one = layers.GroupNorm(num_groups=1)
+  x1 = jnp.array([[[0.0, 2.0], [4.0, 6.0]]])
+  p1 = {'scale': jnp.array([1.0, 2.0]), 'bias': jnp.array([0.0, 1.0])}
+  want1 = (np.array([[0.0, 2.0], [4.0, 6.0]]) - 3) / np.sqrt(5 + 1e-5) * [1, 2] + [0, 1]
+  np.testing.assert_allclose(one.apply({'params': p1}, x1)[0], want1, rtol=1e-6)
