@@ -1,6 +1,7 @@
 """Tests of gdiff.models: shapes, masking, conditioning, config checks, paper sizes."""
 
 import functools
+import math
 
 import flax.linen
 import jax
@@ -174,3 +175,41 @@ def test_fused_group_norm_folds_film_and_has_the_known_answer():
   p1 = {'scale': jnp.array([1.0, 2.0]), 'bias': jnp.array([0.0, 1.0])}
   want1 = (np.array([[0.0, 2.0], [4.0, 6.0]]) - 3) / np.sqrt(5 + 1e-5) * [1, 2] + [0, 1]
   np.testing.assert_allclose(one.apply({'params': p1}, x1)[0], want1, rtol=1e-6)
+
+
+class _ReferenceNorm(flax.linen.GroupNorm):
+  """flax's GroupNorm, then FiLM as a separate step: what the networks computed before fusing."""
+
+  @flax.linen.compact
+  def __call__(self, x, film_scale_BxF=None, film_shift_BxF=None):
+    y = super().__call__(x)
+    if film_scale_BxF is None:
+      return y
+    return y * (1 + film_scale_BxF[:, None]) + film_shift_BxF[:, None]
+
+
+@pytest.mark.parametrize('name', ['cnn', 'mlp'])
+def test_networks_with_the_fused_norm_equal_the_unfused_ones(name, monkeypatch):
+  """Whole networks, outputs and parameter gradients: fused norm vs flax's norm + FiLM."""
+  mc = models.model_config(tiny_config(name), G, C, K, mask_GxC=mask())
+  params = random_params(mc, 4)
+  x = jax.random.normal(jax.random.key(5), (B, G, C))
+  t, label = jnp.array([0.1, 0.5, 0.9]), jnp.array([0, 1, K], jnp.int32)
+
+  def value_and_grad():
+    model = models.build(mc)
+    loss = lambda p: jnp.sum(jnp.sin(model.apply({'params': p}, x, t, label)))
+    return jax.jit(jax.value_and_grad(loss))(params)
+
+  fused = value_and_grad()
+  monkeypatch.setattr(
+    layers,
+    'group_norm',
+    lambda groups, channels, dtype=jnp.float32, name=None: _ReferenceNorm(
+      num_groups=math.gcd(groups, channels), epsilon=1e-5, dtype=dtype, name=name
+    ),
+  )
+  reference = value_and_grad()
+  assert jax.tree.structure(fused) == jax.tree.structure(reference)
+  for a, b in zip(jax.tree.leaves(fused), jax.tree.leaves(reference)):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4)
