@@ -1,7 +1,9 @@
 """Tests of gdiff.models: shapes, masking, conditioning, config checks, paper sizes."""
 
 import functools
+import math
 
+import flax.linen
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 from configs import base
 from gdiff import models
 from gdiff.errors import InputError
+from gdiff.models import layers
 
 B, G, C, K = 3, 16, 8, 2
 
@@ -121,3 +124,92 @@ def test_parameter_counts_match_the_paper(name, genes, millions):
   config.model.name = name
   n = models.count_params(models.model_config(config, genes, 8, 2))
   assert n / 1e6 == pytest.approx(millions, rel=0.04)
+
+
+def _flax_and_fused_norm(shape, groups, seed):
+  """Random input and norm parameters, the fused GroupNorm and flax's, same params."""
+  rng = np.random.default_rng(seed)
+  # A large common offset: E[x^2] - E[x]^2 must still match flax's (which uses the same formula).
+  x = jnp.asarray(3.0 + rng.standard_normal(shape).astype(np.float32))
+  f = shape[-1]
+  params = {
+    'scale': jnp.asarray(rng.standard_normal(f).astype(np.float32)),
+    'bias': jnp.asarray(rng.standard_normal(f).astype(np.float32)),
+  }
+  fused = layers.GroupNorm(num_groups=groups)
+  ref = flax.linen.GroupNorm(num_groups=groups, epsilon=1e-5)
+  return x, params, fused, ref
+
+
+@pytest.mark.parametrize('shape,groups', [((4, 32, 16), 4), ((3, 64), 8), ((2, 8, 6), 3)])
+def test_fused_group_norm_equals_flax_group_norm(shape, groups):
+  """The one-pass GroupNorm computes flax's GroupNorm (values and gradients), same parameters."""
+  x, params, fused, ref = _flax_and_fused_norm(shape, groups, 0)
+  assert jax.tree.map(jnp.shape, fused.init(jax.random.key(0), x)['params']) == jax.tree.map(
+    jnp.shape, ref.init(jax.random.key(0), x)['params']
+  )  # same names and shapes: checkpoints written before load unchanged
+  weight = jnp.asarray(np.random.default_rng(1).standard_normal(shape).astype(np.float32))
+
+  def loss(module, p, x):
+    return jnp.sum(jnp.sin(module.apply({'params': p}, x)) * weight)
+
+  np.testing.assert_allclose(
+    fused.apply({'params': params}, x), ref.apply({'params': params}, x), atol=2e-5, rtol=1e-5
+  )
+  g_fused = jax.grad(functools.partial(loss, fused), argnums=(0, 1))(params, x)
+  g_ref = jax.grad(functools.partial(loss, ref), argnums=(0, 1))(params, x)
+  for a, b in zip(jax.tree.leaves(g_fused), jax.tree.leaves(g_ref)):
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_fused_group_norm_folds_film_and_has_the_known_answer():
+  x, params, fused, ref = _flax_and_fused_norm((4, 32, 16), 4, 2)
+  rng = np.random.default_rng(3)
+  scale, shift = (jnp.asarray(rng.standard_normal((4, 16)).astype(np.float32)) for _ in range(2))
+  want = ref.apply({'params': params}, x) * (1 + scale[:, None]) + shift[:, None]
+  got = fused.apply({'params': params}, x, scale, shift)
+  np.testing.assert_allclose(got, want, atol=5e-5, rtol=1e-5)
+  # By hand: one group over [[0, 2], [4, 6]]: mean 3, variance 5.
+  one = layers.GroupNorm(num_groups=1)
+  x1 = jnp.array([[[0.0, 2.0], [4.0, 6.0]]])
+  p1 = {'scale': jnp.array([1.0, 2.0]), 'bias': jnp.array([0.0, 1.0])}
+  want1 = (np.array([[0.0, 2.0], [4.0, 6.0]]) - 3) / np.sqrt(5 + 1e-5) * [1, 2] + [0, 1]
+  np.testing.assert_allclose(one.apply({'params': p1}, x1)[0], want1, rtol=1e-6)
+
+
+class _ReferenceNorm(flax.linen.GroupNorm):
+  """flax's GroupNorm, then FiLM as a separate step: what the networks computed before fusing."""
+
+  @flax.linen.compact
+  def __call__(self, x, film_scale_BxF=None, film_shift_BxF=None):
+    y = super().__call__(x)
+    if film_scale_BxF is None:
+      return y
+    return y * (1 + film_scale_BxF[:, None]) + film_shift_BxF[:, None]
+
+
+@pytest.mark.parametrize('name', ['cnn', 'mlp'])
+def test_networks_with_the_fused_norm_equal_the_unfused_ones(name, monkeypatch):
+  """Whole networks, outputs and parameter gradients: fused norm vs flax's norm + FiLM."""
+  mc = models.model_config(tiny_config(name), G, C, K, mask_GxC=mask())
+  params = random_params(mc, 4)
+  x = jax.random.normal(jax.random.key(5), (B, G, C))
+  t, label = jnp.array([0.1, 0.5, 0.9]), jnp.array([0, 1, K], jnp.int32)
+
+  def value_and_grad():
+    model = models.build(mc)
+    loss = lambda p: jnp.sum(jnp.sin(model.apply({'params': p}, x, t, label)))
+    return jax.jit(jax.value_and_grad(loss))(params)
+
+  fused = value_and_grad()
+  monkeypatch.setattr(
+    layers,
+    'group_norm',
+    lambda groups, channels, dtype=jnp.float32, name=None: _ReferenceNorm(
+      num_groups=math.gcd(groups, channels), epsilon=1e-5, dtype=dtype, name=name
+    ),
+  )
+  reference = value_and_grad()
+  assert jax.tree.structure(fused) == jax.tree.structure(reference)
+  for a, b in zip(jax.tree.leaves(fused), jax.tree.leaves(reference)):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4)

@@ -47,8 +47,11 @@ class ResBlock(nn.Module):
     scale, shift = jnp.split(
       nn.Dense(2 * self.features, dtype=self.dtype, name='emb')(nn.silu(emb)), 2, axis=-1
     )
-    h = layers.group_norm(self.norm_groups, self.features, self.dtype, name='norm_out')(h)
-    h = nn.silu(h * (1 + scale[:, None]) + shift[:, None])
+    # The time/label FiLM is folded into the norm's affine map (one pass).
+    h = layers.group_norm(self.norm_groups, self.features, self.dtype, name='norm_out')(
+      h, scale, shift
+    )
+    h = nn.silu(h)
     if self.dropout:
       h = nn.Dropout(self.dropout, deterministic=not train)(h)
     h = layers.Conv1D(self.features, zero_init=True, dtype=self.dtype, name='conv_out')(h)
