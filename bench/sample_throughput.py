@@ -1,6 +1,12 @@
-"""Sampling throughput (samples/s) of DDPM and DDIM, and decode + export time per sample.
+"""Sampling throughput (samples/s) of DDPM and DDIM, and decode + export time per sample;
+with --workdir, the people/s of a finished workdir's generator (the default `ar`).
 
   .venv/bin/python bench/sample_throughput.py [--groups=128] [--batch=64] [--ddpm_batch=16]
+  .venv/bin/python bench/sample_throughput.py --workdir=W [--people=3840]
+
+--workdir: `gdiff.load(W).sample(people)` timed after one warm-up call (compilation),
+without and with the release gate (its screening against every training person), and
+`Model.write` of the drawn cohort (VCF + .tbi, PLINK, HDF5).
 
 Network: configs/als.py's default (mlp_cnn, laptop sizes) with randomly initialised
 parameters (throughput does not depend on the weights). Shape: the default simulated
@@ -51,12 +57,38 @@ def _time(fn, *args):
   return time.perf_counter() - t0
 
 
+def workdir_rows(workdir: str, people: int) -> None:
+  """People/s of a finished workdir's generator: draw, draw + release gate, write."""
+  import gdiff
+
+  model = gdiff.load(workdir)
+  model.sample(min(people, 64), seed=0, gate=False)  # compile
+  print(f'\n{workdir}: generator {model.generator}, {len(model.variants)} SNPs\n')
+  print('| step | people | seconds | people/s |')
+  print('|---|---|---|---|')
+  for name, gate in (('draw', False), ('draw + release gate', True)):
+    t0 = time.perf_counter()
+    dosage, labels = model.sample(people, seed=1, gate=gate)
+    secs = time.perf_counter() - t0
+    print(f'| {name} | {people} | {secs:.2f} | {people / secs:.0f} |')
+  with tempfile.TemporaryDirectory() as tmp:
+    t0 = time.perf_counter()
+    model.write(os.path.join(tmp, 'synthetic'), dosage, labels)
+    secs = time.perf_counter() - t0
+  print(f'| write (VCF + .tbi, PLINK, HDF5) | {people} | {secs:.2f} | {people / secs:.0f} |')
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--groups', type=int, default=128)
   parser.add_argument('--batch', type=int, default=64, help='DDIM batch')
   parser.add_argument('--ddpm_batch', type=int, default=16, help='DDPM batch (500 steps)')
+  parser.add_argument('--workdir', default='', help='time this finished workdir instead')
+  parser.add_argument('--people', type=int, default=3840, help='people drawn (--workdir)')
   args = parser.parse_args()
+  if args.workdir:
+    workdir_rows(args.workdir, args.people)
+    return
 
   config = als.get_config()
   codec, variants = _codec(config, args.groups * config.embedding.window_snps)
