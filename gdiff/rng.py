@@ -57,6 +57,7 @@ NUMPY_STREAMS = {
   'simulate_phenotype': (1,),  # seed: data.simulate.seed; causal SNPs, effects, noise
   'attacks': (160,),  # evaluate.attacks: the members, each member's left-out reference person
   'ar_dp_sampling': (17,),  # gdiff.ar.dp: the Poisson sample of people of every step
+  'genome': (18,),  # evaluate.genome: the SNP pairs, the SNPs of each chromosome's PC1
 }
 
 
