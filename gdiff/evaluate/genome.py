@@ -18,7 +18,9 @@ the real held-out people and real train), reported under `realism.genome`:
   per-chromosome PC1 agreement   within each class, PC1 of real train fit on one
                                  chromosome's SNPs, each person of the cohort projected
                                  on it; |correlation across people| of two chromosomes'
-                                 scores, averaged over chromosome pairs, then classes.
+                                 scores, averaged over chromosome pairs, then classes
+                                 (also per class, by label id, and as r² excess,
+                                 mean r² − 1/(n−1), free of the size's noise floor).
                                  Real people of an admixed class agree (their ancestry
                                  fraction is genome-wide); chromosomes drawn
                                  independently given the label do not.
@@ -43,6 +45,7 @@ COLUMNS = (
   ('abs_r_within', 'mean abs r within class'),
   ('r2_excess_within', 'r² excess within'),
   ('pc1_agreement', 'PC1 agreement within class'),
+  ('pc1_r2_excess', 'PC1 r² excess within class'),
 )
 
 
@@ -143,11 +146,14 @@ def checks(ref: Reference | None, dosage_NxS: np.ndarray, label_ids_N: np.ndarra
     pairs = []
     for a, b in itertools.combinations(scores, 2):
       if a.std() > 0 and b.std() > 0:
-        pairs.append(abs(float(np.corrcoef(a, b)[0, 1])))
-    agreement.append(_nanmean(pairs))
+        pairs.append(float(np.corrcoef(a, b)[0, 1]))
+    pairs = np.asarray(pairs)
+    agreement.append((int(c), _nanmean(np.abs(pairs)), _nanmean(pairs**2) - 1.0 / (len(x) - 1)))
   for k, name in enumerate(('r_within', 'abs_r_within', 'r2_excess_within')):
     out[name] = _nanmean([w[k] for w in within])
-  out['pc1_agreement'] = _nanmean(agreement)
+  out['pc1_agreement'] = _nanmean([a[1] for a in agreement])
+  out['pc1_r2_excess'] = _nanmean([a[2] for a in agreement])
+  out['pc1_agreement_by_class'] = {str(c): a for c, a, _ in agreement}  # label id -> value
   return out
 
 
