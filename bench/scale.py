@@ -13,8 +13,10 @@ one seed, independent + one mosaic baseline, no augmentation curve, no GWAS) so 
 the metrics, not classifier training; say so next to the numbers. `uptime` is recorded at
 each stage. Prints a markdown table, then seconds per (SNP x person) per stage from a
 least-squares line through the grid (t = a + b*S*N) and the projection to `--project` on
-each number of machines in `--machines`: train and sample split by segments (one job per
-segment, `launch/segments_slurm.sh`), prepare and evaluate on one machine.
+each number of machines in `--machines`: train split by segments (one job per segment,
+`launch/segments_slurm.sh`); prepare, sample (one process walks the segments in genome
+order) and evaluate on one machine. `--from_json=ROWS.jsonl` prints the tables of rows
+measured before, without running anything.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ('prepare', 'train', 'sample', 'evaluate')
+SPLIT_BY_SEGMENTS = ('train',)  # stages whose work the segment jobs share out
 SNPS_PER_CONTIG = 2000
 LEAN_EVALUATE = [
   '--config.evaluate.classifiers=("logreg",)',
@@ -147,8 +150,8 @@ def report(rows: list[dict], project: tuple[int, int], machines: list[int]) -> s
   s, n = project
   lines += [
     '',
-    f'Projection to {s} SNPs x {n} people (hours; train and sample split over machines '
-    'by segments, prepare and evaluate on one):',
+    f'Projection to {s} SNPs x {n} people (hours; train split over machines by segments, '
+    'the other stages on one):',
     '',
     '| machines | ' + ' | '.join(STAGES) + ' | total |',
     '|---|' + '---|' * (len(STAGES) + 1),
@@ -157,7 +160,7 @@ def report(rows: list[dict], project: tuple[int, int], machines: list[int]) -> s
     hours = []
     for stage in STAGES:
       a, b = lines_fit[stage]
-      split = m if stage in ('train', 'sample') else 1
+      split = m if stage in SPLIT_BY_SEGMENTS else 1
       hours.append((a + b * s * n / split) / 3600)
     lines.append(f'| {m} | ' + ' | '.join(f'{h:.2f}' for h in hours) + f' | {sum(hours):.2f} |')
   return '\n'.join(lines)
@@ -171,7 +174,13 @@ def main() -> None:
   parser.add_argument('--json', default='', help='also append one JSON line per stage here')
   parser.add_argument('--project', default='1000000x100000', help='SNPSxPEOPLE to project to')
   parser.add_argument('--machines', default='1,22,100', help='machine counts of the projection')
+  parser.add_argument('--from_json', default='', help='report these rows; run nothing')
   args = parser.parse_args()
+  project = _grid(args.project)[0], [int(m) for m in args.machines.split(',')]
+  if args.from_json:
+    with open(args.from_json) as f:
+      print(report([json.loads(line) for line in f if line.strip()], *project))
+    return
   base = args.workdir or tempfile.mkdtemp(prefix='gdiff_scale_')
   rows = []
   for snps, people in _grid(args.grid):
@@ -179,7 +188,7 @@ def main() -> None:
     if args.json:
       with open(args.json, 'a') as f:
         f.writelines(json.dumps(r) + '\n' for r in rows[-len(STAGES) :])
-  print(report(rows, _grid(args.project)[0], [int(m) for m in args.machines.split(',')]))
+  print(report(rows, *project))
 
 
 if __name__ == '__main__':

@@ -44,7 +44,7 @@ def test_linear_fit_and_projection_recover_a_known_cost():
     a, b = lines[stage]
     assert abs(a - 2.0) < 1e-6 and abs(b - 1e-6 * (k + 1)) < 1e-12
   text = scale.report(rows, (10**6, 10**5), [1, 10])
-  # 1 machine: (2 + 1e5 * (1 + 2 + 3 + 4)) / 3600 h; 10 machines split train and sample only.
+  # 1 machine: (2 + 1e5 * (1 + 2 + 3 + 4)) / 3600 h; 10 machines split train (k = 1) only.
   one = sum(2.0 + 1e5 * (k + 1) for k in range(4)) / 3600
-  ten = (4 * 2.0 + 1e5 * (1 + 4) + 1e5 * (2 + 3) / 10) / 3600
+  ten = (4 * 2.0 + 1e5 * (1 + 3 + 4) + 1e5 * 2 / 10) / 3600
   assert '| 1 | ' in text and f'{one:.2f} |' in text and f'{ten:.2f} |' in text
