@@ -13,8 +13,9 @@
 # of the array is the length of that list. The workdir must be on a file system every
 # node sees. Partition, time and account come from sbatch's own environment variables
 # (SBATCH_PARTITION, SBATCH_TIMELIMIT, SBATCH_ACCOUNT, ...); GDIFF_SBATCH_ARGS adds more
-# options to every job. If array tasks fail, fix the cause and run the same command again:
-# segments with a done-record are skipped (gdiff.ar.segments), so only the failed ones refit.
+# options to every job. If array tasks fail, the last job is cancelled (afterok never holds);
+# fix the cause and run the same command again: segments with a done-record are skipped
+# (gdiff.ar.segments), so only the failed ones refit.
 set -euo pipefail
 dry=0
 if [[ ${1:-} == --dry-run ]]; then
@@ -25,7 +26,7 @@ fi
   echo 'usage: launch/segments_slurm.sh [--dry-run] gdiff.main-flags...' >&2
   exit 2
 }
-py=${PYTHON:-python}
+py=$(printf '%q' "${PYTHON:-python}")
 workdir=
 for a in "$@"; do
   [[ $a == --workdir=* ]] && workdir=${a#--workdir=}
@@ -47,14 +48,16 @@ submit() {
     echo >&2
     local array
     array=$(printf '%s\n' "$@" | sed -n 's/^--array=0-//p')
-    if [[ -n $array ]]; then
+    local rc=0
+    if [[ -n $array ]]; then # every task runs, as in SLURM; any failure fails the array
       for ((i = 0; i <= array; i++)); do
-        SLURM_ARRAY_TASK_ID=$i bash -c "$wrap" >&2
+        SLURM_ARRAY_TASK_ID=$i bash -c "$wrap" >&2 || rc=1
       done
     else
-      bash -c "$wrap" >&2
+      bash -c "$wrap" >&2 || rc=1
     fi
     echo "dry-$name"
+    return "$rc"
   else
     "${cmd[@]}"
   fi
@@ -65,5 +68,6 @@ submit plan "$py -m gdiff.main $args --mode=prepare && $py -m gdiff.segments $ar
 k=$(wc -l <"$workdir/checkpoints/ar/segments.txt")
 array=$(submit segment "$py -m gdiff.segments $args --index=\$SLURM_ARRAY_TASK_ID" \
   --array=0-$((k - 1)))
-rest=$(submit rest "$py -m gdiff.main $args --mode=all" --dependency=afterok:"${array%%;*}")
+rest=$(submit rest "$py -m gdiff.main $args --mode=all" --dependency=afterok:"${array%%;*}" \
+  --kill-on-invalid-dep=yes)
 echo "segments: $k (array job $array); train, sample and evaluate: job $rest"

@@ -3,7 +3,8 @@
 A tiny cohort of 3 chromosomes and 4 populations, cut by chromosome: the CLI lists and fits
 one segment and skips it the second time; the local runner in 2 processes survives a failed
 segment job (GDIFF_FAIL_SEGMENT) and its re-run fits only that one; the SLURM script's dry
-run goes end to end to a synthetic VCF and a report with the genome-wide checks.
+run stops before the dependent job when an array task fails, and its re-run fits only that
+segment and goes end to end to a synthetic VCF and a report with the genome-wide checks.
 """
 
 import json
@@ -107,7 +108,12 @@ def test_local_runner_resumes_a_failed_segment_without_refitting_the_others(tmp_
 def test_slurm_dry_run_goes_end_to_end(tmp_path):
   w = str(tmp_path / 'w')
   extra = ['--config.ar.ancestry_pcs=2']  # the shared code is fit once, by the plan job
-  proc = _run(['bash', 'launch/segments_slurm.sh', '--dry-run', *TINY, *extra, f'--workdir={w}'])
+  cmd = ['bash', 'launch/segments_slurm.sh', '--dry-run', *TINY, *extra, f'--workdir={w}']
+  # A failed array task: the others still run, the dependent job never starts.
+  failed = _run(cmd, **{segments.FAIL_ENV: 'chr1'})
+  assert failed.returncode != 0 and _done(w) == ['chr2', 'chr3']
+  assert not [line for line in failed.stderr.splitlines() if 'gdiff-rest' in line]
+  proc = _run(cmd)
   assert proc.returncode == 0, proc.stderr[-3000:]
   sbatch = [line for line in proc.stderr.splitlines() if line.startswith('sbatch ')]
   assert len(sbatch) == 3
@@ -115,8 +121,7 @@ def test_slurm_dry_run_goes_end_to_end(tmp_path):
   assert '--array=0-2' in sbatch[1] and 'SLURM_ARRAY_TASK_ID' in sbatch[1]
   assert '--dependency=afterok:dry-segment' in sbatch[2] and '--mode=all' in sbatch[2]
   assert 'segments: 3' in proc.stdout
-  for n in NAMES:
-    assert f'fitting segment {n}' in proc.stderr
+  assert proc.stderr.count('ar: fitting segment') == 1 and 'fitting segment chr1' in proc.stderr
   assert os.path.exists(os.path.join(w, 'checkpoints', 'ar', 'ancestry.npz'))
   vcf = os.path.join(w, 'samples', 'synthetic.vcf.gz')
   chroms = subprocess.run(
@@ -125,8 +130,12 @@ def test_slurm_dry_run_goes_end_to_end(tmp_path):
   assert sorted(set(chroms)) == ['1', '2', '3'] and len(chroms) == 48
   with open(os.path.join(w, 'report', 'metrics.json')) as f:
     metrics = json.load(f)
-  assert metrics
-  assert os.path.exists(os.path.join(w, 'report', 'report.md'))
+  for row in (metrics['methods']['gdiff'], metrics['methods']['independent']):
+    assert set(row['realism']['genome']) >= {'r_mean', 'abs_r_mean', 'pc1_agreement'}
+  assert 'genome_train' in metrics['reference']['realism']
+  with open(os.path.join(w, 'report', 'report.md')) as f:
+    md = f.read()
+  assert '### Genome-wide checks' in md and '| real train |' in md
 
 
 def test_segments_cli_refuses_the_genome_plan(tmp_path):
