@@ -7,7 +7,8 @@ For each SNPs x people point of the grid: a kg1 cohort (OutOfAfrica_4J17, four p
 people/4 each) simulated on ceil(SNPs / 2,000) contigs of 2 Mb thinned to 2,000 SNPs each,
 then prepare -> train -> sample -> evaluate, each stage `python -m gdiff.main --mode=STAGE`
 in its own subprocess: wall seconds, and its peak resident memory from the kernel's rusage
-of that child (`os.wait4`, the per-child form of resource.getrusage(RUSAGE_CHILDREN)).
+of that child (`os.wait4`, the per-child form of resource.getrusage(RUSAGE_CHILDREN)),
+started from a small interpreter so that no parent's memory is counted (`_MEASURE`).
 The ar generator at its defaults (`--segments` sets ar.segments); evaluate is lean (logreg,
 one seed, independent + one mosaic baseline, no augmentation curve, no GWAS) so its cost is
 the metrics, not classifier training; say so next to the numbers. `uptime` is recorded at
@@ -68,22 +69,37 @@ def flags(snps: int, people: int, segments: str) -> list[str]:
   ]
 
 
+# Runs argv[2:] and writes its peak RSS (KiB) to argv[1]. A child's ru_maxrss also counts the
+# memory of the process it was forked from (Linux keeps the larger at exec), so the stage is
+# started from this small interpreter, never from a parent that holds a cohort or JAX.
+_MEASURE = (
+  'import os, subprocess, sys\n'
+  'p = subprocess.Popen(sys.argv[2:])\n'
+  '_, status, usage = os.wait4(p.pid, 0)\n'
+  'open(sys.argv[1], "w").write(str(usage.ru_maxrss))\n'
+  'sys.exit(os.waitstatus_to_exitcode(status))\n'
+)
+
+
 def run_stage(cmd: list[str], log_path: str) -> dict:
   """One command in a child process: wall seconds and that child's peak RSS (MiB)."""
-  start = time.perf_counter()
-  with open(log_path, 'a') as log:
-    proc = subprocess.Popen(
-      cmd,
-      cwd=ROOT,
-      stdout=log,
-      stderr=subprocess.STDOUT,
-      env=dict(os.environ, PYTHONPATH=ROOT),
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-  seconds = time.perf_counter() - start
-  if os.waitstatus_to_exitcode(status) != 0:
-    raise RuntimeError(f'stage failed (exit {os.waitstatus_to_exitcode(status)}); see {log_path}')
-  return {'seconds': seconds, 'peak_rss_mib': usage.ru_maxrss / 1024}  # ru_maxrss: KiB (Linux)
+  with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, 'maxrss')
+    start = time.perf_counter()
+    with open(log_path, 'a') as log:
+      proc = subprocess.run(
+        [sys.executable, '-c', _MEASURE, out, *cmd],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+      )
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+      raise RuntimeError(f'stage failed (exit {proc.returncode}); see {log_path}')
+    with open(out) as f:
+      maxrss_kib = int(f.read())
+  return {'seconds': seconds, 'peak_rss_mib': maxrss_kib / 1024}  # ru_maxrss: KiB (Linux)
 
 
 def _uptime() -> str:
