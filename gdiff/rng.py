@@ -58,6 +58,7 @@ NUMPY_STREAMS = {
   'attacks': (160,),  # evaluate.attacks: the members, each member's left-out reference person
   'ar_dp_sampling': (17,),  # gdiff.ar.dp: the Poisson sample of people of every step
   'pca_sketch': (19,),  # evaluate.genetics.fit_pca: the randomized PCA's Gaussian test matrix
+  'genome': (18,),  # evaluate.genome: the SNP pairs, the SNPs of each chromosome's PC1
 }
 
 

@@ -31,6 +31,7 @@ from gdiff.evaluate import (
   context,
   detection,
   genetics,
+  genome,
   genotype_utility,
   gwas,
   privacy,
@@ -174,6 +175,29 @@ def _detection(ctx, real_NxS, judged_NxS) -> dict:
   )
 
 
+def genome_reference(ctx) -> genome.Reference | None:
+  """genome.reference of real train: the SNP pairs and per-chromosome PC1 axes."""
+  return genome.reference(
+    ctx.dosage['train'], ctx.labels['train'], ctx.chrom_S, rng.numpy_stream(ctx.seed, 'genome')
+  )
+
+
+def genome_metrics(ctx, cohort):
+  """Genome-wide checks (realism.genome); none with fewer than 2 chromosomes."""
+  values = genome.checks(ctx.reference(genome_reference), cohort.dosage_NxS, cohort.label_ids_N)
+  return (None if values is None else {'genome': values}), {}
+
+
+def genome_reference_row(ctx, cohort):
+  """The held-out people's genome-wide checks, and real train's (`genome_train`)."""
+  ref = ctx.reference(genome_reference)
+  if ref is None:
+    return None, {}
+  held = genome.checks(ref, cohort.dosage_NxS, cohort.label_ids_N)
+  train = genome.checks(ref, ctx.dosage['train'], ctx.labels['train'])
+  return {'genome': held, 'genome_train': train}, {}
+
+
 def detection_metrics(ctx, cohort):
   """Whole-genotype detection AUC: the held-out people vs the cohort."""
   return _detection(ctx, ctx.dosage[ctx.holdout.name], cohort.dosage_NxS), {}
@@ -283,7 +307,7 @@ def gwas_metrics(ctx, cohort):
 
 FAMILIES: dict[str, tuple[Metric, ...]] = {
   'privacy': (privacy_metrics,),
-  'realism': (realism_metrics, detection_metrics),
+  'realism': (realism_metrics, detection_metrics, genome_metrics),
   'utility': (utility_metrics,),
   'utility_hard_pair': (hard_pair_metrics,),
   'utility_genotype': (genotype_utility_metrics,),
@@ -342,7 +366,7 @@ def privacy_reference(ctx, cohort):
 
 
 REFERENCE_ROWS: dict[str, tuple[Metric, ...]] = {
-  'realism': (realism_reference, detection_reference),
+  'realism': (realism_reference, detection_reference, genome_reference_row),
   'privacy': (privacy_reference,),
   # The real held-out people's GWAS: what an independent real sample of that size finds.
   'gwas': (gwas_metrics,),

@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from gdiff.evaluate import attacks, protocol
+from gdiff.evaluate import attacks, genome, protocol
 
 # The paper's own numbers (Kenneweg et al. 2025, Bioinformatics): accuracy (%) on the
 # real test set of classifiers trained on real data and on MLP+CNN synthetic data.
@@ -546,8 +546,8 @@ def _gwas_text(metrics: dict) -> str:
 def _flat_rows(metrics: dict, section: str):
   keys = []
   for r in metrics['methods'].values():
-    for k in lookup(r, section) or {}:
-      if k not in keys:
+    for k, v in (lookup(r, section) or {}).items():
+      if k not in keys and not isinstance(v, dict):  # nested: own tables (realism.genome)
         keys.append(k)
   rows = [
     [m] + [_fmt(lookup(r, f'{section}.{k}')) for k in keys] for m, r in metrics['methods'].items()
@@ -687,6 +687,7 @@ def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
     f'<h2>Genetic realism of decoded genotypes (vs real train; reference: real {held.name})</h2>',
     _html_table(*_flat_rows(metrics, 'realism')),
     f'<p>{html.escape(dominance_line(metrics.get("dominance"), held.name))}</p>',
+    genome.html(metrics),
     attacks.report_section(metrics),
   ]
   for name, png in figs.items():
@@ -752,6 +753,7 @@ def _write_files(report_dir: str, metrics: dict, curves: dict) -> dict:
     md += [_gwas_text(metrics), '']
   if _gwas_rows(metrics)[1]:
     md += [_md_table(*_gwas_rows(metrics)), ''] + _md_warnings(metrics, 'gwas')
+  md += genome.markdown(metrics)
   md += [f'- {n}' for n in notes]
   if figs:
     md += ['', '### Figures', '']
