@@ -149,7 +149,7 @@ def ddim_timesteps(num_steps: int, steps: int) -> np.ndarray:
   exactly S times.
   """
   if not 1 <= steps <= num_steps:
-    raise ValueError(f'DDIM steps must be in [1, {num_steps}], got {steps}')
+    raise ValueError(f'steps must be in [1, {num_steps}], got {steps}')
   return np.round(np.linspace(num_steps - 1, 0, steps)).astype(np.int32)
 
 

@@ -280,3 +280,17 @@ def test_dpmpp2m_padding_and_clip_as_ddim():
   real = MASK.astype(bool)
   assert np.all(x[:, ~real] == 0.0) and np.all(x[:, real] != 0.0)
   assert np.abs(x).max() <= 5.0 + 1e-5
+
+
+def test_config_check_accepts_dpmpp2m_with_steps_in_range():
+  from configs import base
+  from gdiff import sample
+  from gdiff.errors import InputError
+
+  config = base.get_config()
+  config.sample.method, config.sample.steps = 'dpmpp2m', 20
+  settings = sample.sampler_settings(config)
+  assert settings['method'] == 'dpmpp2m' and settings['steps'] == 20 and 'eta' not in settings
+  config.sample.steps = config.diffusion.num_steps + 1
+  with pytest.raises(InputError, match='sample.steps'):
+    sample.sampler_settings(config)
