@@ -1,4 +1,4 @@
-"""Sampling throughput (samples/s) of DDPM and DDIM, and decode + export time per sample;
+"""Sampling throughput (samples/s) of DDPM, DDIM, DPM-Solver++(2M); decode + export per sample;
 with --workdir, the people/s of a finished workdir's generator (the default `ar`).
 
   .venv/bin/python bench/sample_throughput.py [--groups=128] [--batch=64] [--ddpm_batch=16]
@@ -81,7 +81,7 @@ def workdir_rows(workdir: str, people: int) -> None:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--groups', type=int, default=128)
-  parser.add_argument('--batch', type=int, default=64, help='DDIM batch')
+  parser.add_argument('--batch', type=int, default=64, help='DDIM and DPM-Solver++ batch')
   parser.add_argument('--ddpm_batch', type=int, default=16, help='DDPM batch (500 steps)')
   parser.add_argument('--workdir', default='', help='time this finished workdir instead')
   parser.add_argument('--people', type=int, default=3840, help='people drawn (--workdir)')
@@ -108,6 +108,8 @@ def main() -> None:
   runs = [
     ('DDPM', 'ddpm', {}, schedule.num_steps, args.ddpm_batch),
     ('DDIM', 'ddim', {'steps': 50, 'eta': 0.0}, 50, args.batch),
+    ('DPM-Solver++(2M)', 'dpmpp2m', {'steps': 20}, 20, args.batch),
+    ('DPM-Solver++(2M)', 'dpmpp2m', {'steps': 10}, 10, args.batch),
   ]
   emb = None
   for name, method, options, calls, batch in runs:

@@ -202,8 +202,8 @@ def get_config() -> ml_collections.ConfigDict:
   # generator 'ar': divides the logits (1: the fitted model).
   sm.temperature = 1.0  # why: docs/decisions.md#ar-penalties-temperature-and-iterations
   sm.class_counts = ''  # e.g. 'case:100,control:200'; overrides `num`
-  sm.method = 'ddim'  # 'ddpm' | 'ddim'
-  sm.steps = 50  # DDIM steps (DDPM always uses all T)
+  sm.method = 'ddim'  # 'ddpm' | 'ddim' | 'dpmpp2m' (DPM-Solver++(2M))
+  sm.steps = 50  # DDIM / DPM-Solver++ steps (DDPM always uses all T)
   # DDIM eta (0: deterministic; 1: ancestral noise between the visited steps).
   sm.eta = 1.0  # why: docs/decisions.md#sampler-eta
   sm.guidance = 0.0  # classifier-free guidance weight w (0: plain conditional)

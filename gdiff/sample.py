@@ -214,7 +214,7 @@ def sampler_settings(config: ml_collections.ConfigDict) -> dict:
     raise InputError(
       f'config sample.method={sm.method!r} is unknown; known: {sorted(sampling.SAMPLERS)}'
     )
-  if sm.method == 'ddim' and not 1 <= sm.steps <= num_steps:
+  if 'steps' in sampling.SAMPLER_OPTIONS[sm.method] and not 1 <= sm.steps <= num_steps:
     raise InputError(
       f'config sample.steps={sm.steps}: must be in [1, diffusion.num_steps={num_steps}]'
     )
