@@ -4,7 +4,7 @@
 # evaluate. A failed segment stops the run after the others finish; run the same
 # command again and only the segments without a done-record are fit (gdiff.ar.segments).
 #
-#   launch/segments_local.sh 4 --config=configs/kg1.py --workdir=/tmp/w \
+#   launch/segments_local.sh 4 --config=configs/kg1.py --workdir=runs/g \
 #     --config.ar.segments=chromosome [--config.ar.ancestry_pcs=2 ...]
 #
 # Every argument after N goes to each gdiff command (give no --mode). PYTHON picks the
