@@ -91,6 +91,42 @@ GLOSSARY = (
     'lambda_gc_real_train',
   ),
   (
+    'allele-frequency attacks (af_lr, af_homer)',
+    "membership tests that compare a target's genotypes with the synthetic cohort's allele "
+    "frequencies and a reference sample's (Sankararaman 2009 likelihood ratio; Homer 2008)",
+    'AUC near 0.5',
+    '0.5 (chance)',
+  ),
+  (
+    'calibrated distance attack',
+    "log of a target's distance to the nearest reference person over its distance to the "
+    'nearest synthetic one: members sit closer to the synthetic cohort than their population '
+    'predicts',
+    'AUC near 0.5',
+    '0.5 (chance)',
+  ),
+  (
+    'KING relatives',
+    'people whose KING-robust kinship with a training person reaches duplicate (> 0.354), '
+    'first- (> 0.177) or second-degree (> 0.088) range; needs genome-wide SNPs (≥ 100 Mb)',
+    'no more than the real held-out people',
+    'real held-out row',
+  ),
+  (
+    'inter-chromosome r² excess',
+    'mean r² of dosages of SNP pairs on different chromosomes minus 1/(n−1), overall and '
+    'within class: population structure shared across chromosomes',
+    'near the real-train value',
+    'real train row',
+  ),
+  (
+    'PC1 agreement',
+    'within a class, |correlation| across people of PC1 scores of two chromosomes (axes fit '
+    'on real train), averaged over chromosome pairs: ancestry a person carries genome-wide',
+    'near the real-train value',
+    'real train row',
+  ),
+  (
     'mosaic curve',
     'copies of real haplotype segments of mean length L SNPs from same-class people: '
     'short L private, long L faithful; gdiff dominates it when it beats the curve at its '
