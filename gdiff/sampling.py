@@ -153,6 +153,12 @@ def ddim_timesteps(num_steps: int, steps: int) -> np.ndarray:
   return np.round(np.linspace(num_steps - 1, 0, steps)).astype(np.int32)
 
 
+def _visited(schedule: diffusion.Schedule, steps: int):
+  """(t_S, abar_S): the `steps` integer steps DDIM and DPM-Solver++ visit, and their abar."""
+  t_seq = jnp.asarray(ddim_timesteps(schedule.num_steps, steps))
+  return t_seq, schedule.alphas_cumprod[t_seq]
+
+
 def ddim_loop(
   eps_fn: EpsFn,
   schedule: diffusion.Schedule,
@@ -177,12 +183,9 @@ def ddim_loop(
     x0 (B, G, C) float32, exactly 0 on padding.
   """
   label_B, mask, keys_B = _prepare(key, label_B, mask_GxC, sample_ids_B)
-  abar_all = schedule.alphas_cumprod
   num_steps = schedule.num_steps
-  ts = ddim_timesteps(num_steps, steps)
-  t_seq = jnp.asarray(ts)
-  abar_seq = abar_all[t_seq]
-  abar_prev_seq = jnp.concatenate([abar_seq[1:], jnp.ones((1,), abar_all.dtype)])
+  t_seq, abar_seq = _visited(schedule, steps)
+  abar_prev_seq = jnp.concatenate([abar_seq[1:], jnp.ones((1,), abar_seq.dtype)])
   x = _noise(keys_B, num_steps, mask.shape) * mask
 
   def body(i, x):
@@ -196,7 +199,7 @@ def ddim_loop(
     x = jnp.sqrt(abar_prev) * x0 + dir_xt + sigma * _noise(keys_B, t, mask.shape)
     return x * mask
 
-  return jax.lax.fori_loop(0, len(ts), body, x)
+  return jax.lax.fori_loop(0, steps, body, x)
 
 
 def dpmpp2m_loop(
@@ -236,11 +239,8 @@ def dpmpp2m_loop(
     x0 (B, G, C) float32, exactly 0 on padding.
   """
   label_B, mask, keys_B = _prepare(key, label_B, mask_GxC, sample_ids_B)
-  abar_all = schedule.alphas_cumprod
   num_steps = schedule.num_steps
-  ts = ddim_timesteps(num_steps, steps)
-  t_seq = jnp.asarray(ts)
-  abar_seq = abar_all[t_seq]
+  t_seq, abar_seq = _visited(schedule, steps)
   alpha_seq, sigma_seq = jnp.sqrt(abar_seq), jnp.sqrt(1.0 - abar_seq)
   lam_seq = jnp.log(alpha_seq) - jnp.log(sigma_seq)
   h_inner = lam_seq[1:] - lam_seq[:-1]  # (S - 1,) steps between visited t
@@ -260,7 +260,7 @@ def dpmpp2m_loop(
     x = ratio_seq[i] * x + coef_seq[i] * d
     return x * mask, x0
 
-  x, _ = jax.lax.fori_loop(0, len(ts), body, (x, jnp.zeros_like(x)))
+  x, _ = jax.lax.fori_loop(0, steps, body, (x, jnp.zeros_like(x)))
   return x
 
 
