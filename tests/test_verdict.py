@@ -1,5 +1,7 @@
 """Tests for gdiff.evaluate.verdict, glossary and genotype_utility."""
 
+import json
+
 import evaluate_testdata as td
 import numpy as np
 import pytest
@@ -126,3 +128,19 @@ def test_genotype_utility_known_answers():
   shuffled = np.random.default_rng(0).permutation(labels)
   noise = genotype_utility.utility(names, features, (dosage, shuffled), real, (test_x, test_y), 2)
   assert noise['recovery_min'] < 0.8, noise
+
+
+def test_guarantee_fields_come_from_the_cohorts_manifest(tmp_path):
+  from gdiff.evaluate import run
+
+  assert run.read_manifest(None) == {} and run.read_manifest(str(tmp_path / 'none.json')) == {}
+  path = tmp_path / 'manifest.json'
+  gate = {'enabled': True, 'replaced_people': 3, 'distance_rule': 'd < 5', 'kinship_rule': 'off'}
+  dp = {'epsilon': 3.0, 'delta': 1e-5, 'steps': 400}
+  path.write_text(json.dumps({'num_samples': 100, 'gate': gate, 'dp': dp}))
+  fields = run.guarantee_fields(run.read_manifest(str(path)))
+  assert fields == {
+    'dp': {'epsilon': 3.0, 'delta': 1e-5},
+    'gate': {'checked': 100, 'rejected': 3, 'rule': 'd < 5; kinship: off'},
+  }
+  assert run.guarantee_fields({'gate': {'enabled': False}}) == {}

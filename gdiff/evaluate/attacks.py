@@ -23,7 +23,7 @@ person gets a p-value per attack (share of non-members scoring at least as high)
 the most exposed, by ID, go to W/report/exposed_people.tsv (the report links it; it
 is never part of the synthetic outputs). Kinship (`gdiff.privacy.kinship`): people
 with a KING relative in train, held-out vs synthetic, and the release gate's counts
-from samples/manifest.json.
+from the judged cohort's manifest.json (read by the evaluate stage).
 """
 
 from __future__ import annotations
@@ -113,13 +113,13 @@ def p_values(scores_T: np.ndarray, null_N: np.ndarray) -> np.ndarray:
   return (1 + at_least) / (1 + len(null))
 
 
-def evaluate(ctx, workdir: str, samples_manifest: str | None = None) -> tuple[dict, list[dict]]:
+def evaluate(ctx, workdir: str, gate: dict | None = None) -> tuple[dict, list[dict]]:
   """The attacks, kinship and gate summary of gdiff's cohort; the exposed training people.
 
   Args:
     ctx: the evaluate stage's `context.Context`.
     workdir: W (the training people's sample IDs from W/data).
-    samples_manifest: the judged cohort's manifest.json (the release gate's counts), if any.
+    gate: the judged cohort's release-gate counts (its manifest's `gate`), if any.
 
   Returns:
     (the metrics entry, rows of exposed_people.tsv, most exposed first).
@@ -147,7 +147,7 @@ def evaluate(ctx, workdir: str, samples_manifest: str | None = None) -> tuple[di
   if getattr(ctx, 'pos_S', None) is not None:
     snps = kinship.autosomal(ctx.chrom_S)
     out['kinship']['span_mb'] = kinship.span_mb(ctx.chrom_S[snps], np.asarray(ctx.pos_S)[snps])
-  out['gate'] = _gate_counts(samples_manifest)
+  out['gate'] = gate
   rows = exposed(workdir, everyone, null, train, synthetic, ctx.chrom_S, block)
   logging.info(
     'evaluate: attacks AUC %s',
@@ -170,13 +170,6 @@ def kinship_summary(train, holdout, synthetic, chrom_S, block_size: int) -> dict
       'max_kinship': float(best.max()) if len(best) else None,
     }
   return out
-
-
-def _gate_counts(path: str | None) -> dict | None:
-  if not path or not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f).get('gate')
 
 
 def exposed(workdir, everyone, null, train, synthetic, chrom_S, block_size) -> list[dict]:

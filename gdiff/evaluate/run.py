@@ -273,19 +273,24 @@ def judge_all(
   skipped = families.gwas_skip_reason(ctx)
   if skipped:
     metrics['gwas_skipped'] = skipped
-  metrics['attacks'], exposed = attacks.evaluate(ctx, workdir, samples_manifest)
-  metrics.update(guarantee_fields(samples_manifest))
+  manifest = read_manifest(samples_manifest)
+  metrics['attacks'], exposed = attacks.evaluate(ctx, workdir, manifest.get('gate'))
+  metrics.update(guarantee_fields(manifest))
   metrics['provenance'] = prov
   return metrics, curves, exposed
 
 
-def guarantee_fields(samples_manifest: str | None) -> dict:
+def read_manifest(path: str | None) -> dict:
+  """The judged cohort's manifest.json ({} when there is none: another tool's file)."""
+  if not path or not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def guarantee_fields(manifest: dict) -> dict:
   """The judged cohort's formal guarantees for the verdict (`verdict.guarantees`): `dp`
   (ε, δ of a differentially private fit) and `gate` (people checked and replaced)."""
-  if not samples_manifest or not os.path.exists(samples_manifest):
-    return {}
-  with open(samples_manifest) as f:
-    manifest = json.load(f)
   out = {}
   if manifest.get('dp'):
     out['dp'] = {k: manifest['dp'][k] for k in ('epsilon', 'delta') if k in manifest['dp']}
