@@ -15,8 +15,16 @@ samples/s with --torch=mlp=..,cnn=..,mlp_cnn=.. to get the ratios. On a shared
 machine the wall-clock rate moves with the load (printed); CPU seconds per
 step (process time, both threads summed) move less.
 
+XLA compiler options side by side: --variants='base:;fm:xla_cpu_enable_fast_math=true'
+compiles the same step once per variant (`Lowered.compile(compiler_options=...)`, so
+XLA_FLAGS stays as it is) and times the variants interleaved in one process (A, B, A, B),
+which on a shared machine is the only fair comparison. Each variant's compile time, its
+samples/s and its largest relative difference from the first variant's loss are printed.
+
 Usage:
   .venv/bin/python bench/train_throughput.py --shapes=default,paper --models=mlp,cnn
+  .venv/bin/python bench/train_throughput.py --shapes=paper --models=cnn --steps 2 --rounds 3 \
+    --variants='base:;v512:xla_cpu_prefer_vector_width=512'
 """
 
 from __future__ import annotations
@@ -104,6 +112,80 @@ def bench_one(name: str, shape: str, steps: int, dtype: str, step_kind: str) -> 
   )
 
 
+def parse_variants(text: str) -> dict[str, dict[str, object]]:
+  """'name:opt=val,opt=val;name2:' -> {name: {opt: val}}; 'true'/'false'/ints are typed."""
+
+  def typed(v: str):
+    if v in ('true', 'false'):
+      return v == 'true'
+    return int(v) if v.lstrip('-').isdigit() else v
+
+  out = {}
+  for item in filter(None, text.split(';')):
+    name, _, opts = item.partition(':')
+    out[name] = {k: typed(v) for k, v in (kv.split('=', 1) for kv in opts.split(',') if kv)}
+  return out
+
+
+def bench_variants(
+  name: str, shape: str, steps: int, rounds: int, step_kind: str, variants: dict
+) -> list[dict]:
+  """One step compiled per compiler-option variant, timed interleaved (A, B, A, B, ...)."""
+  get_config, genes, batch = SHAPES[shape]
+  config = get_config()
+  if step_kind == 'paper':
+    config.train.grad_clip = 0.0
+    config.train.ema_decay = 0.0
+    config.train.weight_decay = 0.0
+    config.train.recombine_segment_groups = 0.0
+  config.model.name = name
+  config.input.batch_size = batch
+  mc = models.model_config(config, genes, 8, 2)
+  trainer = train.get_trainer(mc, config, distributed.make_mesh(jax.devices()[:1]))
+  rng = np.random.default_rng(0)
+  data = trainer.global_batch(
+    {
+      'emb': rng.standard_normal((batch, genes, 8)).astype(np.float32),
+      'label': rng.integers(0, 2, batch).astype(np.int32),
+    }
+  )
+  key = jax.random.key(0)
+  lowered = trainer.train_step.lower(trainer.init(jax.random.key(1)), data, key)
+  rows = {}
+  for vname, opts in variants.items():
+    t0 = time.perf_counter()
+    compiled = lowered.compile(compiler_options=opts)
+    compile_s = time.perf_counter() - t0
+    state = trainer.init(jax.random.key(1))
+    state, m = compiled(state, data, key)  # warm-up; the first step's metrics are compared
+    loss = float(m['loss'])
+    rows[vname] = dict(
+      variant=vname, compiled=compiled, state=state, compile_s=compile_s, loss=loss, times=[]
+    )
+  for _ in range(rounds):
+    for r in rows.values():
+      t0 = time.perf_counter()
+      for _ in range(steps):
+        r['state'], m = r['compiled'](r['state'], data, key)
+      jax.block_until_ready(m)
+      r['times'].append((time.perf_counter() - t0) / steps)
+  first = next(iter(rows.values()))['loss']
+  out = []
+  for r in rows.values():
+    best = min(r['times'])
+    out.append(
+      dict(
+        name=name,
+        variant=r['variant'],
+        samples_per_s=batch / best,
+        median_samples_per_s=batch / float(np.median(r['times'])),
+        compile_s=r['compile_s'],
+        loss_rel_diff=abs(r['loss'] - first) / abs(first),
+      )
+    )
+  return out
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--models', default='mlp,cnn,mlp_cnn,transformer')
@@ -122,12 +204,36 @@ def main():
     help='PyTorch samples/s at the paper shape, timed in this session: mlp=238,cnn=18.2',
   )
   p.add_argument('--peak_only', action='store_true')
+  p.add_argument(
+    '--variants',
+    default='',
+    help="XLA compiler options compared in one process: 'base:;fm:xla_cpu_enable_fast_math=true'",
+  )
+  p.add_argument('--rounds', type=int, default=3, help='interleaved rounds of --steps (variants)')
   args = p.parse_args()
   print(f'devices: {jax.devices()}')
   peak = matmul_peak()
   peak_bf16 = matmul_peak(dtype=jnp.bfloat16)
   print(f'matmul peak (2048^3): f32 {peak / 1e9:.1f} GFLOP/s, bf16 {peak_bf16 / 1e9:.1f} GFLOP/s')
   if args.peak_only:
+    return
+  if args.variants:
+    variants = parse_variants(args.variants)
+    print(
+      '| network | shape | variant | options | samples/s (best; median) | compile s | '
+      'first-step loss rel. diff |'
+    )
+    print('|---|---|---|---|---|---|---|')
+    for shape in args.shapes.split(','):
+      for name in args.models.split(','):
+        for r in bench_variants(name, shape, args.steps, args.rounds, args.step, variants):
+          opts = ','.join(f'{k}={v}' for k, v in variants[r['variant']].items()) or '-'
+          print(
+            f'| {name} | {shape} | {r["variant"]} | {opts} | {r["samples_per_s"]:.1f}; '
+            f'{r["median_samples_per_s"]:.1f} | {r["compile_s"]:.0f} | {r["loss_rel_diff"]:.1e} |',
+            flush=True,
+          )
+    print(f'load {os.getloadavg()[0]:.1f}')
     return
   torch_rates = {k: float(v) for k, v in (kv.split('=') for kv in args.torch.split(',') if kv)}
   rows = []

@@ -25,7 +25,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_dict, config_flags
 
-from gdiff import distributed, pipeline
+from gdiff import distributed, pipeline, xla_cpu
 from gdiff.errors import InputError
 
 _PREFIX = 'gdiff: error: '
@@ -214,6 +214,7 @@ def configure_logging() -> None:
 def main(argv):
   del argv  # checked by `parse`
   configure_logging()
+  xla_cpu.configure()  # before the backend starts: XLA_FLAGS is read once
   distributed.initialize()
   _run_stages(_FLAGS, sys.argv)
 

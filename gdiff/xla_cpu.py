@@ -1,0 +1,65 @@
+"""How XLA compiles for a gdiff run: the persistent compilation cache and CPU compiler flags.
+
+The command line (`gdiff.main`) calls `configure()` once, before JAX starts its backend and
+before the first compile; library code never does. Every choice here yields to the user's own
+setting: JAX's variables (`JAX_COMPILATION_CACHE_DIR`, `JAX_ENABLE_COMPILATION_CACHE=false`)
+and any flag already named in `XLA_FLAGS`.
+
+The cache: a training step of the paper's CNN U-Net takes about a minute to compile on a
+2-core CPU, paid again by every run with the same network and shapes (train, then sample and
+evaluate, or a resumed run). With the cache a later run loads the compiled step from disk
+(docs/benchmarks.md, "Compile time").
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+# XLA:CPU flags gdiff sets when the user has not: {flag: value}, each with its reason.
+# Empty: none of the options measured on the networks' training step helped beyond noise
+# (docs/benchmarks.md, "XLA CPU options").
+CPU_FLAGS: dict[str, str] = {}
+
+
+def default_cache_dir(environ=os.environ) -> str:
+  """$XDG_CACHE_HOME/gdiff/jax, or ~/.cache/gdiff/jax."""
+  base = environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+  return os.path.join(base, 'gdiff', 'jax')
+
+
+def enable_compilation_cache(environ=os.environ) -> str | None:
+  """Turns on JAX's persistent compilation cache unless the user chose otherwise.
+
+  Returns:
+    The cache directory in use, or None when `JAX_ENABLE_COMPILATION_CACHE` is false.
+  """
+  if not jax.config.jax_enable_compilation_cache:
+    return None
+  if jax.config.jax_compilation_cache_dir:  # the user's JAX_COMPILATION_CACHE_DIR
+    return jax.config.jax_compilation_cache_dir
+  path = default_cache_dir(environ)
+  # No size limit (JAX's default): a limit needs the `filelock` package. Only compiles over
+  # `jax_persistent_cache_min_compile_time_secs` (1 s) are kept, a few MiB each; the
+  # directory can be deleted at any time.
+  jax.config.update('jax_compilation_cache_dir', path)
+  return path
+
+
+def with_cpu_flags(xla_flags: str, cpu_flags: dict[str, str]) -> str:
+  """`xla_flags` with `--flag=value` appended for each flag it does not name already."""
+  named = {item.lstrip('-').split('=', 1)[0] for item in xla_flags.split()}
+  extra = [f'--{k}={v}' for k, v in cpu_flags.items() if k not in named]
+  return ' '.join([xla_flags.strip(), *extra]).strip()
+
+
+def configure(environ=os.environ) -> str | None:
+  """Sets gdiff's XLA defaults in this process (call before the first JAX computation).
+
+  Returns:
+    The compilation cache directory in use, or None.
+  """
+  if CPU_FLAGS:
+    environ['XLA_FLAGS'] = with_cpu_flags(environ.get('XLA_FLAGS', ''), CPU_FLAGS)
+  return enable_compilation_cache(environ)
