@@ -30,6 +30,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import time
 
@@ -60,7 +61,12 @@ def matmul_peak(n: int = 2048, dtype=jnp.float32, reps: int = 10) -> float:
   return 2 * n**3 / best
 
 
-def bench_one(name: str, shape: str, steps: int, dtype: str, step_kind: str) -> dict:
+def setup(name: str, shape: str, step_kind: str, dtype: str = 'float32', overrides=()):
+  """(model config, trainer, one fixed batch) for network `name` at `shape`.
+
+  overrides: 'section.key=value' strings applied to the config (e.g. a lighter network,
+  model.cnn_num_res_blocks=1), values parsed as Python literals.
+  """
   get_config, genes, batch = SHAPES[shape]
   config = get_config()
   if step_kind == 'paper':  # what the PyTorch baseline does: Adam, no clipping, no EMA
@@ -71,6 +77,10 @@ def bench_one(name: str, shape: str, steps: int, dtype: str, step_kind: str) -> 
   config.model.name = name
   config.model.dtype = dtype
   config.input.batch_size = batch
+  for item in overrides:
+    path, _, value = item.partition('=')
+    section, key = path.split('.')
+    config[section][key] = ast.literal_eval(value)
   mc = models.model_config(config, genes, 8, 2)
   trainer = train.get_trainer(mc, config, distributed.make_mesh(jax.devices()[:1]))
   rng = np.random.default_rng(0)
@@ -78,7 +88,12 @@ def bench_one(name: str, shape: str, steps: int, dtype: str, step_kind: str) -> 
     'emb': rng.standard_normal((batch, genes, 8)).astype(np.float32),
     'label': rng.integers(0, 2, batch).astype(np.int32),
   }
-  data = trainer.global_batch(batch_np)
+  return mc, trainer, trainer.global_batch(batch_np)
+
+
+def bench_one(name: str, shape: str, steps: int, dtype: str, step_kind: str, overrides=()) -> dict:
+  _, genes, batch = SHAPES[shape]
+  mc, trainer, data = setup(name, shape, step_kind, dtype, overrides)
   key = jax.random.key(0)
   t0 = time.perf_counter()
   state = trainer.init(jax.random.key(1))
@@ -113,7 +128,10 @@ def bench_one(name: str, shape: str, steps: int, dtype: str, step_kind: str) -> 
 
 
 def parse_variants(text: str) -> dict[str, dict[str, object]]:
-  """'name:opt=val,opt=val;name2:' -> {name: {opt: val}}; 'true'/'false'/ints are typed."""
+  """'name:opt=val opt=val;name2:' -> {name: {opt: val}}; 'true'/'false'/ints are typed.
+
+  Options within a variant are separated by spaces (a value may hold commas).
+  """
 
   def typed(v: str):
     if v in ('true', 'false'):
@@ -123,44 +141,34 @@ def parse_variants(text: str) -> dict[str, dict[str, object]]:
   out = {}
   for item in filter(None, text.split(';')):
     name, _, opts = item.partition(':')
-    out[name] = {k: typed(v) for k, v in (kv.split('=', 1) for kv in opts.split(',') if kv)}
+    out[name] = {k: typed(v) for k, v in (kv.split('=', 1) for kv in opts.split())}
   return out
 
 
 def bench_variants(
-  name: str, shape: str, steps: int, rounds: int, step_kind: str, variants: dict
+  name: str, shape: str, steps: int, rounds: int, step_kind: str, variants: dict, overrides=()
 ) -> list[dict]:
   """One step compiled per compiler-option variant, timed interleaved (A, B, A, B, ...)."""
-  get_config, genes, batch = SHAPES[shape]
-  config = get_config()
-  if step_kind == 'paper':
-    config.train.grad_clip = 0.0
-    config.train.ema_decay = 0.0
-    config.train.weight_decay = 0.0
-    config.train.recombine_segment_groups = 0.0
-  config.model.name = name
-  config.input.batch_size = batch
-  mc = models.model_config(config, genes, 8, 2)
-  trainer = train.get_trainer(mc, config, distributed.make_mesh(jax.devices()[:1]))
-  rng = np.random.default_rng(0)
-  data = trainer.global_batch(
-    {
-      'emb': rng.standard_normal((batch, genes, 8)).astype(np.float32),
-      'label': rng.integers(0, 2, batch).astype(np.int32),
-    }
-  )
+  batch = SHAPES[shape][2]
+  _, trainer, data = setup(name, shape, step_kind, overrides=overrides)
   key = jax.random.key(0)
   lowered = trainer.train_step.lower(trainer.init(jax.random.key(1)), data, key)
   rows = {}
   for vname, opts in variants.items():
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     compiled = lowered.compile(compiler_options=opts)
-    compile_s = time.perf_counter() - t0
+    compile_s, compile_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     state = trainer.init(jax.random.key(1))
     state, m = compiled(state, data, key)  # warm-up; the first step's metrics are compared
     loss = float(m['loss'])
     rows[vname] = dict(
-      variant=vname, compiled=compiled, state=state, compile_s=compile_s, loss=loss, times=[]
+      variant=vname,
+      compiled=compiled,
+      state=state,
+      compile_s=compile_s,
+      compile_cpu_s=compile_cpu_s,
+      loss=loss,
+      times=[],
     )
   for _ in range(rounds):
     for r in rows.values():
@@ -180,6 +188,7 @@ def bench_variants(
         samples_per_s=batch / best,
         median_samples_per_s=batch / float(np.median(r['times'])),
         compile_s=r['compile_s'],
+        compile_cpu_s=r['compile_cpu_s'],
         loss_rel_diff=abs(r['loss'] - first) / abs(first),
       )
     )
@@ -209,6 +218,12 @@ def main():
     default='',
     help="XLA compiler options compared in one process: 'base:;fm:xla_cpu_enable_fast_math=true'",
   )
+  p.add_argument(
+    '--set',
+    action='append',
+    default=[],
+    help='config override, repeatable: --set model.cnn_num_res_blocks=1 (measure, not adopt)',
+  )
   p.add_argument('--rounds', type=int, default=3, help='interleaved rounds of --steps (variants)')
   args = p.parse_args()
   print(f'devices: {jax.devices()}')
@@ -220,17 +235,20 @@ def main():
   if args.variants:
     variants = parse_variants(args.variants)
     print(
-      '| network | shape | variant | options | samples/s (best; median) | compile s | '
+      '| network | shape | variant | options | samples/s (best; median) | compile s (CPU s) | '
       'first-step loss rel. diff |'
     )
     print('|---|---|---|---|---|---|---|')
     for shape in args.shapes.split(','):
       for name in args.models.split(','):
-        for r in bench_variants(name, shape, args.steps, args.rounds, args.step, variants):
-          opts = ','.join(f'{k}={v}' for k, v in variants[r['variant']].items()) or '-'
+        for r in bench_variants(
+          name, shape, args.steps, args.rounds, args.step, variants, args.set
+        ):
+          opts = ' '.join(f'{k}={v}' for k, v in variants[r['variant']].items()) or '-'
           print(
             f'| {name} | {shape} | {r["variant"]} | {opts} | {r["samples_per_s"]:.1f}; '
-            f'{r["median_samples_per_s"]:.1f} | {r["compile_s"]:.0f} | {r["loss_rel_diff"]:.1e} |',
+            f'{r["median_samples_per_s"]:.1f} | {r["compile_s"]:.0f} ({r["compile_cpu_s"]:.0f}) '
+            f'| {r["loss_rel_diff"]:.1e} |',
             flush=True,
           )
     print(f'load {os.getloadavg()[0]:.1f}')
@@ -239,7 +257,7 @@ def main():
   rows = []
   for shape in args.shapes.split(','):
     for name in args.models.split(','):
-      r = bench_one(name, shape, args.steps, args.dtype, args.step)
+      r = bench_one(name, shape, args.steps, args.dtype, args.step, args.set)
       rows.append(r)
       print(
         f'  {name}/{shape}: {r["samples_per_s"]:.1f} samples/s, {r["cpu_s"]:.2f} CPU s/step '
