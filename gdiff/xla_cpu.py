@@ -6,9 +6,9 @@ setting: JAX's variables (`JAX_COMPILATION_CACHE_DIR`, `JAX_ENABLE_COMPILATION_C
 and any flag already named in `XLA_FLAGS`.
 
 The cache: a training step of the paper's CNN U-Net takes about a minute to compile on a
-2-core CPU, paid again by every run with the same network and shapes (train, then sample and
-evaluate, or a resumed run). With the cache a later run loads the compiled step from disk
-(docs/benchmarks.md, "Compile time").
+2-core CPU, paid again by every process that compiles the same step (a resumed run, sampling
+again, a rerun of the same config). With the cache a later process loads the compiled code
+from disk (docs/benchmarks.md, "Compile time").
 """
 
 from __future__ import annotations
