@@ -104,6 +104,7 @@ BASE = {
   'evaluate.augmentation_fractions': (0.05, 0.1, 0.2, 0.5),
   'evaluate.baselines': ('independent', 'gaussian', 'mosaic', 'resample'),
   'evaluate.block_size': 1024,
+  'evaluate.workers': 2,
   'evaluate.classifier_steps': 300,
   'evaluate.classifiers': ('logreg', 'mlp', 'cnn', 'transformer'),
   'evaluate.detection_max_people': 1000,

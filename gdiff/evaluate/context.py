@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +70,8 @@ class Context:
   synthetic: Cohort
   pos_S: np.ndarray | None = None
   _references: dict = dataclasses.field(default_factory=dict, repr=False)
+  # Rows judged in threads (`parallel.pool`) share the references: each is built once.
+  _lock: threading.RLock = dataclasses.field(default_factory=threading.RLock, repr=False)
 
   @property
   def ev(self) -> ml_collections.ConfigDict:
@@ -129,6 +132,7 @@ class Context:
 
   def reference(self, build: Callable[[Context], Any]) -> Any:
     """build(self), computed on first use and kept (a real-side reference)."""
-    if build not in self._references:
-      self._references[build] = build(self)
-    return self._references[build]
+    with self._lock:
+      if build not in self._references:
+        self._references[build] = build(self)
+      return self._references[build]

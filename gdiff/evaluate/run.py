@@ -32,6 +32,7 @@ from gdiff.evaluate import (
   context,
   families,
   genotype_utility,
+  parallel,
   protocol,
   provenance,
   report,
@@ -94,7 +95,7 @@ def check_config(ev: ml_collections.ConfigDict) -> None:
     )
   if int(ev.exposed_people) < 0:
     raise InputError(f'config evaluate.exposed_people={ev.exposed_people!r}: must be >= 0 (0: all)')
-  for option in ('seeds', 'classifier_steps', 'block_size', 'ld_max_distance_snps'):
+  for option in ('seeds', 'classifier_steps', 'block_size', 'ld_max_distance_snps', 'workers'):
     if int(ev[option]) < 1:
       raise InputError(f'config evaluate.{option}={ev[option]!r}: must be >= 1')
   if int(ev.detection_max_people) < 0:
@@ -254,17 +255,21 @@ def judge_all(
   Returns:
     (metrics, curves, exposed): what `write` writes.
   """
+  entries = families.methods(ctx)
+  manifest = read_manifest(samples_manifest)
+  # The first row (gdiff's) alone: it builds every real reference the others share.
+  first = _judge_row(ctx, *entries[0])
+  with parallel.pool(int(ctx.ev.workers)) as submit:
+    rows = [submit(_judge_row, ctx, name, make) for name, make in entries[1:]]
+    studies = submit(families.judge, ctx, ctx.synthetic, families.STUDIES)
+    reference = submit(families.judge, ctx, ctx.holdout_cohort(), families.REFERENCE_ROWS)
+    attacked = submit(attacks.evaluate, ctx, workdir, manifest.get('gate'))
   results, curves = {}, {}
-  for name, make in families.methods(ctx):
-    logging.info('evaluate: %s', name)
-    cohort = make()
-    values, curves[name] = families.judge(ctx, cohort, families.FAMILIES)
-    results[name] = {'num_people': len(cohort.dosage_NxS), **values}
+  for name, values, row_curves in [first] + [r.result() for r in rows]:
+    results[name], curves[name] = values, row_curves
   metrics = _header(ctx, results)
-  metrics['reference'], curves['real'] = families.judge(
-    ctx, ctx.holdout_cohort(), families.REFERENCE_ROWS
-  )
-  metrics.update(families.judge(ctx, ctx.synthetic, families.STUDIES)[0])
+  metrics['reference'], curves['real'] = reference.result()
+  metrics.update(studies.result()[0])
   metrics['checks'] = report.checks(results)
   metrics['judged'] = ctx.synthetic.name
   metrics['dominance'] = report.dominance(results, ctx.synthetic.name)
@@ -273,11 +278,18 @@ def judge_all(
   skipped = families.gwas_skip_reason(ctx)
   if skipped:
     metrics['gwas_skipped'] = skipped
-  manifest = read_manifest(samples_manifest)
-  metrics['attacks'], exposed = attacks.evaluate(ctx, workdir, manifest.get('gate'))
+  metrics['attacks'], exposed = attacked.result()
   metrics.update(guarantee_fields(manifest))
   metrics['provenance'] = prov
   return metrics, curves, exposed
+
+
+def _judge_row(ctx: context.Context, name: str, make) -> tuple[str, dict, dict]:
+  """(name, results, curves) of one method: its cohort made and judged by every family."""
+  logging.info('evaluate: %s', name)
+  cohort = make()
+  values, curves = families.judge(ctx, cohort, families.FAMILIES)
+  return name, {'num_people': len(cohort.dosage_NxS), **values}, curves
 
 
 def read_manifest(path: str | None) -> dict:
