@@ -70,8 +70,10 @@ class Context:
   synthetic: Cohort
   pos_S: np.ndarray | None = None
   _references: dict = dataclasses.field(default_factory=dict, repr=False)
-  # Rows judged in threads (`parallel.pool`) share the references: each is built once.
-  _lock: threading.RLock = dataclasses.field(default_factory=threading.RLock, repr=False)
+  # Rows judged in threads (`parallel.pool`) share the references: each is built once, by
+  # the first thread that asks; another that asks meanwhile waits for that one only.
+  _locks: dict = dataclasses.field(default_factory=dict, repr=False)
+  _locks_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
   @property
   def ev(self) -> ml_collections.ConfigDict:
@@ -132,7 +134,9 @@ class Context:
 
   def reference(self, build: Callable[[Context], Any]) -> Any:
     """build(self), computed on first use and kept (a real-side reference)."""
-    with self._lock:
+    with self._locks_lock:
+      lock = self._locks.setdefault(build, threading.RLock())
+    with lock:  # builders ask for other builders' references, never in a cycle
       if build not in self._references:
         self._references[build] = build(self)
       return self._references[build]

@@ -1,13 +1,14 @@
 """Independent pieces of the evaluate stage run side by side in threads.
 
-After gdiff's row has built the real references, the baseline rows, the reference row,
-the studies and the attacks read only the shared, finished references and their own
-seeded streams, so they can run at once: `pool(workers)` yields a `submit(fn, *args)`
-that returns a future. The work is numpy/scipy (BLAS, LAPACK), XLA and plink2, which
-release the GIL, and much of it uses one core at a time (LAPACK's tridiagonal reduction,
-elementwise numpy, scikit-learn on one thread, small classifier steps), so two pieces at
-once keep both cores of a small machine busy. The BLAS pool is held at one thread per
-piece while more than one runs, so the threads never ask for more cores than there are.
+The rows (gdiff's and each baseline's), the reference row, the studies and the attacks
+read only the real references (`Context.reference`: each built once, by the first thread
+that asks) and their own seeded streams, so they can run at once: `pool(workers)` yields
+a `submit(fn, *args)` that returns a future. The work is numpy/scipy (BLAS, LAPACK), XLA
+and plink2, which release the GIL, and much of it uses one core at a time (LAPACK's
+tridiagonal reduction, elementwise numpy, scikit-learn on one thread, small classifier
+steps), so two pieces at once keep both cores of a small machine busy. The BLAS pool is
+held at one thread per piece while more than one runs, so the threads never ask for more
+cores than there are.
 
 Each piece's numbers do not depend on `workers` (tests/test_evaluate_parallel.py).
 """

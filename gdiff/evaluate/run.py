@@ -257,15 +257,16 @@ def judge_all(
   """
   entries = families.methods(ctx)
   manifest = read_manifest(samples_manifest)
-  # The first row (gdiff's) alone: it builds every real reference the others share.
-  first = _judge_row(ctx, *entries[0])
+  # gdiff's row first, then the pieces that need no real reference it would be building
+  # (threads asking for a reference another thread is building wait for it).
   with parallel.pool(int(ctx.ev.workers)) as submit:
-    rows = [submit(_judge_row, ctx, name, make) for name, make in entries[1:]]
-    studies = submit(families.judge, ctx, ctx.synthetic, families.STUDIES)
-    reference = submit(families.judge, ctx, ctx.holdout_cohort(), families.REFERENCE_ROWS)
+    first = submit(_judge_row, ctx, *entries[0])
     attacked = submit(attacks.evaluate, ctx, workdir, manifest.get('gate'))
+    studies = submit(families.judge, ctx, ctx.synthetic, families.STUDIES)
+    rows = [submit(_judge_row, ctx, name, make) for name, make in entries[1:]]
+    reference = submit(lambda: families.judge(ctx, ctx.holdout_cohort(), families.REFERENCE_ROWS))
   results, curves = {}, {}
-  for name, values, row_curves in [first] + [r.result() for r in rows]:
+  for name, values, row_curves in [r.result() for r in [first, *rows]]:
     results[name], curves[name] = values, row_curves
   metrics = _header(ctx, results)
   metrics['reference'], curves['real'] = reference.result()
