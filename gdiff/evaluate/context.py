@@ -108,6 +108,12 @@ class Context:
     """Classifier seeds, shared by every method so that recovery pairs runs by seed."""
     return rng.classifier_seeds(self.seed, self.ev.seeds)
 
+  def seeds_of(self, cohort: Cohort) -> list[int]:
+    """Classifier seeds of one cohort: all of `seeds` for the judged one, the first
+    evaluate.baseline_seeds (0: all) for a baseline, so recovery still pairs runs by seed."""
+    k = int(self.ev.baseline_seeds)
+    return self.seeds if cohort.name == self.synthetic.name or k <= 0 else self.seeds[:k]
+
   @property
   def counts_K(self) -> np.ndarray:
     """Synthetic people per class (the baselines make as many)."""

@@ -11,6 +11,9 @@ curve (`report.dominance`); writes W/report/.
 `evaluate.holdout` names the real split held out from everything the generator
 and the classifiers fit: 'test' (the final report) or 'val' (for sweeps that tune
 settings: the test split's genotypes are then never read). See `protocol.HOLDOUTS`.
+
+The rows, the reference row, the studies and the attacks run `evaluate.workers` at a time
+in threads (`parallel.pool`); the report does not depend on how many.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 
 import h5py
 import ml_collections
@@ -98,6 +102,10 @@ def check_config(ev: ml_collections.ConfigDict) -> None:
   for option in ('seeds', 'classifier_steps', 'block_size', 'ld_max_distance_snps', 'workers'):
     if int(ev[option]) < 1:
       raise InputError(f'config evaluate.{option}={ev[option]!r}: must be >= 1')
+  if int(ev.baseline_seeds) < 0:
+    raise InputError(
+      f'config evaluate.baseline_seeds={ev.baseline_seeds!r}: must be >= 0 (0: evaluate.seeds)'
+    )
   if int(ev.detection_max_people) < 0:
     raise InputError(
       f'config evaluate.detection_max_people={ev.detection_max_people!r}: must be >= 0 (0: no cap)'
@@ -199,6 +207,8 @@ def _header(ctx: context.Context, results: dict) -> dict:
       for p, n, op, t in report.TARGETS
     ],
   }
+  if int(ctx.ev.baseline_seeds) > 0:
+    out['baseline_seeds'] = ctx.seeds[: int(ctx.ev.baseline_seeds)]
   if families.hard_pair_names(ctx):
     out['hard_pair'] = list(families.hard_pair_names(ctx))
   return out
@@ -288,8 +298,11 @@ def judge_all(
 def _judge_row(ctx: context.Context, name: str, make) -> tuple[str, dict, dict]:
   """(name, results, curves) of one method: its cohort made and judged by every family."""
   logging.info('evaluate: %s', name)
+  start = time.perf_counter()
   cohort = make()
   values, curves = families.judge(ctx, cohort, families.FAMILIES)
+  # Rows run side by side (evaluate.workers): this line closes the row's log lines.
+  logging.info('evaluate: %s judged in %.0f s', name, time.perf_counter() - start)
   return name, {'num_people': len(cohort.dosage_NxS), **values}, curves
 
 
