@@ -251,8 +251,9 @@ def get_config() -> ml_collections.ConfigDict:
   ev.ld_max_distance_snps = 50
   ev.baselines = ('independent', 'gaussian', 'mosaic', 'resample')
   ev.block_size = 1024  # rows per block in distance computations
-  # Rows judged at once after gdiff's (threads, evaluate/parallel.py): two keep 2 CPU cores
-  # busy where one row leaves one idle; the numbers do not depend on it.
+  # Rows (and the attacks, studies, reference row) judged at once, in threads
+  # (evaluate/parallel.py): two keep 2 CPU cores busy where one leaves one idle; the report
+  # does not depend on it (docs/benchmarks.md#evaluate-wall-clock-issue-15).
   ev.workers = 2
   ev.num_pcs = 10  # PCA (fit on real train) for the two-sample AUC and the plot
   # Mosaic baseline: mean copied run lengths in SNPs, one row each (mosaic@25, ...): the

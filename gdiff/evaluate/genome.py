@@ -125,7 +125,8 @@ PAIR_BLOCK = 512  # SNP pairs per product pass of _pair_r
 def _pair_r(x_NxS: np.ndarray, pair_i: np.ndarray, pair_j: np.ndarray) -> np.ndarray:
   """Pearson r of each SNP pair's dosages across people (nan where a SNP is constant)."""
   n = len(x_NxS)
-  z_SxN = np.asarray(x_NxS).T.astype(np.float64)  # SNP-major: a pair's SNPs are two rows
+  # SNP-major (C order): a pair's SNPs are two contiguous rows.
+  z_SxN = np.array(np.asarray(x_NxS).T, np.float64, order='C')
   z_SxN -= z_SxN.mean(1, keepdims=True)
   sd = np.sqrt(np.einsum('sn,sn->s', z_SxN, z_SxN) / n)
   cov = np.concatenate(
