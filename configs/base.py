@@ -243,11 +243,18 @@ def get_config() -> ml_collections.ConfigDict:
   c.evaluate = ev = ml_collections.ConfigDict()
   ev.classifiers = ('logreg', 'mlp', 'cnn', 'transformer')
   ev.seeds = 3
+  # Classifier seeds of each baseline row (the first of `seeds`; 0: all of them); gdiff's
+  # own row always has every seed. Each seed is 4 classifier fits per row: docs/benchmarks.md.
+  ev.baseline_seeds = 0
   ev.classifier_steps = 300
   ev.augmentation_fractions = (0.05, 0.1, 0.2, 0.5)
   ev.ld_max_distance_snps = 50
   ev.baselines = ('independent', 'gaussian', 'mosaic', 'resample')
   ev.block_size = 1024  # rows per block in distance computations
+  # Rows (and the attacks, studies, reference row) judged at once, in threads
+  # (evaluate/parallel.py): two keep 2 CPU cores busy where one leaves one idle; the report
+  # does not depend on it (docs/benchmarks.md#evaluate-wall-clock-issue-15).
+  ev.workers = 2
   ev.num_pcs = 10  # PCA (fit on real train) for the two-sample AUC and the plot
   # Mosaic baseline: mean copied run lengths in SNPs, one row each (mosaic@25, ...): the
   # curve from private to faithful that gdiff is judged against (report.dominance).

@@ -106,3 +106,29 @@ def test_max_people_caps_each_side():
   capped = _auc(real, fresh, max_people=30)
   assert capped['detection_n'] == 30
   assert capped['detection_auc_se'] > _auc(real, fresh)['detection_auc_se']
+
+
+def _newton_with_the_hessian(z_NxR, y_N):
+  """The recipe's damped Newton solving with the R x R Hessian C·ZᵀWZ + I itself."""
+  beta = np.zeros(z_NxR.shape[1])
+  for _ in range(detection.NEWTON_STEPS):
+    s = 0.5 * (1 - np.tanh(0.5 * y_N * (z_NxR @ beta)))
+    grad = -detection.C * z_NxR.T @ (y_N * s) + beta
+    hess = detection.C * (z_NxR.T * (s * (1 - s))) @ z_NxR + np.eye(len(beta))
+    step = np.linalg.solve(hess, grad)
+    t, before = 1.0, detection._objective(z_NxR, y_N, beta)
+    while detection._objective(z_NxR, y_N, beta - t * step) > before and t > 1e-4:
+      t /= 2
+    beta = beta - t * step
+    if np.abs(t * step).max() < 1e-6:
+      break
+  return beta
+
+
+@pytest.mark.parametrize('rank', [60, 35])  # every eigenvalue kept; some dropped (R < N)
+def test_newton_through_woodbury_takes_the_hessians_steps(rank):
+  rng = np.random.default_rng(rank)
+  z = rng.standard_normal((60, rank)) * np.geomspace(30, 0.1, rank)  # an uneven spectrum
+  y = np.where(z[:, 0] + z[:, 1] + rng.standard_normal(60) > 0, 1.0, -1.0)
+  want = _newton_with_the_hessian(z, y)
+  np.testing.assert_allclose(detection._newton(z, y), want, rtol=1e-9, atol=1e-12)

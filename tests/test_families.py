@@ -163,3 +163,22 @@ def test_bad_baseline_rows_are_refused_before_any_work(baselines, message):
   c.evaluate.baselines = baselines
   with pytest.raises(InputError, match=message):
     run.check_config(c.evaluate)
+
+
+def test_baseline_seeds_keep_the_first_seeds_runs_and_leave_gdiff_alone(workdir):
+  def utility(baseline_seeds):
+    c = _config()
+    c.evaluate.seeds, c.evaluate.baseline_seeds = 2, baseline_seeds
+    ctx = run.load(c, str(workdir))
+    cohort = families.baseline(ctx, 'independent', 'independent')
+    return (
+      families.utility_metrics(ctx, cohort)[0]['logreg'],
+      families.utility_metrics(ctx, ctx.synthetic)[0]['logreg'],
+    )
+
+  (every, gdiff_every), (first, gdiff_first) = utility(0), utility(1)
+  assert len(every['recovery']['values']) == 2 and first['recovery']['values'] == pytest.approx(
+    every['recovery']['values'][:1], abs=0
+  )
+  assert first['acc_real'] == every['acc_real']  # the real side keeps every seed
+  assert gdiff_first == gdiff_every

@@ -1,6 +1,7 @@
 """gdiff.evaluate.genome: the genome-wide checks on cohorts with known answers."""
 
 import numpy as np
+import pytest
 
 from gdiff.evaluate import genome
 
@@ -74,3 +75,28 @@ def test_same_pairs_for_every_cohort_and_pairs_cross_chromosomes():
   assert len(a.pair_i) == 500 and np.all(_chrom()[a.pair_i] != _chrom()[a.pair_j])
   # Independent uniform genotypes: r² excess is at the noise floor.
   assert abs(genome.checks(a, x, y)['r2_excess']) < 0.01
+
+
+def test_pc1_loading_is_the_top_eigenvector_on_either_side():
+  rng = np.random.default_rng(3)
+  for n, s in ((40, 90), (90, 40)):  # fewer people than SNPs, and more
+    x = rng.binomial(2, rng.uniform(0.1, 0.9, s), (n, s)).astype(np.float64)
+    x[: n // 2] += rng.binomial(1, 0.5, (n // 2, s))  # structure: a clear PC1
+    xc = x - x.mean(0)
+    _, v = np.linalg.eigh(xc.T @ xc)  # every eigenvector, SNPs x SNPs
+    got = genome._pc1_loading(xc)
+    np.testing.assert_allclose(np.abs(got @ v[:, -1]), 1.0, atol=1e-10)
+    assert abs(np.linalg.norm(got) - 1) < 1e-12
+
+
+def test_pair_r_is_pearson_r_and_nan_for_a_constant_snp():
+  rng = np.random.default_rng(4)
+  x = rng.integers(0, 3, (50, 30)).astype(np.int8)
+  x[:, 7] = 1  # constant
+  i, j = rng.integers(0, 30, 1100), rng.integers(0, 30, 1100)  # more pairs than one block
+  got = genome._pair_r(x, i, j)
+  for p in range(0, 1100, 37):
+    if 7 in (i[p], j[p]):
+      assert np.isnan(got[p])
+    elif i[p] != j[p]:
+      assert got[p] == pytest.approx(np.corrcoef(x[:, i[p]], x[:, j[p]])[0, 1], abs=1e-12)

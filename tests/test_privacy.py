@@ -114,3 +114,13 @@ def test_hamming_over_snp_chunks_equals_direct(monkeypatch):
   direct = (g[:, None, :] != g[None, :, :]).sum(-1)
   monkeypatch.setattr(distances, '_HAMMING_CHUNK', 16)  # 70 SNPs -> 5 chunks, 10 padded
   np.testing.assert_array_equal(pairwise_brute_force(g, g, 'hamming'), direct)
+
+
+def test_hamming_is_exact_for_every_genotype_pair():
+  a, b = np.meshgrid(np.arange(3), np.arange(3))
+  q, r = a.reshape(1, 9).astype(np.int8), b.reshape(1, 9).astype(np.int8)
+  assert float(distances._hamming_tile(q, r)[0, 0]) == 6.0  # 9 pairs, 3 of them equal
+  rng = np.random.default_rng(5)
+  g = rng.integers(0, 3, (30, 300)).astype(np.int8)
+  direct = (g[:, None, :] != g[None, :, :]).sum(-1)
+  np.testing.assert_array_equal(np.asarray(distances._hamming_tile(g, g)), direct)

@@ -239,7 +239,7 @@ def utility(
     val, test: real (x, y) splits.
     num_classes: number of labels.
     steps: optimiser steps per run.
-    seeds: seeds (same as for real_results, so recovery pairs runs by seed).
+    seeds: seeds (those of real_results, or their first few: recovery pairs runs by seed).
 
   Returns:
     {name: {'acc_syn', 'acc_real', 'recovery', 'balanced_acc_syn', ...}}.
@@ -248,7 +248,8 @@ def utility(
   for name in names:
     syn = train_and_test(name, synthetic, val, test, num_classes, steps, seeds)
     real = real_results[name]
-    ratio = np.asarray(syn['acc']['values']) / np.maximum(real['acc']['values'], 1e-12)
+    real_acc = np.asarray(real['acc']['values'])[: len(seeds)]
+    ratio = np.asarray(syn['acc']['values']) / np.maximum(real_acc, 1e-12)
     out[name] = {
       'acc_syn': syn['acc'],
       'acc_real': real['acc'],

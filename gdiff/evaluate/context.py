@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +70,10 @@ class Context:
   synthetic: Cohort
   pos_S: np.ndarray | None = None
   _references: dict = dataclasses.field(default_factory=dict, repr=False)
+  # Rows judged in threads (`parallel.pool`) share the references: each is built once, by
+  # the first thread that asks; another that asks meanwhile waits for that one only.
+  _locks: dict = dataclasses.field(default_factory=dict, repr=False)
+  _locks_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
   @property
   def ev(self) -> ml_collections.ConfigDict:
@@ -103,6 +108,12 @@ class Context:
     """Classifier seeds, shared by every method so that recovery pairs runs by seed."""
     return rng.classifier_seeds(self.seed, self.ev.seeds)
 
+  def seeds_of(self, cohort: Cohort) -> list[int]:
+    """Classifier seeds of one cohort: all of `seeds` for the judged one, the first
+    evaluate.baseline_seeds (0: all) for a baseline, so recovery still pairs runs by seed."""
+    k = int(self.ev.baseline_seeds)
+    return self.seeds if cohort.name == self.synthetic.name or k <= 0 else self.seeds[:k]
+
   @property
   def counts_K(self) -> np.ndarray:
     """Synthetic people per class (the baselines make as many)."""
@@ -129,6 +140,9 @@ class Context:
 
   def reference(self, build: Callable[[Context], Any]) -> Any:
     """build(self), computed on first use and kept (a real-side reference)."""
-    if build not in self._references:
-      self._references[build] = build(self)
-    return self._references[build]
+    with self._locks_lock:
+      lock = self._locks.setdefault(build, threading.RLock())
+    with lock:  # builders ask for other builders' references, never in a cycle
+      if build not in self._references:
+        self._references[build] = build(self)
+      return self._references[build]

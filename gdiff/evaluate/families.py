@@ -222,7 +222,7 @@ def utility_metrics(ctx, cohort):
     sets['report'],
     ctx.num_classes,
     ctx.steps,
-    ctx.seeds,
+    ctx.seeds_of(cohort),
   )
   return _summarise_utility(u), {}
 
@@ -244,7 +244,7 @@ def hard_pair_metrics(ctx, cohort):
     hard['report'],
     2,
     ctx.steps,
-    ctx.seeds,
+    ctx.seeds_of(cohort),
   )
   return _summarise_utility(u), {}
 

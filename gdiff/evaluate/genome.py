@@ -34,6 +34,7 @@ import dataclasses
 import itertools
 
 import numpy as np
+import scipy.linalg
 
 MIN_PEOPLE = 5  # per class, on both sides, for a within-class value
 NOTE_ONE_CHROMOSOME = 'genome-wide checks skipped: the cohort has fewer than 2 chromosomes'
@@ -97,23 +98,46 @@ def reference(
         idx = np.sort(rng.choice(idx, max_snps_per_chromosome, replace=False))
       xc = x[:, idx]
       mean = xc.mean(0)
-      xc = xc - mean
-      # PC1 loading through the people x people Gram matrix: cheap when SNPs outnumber people.
-      w, v = np.linalg.eigh(xc @ xc.T)
-      loading = xc.T @ v[:, -1]
-      norm = np.linalg.norm(loading)
-      per_chrom.append((idx, mean, loading / norm if norm > 0 else loading))
+      per_chrom.append((idx, mean, _pc1_loading(xc - mean)))
     axes[int(c)] = per_chrom
   return Reference(pair_i, pair_j, axes)
 
 
+def _pc1_loading(xc_NxS: np.ndarray) -> np.ndarray:
+  """Unit PC1 loading (S,) of centred data (its sign is arbitrary: only |r| and r² use it).
+
+  The top eigenvector alone (LAPACK's syevr, `subset_by_index`), of the smaller of the two
+  Gram matrices: SNPs x SNPs directly, or people x people mapped through Xᵀ.
+  """
+  n, s = xc_NxS.shape
+  people = n < s
+  gram = xc_NxS @ xc_NxS.T if people else xc_NxS.T @ xc_NxS
+  size = len(gram)
+  _, v = scipy.linalg.eigh(gram, subset_by_index=(size - 1, size - 1), driver='evr')
+  loading = xc_NxS.T @ v[:, 0] if people else v[:, 0]
+  norm = np.linalg.norm(loading)
+  return loading / norm if norm > 0 else loading
+
+
+PAIR_BLOCK = 512  # SNP pairs per product pass of _pair_r
+
+
 def _pair_r(x_NxS: np.ndarray, pair_i: np.ndarray, pair_j: np.ndarray) -> np.ndarray:
   """Pearson r of each SNP pair's dosages across people (nan where a SNP is constant)."""
-  x = x_NxS.astype(np.float64)
-  z = x - x.mean(0)
-  sd = np.sqrt((z**2).mean(0))
+  n = len(x_NxS)
+  # SNP-major (C order): a pair's SNPs are two contiguous rows.
+  z_SxN = np.array(np.asarray(x_NxS).T, np.float64, order='C')
+  z_SxN -= z_SxN.mean(1, keepdims=True)
+  sd = np.sqrt(np.einsum('sn,sn->s', z_SxN, z_SxN) / n)
+  cov = np.concatenate(
+    [
+      np.einsum('pn,pn->p', z_SxN[pair_i[a : a + PAIR_BLOCK]], z_SxN[pair_j[a : a + PAIR_BLOCK]])
+      for a in range(0, len(pair_i), PAIR_BLOCK)
+    ]
+    + [np.zeros(0)]
+  )
   with np.errstate(invalid='ignore', divide='ignore'):
-    return (z[:, pair_i] * z[:, pair_j]).mean(0) / (sd[pair_i] * sd[pair_j])
+    return cov / n / (sd[pair_i] * sd[pair_j])
 
 
 def _summary(r: np.ndarray, n: int) -> tuple[float, float, float]:

@@ -11,6 +11,9 @@ curve (`report.dominance`); writes W/report/.
 `evaluate.holdout` names the real split held out from everything the generator
 and the classifiers fit: 'test' (the final report) or 'val' (for sweeps that tune
 settings: the test split's genotypes are then never read). See `protocol.HOLDOUTS`.
+
+The rows, the reference row, the studies and the attacks run `evaluate.workers` at a time
+in threads (`parallel.pool`); the report does not depend on how many.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 
 import h5py
 import ml_collections
@@ -32,6 +36,7 @@ from gdiff.evaluate import (
   context,
   families,
   genotype_utility,
+  parallel,
   protocol,
   provenance,
   report,
@@ -94,9 +99,13 @@ def check_config(ev: ml_collections.ConfigDict) -> None:
     )
   if int(ev.exposed_people) < 0:
     raise InputError(f'config evaluate.exposed_people={ev.exposed_people!r}: must be >= 0 (0: all)')
-  for option in ('seeds', 'classifier_steps', 'block_size', 'ld_max_distance_snps'):
+  for option in ('seeds', 'classifier_steps', 'block_size', 'ld_max_distance_snps', 'workers'):
     if int(ev[option]) < 1:
       raise InputError(f'config evaluate.{option}={ev[option]!r}: must be >= 1')
+  if int(ev.baseline_seeds) < 0:
+    raise InputError(
+      f'config evaluate.baseline_seeds={ev.baseline_seeds!r}: must be >= 0 (0: evaluate.seeds)'
+    )
   if int(ev.detection_max_people) < 0:
     raise InputError(
       f'config evaluate.detection_max_people={ev.detection_max_people!r}: must be >= 0 (0: no cap)'
@@ -198,6 +207,8 @@ def _header(ctx: context.Context, results: dict) -> dict:
       for p, n, op, t in report.TARGETS
     ],
   }
+  if int(ctx.ev.baseline_seeds) > 0:
+    out['baseline_seeds'] = ctx.seeds[: int(ctx.ev.baseline_seeds)]
   if families.hard_pair_names(ctx):
     out['hard_pair'] = list(families.hard_pair_names(ctx))
   return out
@@ -254,17 +265,22 @@ def judge_all(
   Returns:
     (metrics, curves, exposed): what `write` writes.
   """
+  entries = families.methods(ctx)
+  manifest = read_manifest(samples_manifest)
+  # gdiff's row first, then the pieces that need no real reference it would be building
+  # (threads asking for a reference another thread is building wait for it).
+  with parallel.pool(int(ctx.ev.workers)) as submit:
+    first = submit(_judge_row, ctx, *entries[0])
+    attacked = submit(attacks.evaluate, ctx, workdir, manifest.get('gate'))
+    studies = submit(families.judge, ctx, ctx.synthetic, families.STUDIES)
+    rows = [submit(_judge_row, ctx, name, make) for name, make in entries[1:]]
+    reference = submit(lambda: families.judge(ctx, ctx.holdout_cohort(), families.REFERENCE_ROWS))
   results, curves = {}, {}
-  for name, make in families.methods(ctx):
-    logging.info('evaluate: %s', name)
-    cohort = make()
-    values, curves[name] = families.judge(ctx, cohort, families.FAMILIES)
-    results[name] = {'num_people': len(cohort.dosage_NxS), **values}
+  for name, values, row_curves in [r.result() for r in [first, *rows]]:
+    results[name], curves[name] = values, row_curves
   metrics = _header(ctx, results)
-  metrics['reference'], curves['real'] = families.judge(
-    ctx, ctx.holdout_cohort(), families.REFERENCE_ROWS
-  )
-  metrics.update(families.judge(ctx, ctx.synthetic, families.STUDIES)[0])
+  metrics['reference'], curves['real'] = reference.result()
+  metrics.update(studies.result()[0])
   metrics['checks'] = report.checks(results)
   metrics['judged'] = ctx.synthetic.name
   metrics['dominance'] = report.dominance(results, ctx.synthetic.name)
@@ -273,11 +289,21 @@ def judge_all(
   skipped = families.gwas_skip_reason(ctx)
   if skipped:
     metrics['gwas_skipped'] = skipped
-  manifest = read_manifest(samples_manifest)
-  metrics['attacks'], exposed = attacks.evaluate(ctx, workdir, manifest.get('gate'))
+  metrics['attacks'], exposed = attacked.result()
   metrics.update(guarantee_fields(manifest))
   metrics['provenance'] = prov
   return metrics, curves, exposed
+
+
+def _judge_row(ctx: context.Context, name: str, make) -> tuple[str, dict, dict]:
+  """(name, results, curves) of one method: its cohort made and judged by every family."""
+  logging.info('evaluate: %s', name)
+  start = time.perf_counter()
+  cohort = make()
+  values, curves = families.judge(ctx, cohort, families.FAMILIES)
+  # Rows run side by side (evaluate.workers): this line closes the row's log lines.
+  logging.info('evaluate: %s judged in %.0f s', name, time.perf_counter() - start)
+  return name, {'num_people': len(cohort.dosage_NxS), **values}, curves
 
 
 def read_manifest(path: str | None) -> dict:
