@@ -28,6 +28,7 @@ from jax.sharding import PartitionSpec as P
 
 from gdiff import distributed
 from gdiff.ar import model as model_lib
+from gdiff.ar import newton
 
 
 def _lbfgs(fun, init, max_iter: int, tol: float):
@@ -51,30 +52,68 @@ def _lbfgs(fun, init, max_iter: int, tol: float):
   return params, optax.tree_utils.tree_get(state, 'count')
 
 
-@functools.partial(jax.jit, static_argnames=('cfg', 'class_rows', 'max_iter'))
-def _fit_blocks(params, codes, x, weight, z, *, cfg, class_rows, max_iter, tol):
+def _solve_lbfgs(cfg, params_b, feats, x_b, weight_b, z, class_rows, max_iter, tol):
+  """L-BFGS on the block's mean objective (centred indicators); tol bounds its gradient norm."""
+  # Centred indicators: the intercepts no longer trade off against the tables, which
+  # L-BFGS would otherwise crawl along; the fitted logits are the same.
+  mean_BxF = feats.mean(1)
+  centred = feats - mean_BxF[:, None]
+  scale = x_b.shape[0] * jnp.maximum(weight_b.sum(), 1.0)
+
+  def objective(p):
+    logits = model_lib.block_logits(p, centred, class_rows, z)
+    return (model_lib.penalty(cfg, p) - model_lib.log_likelihood(logits, x_b, weight_b)) / scale
+
+  fitted, count = _lbfgs(objective, params_b, max_iter, tol)
+  # The same logits on uncentred indicators: fold the means into the intercepts.
+  fitted = dict(fitted)
+  fitted['c'] = fitted['c'] - jnp.einsum('bf,bfc->bc', mean_BxF, fitted['T'])
+  if 'D' in fitted:
+    fitted['e'] = fitted['e'] - jnp.einsum('bf,bkfc->bkc', mean_BxF, fitted['D'])
+  return fitted, count
+
+
+def _solve_newton(cfg, params_b, feats, x_b, weight_b, z, class_rows, max_iter, tol):
+  """Newton's method per SNP (`gdiff.ar.newton`); tol bounds each SNP's decrement per sequence."""
+  b, n, _ = feats.shape
+  ones = jnp.ones((b, n, 1), feats.dtype)
+  z = jnp.broadcast_to(z, (b,) + z.shape)
+  if cfg.per_class:
+    v, s = jnp.concatenate([ones, feats], -1), z
+  else:
+    v, s = ones, jnp.concatenate([feats, z], -1)
+  theta, sigma = newton.pack(params_b)
+  theta, sigma, count = newton.minimise(
+    theta,
+    sigma,
+    v,
+    s,
+    x_b,
+    weight_b,
+    class_rows,
+    cfg.num_states,
+    cfg.l2_shared,
+    cfg.l2_class,
+    max_iter,
+    tol,
+  )
+  return newton.unpack(theta, sigma, params_b, cfg.l2_shared, cfg.l2_class), count
+
+
+# ar.solver -> fit of one block: (cfg, params, indicators (B, N, F), targets (N, B), SNP
+# weights (B,), ancestry codes (N, P), class_rows, max_iter, tol) -> (params, iterations).
+SOLVERS = {'newton': _solve_newton, 'lbfgs': _solve_lbfgs}
+
+
+@functools.partial(jax.jit, static_argnames=('cfg', 'class_rows', 'max_iter', 'solver'))
+def _fit_blocks(params, codes, x, weight, z, *, cfg, class_rows, max_iter, tol, solver):
   """Fits a stack of blocks (leading axis; `z`, the sequences' ancestry codes, is shared);
   returns (params, iterations per block)."""
+  solve = SOLVERS[solver]
 
   def one(params_b, codes_b, x_b, weight_b):
     feats = model_lib.indicators(cfg, codes_b)  # (B, N, F)
-    # Centred indicators: the intercepts no longer trade off against the tables, which
-    # L-BFGS would otherwise crawl along; the fitted logits are the same.
-    mean_BxF = feats.mean(1)
-    centred = feats - mean_BxF[:, None]
-    scale = x_b.shape[0] * jnp.maximum(weight_b.sum(), 1.0)
-
-    def objective(p):
-      logits = model_lib.block_logits(p, centred, class_rows, z)
-      return (model_lib.penalty(cfg, p) - model_lib.log_likelihood(logits, x_b, weight_b)) / scale
-
-    fitted, count = _lbfgs(objective, params_b, max_iter, tol)
-    # The same logits on uncentred indicators: fold the means into the intercepts.
-    fitted = dict(fitted)
-    fitted['c'] = fitted['c'] - jnp.einsum('bf,bfc->bc', mean_BxF, fitted['T'])
-    if 'D' in fitted:
-      fitted['e'] = fitted['e'] - jnp.einsum('bf,bkfc->bkc', mean_BxF, fitted['D'])
-    return fitted, count
+    return solve(cfg, params_b, feats, x_b, weight_b, z, class_rows, max_iter, tol)
 
   return jax.vmap(one)(params, codes, x, weight)
 
@@ -166,8 +205,9 @@ def fit(
   chrom_S: np.ndarray,
   *,
   block_snps: int = 256,
-  max_iter: int = 200,
+  max_iter: int = 30,
   tol: float = 1e-5,
+  solver: str = 'newton',
   val: tuple[np.ndarray, ...] | None = None,
   mesh: jax.sharding.Mesh | None = None,
   z_NxP: np.ndarray | None = None,
@@ -180,8 +220,10 @@ def fit(
     class_N: (N,) class of each sequence's person.
     chrom_S: chromosome of each SNP (contexts stop at chromosome ends).
     block_snps: SNPs per block.
-    max_iter: L-BFGS iterations at most per block.
-    tol: stop a block when the gradient norm of its mean objective falls below this.
+    max_iter: iterations (Newton or L-BFGS steps) at most per block.
+    tol: convergence of a block; newton: every SNP's Newton decrement per sequence below
+      this; lbfgs: the gradient norm of the block's mean objective below this.
+    solver: a key of SOLVERS.
     val: (x_MxS, class_M[, z_MxP]) validation sequences, scored with the fitted model.
     mesh: blocks are fit one per device of this mesh (default: all devices).
     z_NxP: each training sequence's ancestry code (`cfg.ancestry` columns; None when 0).
@@ -201,7 +243,12 @@ def fit(
   iterations = []
   for real, inputs in _device_groups(cfg, x_NxS, class_N, chrom_S, block, mesh, flat, z_NxP):
     out, count = _fit_blocks(
-      *inputs, cfg=cfg, class_rows=class_rows, max_iter=int(max_iter), tol=float(tol)
+      *inputs,
+      cfg=cfg,
+      class_rows=class_rows,
+      max_iter=int(max_iter),
+      tol=float(tol),
+      solver=solver,
     )
     out, count = jax.device_get((out, count))
     for i, lo in enumerate(real):
@@ -234,11 +281,12 @@ def fit(
     ) / max(len(x_val), 1)
   info['wall_s'] = round(time.time() - start, 3)
   logging.info(
-    'ar: fit %d sequences x %d SNPs in %d blocks (%.1f s; L-BFGS iterations mean %.0f, max %d)',
+    'ar: fit %d sequences x %d SNPs in %d blocks (%.1f s; %s iterations mean %.1f, max %d)',
     len(x_NxS),
     s,
     len(iterations),
     info['wall_s'],
+    solver,
     info['iterations_mean'],
     info['iterations_max'],
   )

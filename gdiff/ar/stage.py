@@ -73,6 +73,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise InputError(f'config ar.{option}={a[option]!r}: must be >= 1')
   if not a.tol > 0:
     raise InputError(f'config ar.tol={a.tol!r}: must be > 0')
+  if a.solver not in fit_lib.SOLVERS:
+    raise InputError(f'config ar.solver={a.solver!r}: one of {", ".join(fit_lib.SOLVERS)}')
   if not (isinstance(a.ancestry_pcs, int) and a.ancestry_pcs >= 0):
     raise InputError(f'config ar.ancestry_pcs={a.ancestry_pcs!r}: a whole number >= 0')
   segments_lib.mode(a)
@@ -189,6 +191,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
       block_snps=int(config.ar.block_snps),
       max_iter=int(config.ar.max_iter),
       tol=float(config.ar.tol),
+      solver=config.ar.solver,
       val=val,
       mesh=mesh,
       z_NxP=z,
