@@ -105,17 +105,26 @@ def _solve_newton(cfg, params_b, feats, x_b, weight_b, z, class_rows, max_iter, 
 SOLVERS = {'newton': _solve_newton, 'lbfgs': _solve_lbfgs}
 
 
-@functools.partial(jax.jit, static_argnames=('cfg', 'class_rows', 'max_iter', 'solver'))
-def _fit_blocks(params, codes, x, weight, z, *, cfg, class_rows, max_iter, tol, solver):
-  """Fits a stack of blocks (leading axis; `z`, the sequences' ancestry codes, is shared);
-  returns (params, iterations per block)."""
+@functools.partial(jax.jit, static_argnames=('cfg', 'class_rows', 'max_iter', 'solver', 'mesh'))
+def _fit_blocks(params, codes, x, weight, z, *, cfg, class_rows, max_iter, tol, solver, mesh):
+  """Fits a stack of blocks (leading axis, sharded over `mesh`; `z`, the sequences' ancestry
+  codes, is replicated); returns (params, iterations per block). Each device runs its own
+  blocks' solver loops (shard_map): blocks share nothing, so no collective sits in a loop."""
   solve = SOLVERS[solver]
 
-  def one(params_b, codes_b, x_b, weight_b):
+  def one(params_b, codes_b, x_b, weight_b, z):
     feats = model_lib.indicators(cfg, codes_b)  # (B, N, F)
     return solve(cfg, params_b, feats, x_b, weight_b, z, class_rows, max_iter, tol)
 
-  return jax.vmap(one)(params, codes, x, weight)
+  local = jax.vmap(one, in_axes=(0, 0, 0, 0, None))
+  blocks = P('data')
+  return jax.shard_map(
+    local,
+    mesh=mesh,
+    in_specs=(blocks, blocks, blocks, blocks, P()),
+    out_specs=blocks,
+    check_vma=False,  # the solvers' loop carries start replicated (counters, flags)
+  )(params, codes, x, weight, z)
 
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'class_rows'))
@@ -249,6 +258,7 @@ def fit(
       max_iter=int(max_iter),
       tol=float(tol),
       solver=solver,
+      mesh=mesh,
     )
     out, count = jax.device_get((out, count))
     for i, lo in enumerate(real):

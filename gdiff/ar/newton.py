@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy import linalg
 
 _ARMIJO = 1e-4  # sufficient decrease, as a fraction of the step's predicted decrease
 _HALVINGS = 20  # step lengths tried per iteration: 1, 1/2, ..., 2^-19
@@ -142,13 +141,44 @@ def _direction(theta, sigma, v, s, onehot, weight, class_rows, q, l2_shared):
   scale = jnp.max(jnp.diagonal(hess, axis1=1, axis2=2), 1)
   damping = _DAMPING * scale + _JITTER
   hess = hess + damping[:, None, None] * jnp.eye(dim)
-  step = linalg.cho_solve((jnp.linalg.cholesky(hess), True), g[..., None])[..., 0]
+  step = cholesky_solve(hess, g)
   # A Cholesky that still fails: a gradient step at the largest curvature.
   step = jnp.where(jnp.isfinite(step).all(1, keepdims=True), step, g / (scale + damping)[:, None])
   decrement = jnp.sum(g * step, 1)
   d_theta = -step[:, : k * vc].reshape(theta.shape)
   d_sigma = -step[:, k * vc :].reshape(sigma.shape)
   return d_theta, d_sigma, decrement
+
+
+def cholesky_solve(a: jax.Array, b: jax.Array) -> jax.Array:
+  """x with a x = b for a batch of symmetric positive definite a (..., n, n), b (..., n).
+
+  Plain jnp in loops over n, not LAPACK's custom calls: those hang now and then when
+  several CPU devices run them inside while loops at once (the test suite's two fake
+  devices). NaN where a is not positive definite in float32."""
+  n = a.shape[-1]
+  cols = jnp.arange(n)
+
+  def factor(j, low):  # column j of the lower factor, from columns < j
+    row = low[..., j, :]  # l[j, k], k < j (zeros beyond)
+    diag = jnp.sqrt(a[..., j, j] - jnp.sum(row * row, -1))
+    col = (a[..., :, j] - jnp.einsum('...ik,...k->...i', low, row)) / diag[..., None]
+    col = jnp.where(cols > j, col, jnp.where(cols == j, diag[..., None], 0.0))
+    return low.at[..., :, j].set(col)
+
+  low = jax.lax.fori_loop(0, n, factor, jnp.zeros_like(a))
+
+  def forward(j, y):  # L y = b
+    value = (b[..., j] - jnp.sum(low[..., j, :] * y, -1)) / low[..., j, j]
+    return y.at[..., j].set(value)
+
+  def backward(i, x):  # L^T x = y, from the last row up
+    j = n - 1 - i
+    value = (y[..., j] - jnp.sum(low[..., :, j] * x, -1)) / low[..., j, j]
+    return x.at[..., j].set(value)
+
+  y = jax.lax.fori_loop(0, n, forward, jnp.zeros_like(b))
+  return jax.lax.fori_loop(0, n, backward, jnp.zeros_like(b))
 
 
 def minimise(
@@ -181,20 +211,22 @@ def minimise(
     def moved(alpha):
       return theta + alpha[:, None, None, None] * d_theta, sigma + alpha[:, None, None] * d_sigma
 
-    def search(ls):
-      alpha, done, tries = ls
-      ok = objective(*moved(alpha)) <= value - _ARMIJO * alpha * decrement
-      return jnp.where(ok | done, alpha, 0.5 * alpha), done | ok, tries + 1
+    def search(ls):  # halve each SNP's step until it decreases the objective enough
+      alpha, done, new_value, tries = ls
+      trial = objective(*moved(alpha))
+      ok = ~done & (trial <= value - _ARMIJO * alpha * decrement)
+      alpha = jnp.where(done | ok, alpha, 0.5 * alpha)
+      return alpha, done | ok, jnp.where(ok, trial, new_value), tries + 1
 
-    alpha, done, _ = jax.lax.while_loop(
-      lambda ls: (~jnp.all(ls[1])) & (ls[2] < _HALVINGS),
+    alpha, done, new_value, _ = jax.lax.while_loop(
+      lambda ls: (~jnp.all(ls[1])) & (ls[3] < _HALVINGS),
       search,
-      (jnp.ones_like(value), jnp.zeros(value.shape, bool), 0),
+      (jnp.ones_like(value), jnp.zeros(value.shape, bool), value, 0),
     )
     alpha = jnp.where(done, alpha, 0.0)  # no decrease found: float32 is at its limit
     theta, sigma = moved(alpha)
     converged = jnp.all(decrement / n < tol) | ~jnp.any(done)
-    return theta, sigma, objective(theta, sigma), count + 1, converged
+    return theta, sigma, new_value, count + 1, converged
 
   def going(carry):
     *_, count, converged = carry
