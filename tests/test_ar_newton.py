@@ -102,3 +102,17 @@ def test_penalty_matrices_are_the_penalty_of_the_cheapest_split():
   intercepts = rng.normal(size=k)  # c free, e at l2_shared
   c = intercepts.mean()
   assert intercepts @ q[0] @ intercepts == pytest.approx(l2s * np.sum((intercepts - c) ** 2))
+
+
+def test_a_shorter_contexts_fit_starts_the_longer_one_at_the_same_optimum():
+  chrom = np.array(['1'] * 16)
+  x = _chains(500, 16, 0.2, 4, 2)
+  y = np.arange(500) % 2
+  short = model.ARConfig(num_states=2, num_classes=2, context=2)
+  long = model.ARConfig(num_states=2, num_classes=2, context=5)
+  start, _ = fit.fit(short, x, y, chrom, block_snps=8, tol=1e-7)
+  cold, cold_info = fit.fit(long, x, y, chrom, block_snps=8, tol=1e-7)
+  warm, warm_info = fit.fit(long, x, y, chrom, block_snps=8, tol=1e-7, init=start)
+  assert warm_info['iterations_mean'] < cold_info['iterations_mean']
+  for name in cold:
+    np.testing.assert_allclose(warm[name], cold[name], atol=2e-3, err_msg=name)

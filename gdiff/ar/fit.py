@@ -217,6 +217,7 @@ def fit(
   max_iter: int = 30,
   tol: float = 1e-5,
   solver: str = 'newton',
+  init: dict | None = None,
   val: tuple[np.ndarray, ...] | None = None,
   mesh: jax.sharding.Mesh | None = None,
   z_NxP: np.ndarray | None = None,
@@ -233,6 +234,8 @@ def fit(
     tol: convergence of a block; newton: every SNP's Newton decrement per sequence below
       this; lbfgs: the gradient norm of the block's mean objective below this.
     solver: a key of SOLVERS.
+    init: parameters to start from instead of zero tables, e.g. the fit of a shorter
+      context (the indicators are lag-major, so its tables are the first rows of these).
     val: (x_MxS, class_M[, z_MxP]) validation sequences, scored with the fitted model.
     mesh: blocks are fit one per device of this mesh (default: all devices).
     z_NxP: each training sequence's ancestry code (`cfg.ancestry` columns; None when 0).
@@ -247,6 +250,10 @@ def fit(
   mesh = distributed.make_mesh() if mesh is None else mesh
   _, class_rows = class_order(np.asarray(class_N), cfg.num_classes)
   flat = model_lib.init_params(cfg, x_NxS)
+  if init is not None:  # a fit of a shorter context: its tables padded with the new lags
+    for name, value in init.items():
+      pad = [(0, a - b) for a, b in zip(flat[name].shape, np.shape(value))]
+      flat[name] = np.pad(np.asarray(value, np.float32), pad)
   block = max(1, min(int(block_snps), s))
   fitted = {name: np.empty_like(value) for name, value in flat.items()}
   iterations = []
