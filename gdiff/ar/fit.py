@@ -1,18 +1,19 @@
-"""Fitting the local autoregressive model (`gdiff.ar.model`) by L-BFGS, block by block.
+"""Fitting the local autoregressive model (`gdiff.ar.model`), block by block of SNPs.
 
 Each SNP's regression is independent of every other SNP's, so the SNPs are cut
-into blocks of `block_snps` and each block is fit alone to convergence (L-BFGS
-until the gradient norm falls below `tol` or `max_iter` iterations). Memory is
-O(sequences x block_snps x k) whatever the number of SNPs. Blocks are fit
-`devices` at a time, one per device of the 'data' mesh (vmap over blocks, the
-block axis sharded), so a GPU/TPU host fits as many blocks at once as it has chips.
+into blocks of `block_snps` and each block is fit alone, by a solver from SOLVERS:
+'newton' (`gdiff.ar.newton`: per-SNP Newton steps to the penalised optimum, about a dozen)
+or 'lbfgs' (optax's L-BFGS on the block's mean objective, until its gradient norm falls
+below `tol` or `max_iter` iterations; the solver until 2026-12-01, whose 100 iterations
+stopped short of the optimum). Memory is O(sequences x block_snps x k) whatever the
+number of SNPs. Blocks are fit `devices` at a time, one per device of the 'data' mesh
+(each device runs its own blocks under shard_map), so a GPU/TPU host fits as many
+blocks at once as it has chips.
 
-The objective of a block is the mean over its sequences and SNPs of
--log p(x_j | context) plus the L2 penalties divided by the number of sequences:
-a MAP fit whose prior weighs less as the cohort grows, so the same config behaves
-on 300 people and on 5,000 (no step count, no epochs).
+The objective of a SNP is -log p(x_j | context) summed over the training sequences plus
+the L2 penalties: a MAP fit whose prior weighs less as the cohort grows, so the same
+config behaves on 300 people and on 5,000 (no step count, no epochs).
 """
-
 from __future__ import annotations
 
 import functools
