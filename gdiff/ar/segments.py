@@ -213,6 +213,7 @@ def fit_segment(config: ml_collections.ConfigDict, workdir: str, data: Data, seg
       block_snps=block,
       max_iter=int(a.max_iter),
       tol=float(a.tol),
+      solver=a.solver,
       val=val,
       mesh=mesh,
       z_NxP=z,

@@ -73,6 +73,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise InputError(f'config ar.{option}={a[option]!r}: must be >= 1')
   if not a.tol > 0:
     raise InputError(f'config ar.tol={a.tol!r}: must be > 0')
+  if a.solver not in fit_lib.SOLVERS:
+    raise InputError(f'config ar.solver={a.solver!r}: one of {", ".join(fit_lib.SOLVERS)}')
   if not (isinstance(a.ancestry_pcs, int) and a.ancestry_pcs >= 0):
     raise InputError(f'config ar.ancestry_pcs={a.ancestry_pcs!r}: a whole number >= 0')
   segments_lib.mode(a)
@@ -179,6 +181,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.ar.dp.enabled:
     return _train_dp(config, layout, cohort, unit, x, y, val, mesh)
   candidates = []
+  # Newton: a shorter context's fit starts the next one (the same unique optimum, fewer
+  # steps); L-BFGS stops short of it, so its fits stay from zero tables as they were.
+  previous = None
   for k in context_lengths(config.ar):
     cfg = model_config(config.ar, unit, len(cohort.classes), k, codes['pcs'])
     params, info = fit_lib.fit(
@@ -189,6 +194,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
       block_snps=int(config.ar.block_snps),
       max_iter=int(config.ar.max_iter),
       tol=float(config.ar.tol),
+      solver=config.ar.solver,
+      init=previous[1] if previous and previous[0] < k else None,
       val=val,
       mesh=mesh,
       z_NxP=z,
@@ -198,6 +205,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
         'ar: context %d SNPs: val log-likelihood %.2f per sequence', k, info['val_log_likelihood']
       )
     candidates.append((info.get('val_log_likelihood', 0.0), k, params, info))
+    if config.ar.solver == 'newton':
+      previous = (k, params)
   best = max(candidates, key=lambda c: c[0]) if val else candidates[0]
   _, k, params, info = best
   summary = {
