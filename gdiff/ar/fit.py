@@ -14,6 +14,7 @@ The objective of a SNP is -log p(x_j | context) summed over the training sequenc
 the L2 penalties: a MAP fit whose prior weighs less as the cohort grows, so the same
 config behaves on 300 people and on 5,000 (no step count, no epochs).
 """
+
 from __future__ import annotations
 
 import functools
