@@ -109,3 +109,16 @@ def write_workdir(
       dtype=h5py.string_dtype(),
     )
     f.attrs['classes'] = '["' + '", "'.join(classes) + '"]'
+
+
+# 300 people: the split of `small_workdir`.
+SMALL_SPLIT = np.array(['train'] * 180 + ['val'] * 50 + ['test'] * 70)
+
+
+def small_workdir(workdir: str) -> FakeCodec:
+  """An LD cohort of 300 people x 80 SNPs and 120 synthetic people written to `workdir`;
+  returns the fake codec fit on its train split (patch it in for `run._load_codec`)."""
+  dosage, labels = ld_cohort(300, 80, seed=0)
+  syn, syn_labels = ld_cohort(120, 80, seed=1)
+  write_workdir(workdir, dosage, labels, SMALL_SPLIT, syn, syn_labels)
+  return FakeCodec.fit(dosage[SMALL_SPLIT == 'train'])

@@ -9,8 +9,6 @@ import pytest
 from configs import base
 from gdiff.evaluate import parallel, run
 
-SPLIT = np.array(['train'] * 180 + ['val'] * 50 + ['test'] * 70)
-
 
 def _config(workers: int):
   c = base.get_config()
@@ -32,10 +30,7 @@ def _config(workers: int):
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-  dosage, labels = td.ld_cohort(300, 80, seed=0)
-  syn, syn_labels = td.ld_cohort(120, 80, seed=1)
-  td.write_workdir(str(tmp_path), dosage, labels, SPLIT, syn, syn_labels)
-  codec = td.FakeCodec.fit(dosage[SPLIT == 'train'])
+  codec = td.small_workdir(str(tmp_path))
   monkeypatch.setattr(run, '_load_codec', lambda _: codec)
   return tmp_path
 

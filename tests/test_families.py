@@ -11,8 +11,6 @@ from configs import base
 from gdiff.errors import InputError
 from gdiff.evaluate import families, genetics, privacy, protocol, report, run
 
-SPLIT = np.array(['train'] * 180 + ['val'] * 50 + ['test'] * 70)
-
 
 def _config():
   c = base.get_config()
@@ -30,10 +28,7 @@ def _config():
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-  dosage, labels = td.ld_cohort(300, 80, seed=0)
-  syn, syn_labels = td.ld_cohort(120, 80, seed=1)
-  td.write_workdir(str(tmp_path), dosage, labels, SPLIT, syn, syn_labels)
-  codec = td.FakeCodec.fit(dosage[SPLIT == 'train'])
+  codec = td.small_workdir(str(tmp_path))
   monkeypatch.setattr(run, '_load_codec', lambda _: codec)
   return tmp_path
 
