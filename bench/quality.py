@@ -75,9 +75,12 @@ POINTS = {
   'ar_genotype': ({'ar.unit': 'genotype'}, {}),
   'ar_iter50': ({'ar.max_iter': 50}, {}),
   'ar_lbfgs': ({'ar.solver': 'lbfgs', 'ar.max_iter': 100, 'ar.tol': 1e-5}, {}),
-  'ar_newton_l2x2': ({'ar.l2_shared': 0.02, 'ar.l2_class': 0.2}, {}),
-  'ar_newton_l2x5': ({'ar.l2_shared': 0.05, 'ar.l2_class': 0.5}, {}),
-  'ar_newton_l2x10': ({'ar.l2_shared': 0.1, 'ar.l2_class': 1.0}, {}),
+  'ar_newton': ({'ar.solver': 'newton', 'ar.max_iter': 30, 'ar.tol': 1e-4}, {}),
+  'ar_newton_l2x2': (
+    {'ar.solver': 'newton', 'ar.max_iter': 30, 'ar.tol': 1e-4}
+    | {'ar.l2_shared': 0.02, 'ar.l2_class': 0.2},
+    {},
+  ),
   'diffusion': ({'generator': 'diffusion'}, {}),
   'ddim_eta1': ({}, {'sample.eta': 1.0}),
   'ddim100_eta1': ({}, {'sample.eta': 1.0, 'sample.steps': 100}),
