@@ -103,7 +103,7 @@ BASE = {
   'embedding.window_span_bp': 0,
   'evaluate.augmentation_classifier': 'mlp',
   'evaluate.augmentation_fractions': (0.05, 0.1, 0.2, 0.5),
-  'evaluate.baseline_seeds': 1,
+  'evaluate.baseline_seeds': 0,
   'evaluate.baselines': ('independent', 'gaussian', 'mosaic', 'resample'),
   'evaluate.block_size': 1024,
   'evaluate.workers': 2,
