@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from gdiff.data import cohort as cohort_lib
+from gdiff.evaluate import run
 
 
 def ld_cohort(
@@ -115,10 +116,12 @@ def write_workdir(
 SMALL_SPLIT = np.array(['train'] * 180 + ['val'] * 50 + ['test'] * 70)
 
 
-def small_workdir(workdir: str) -> FakeCodec:
-  """An LD cohort of 300 people x 80 SNPs and 120 synthetic people written to `workdir`;
-  returns the fake codec fit on its train split (patch it in for `run._load_codec`)."""
+def small_workdir(workdir, monkeypatch) -> str:
+  """An LD cohort of 300 people x 80 SNPs and 120 synthetic people written to `workdir`, with
+  the fake codec fit on its train split patched in for `run._load_codec`; returns `workdir`."""
   dosage, labels = ld_cohort(300, 80, seed=0)
   syn, syn_labels = ld_cohort(120, 80, seed=1)
-  write_workdir(workdir, dosage, labels, SMALL_SPLIT, syn, syn_labels)
-  return FakeCodec.fit(dosage[SMALL_SPLIT == 'train'])
+  write_workdir(str(workdir), dosage, labels, SMALL_SPLIT, syn, syn_labels)
+  codec = FakeCodec.fit(dosage[SMALL_SPLIT == 'train'])
+  monkeypatch.setattr(run, '_load_codec', lambda _: codec)
+  return workdir

@@ -30,9 +30,7 @@ def _config(workers: int):
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-  codec = td.small_workdir(str(tmp_path))
-  monkeypatch.setattr(run, '_load_codec', lambda _: codec)
-  return tmp_path
+  return td.small_workdir(tmp_path, monkeypatch)
 
 
 def _judged(workdir, workers: int):
