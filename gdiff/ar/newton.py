@@ -82,12 +82,13 @@ def penalty_matrices(k: int, v: int, l2_shared: float, l2_class: float) -> jax.A
 
 
 def _logits(theta, sigma, v, s, class_rows):
-  """(B, N, C) logits of every state but the reference."""
+  """(B, N, S) logits of every state, the reference's 0."""
   shared = jnp.einsum('bns,bsc->bnc', s, sigma)
   parts = [
     jnp.einsum('bnv,bvc->bnc', v[:, lo:hi], theta[:, k]) for k, (lo, hi) in enumerate(class_rows)
   ]
-  return jnp.concatenate(parts, 1) + shared
+  eta = jnp.concatenate(parts, 1) + shared
+  return jnp.concatenate([jnp.zeros(eta.shape[:-1] + (1,)), eta], -1)
 
 
 def _penalty(theta, sigma, q, l2_shared):
@@ -97,8 +98,7 @@ def _penalty(theta, sigma, q, l2_shared):
 
 def _objective(theta, sigma, v, s, onehot, weight, class_rows, q, l2_shared):
   """(B,) per-SNP objective: penalty minus the (weighted) log-likelihood, summed over N."""
-  eta = _logits(theta, sigma, v, s, class_rows)
-  full = jnp.concatenate([jnp.zeros(eta.shape[:-1] + (1,)), eta], -1)
+  full = _logits(theta, sigma, v, s, class_rows)
   ll = jnp.sum(jax.nn.log_softmax(full) * onehot, axis=(1, 2))
   return _penalty(theta, sigma, q, l2_shared) - weight * ll
 
@@ -107,9 +107,7 @@ def _direction(theta, sigma, v, s, onehot, weight, class_rows, q, l2_shared):
   """The Newton step (-H^-1 g, as theta and sigma) and the decrement g . H^-1 g, per SNP."""
   b, k, nv, c = theta.shape
   ns = sigma.shape[1]
-  eta = _logits(theta, sigma, v, s, class_rows)
-  full = jnp.concatenate([jnp.zeros(eta.shape[:-1] + (1,)), eta], -1)
-  p = jax.nn.softmax(full)[..., 1:]  # (B, N, C)
+  p = jax.nn.softmax(_logits(theta, sigma, v, s, class_rows))[..., 1:]  # (B, N, C)
   w = weight[:, None, None]
   resid = (p - onehot[..., 1:]) * w
   hess_w = (jnp.eye(c) * p[..., None] - p[..., :, None] * p[..., None, :]) * w[..., None]
