@@ -56,6 +56,18 @@ from gdiff.evaluate import protocol, report  # noqa: E402
 # name means other settings under another config (on a config that already recombines,
 # 'recomb32_long' changes only the steps). docs/sweeps.md names the config and --set of each
 # table. Finished points are reused by name (OUT/runs/<point>), so keep names stable.
+# The paper's network sizes (configs/base.py), on top of a config that uses smaller ones.
+_PAPER_NET = {
+  'model.cnn_resample': 'resblock',
+  'model.mlp_widths': (1024, 512, 256),
+  'model.norm_groups': 32,
+  'model.cnn_base_width': 64,
+  'model.cnn_channel_mults': (1, 1, 1, 1, 2, 2, 3, 4),
+  'model.cnn_num_res_blocks': 3,
+  'model.cnn_attention_factors': (32, 64),
+}
+# One sampler for the network points: 1,200 people by DDIM-50 (the paper CNN samples slowly).
+_NET_SAMPLE = {'sample.num': 1200}
 POINTS = {
   'default': ({}, {}),
   # The autoregressive generator (generator='ar'): penalties, context, temperature, unit.
@@ -149,6 +161,30 @@ POINTS = {
     {'train.recombine_segment_groups': 4.0, 'train.num_steps': 4500, 'train.learning_rate': 1e-3},
     {'sample.eta': 1.0},
   ),
+  # Networks at equal training time (8 min on 2 cores at the ALS shape, 128 groups; steps from
+  # each network's measured samples/s), sampled alike: docs/sweeps.md#network-budget.
+  'net8_cnn_paper3': (_PAPER_NET | {'model.name': 'cnn', 'train.num_steps': 1000}, _NET_SAMPLE),
+  'net8_cnn_paper1': (
+    _PAPER_NET | {'model.name': 'cnn', 'model.cnn_num_res_blocks': 1, 'train.num_steps': 1850},
+    _NET_SAMPLE,
+  ),
+  'net8_mlp_cnn_paper1': (
+    _PAPER_NET | {'model.name': 'mlp_cnn', 'model.cnn_num_res_blocks': 1, 'train.num_steps': 1800},
+    _NET_SAMPLE,
+  ),
+  'net8_cnn_paper1_pool': (
+    _PAPER_NET
+    | {'model.name': 'cnn', 'model.cnn_num_res_blocks': 1, 'model.cnn_resample': 'pool'}
+    | {'train.num_steps': 2550},
+    _NET_SAMPLE,
+  ),
+  'net8_mlp_cnn_paper1_pool': (
+    _PAPER_NET
+    | {'model.name': 'mlp_cnn', 'model.cnn_num_res_blocks': 1, 'model.cnn_resample': 'pool'}
+    | {'train.num_steps': 2450},
+    _NET_SAMPLE,
+  ),
+  'net8_mlp_cnn_small': ({'model.name': 'mlp_cnn', 'train.num_steps': 2250}, _NET_SAMPLE),
 }
 CHEAP_EVALUATE = {
   'evaluate.classifiers': ('logreg', 'mlp'),

@@ -5,8 +5,9 @@ device). The machine's f32 matmul peak is measured in the same run, so the
 achieved FLOP/s can be read as a share of it. Shapes:
 
   default  configs/als.py sizes, G=128 groups (the default simulated cohort), batch 32
-  paper    the paper's network sizes (configs/base.py), 1,024 genes x 8, batch 32
-           (the shape of PAPER.md's PyTorch speed table)
+  paper    gdiff's networks at the paper's sizes (configs/base.py: one ResBlock per U-Net
+           level), 1,024 genes x 8, batch 32 (the shape of PAPER.md's PyTorch speed table)
+  paper3   the same with the paper's exact U-Net (3 ResBlocks per level, base.paper_networks)
   als      the paper's sizes at the ALS shape, 18,432 genes x 8, batch 4 (big; opt-in)
 
 The PyTorch reference is never a constant here: time it in the same session
@@ -44,6 +45,7 @@ from gdiff import distributed, models, train
 SHAPES = {
   'default': (als.get_config, 128, 32),
   'paper': (base.get_config, 1024, 32),
+  'paper3': (lambda: base.paper_networks(base.get_config()), 1024, 32),
   'als': (base.get_config, 18_432, 4),
 }
 
@@ -80,7 +82,10 @@ def setup(name: str, shape: str, step_kind: str, dtype: str = 'float32', overrid
   for item in overrides:
     path, _, value = item.partition('=')
     section, key = path.split('.')
-    config[section][key] = ast.literal_eval(value)
+    try:
+      config[section][key] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):  # a bare string: model.cnn_resample=pool
+      config[section][key] = value
   mc = models.model_config(config, genes, 8, 2)
   trainer = train.get_trainer(mc, config, distributed.make_mesh(jax.devices()[:1]))
   rng = np.random.default_rng(0)
@@ -271,7 +276,7 @@ def main():
   )
   print('|---|---|---|---|---|---|---|---|---|---|---|')
   for r in rows:
-    torch = torch_rates.get(r['name']) if r['shape'] == 'paper' else None
+    torch = torch_rates.get(r['name']) if r['shape'] in ('paper', 'paper3') else None
     ratio = f'{r["samples_per_s"] / torch:.2f}x' if torch else '-'
     print(
       f'| {r["name"]} | {r["shape"]} ({r["genes"]}) | {r["batch"]} | '

@@ -185,6 +185,9 @@ IGNORED = {
     'input.worker_count',
   ),
 }
+# Keys added to the config after workdirs were made: a record without one was made with
+# the value here (what the code did before the key existed).
+ADDED_LATER = {'model.cnn_resample': 'resblock'}
 # Stages whose outputs a stage consumes.
 UPSTREAM = {
   'prepare': (),
@@ -419,6 +422,10 @@ def _without_ignored(recorded: dict, stage: str) -> dict:
     if generator is not None and name != generator:
       for section in unused:
         out.pop(section, None)
+  for key, value in ADDED_LATER.items():
+    section, leaf = key.split('.')
+    if isinstance(out.get(section), dict):
+      out[section].setdefault(leaf, value)
   for key in IGNORED.get(stage, ()):
     section, leaf = key.split('.')
     out.get(section, {}).pop(leaf, None)

@@ -128,7 +128,8 @@ BASE = {
   'model.cnn_attention_factors': (32, 64),
   'model.cnn_base_width': 64,
   'model.cnn_channel_mults': (1, 1, 1, 1, 2, 2, 3, 4),
-  'model.cnn_num_res_blocks': 3,
+  'model.cnn_num_res_blocks': 1,
+  'model.cnn_resample': 'pool',
   'model.dropout': 0.0,
   'model.dtype': 'float32',
   'model.gate_hidden': 64,
@@ -191,12 +192,15 @@ _CPU_SMALL_MODEL = {
   'model.cnn_channel_mults': (1, 2, 2),
   'model.cnn_num_res_blocks': 1,
   'model.cnn_attention_factors': (4,),
+  'model.cnn_resample': 'resblock',
   'model.transformer_layers': 2,
   'model.transformer_dim': 64,
   'model.transformer_heads': 4,
 }
 _PAPER_RUN = {
   'generator': 'diffusion',
+  'model.cnn_num_res_blocks': 3,
+  'model.cnn_resample': 'resblock',
   'embedding.group_multiple': 1024,
   'sample.method': 'ddpm',
   'train.checkpoint_every': 1000,
@@ -268,7 +272,8 @@ def test_variants_build_from_the_default(module):
   assert diffusion.generator == 'diffusion' and diffusion.train.recombine_segment_groups > 0
   paper = module.get_config('paper')
   assert paper.generator == 'diffusion'
-  assert paper.model.to_dict() == base.get_config().model.to_dict()
+  assert paper.model.to_dict() == base.paper_networks(base.get_config()).model.to_dict()
+  assert (paper.model.cnn_num_res_blocks, paper.model.cnn_resample) == (3, 'resblock')
   # Each variant changes only what it says; the cohort stays the module's own.
   for variant in (diffusion, paper):
     assert variant.data.to_dict() == default.data.to_dict()

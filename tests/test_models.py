@@ -74,6 +74,26 @@ def test_network_shapes_mask_and_conditioning(name):
   assert not np.allclose(eps, fn(params, x, 1.0 - t, label), atol=1e-4)
 
 
+def test_cnn_pool_resampling_has_no_resample_blocks_and_keeps_the_contract():
+  """cnn_resample='pool': no ResBlock halves or doubles the axis; shapes and mask as before."""
+  config = tiny_config('cnn')
+  blocks = {}
+  for resample in ('resblock', 'pool'):
+    config.model.cnn_resample = resample
+    mc = models.model_config(config, G, C, K, mask_GxC=mask())
+    params = random_params(mc, 0)
+    blocks[resample] = {k for k in params if 'resample' in k}
+    x = jax.random.normal(jax.random.key(0), (B, G, C))
+    out = models.build(mc).apply(
+      {'params': params}, x, jnp.array([0.1, 0.5, 0.9]), jnp.zeros(B, int)
+    )
+    assert out.shape == (B, G, C) and np.all(np.asarray(out)[:, ~mask()] == 0.0)
+  assert blocks == {'resblock': {'down_0_resample', 'up_1_resample'}, 'pool': set()}
+  config.model.cnn_resample = 'conv'
+  with pytest.raises(InputError, match='model.cnn_resample'):
+    models.model_config(config, G, C, K)
+
+
 def test_cnn_needs_divisible_group_count():
   config = tiny_config('cnn')
   config.model.cnn_channel_mults = (1, 1, 2, 2)  # 3 downsamplings: G % 8 == 0
@@ -119,8 +139,8 @@ def test_model_config_is_hashable_and_keeps_the_mask():
   ],
 )
 def test_parameter_counts_match_the_paper(name, genes, millions):
-  """The paper's sizes (base config); counted with eval_shape, nothing materialised."""
-  config = base.get_config()
+  """The paper's sizes (`base.paper_networks`); counted with eval_shape, nothing materialised."""
+  config = base.paper_networks(base.get_config())
   config.model.name = name
   n = models.count_params(models.model_config(config, genes, 8, 2))
   assert n / 1e6 == pytest.approx(millions, rel=0.04)

@@ -108,6 +108,24 @@ def test_changed_training_settings_are_refused_but_logging_cadence_is_not(tmp_pa
     wd.check(changed, str(tmp_path), 'train')
 
 
+def test_a_record_from_before_a_key_existed_reads_as_its_old_behaviour(tmp_path):
+  """model.cnn_resample is newer than some workdirs: their networks resampled in ResBlocks."""
+  config = als.get_config()
+  config.model.cnn_resample = 'resblock'
+  for stage in ('prepare', 'train'):
+    wd.mark_done(config, str(tmp_path), stage)
+  path = wd.Layout(str(tmp_path)).record('train')
+  with open(path) as f:
+    record = json.load(f)
+  del record['sections']['model']['cnn_resample']
+  with open(path, 'w') as f:
+    json.dump(record, f)
+  assert wd.check(config, str(tmp_path), 'train')
+  config.model.cnn_resample = 'pool'
+  with pytest.raises(InputError, match=r"model\.cnn_resample \('resblock' -> 'pool'\)"):
+    wd.check(config, str(tmp_path), 'train')
+
+
 def test_a_workdir_of_an_older_format_is_refused_in_one_line(tmp_path):
   config = als.get_config()
   wd.mark_done(config, str(tmp_path), 'prepare')

@@ -6,7 +6,9 @@ downsampling factor is in `cnn_attention_factors`, and a ResBlock that halves
 (down path) or doubles (up path) the gene axis. Paper sizes: base width 64,
 multipliers (1,1,1,1,2,2,3,4), 3 blocks per level, attention at 32 and 64:
 about 18M parameters, independent of G. G must be divisible by
-2**(levels - 1); `model_config` checks it.
+2**(levels - 1); `model_config` checks it. `cnn_resample='pool'` halves and
+doubles the gene axis without a ResBlock (mean of pairs, repeat), as guided
+diffusion does with `resblock_updown=False` and no resampling convolution.
 """
 
 from __future__ import annotations
@@ -96,6 +98,11 @@ class CNNUNet(nn.Module):
     res = lambda f, name, resample='': ResBlock(f, ng, mc.dropout, resample, dt, name=name)
     att = lambda name: AttentionBlock(mc.num_heads, ng, dt, name=name)
 
+    def resample(h, name, mode):
+      if mc.cnn_resample == 'pool':  # parameter-free: mean of pairs / repeat
+        return _resample(h, mode)
+      return res(h.shape[-1], name, mode)(h, emb, train)
+
     emb = layers.Conditioning(4 * base, mc.num_classes, freq_dim=base, dtype=dt, name='cond')(
       t_B, label_B
     )
@@ -110,7 +117,7 @@ class CNNUNet(nn.Module):
           h = att(f'down_{level}_{i}_attn')(h)
         hs.append(h)
       if level != len(mults) - 1:
-        h = res(h.shape[-1], f'down_{level}_resample', 'down')(h, emb, train)
+        h = resample(h, f'down_{level}_resample', 'down')
         hs.append(h)
         ds *= 2
     h = res(h.shape[-1], 'mid_0')(h, emb, train)
@@ -122,7 +129,7 @@ class CNNUNet(nn.Module):
         if ds in attn:
           h = att(f'up_{level}_{i}_attn')(h)
         if level and i == mc.cnn_num_res_blocks:
-          h = res(h.shape[-1], f'up_{level}_resample', 'up')(h, emb, train)
+          h = resample(h, f'up_{level}_resample', 'up')
           ds //= 2
     h = nn.silu(layers.group_norm(ng, h.shape[-1], dt, name='norm_out')(h))
     out = layers.Conv1D(x.shape[-1], zero_init=True, dtype=dt, name='conv_out')(h)

@@ -31,6 +31,7 @@ class ModelConfig:
   cnn_channel_mults: tuple[int, ...] = (1, 1, 1, 1, 2, 2, 3, 4)
   cnn_num_res_blocks: int = 3
   cnn_attention_factors: tuple[int, ...] = (32, 64)
+  cnn_resample: str = 'resblock'  # 'resblock' (the paper's) | 'pool'
   num_heads: int = 4
   gate_hidden: int = 64
   transformer_genes_per_token: int = 16
