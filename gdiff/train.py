@@ -52,9 +52,6 @@ class StepConfig:
   recombine_segment_groups: float = 0.0
   recombine_prob: float = 1.0
   prediction: str = 'eps'
-  # Steps whose metrics report the gradient norm: every step when clipping computes it
-  # anyway, else the logged ones (without clipping it is a pass over every gradient).
-  grad_norm_every: int = 1
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> StepConfig:
@@ -72,7 +69,6 @@ class StepConfig:
       float(t.recombine_segment_groups),
       float(t.recombine_prob),
       str(config.diffusion.prediction),
-      1 if float(t.grad_clip) > 0 else max(int(t.log_every), 1),
     )
 
   def as_train_config(self) -> ml_collections.ConfigDict:
@@ -145,7 +141,6 @@ class Trainer:
       recombine_segment_groups=sc.recombine_segment_groups,
       recombine_prob=sc.recombine_prob,
       prediction=sc.prediction,
-      grad_norm_every=sc.grad_norm_every,
     )
     self.train_step = jax.jit(
       step,
@@ -331,8 +326,6 @@ def train_and_evaluate(
         f'training diverged at step {step}: {metrics}; checkpoints up to step '
         f'{latest.latest_step()} are kept in {latest.directory}'
       )
-    if step % trainer.sc.grad_norm_every:
-      metrics.pop('grad_norm')  # not computed at this step (train_state.train_step)
     last.update(step=step, **metrics)
     if every(int(cfg.train.log_every), step) or step == end:
       now = time.time()

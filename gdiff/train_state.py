@@ -102,7 +102,6 @@ def train_step(
   recombine_segment_groups: float = 0.0,
   recombine_prob: float = 1.0,
   prediction: str = 'eps',
-  grad_norm_every: int = 1,
 ) -> tuple[TrainState, dict]:
   """One AdamW update on the masked diffusion loss, plus the EMA update.
 
@@ -119,8 +118,6 @@ def train_step(
     recombine_segment_groups, recombine_prob: recombination augmentation of the batch
       (`gdiff.augment.recombine`; 0 groups disables it).
     prediction: what the network predicts (`gdiff.diffusion.PREDICTIONS`).
-    grad_norm_every: 'grad_norm' is computed when the new step count is a multiple of
-      this, else reported as 0 (a pass over every gradient; free when clipping needs it).
 
   Returns:
     (new state, {'loss', 'grad_norm'} as scalars).
@@ -160,16 +157,7 @@ def train_step(
   new_state = state.replace(
     step=state.step + 1, params=params, ema_params=ema_params, opt_state=opt_state
   )
-  if grad_norm_every <= 1:
-    grad_norm = optax.tree.norm(grads)
-  else:
-    grad_norm = jax.lax.cond(
-      (state.step + 1) % grad_norm_every == 0,
-      optax.tree.norm,
-      lambda _: jnp.zeros((), jnp.float32),
-      grads,
-    )
-  metrics = {'loss': loss, 'grad_norm': grad_norm}
+  metrics = {'loss': loss, 'grad_norm': optax.tree.norm(grads)}
   return new_state, metrics
 
 
