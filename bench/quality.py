@@ -161,8 +161,9 @@ POINTS = {
     {'train.recombine_segment_groups': 4.0, 'train.num_steps': 4500, 'train.learning_rate': 1e-3},
     {'sample.eta': 1.0},
   ),
-  # Networks at equal training time (8 min on 2 cores at the ALS shape, 128 groups; steps from
-  # each network's measured samples/s), sampled alike: docs/sweeps.md#network-budget.
+  # Networks at equal training time (8 min on 2 cores at the ALS shape, 128 groups; steps
+  # from each network's measured samples/s), sampled alike:
+  # docs/sweeps.md#networks-at-equal-training-time.
   'net8_cnn_paper3': (_PAPER_NET | {'model.name': 'cnn', 'train.num_steps': 1000}, _NET_SAMPLE),
   'net8_cnn_paper1': (
     _PAPER_NET | {'model.name': 'cnn', 'model.cnn_num_res_blocks': 1, 'train.num_steps': 1850},

@@ -5,9 +5,9 @@ device). The machine's f32 matmul peak is measured in the same run, so the
 achieved FLOP/s can be read as a share of it. Shapes:
 
   default  configs/als.py sizes, G=128 groups (the default simulated cohort), batch 32
-  paper    gdiff's networks at the paper's sizes (configs/base.py: one ResBlock per U-Net
-           level), 1,024 genes x 8, batch 32 (the shape of PAPER.md's PyTorch speed table)
-  paper3   the same with the paper's exact U-Net (3 ResBlocks per level, base.paper_networks)
+  paper    gdiff's networks at the paper's sizes (configs/base.py: a U-Net with one ResBlock per
+           level and pool resampling), 1,024 genes x 8, batch 32 (PAPER.md's speed table shape)
+  paper3   the same with the paper's exact U-Net (base.paper_networks)
   als      the paper's sizes at the ALS shape, 18,432 genes x 8, batch 4 (big; opt-in)
 
 The PyTorch reference is never a constant here: time it in the same session
