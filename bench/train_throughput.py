@@ -4,7 +4,7 @@ A step is forward + backward + AdamW + EMA (gdiff.train's compiled step, one
 device). The machine's f32 matmul peak is measured in the same run, so the
 achieved FLOP/s can be read as a share of it. Shapes:
 
-  default  configs/als.py sizes, G=128 groups (the default simulated cohort), batch 32
+  default  configs/base.py's networks (what configs/als.py carries) at G=128 groups, batch 32
   paper    gdiff's networks at the paper's sizes (configs/base.py: a U-Net with one ResBlock per
            level and pool resampling), 1,024 genes x 8, batch 32 (PAPER.md's speed table shape)
   paper3   the same with the paper's exact U-Net (base.paper_networks)
