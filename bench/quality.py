@@ -46,6 +46,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from configs import base  # noqa: E402
 from gdiff import pipeline  # noqa: E402
 from gdiff import workdir as wd  # noqa: E402
 from gdiff.evaluate import protocol, report  # noqa: E402
@@ -56,15 +57,11 @@ from gdiff.evaluate import protocol, report  # noqa: E402
 # name means other settings under another config (on a config that already recombines,
 # 'recomb32_long' changes only the steps). docs/sweeps.md names the config and --set of each
 # table. Finished points are reused by name (OUT/runs/<point>), so keep names stable.
-# The paper's network sizes (configs/base.py), on top of a config that uses smaller ones.
+# The paper's network sizes (`base.paper_networks`), on top of a config that uses smaller ones.
 _PAPER_NET = {
-  'model.cnn_resample': 'resblock',
-  'model.mlp_widths': (1024, 512, 256),
-  'model.norm_groups': 32,
-  'model.cnn_base_width': 64,
-  'model.cnn_channel_mults': (1, 1, 1, 1, 2, 2, 3, 4),
-  'model.cnn_num_res_blocks': 3,
-  'model.cnn_attention_factors': (32, 64),
+  f'model.{k}': v
+  for k, v in base.paper_networks(base.get_config()).model.items()
+  if k.startswith('cnn_') or k in ('mlp_widths', 'norm_groups')
 }
 # One sampler for the network points: 1,200 people by DDIM-50 (the paper CNN samples slowly).
 _NET_SAMPLE = {'sample.num': 1200}

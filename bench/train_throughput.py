@@ -31,8 +31,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import ast
 import os
+import sys
 import time
 
 import jax
@@ -41,6 +41,9 @@ import numpy as np
 
 from configs import als, base
 from gdiff import distributed, models, train
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from quality import parse_set, set_value  # noqa: E402  (bench/quality.py: --set parsing)
 
 SHAPES = {
   'default': (als.get_config, 128, 32),
@@ -80,12 +83,7 @@ def setup(name: str, shape: str, step_kind: str, dtype: str = 'float32', overrid
   config.model.dtype = dtype
   config.input.batch_size = batch
   for item in overrides:
-    path, _, value = item.partition('=')
-    section, key = path.split('.')
-    try:
-      config[section][key] = ast.literal_eval(value)
-    except (ValueError, SyntaxError):  # a bare string: model.cnn_resample=pool
-      config[section][key] = value
+    set_value(config, *parse_set(item))
   mc = models.model_config(config, genes, 8, 2)
   trainer = train.get_trainer(mc, config, distributed.make_mesh(jax.devices()[:1]))
   rng = np.random.default_rng(0)

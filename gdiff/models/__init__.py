@@ -51,8 +51,8 @@ def check_config(m: ml_collections.ConfigDict) -> None:
     raise InputError(f"config model.dtype={m.dtype!r}: use 'float32' or 'bfloat16'")
   if not 0 <= m.dropout < 1:
     raise InputError(f'config model.dropout={m.dropout!r}: must be in [0, 1)')
-  if m.get('cnn_resample', 'resblock') not in ('resblock', 'pool'):
-    raise InputError(f"config model.cnn_resample={m.cnn_resample!r}: use 'resblock' or 'pool'")
+  if m.cnn_resample not in cnn.RESAMPLES:
+    raise InputError(f'config model.cnn_resample={m.cnn_resample!r}: use one of {cnn.RESAMPLES}')
 
 
 def model_config(
@@ -100,7 +100,7 @@ def model_config(
     cnn_channel_mults=tuple(m.cnn_channel_mults),
     cnn_num_res_blocks=m.cnn_num_res_blocks,
     cnn_attention_factors=tuple(m.cnn_attention_factors),
-    cnn_resample=str(m.get('cnn_resample', 'resblock')),
+    cnn_resample=m.cnn_resample,
     num_heads=m.num_heads,
     gate_hidden=m.gate_hidden,
     transformer_genes_per_token=m.transformer_genes_per_token,

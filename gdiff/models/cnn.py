@@ -22,6 +22,10 @@ import jax.numpy as jnp
 from gdiff.models import layers
 from gdiff.models.spec import ModelConfig, apply_mask
 
+# How a level halves / doubles the gene axis (`cnn_resample`): in a ResBlock (the paper's),
+# or parameter-free (mean of pairs / repeat).
+RESAMPLES = ('resblock', 'pool')
+
 
 def _resample(x_BxLxF, mode):
   if mode == 'down':
@@ -98,14 +102,15 @@ class CNNUNet(nn.Module):
     res = lambda f, name, resample='': ResBlock(f, ng, mc.dropout, resample, dt, name=name)
     att = lambda name: AttentionBlock(mc.num_heads, ng, dt, name=name)
 
-    def resample(h, name, mode):
-      if mc.cnn_resample == 'pool':  # parameter-free: mean of pairs / repeat
-        return _resample(h, mode)
-      return res(h.shape[-1], name, mode)(h, emb, train)
-
     emb = layers.Conditioning(4 * base, mc.num_classes, freq_dim=base, dtype=dt, name='cond')(
       t_B, label_B
     )
+
+    def resample(h, name, mode):
+      if mc.cnn_resample == 'pool':
+        return _resample(h, mode)
+      return res(h.shape[-1], name, mode)(h, emb, train)
+
     x = x_BxGxC.astype(dt)
     h = layers.Conv1D(base * mults[0], dtype=dt, name='conv_in')(x)
     hs = [h]
