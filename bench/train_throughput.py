@@ -1,8 +1,9 @@
 """Training throughput of the four networks: samples/s and FLOP/s of a full step.
 
 A step is forward + backward + AdamW + EMA (gdiff.train's compiled step, one
-device). The machine's f32 matmul peak is measured in the same run, so the
-achieved FLOP/s can be read as a share of it. Shapes:
+device, as the training loop runs it between logged steps: without clipping, the
+gradient norm is computed on logged steps only). The machine's f32 matmul peak is
+measured in the same run, so the achieved FLOP/s can be read as a share of it. Shapes:
 
   default  configs/base.py's networks (what configs/als.py carries) at G=128 groups, batch 32
   paper    gdiff's networks at the paper's sizes (configs/base.py: a U-Net with one ResBlock per

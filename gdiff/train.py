@@ -29,7 +29,7 @@ import tqdm
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gdiff import checkpoint, diffusion, distributed, models, rng
+from gdiff import checkpoint, diffusion, distributed, models, rng, xla_cpu
 from gdiff import train_state as ts
 from gdiff import workdir as wd
 from gdiff.data import dataset
@@ -101,7 +101,11 @@ def _trainer(mc, sc, mesh):
 
 @dataclasses.dataclass(eq=False)
 class Trainer:
-  """The jitted init, train and eval steps for one network, StepConfig and mesh."""
+  """The jitted init, train and eval steps for one network, StepConfig and mesh.
+
+  `train_step` returns {'loss'} (and 'grad_norm' when clipping computes it anyway);
+  `train_step_logged` always adds 'grad_norm'. Both make the same update.
+  """
 
   mc: models.ModelConfig
   sc: StepConfig
@@ -142,12 +146,17 @@ class Trainer:
       recombine_prob=sc.recombine_prob,
       prediction=sc.prediction,
     )
-    self.train_step = jax.jit(
-      step,
+    jit_step = lambda grad_norm: jax.jit(
+      functools.partial(step, grad_norm=grad_norm),
       in_shardings=(self.state_sharding, self.batch_sharding, self.replicated),
       out_shardings=(self.state_sharding, self.replicated),
       donate_argnames='state',
+      compiler_options=xla_cpu.step_options(self.mesh.devices.flat[0].platform),
     )
+    # Clipping computes the gradient norm anyway, so one step serves every step. Without
+    # clipping, the norm is a pass of its own: only logged steps pay it (a second compile).
+    self.train_step_logged = jit_step(grad_norm=True)
+    self.train_step = self.train_step_logged if sc.grad_clip > 0 else jit_step(grad_norm=False)
     evaluate = functools.partial(
       ts.eval_step,
       model=self.model,
@@ -346,7 +355,9 @@ def train_and_evaluate(
   try:
     for step in range(start + 1, end + 1):
       batch = trainer.global_batch(next(iterator))
-      state, metrics_dev = trainer.train_step(state, batch, train_key)
+      logged = every(int(cfg.train.log_every), step) or step == end
+      train_step = trainer.train_step_logged if logged else trainer.train_step
+      state, metrics_dev = train_step(state, batch, train_key)
       if pending is not None:
         record(*pending)  # syncs on step - 1 only, while `step` runs
       pending = (step, metrics_dev)

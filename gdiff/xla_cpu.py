@@ -22,6 +22,18 @@ import jax
 # (docs/benchmarks.md, "XLA CPU options").
 CPU_FLAGS: dict[str, str] = {}
 
+# Compiler options of the training step on a CPU, {option: value}, each with its reason.
+STEP_OPTIONS_CPU: dict[str, object] = {
+  # Without it XLA copies every weight that a backward matmul reads before the donated
+  # update overwrites it: 10 % of the paper MLP's step (docs/benchmarks.md#parameter-copies).
+  'xla_cpu_copy_insertion_use_region_analysis': True,
+}
+
+
+def step_options(platform: str) -> dict[str, object] | None:
+  """`jax.jit(compiler_options=...)` for a training step compiled for `platform`."""
+  return dict(STEP_OPTIONS_CPU) if platform == 'cpu' else None
+
 
 def default_cache_dir(environ=os.environ) -> str:
   """$XDG_CACHE_HOME/gdiff/jax, or ~/.cache/gdiff/jax."""

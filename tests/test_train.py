@@ -188,6 +188,31 @@ def test_ema_follows_its_formula():
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
 
 
+def test_grad_norm_only_on_logged_steps_without_clipping(tmp_path):
+  # Without clipping the norm is a pass of its own: the unlogged step skips it, makes the
+  # same update, and the log still has the norm at every logged step.
+  config = tiny_config('mlp')
+  config.train.grad_clip = 0.0
+  config.train.log_every = 3
+  trainer = make_trainer(config, jax.devices()[:1])
+  assert trainer.train_step is not trainer.train_step_logged
+  batch, key = batch_of(trainer), jax.random.key(1)
+  fast, fast_m = trainer.train_step(trainer.init(jax.random.key(0)), batch, key)
+  logged, logged_m = trainer.train_step_logged(trainer.init(jax.random.key(0)), batch, key)
+  assert set(fast_m) == {'loss'} and set(logged_m) == {'loss', 'grad_norm'}
+  assert float(logged_m['grad_norm']) > 0
+  for a, b in zip(jax.tree.leaves(fast.params), jax.tree.leaves(logged.params)):
+    np.testing.assert_array_equal(a, b)
+  workdir = write_workdir(tmp_path)
+  config.train.num_steps = 7
+  train.train_and_evaluate(config, workdir, data=fake_data())
+  logged_steps = [r['step'] for r in read_jsonl(workdir) if 'grad_norm' in r]
+  assert logged_steps == [3, 6, 7]
+  # With clipping the norm is computed anyway: one compiled step serves both.
+  clipped = make_trainer(tiny_config('mlp'), jax.devices()[:1])
+  assert clipped.train_step is clipped.train_step_logged
+
+
 @pytest.mark.parametrize('segments,prediction', [(0.0, 'eps'), (2.0, 'v')])
 def test_two_devices_equal_one_device_and_no_recompilation(segments, prediction):
   # Recombination draws partners across the whole global batch (across devices).

@@ -8,6 +8,9 @@ import subprocess
 import sys
 import textwrap
 
+import jax
+import jax.numpy as jnp
+
 from gdiff import xla_cpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,3 +84,27 @@ def test_cpu_flags_never_override_the_users_xla_flags():
 def test_default_cache_dir_follows_xdg():
   assert xla_cpu.default_cache_dir({'XDG_CACHE_HOME': 'c'}) == os.path.join('c', 'gdiff', 'jax')
   assert xla_cpu.default_cache_dir({}).endswith(os.path.join('.cache', 'gdiff', 'jax'))
+
+
+def test_step_options_remove_the_weight_copies_of_a_donated_step():
+  # A weight read by a backward matmul and overwritten in place by the donated update:
+  # XLA:CPU's default copy insertion copies it first; the step's options do not.
+  def step(params, x):
+    def loss(p):
+      w, v = p
+      h = jnp.tanh(jnp.tanh(x @ v) @ w)
+      return jnp.sum((h @ v.T) ** 2)
+
+    grads = jax.grad(loss)(params)
+    return jax.tree.map(lambda p, g: p - 1e-3 * g, params, grads)
+
+  params = (jnp.ones((16, 16)), jnp.ones((32, 16)))
+  x = jnp.ones((4, 32))
+
+  def copies(options):
+    jitted = jax.jit(step, donate_argnums=0, compiler_options=options)
+    return jitted.lower(params, x).compile().as_text().count(' copy(')
+
+  assert copies(None) > 0
+  assert copies(xla_cpu.step_options('cpu')) == 0
+  assert xla_cpu.step_options('gpu') is None
