@@ -31,7 +31,7 @@ STEP_OPTIONS_CPU: dict[str, object] = {
 
 
 def step_options(platform: str) -> dict[str, object] | None:
-  """`jax.jit(compiler_options=...)` for a training step compiled for `platform`."""
+  """`jax.jit(compiler_options=...)` for a training step (donated state) on `platform`."""
   return dict(STEP_OPTIONS_CPU) if platform == 'cpu' else None
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import optax
 
 from gdiff import rng as rng_lib
+from gdiff import xla_cpu
 
 
 class LogReg(nn.Module):
@@ -138,7 +139,11 @@ def _functions(name: str, num_classes: int, shape_GxC: tuple[int, int]):
     params = model.init(key, jnp.zeros((1,) + shape_GxC, jnp.float32))['params']
     return {'params': params, 'opt_state': tx.init(params)}
 
-  step = jax.jit(functools.partial(_train_step, model=model, tx=tx), donate_argnums=0)
+  step = jax.jit(
+    functools.partial(_train_step, model=model, tx=tx),
+    donate_argnums=0,
+    compiler_options=xla_cpu.step_options(jax.default_backend()),
+  )
   counts = jax.jit(functools.partial(_class_counts, model=model, num_classes=num_classes))
   return jax.jit(init), step, counts
 
