@@ -63,6 +63,10 @@ _PAPER_NET = {
   for k, v in base.paper_networks(base.get_config()).model.items()
   if k.startswith('cnn_') or k in ('mlp_widths', 'norm_groups')
 }
+# base.get_config()'s Transformer (12 layers, width 384), on top of a config with a smaller one.
+_BASE_TRANSFORMER = {'model.name': 'transformer'} | {
+  f'model.{k}': v for k, v in base.get_config().model.items() if k.startswith('transformer_')
+}
 # One sampler for the network points: 1,200 people by DDIM-50 (the paper CNN samples slowly).
 _NET_SAMPLE = {'sample.num': 1200}
 POINTS = {
@@ -183,6 +187,14 @@ POINTS = {
     _NET_SAMPLE,
   ),
   'net8_mlp_cnn_small': ({'model.name': 'mlp_cnn', 'train.num_steps': 2250}, _NET_SAMPLE),
+  'net8_mlp_paper': (_PAPER_NET | {'model.name': 'mlp', 'train.num_steps': 9450}, _NET_SAMPLE),
+  'net8_transformer_base': (_BASE_TRANSFORMER | {'train.num_steps': 1240}, _NET_SAMPLE),
+  'net8_cnn_w32_pool': (
+    _PAPER_NET
+    | {'model.name': 'cnn', 'model.cnn_num_res_blocks': 1, 'model.cnn_resample': 'pool'}
+    | {'model.cnn_base_width': 32, 'train.num_steps': 7000},
+    _NET_SAMPLE,
+  ),
 }
 CHEAP_EVALUATE = {
   'evaluate.classifiers': ('logreg', 'mlp'),
