@@ -1,9 +1,11 @@
-"""How XLA compiles for a gdiff run: the persistent compilation cache and CPU compiler flags.
+"""How XLA compiles for a gdiff run: the persistent compilation cache and CPU compiler options.
 
 The command line (`gdiff.main`) calls `configure()` once, before JAX starts its backend and
-before the first compile; library code never does. Every choice here yields to the user's own
+before the first compile; library code never does. Every choice there yields to the user's own
 setting: JAX's variables (`JAX_COMPILATION_CACHE_DIR`, `JAX_ENABLE_COMPILATION_CACHE=false`)
-and any flag already named in `XLA_FLAGS`.
+and any flag already named in `XLA_FLAGS`. `step_options()` is per function instead: the
+compiler options of a training step with a donated state (`jax.jit(compiler_options=...)`),
+used by the diffusion trainer and the evaluate classifiers wherever they are called from.
 
 The cache: a training step of the paper's CNN U-Net takes about a minute to compile on a
 2-core CPU, paid again by every process that compiles the same step (a resumed run, sampling
