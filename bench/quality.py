@@ -187,6 +187,15 @@ POINTS = {
     _NET_SAMPLE,
   ),
   'net8_mlp_cnn_small': ({'model.name': 'mlp_cnn', 'train.num_steps': 2250}, _NET_SAMPLE),
+  # DPM-Solver++(2M) against DDIM-50 on net8_mlp_cnn_small's trained network (sample-time).
+  'net8_mlp_cnn_small_dpm10': (
+    {'model.name': 'mlp_cnn', 'train.num_steps': 2250},
+    _NET_SAMPLE | {'sample.method': 'dpmpp2m', 'sample.steps': 10},
+  ),
+  'net8_mlp_cnn_small_dpm20': (
+    {'model.name': 'mlp_cnn', 'train.num_steps': 2250},
+    _NET_SAMPLE | {'sample.method': 'dpmpp2m', 'sample.steps': 20},
+  ),
   'net8_mlp_paper': (_PAPER_NET | {'model.name': 'mlp', 'train.num_steps': 9450}, _NET_SAMPLE),
   'net8_transformer_base': (_BASE_TRANSFORMER | {'train.num_steps': 1240}, _NET_SAMPLE),
   'net8_cnn_w32_pool': (
