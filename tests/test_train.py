@@ -191,10 +191,10 @@ def test_ema_follows_its_formula():
 def test_grad_norm_only_on_logged_steps_without_clipping(tmp_path):
   # Without clipping the norm is a pass of its own: the unlogged step skips it, makes the
   # same update, and the log still has the norm at every logged step.
-  config = tiny_config('mlp')
+  config = tiny_config('mlp', num_steps=7)  # the run below reuses this trainer's steps
   config.train.grad_clip = 0.0
   config.train.log_every = 3
-  trainer = make_trainer(config, jax.devices()[:1])
+  trainer = make_trainer(config, jax.devices())
   assert trainer.train_step is not trainer.train_step_logged
   batch, key = batch_of(trainer), jax.random.key(1)
   fast, fast_m = trainer.train_step(trainer.init(jax.random.key(0)), batch, key)
@@ -204,7 +204,6 @@ def test_grad_norm_only_on_logged_steps_without_clipping(tmp_path):
   for a, b in zip(jax.tree.leaves(fast.params), jax.tree.leaves(logged.params)):
     np.testing.assert_array_equal(a, b)
   workdir = write_workdir(tmp_path)
-  config.train.num_steps = 7
   train.train_and_evaluate(config, workdir, data=fake_data())
   logged_steps = [r['step'] for r in read_jsonl(workdir) if 'grad_norm' in r]
   assert logged_steps == [3, 6, 7]
