@@ -322,6 +322,7 @@ def train_and_evaluate(
   train_key = rng.stream(cfg.seed, 'train')
   eval_key = rng.stream(cfg.seed, 'eval')
   every = lambda n, s: n > 0 and s % n == 0
+  logged = lambda s: every(int(cfg.train.log_every), s) or s == end  # written to the logs
 
   last = {'step': start}
   pending = None  # (step, device metrics) of the step dispatched last
@@ -336,7 +337,7 @@ def train_and_evaluate(
         f'{latest.latest_step()} are kept in {latest.directory}'
       )
     last.update(step=step, **metrics)
-    if every(int(cfg.train.log_every), step) or step == end:
+    if logged(step):
       now = time.time()
       metrics['learning_rate'] = float(trainer.lr_schedule(step - 1))
       metrics['steps_per_s'] = int(cfg.train.log_every) / max(now - t_log, 1e-9)
@@ -355,8 +356,7 @@ def train_and_evaluate(
   try:
     for step in range(start + 1, end + 1):
       batch = trainer.global_batch(next(iterator))
-      logged = every(int(cfg.train.log_every), step) or step == end
-      train_step = trainer.train_step_logged if logged else trainer.train_step
+      train_step = trainer.train_step_logged if logged(step) else trainer.train_step
       state, metrics_dev = train_step(state, batch, train_key)
       if pending is not None:
         record(*pending)  # syncs on step - 1 only, while `step` runs
