@@ -67,6 +67,8 @@ _PAPER_NET = {
 _BASE_TRANSFORMER = {'model.name': 'transformer'} | {
   f'model.{k}': v for k, v in base.get_config().model.items() if k.startswith('transformer_')
 }
+# The `:diffusion` default network (`cpu_small` mlp_cnn) for 8 minutes; sample-time points share it.
+_NET8_SMALL = {'model.name': 'mlp_cnn', 'train.num_steps': 2250}
 # One sampler for the network points: 1,200 people by DDIM-50 (the paper CNN samples slowly).
 _NET_SAMPLE = {'sample.num': 1200}
 POINTS = {
@@ -186,14 +188,14 @@ POINTS = {
     | {'train.num_steps': 2450},
     _NET_SAMPLE,
   ),
-  'net8_mlp_cnn_small': ({'model.name': 'mlp_cnn', 'train.num_steps': 2250}, _NET_SAMPLE),
+  'net8_mlp_cnn_small': (_NET8_SMALL, _NET_SAMPLE),
   # DPM-Solver++(2M) against DDIM-50 on net8_mlp_cnn_small's trained network (sample-time).
   'net8_mlp_cnn_small_dpm10': (
-    {'model.name': 'mlp_cnn', 'train.num_steps': 2250},
+    _NET8_SMALL,
     _NET_SAMPLE | {'sample.method': 'dpmpp2m', 'sample.steps': 10},
   ),
   'net8_mlp_cnn_small_dpm20': (
-    {'model.name': 'mlp_cnn', 'train.num_steps': 2250},
+    _NET8_SMALL,
     _NET_SAMPLE | {'sample.method': 'dpmpp2m', 'sample.steps': 20},
   ),
   'net8_mlp_paper': (_PAPER_NET | {'model.name': 'mlp', 'train.num_steps': 9450}, _NET_SAMPLE),

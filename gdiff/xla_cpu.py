@@ -3,9 +3,10 @@
 The command line (`gdiff.main`) calls `configure()` once, before JAX starts its backend and
 before the first compile; library code never does. Every choice there yields to the user's own
 setting: JAX's variables (`JAX_COMPILATION_CACHE_DIR`, `JAX_ENABLE_COMPILATION_CACHE=false`)
-and any flag already named in `XLA_FLAGS`. `step_options()` is per function instead: the
-compiler options of a training step with a donated state (`jax.jit(compiler_options=...)`),
-used by the diffusion trainer and the evaluate classifiers wherever they are called from.
+and any flag already named in `XLA_FLAGS`. `step_options()` is per function instead (and also
+yields to `XLA_FLAGS`): the compiler options of a training step with a donated state
+(`jax.jit(compiler_options=...)`), used by the diffusion trainer and the evaluate classifiers
+wherever they are called from.
 
 The cache: a training step of the paper's CNN U-Net takes about a minute to compile on a
 2-core CPU, paid again by every process that compiles the same step (a resumed run, sampling
@@ -32,9 +33,15 @@ STEP_OPTIONS_CPU: dict[str, object] = {
 }
 
 
-def step_options(platform: str) -> dict[str, object] | None:
-  """`jax.jit(compiler_options=...)` for a training step (donated state) on `platform`."""
-  return dict(STEP_OPTIONS_CPU) if platform == 'cpu' else None
+def step_options(platform: str, environ=os.environ) -> dict[str, object] | None:
+  """`jax.jit(compiler_options=...)` for a training step (donated state) on `platform`.
+
+  An option the user named in `XLA_FLAGS` is left out, so the user's value holds.
+  """
+  if platform != 'cpu':
+    return None
+  named = _named_flags(environ.get('XLA_FLAGS', ''))
+  return {k: v for k, v in STEP_OPTIONS_CPU.items() if k not in named} or None
 
 
 def default_cache_dir(environ=os.environ) -> str:
@@ -61,9 +68,14 @@ def enable_compilation_cache(environ=os.environ) -> str | None:
   return path
 
 
+def _named_flags(xla_flags: str) -> set[str]:
+  """The flag names an `XLA_FLAGS` string sets."""
+  return {item.lstrip('-').split('=', 1)[0] for item in xla_flags.split()}
+
+
 def with_cpu_flags(xla_flags: str, cpu_flags: dict[str, str]) -> str:
   """`xla_flags` with `--flag=value` appended for each flag it does not name already."""
-  named = {item.lstrip('-').split('=', 1)[0] for item in xla_flags.split()}
+  named = _named_flags(xla_flags)
   extra = [f'--{k}={v}' for k, v in cpu_flags.items() if k not in named]
   return ' '.join([xla_flags.strip(), *extra]).strip()
 

@@ -106,5 +106,8 @@ def test_step_options_remove_the_weight_copies_of_a_donated_step():
     return jitted.lower(params, x).compile().as_text().count(' copy(')
 
   assert copies(None) > 0
-  assert copies(xla_cpu.step_options('cpu')) == 0
-  assert xla_cpu.step_options('gpu') is None
+  assert copies(xla_cpu.step_options('cpu', environ={})) == 0
+  assert xla_cpu.step_options('gpu', environ={}) is None
+  # The user's XLA_FLAGS win: an option named there is not passed again.
+  mine = {'XLA_FLAGS': '--xla_cpu_copy_insertion_use_region_analysis=false --other=1'}
+  assert xla_cpu.step_options('cpu', environ=mine) is None
