@@ -130,16 +130,16 @@ def block_logits(
     class_rows: (start, stop) rows of each class, in class order (sequences are sorted).
     z_NxP: each sequence's ancestry code (required when `params` has A).
   """
-  shared = jnp.einsum('bnf,bfc->bnc', feats_BxNxF, params['T'])
-  if 'A' in params:
-    shared = shared + jnp.einsum('np,bpc->bnc', z_NxP, params['A'])
+  # One product per class with T + D_y: the indicators, the largest array of the fit, are read
+  # once per evaluation (and once by its gradient) instead of twice.
   parts = []
   for cls, (lo, hi) in enumerate(class_rows):
-    part = shared[:, lo:hi] + params['e'][:, cls][:, None]
-    if 'D' in params:
-      part = part + jnp.einsum('bnf,bfc->bnc', feats_BxNxF[:, lo:hi], params['D'][:, cls])
-    parts.append(part)
+    table = params['T'] + params['D'][:, cls] if 'D' in params else params['T']
+    part = jnp.einsum('bnf,bfc->bnc', feats_BxNxF[:, lo:hi], table)
+    parts.append(part + params['e'][:, cls][:, None])
   logits = jnp.concatenate(parts, 1) + params['c'][:, None]
+  if 'A' in params:
+    logits = logits + jnp.einsum('np,bpc->bnc', z_NxP, params['A'])
   return jnp.concatenate([jnp.zeros(logits.shape[:-1] + (1,)), logits], -1)
 
 
@@ -156,5 +156,6 @@ def penalty(cfg: ARConfig, params: dict) -> jax.Array:
 def log_likelihood(logits_BxNxS: jax.Array, x_NxB: jax.Array, weight_B: jax.Array) -> jax.Array:
   """Sum over sequences and (weighted) SNPs of log p(x)."""
   logp = jax.nn.log_softmax(logits_BxNxS)
-  picked = jnp.take_along_axis(logp, x_NxB.T[..., None].astype(jnp.int32), -1)[..., 0]
-  return jnp.sum(picked * weight_B[:, None])
+  # A one-hot product, not a gather: the gather's gradient is a scatter, slow on CPU.
+  hot = jax.nn.one_hot(x_NxB.T, logp.shape[-1], dtype=logp.dtype)
+  return jnp.sum(jnp.sum(hot * logp, -1) * weight_B[:, None])
