@@ -8,7 +8,7 @@ inputs of one tile). Metrics are picked by name from `METRICS`:
   angular    arccos(cosine similarity) / π in [0, 1] on embeddings (the paper's
              distance for NNAA).
   hamming    number of SNPs whose genotype differs, via one matmul of genotype
-             indicators (`_mismatches`; exact integer counts in float32 up to 2^24 SNPs).
+             indicators (`_cross`; exact integer counts in float32 up to 2^24 SNPs).
   euclidean  on low-dimensional features (principal components).
 """
 
@@ -41,11 +41,13 @@ def _angular_tile(q_BxD: jax.Array, r_BxD: jax.Array) -> jax.Array:
 _HAMMING_CHUNK = 8192
 
 
-def _hamming_prepare(dosage_NxS: np.ndarray) -> np.ndarray:
+def _hamming_prepare(dosage_NxS: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(int8 dosages, zero-padded to whole chunks; each row's count of genotypes 0 and 1)."""
   x = np.asarray(dosage_NxS, np.int8).reshape(len(dosage_NxS), -1)
   pad = -x.shape[1] % _HAMMING_CHUNK if x.shape[1] > _HAMMING_CHUNK else 0
   # Zero padding matches itself, so it adds to matches and to S alike.
-  return np.pad(x, ((0, 0), (0, pad)))
+  x = np.pad(x, ((0, 0), (0, pad)))
+  return x, np.sum(x < 2, 1, dtype=np.int64).astype(np.float32)
 
 
 def _indicators(g_BxS: jax.Array) -> jax.Array:
@@ -54,34 +56,40 @@ def _indicators(g_BxS: jax.Array) -> jax.Array:
   return jnp.stack([g == 0, g == 1], -1).astype(jnp.float32).reshape(g.shape[0], -1)
 
 
-def _mismatches(q_BxS: jax.Array, r_BxS: jax.Array) -> jax.Array:
-  """SNPs whose genotypes differ, from two indicators per SNP instead of a 3-way one-hot.
+def _cross(q_BxS: jax.Array, r_BxS: jax.Array) -> jax.Array:
+  """The cross term of the mismatch count, from two indicators per SNP instead of a 3-way
+  one-hot.
 
   With a = [q == 0], b = [q == 1] (and c, d for r), [q == r] is
   ac + bd + (1 - a - b)(1 - c - d), so per SNP [q != r] = (a + b) + (c + d)
-  - (a(2c + d) + b(c + 2d)): one matmul over 2S columns instead of 3S. Every term is a
-  small integer, exact in float32 (up to 2^24 SNPs).
+  - (a(2c + d) + b(c + 2d)): the row counts of `_hamming_prepare` minus this one matmul
+  over 2S columns (instead of 3S). Every term is a small integer, exact in float32 (up to
+  2^24 SNPs). The reference side is built transposed, (2S, B), the layout the matmul reads.
   """
-  q, r = _indicators(q_BxS), _indicators(r_BxS)
-  c, d = r[:, 0::2], r[:, 1::2]
-  r_mixed = jnp.stack([2 * c + d, c + 2 * d], -1).reshape(r.shape)
-  cross = jnp.matmul(q, r_mixed.T, precision='highest')
-  return jnp.sum(q, 1)[:, None] + jnp.sum(r, 1)[None, :] - cross
+  g = r_BxS.astype(jnp.int32).T
+  c, d = (g == 0).astype(jnp.float32), (g == 1).astype(jnp.float32)
+  r_mixed = jnp.stack([2 * c + d, c + 2 * d], 1).reshape(-1, g.shape[1])
+  return jnp.matmul(_indicators(q_BxS), r_mixed, precision='highest')
 
 
-def _hamming_tile(q_BxS: jax.Array, r_BxS: jax.Array) -> jax.Array:
+def _hamming_tile(q, r) -> jax.Array:
+  """Mismatch counts of a tile; q and r are `_hamming_prepare`'s (dosages, counts) pairs."""
+  (q_BxS, q_count), (r_BxS, r_count) = q, r
   b, s = q_BxS.shape
   if s <= _HAMMING_CHUNK:
-    return _mismatches(q_BxS, r_BxS)
+    cross = _cross(q_BxS, r_BxS)
+  else:
 
-  def body(i, acc):
-    q = jax.lax.dynamic_slice_in_dim(q_BxS, i * _HAMMING_CHUNK, _HAMMING_CHUNK, axis=1)
-    r = jax.lax.dynamic_slice_in_dim(r_BxS, i * _HAMMING_CHUNK, _HAMMING_CHUNK, axis=1)
-    return acc + _mismatches(q, r)
+    def body(i, acc):
+      q = jax.lax.dynamic_slice_in_dim(q_BxS, i * _HAMMING_CHUNK, _HAMMING_CHUNK, axis=1)
+      r = jax.lax.dynamic_slice_in_dim(r_BxS, i * _HAMMING_CHUNK, _HAMMING_CHUNK, axis=1)
+      return acc + _cross(q, r)
 
-  return jax.lax.fori_loop(
-    0, s // _HAMMING_CHUNK, body, jnp.zeros((b, r_BxS.shape[0]), jnp.float32)
-  )
+    zero = jnp.zeros((b, r_BxS.shape[0]), jnp.float32)
+    cross = jax.lax.fori_loop(0, s // _HAMMING_CHUNK, body, zero)
+  # The row counts come in precomputed: a reduction in this function would be fused into
+  # the matmul's library call (YNN on CPU), which then runs at about half its speed.
+  return q_count[:, None] + r_count[None, :] - cross
 
 
 def _euclidean_prepare(x_NxD: np.ndarray) -> np.ndarray:
@@ -97,7 +105,8 @@ def _euclidean_tile(q_BxD: jax.Array, r_BxD: jax.Array) -> jax.Array:
   return jnp.sqrt(jnp.maximum(sq, 0.0))
 
 
-# name -> (host-side feature preparation, jit-able tile distance)
+# name -> (host-side preparation: an array or a tuple of arrays with rows first, jit-able
+# tile distance of two prepared blocks)
 METRICS = {
   'angular': (_angular_prepare, _angular_tile),
   'hamming': (_hamming_prepare, _hamming_tile),
@@ -119,12 +128,12 @@ def _merge_tile(
   exclude_self: bool,
 ):
   """Distances of one tile, merged into the running top-k of each query row."""
-  b, k = r_BxD.shape[0], best_d_BxK.shape[1]
+  b, k = best_d_BxK.shape
   d_BxB = METRICS[metric][1](q_BxD, r_BxD)
   col = r_start + jnp.arange(b)
   invalid = (jnp.arange(b) >= r_valid)[None, :]
   if exclude_self:
-    invalid = invalid | ((q_start + jnp.arange(q_BxD.shape[0]))[:, None] == col[None, :])
+    invalid = invalid | ((q_start + jnp.arange(b))[:, None] == col[None, :])
   d_BxB = jnp.where(invalid, jnp.inf, d_BxB)
   cand_d = jnp.concatenate([best_d_BxK, d_BxB], axis=1)
   cand_i = jnp.concatenate([best_i_BxK, jnp.broadcast_to(col, d_BxB.shape)], axis=1)
@@ -168,15 +177,19 @@ def nearest(
   if metric not in METRICS:
     raise ValueError(f'unknown metric {metric!r}; expected one of {sorted(METRICS)}')
   prepare = METRICS[metric][0]
-  q, r = prepare(query), prepare(reference)
-  nq, nr = len(q), len(r)
+  q, r = prepare(query), prepare(reference)  # arrays, or tuples of arrays with rows first
+  nq, nr = len(jax.tree.leaves(q)[0]), len(jax.tree.leaves(r)[0])
   if k > nr - int(exclude_self):
     raise ValueError(f'k={k} neighbours requested from {nr} reference rows')
   b = block_rows(max(nq, nr), block_size)  # square tiles
-  r_blocks = [jnp.asarray(_pad_rows(r[s : s + b], b)) for s in range(0, nr, b)]
+
+  def block(x, start):
+    return jax.tree.map(lambda a: jnp.asarray(_pad_rows(a[start : start + b], b)), x)
+
+  r_blocks = [block(r, s) for s in range(0, nr, b)]
   dist, index = [], []
   for qs in range(0, nq, b):
-    q_block = jnp.asarray(_pad_rows(q[qs : qs + b], b))
+    q_block = block(q, qs)
     best_d = jnp.full((b, k), jnp.inf, jnp.float32)
     best_i = jnp.zeros((b, k), jnp.int32)
     for j, r_block in enumerate(r_blocks):
