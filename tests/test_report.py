@@ -206,10 +206,13 @@ def test_dominance_reads_the_mosaic_curve_at_gdiffs_membership_auc():
   assert dom['position'] == 'inside' and dom['dominates'] is True
   assert 'gdiff dominates it' in report.dominance_line(dom, 'test')
 
-  methods['gdiff'] = _point(0.6, 0.7, 0.55, 0.2)  # detection 0.2: further from 0.5 than 0.75
+  methods['gdiff'] = _point(0.6, 0.7, 0.55, 0.8)  # detection 0.8: more detectable than 0.75
   dom = report.dominance(methods)
   assert dom['axes']['realism.ld_r2_corr']['beats'] is False
-  assert dom['axes']['realism.detection_auc']['beats'] is False
+  assert dom['axes']['realism.detection_auc']['outcome'] == 'loses'
+  assert 'detection AUC 0.800 vs 0.750 (lower, chance 0.5: loses)' in report.dominance_line(
+    dom, 'test'
+  )
   assert not dom['dominates'] and 'does not dominate' in report.dominance_line(dom, 'test')
 
   # Less private than every mosaic: the curve's faithful end is all there is to compare
@@ -219,3 +222,25 @@ def test_dominance_reads_the_mosaic_curve_at_gdiffs_membership_auc():
   assert dom['position'] == 'above' and all(a['beats'] for a in dom['axes'].values())
   assert not dom['dominates']
   assert report.dominance({'gdiff': methods['gdiff']}) is None  # no curve
+
+
+def test_a_detection_auc_below_chance_is_chance_not_a_loss():
+  """A held-out detection AUC under 0.5 is noise (two real samples give 0.488 on ALS): it
+  compares as 0.5, so it beats a curve above chance and ties a curve at or below it."""
+  methods = {
+    'mosaic@50': _point(0.48, 0.93, 1.0, 0.51),
+    'mosaic@100': _point(0.52, 0.97, 0.98, 0.50),
+  }
+  methods['gdiff'] = _point(0.47, 0.997, 0.99, 0.49)  # below the curve: its end, mosaic@50
+  dom = report.dominance(methods)
+  assert dom['position'] == 'below'
+  assert dom['axes']['realism.detection_auc']['outcome'] == 'beats'  # 0.5 against 0.51
+  assert dom['dominates']
+  methods['mosaic@50'] = _point(0.48, 0.93, 1.0, 0.497)
+  dom = report.dominance(methods)
+  assert dom['axes']['realism.detection_auc']['outcome'] == 'ties'
+  assert dom['axes']['realism.detection_auc']['beats'] is True
+  assert dom['dominates']  # no axis lost, LD and AA_truth beaten
+  assert '(lower, chance 0.5: ties)' in report.dominance_line(dom, 'test')
+  methods['gdiff'] = _point(0.47, 0.93, 1.0, 0.49)  # ties on every axis: does not dominate
+  assert not report.dominance(methods)['dominates']

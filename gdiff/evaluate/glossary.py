@@ -62,7 +62,7 @@ GLOSSARY = (
     'detection AUC',
     'a cross-validated logistic regression on whole genotypes (dosages and neighbouring '
     'SNP products) telling real held-out people from the cohort',
-    'nearer 0.5',
+    'lower; at or below 0.5 is chance',
     'target ≤ 0.60; real train vs real held-out row (two real samples)',
   ),
   (

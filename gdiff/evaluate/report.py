@@ -68,12 +68,14 @@ TARGETS = (
 
 CURVE_PREFIX = 'mosaic@'  # the rows of the mosaic curve
 CURVE_X = ('privacy.genotype.mia_auc', 'membership AUC geno')
-# (path, name, better): gdiff against the curve at gdiff's membership AUC. 'nearer 0.5':
-# an AUC or an NNAA share is ideal at 0.5, and a distance from it below 0.5 is noise or worse.
+# (path, name, better): gdiff against the curve at gdiff's membership AUC. 'nearer 0.5': an
+# NNAA share is ideal at 0.5 and wrong on either side (too far from, too near to real people).
+# 'lower, chance 0.5': a detector's held-out AUC below 0.5 is chance, not a worse cohort (real
+# vs real gives 0.488 on ALS), so values at or below 0.5 compare as 0.5 (a tie when both are).
 CURVE_AXES = (
   ('realism.ld_r2_corr', 'LD r² corr', 'higher'),
   ('privacy.embedding.aa_truth_holdout', 'AA_truth {holdout}', 'nearer 0.5'),
-  ('realism.detection_auc', 'detection AUC', 'nearer 0.5'),
+  ('realism.detection_auc', 'detection AUC', 'lower, chance 0.5'),
 )
 
 
@@ -146,10 +148,18 @@ def curve_at(methods: dict, x: float, path: str) -> float | None:
   return float(np.interp(x, xs, ys))
 
 
-def _better(op: str, mine: float, theirs: float) -> bool:
-  if op == 'higher':
-    return mine > theirs
-  return abs(mine - 0.5) < abs(theirs - 0.5)
+# better -> (value -> badness): lower badness wins.
+_BADNESS = {
+  'higher': lambda v: -v,
+  'nearer 0.5': lambda v: abs(v - 0.5),
+  'lower, chance 0.5': lambda v: max(v, 0.5),
+}
+
+
+def _outcome(op: str, mine: float, theirs: float) -> str:
+  """'beats', 'ties' or 'loses': `mine` against `theirs` on an axis whose `better` is `op`."""
+  a, b = _BADNESS[op](mine), _BADNESS[op](theirs)
+  return 'beats' if a < b else 'ties' if a == b else 'loses'
 
 
 def dominance(methods: dict, method: str = 'gdiff') -> dict | None:
@@ -158,8 +168,9 @@ def dominance(methods: dict, method: str = 'gdiff') -> dict | None:
   Returns:
     {'mia_auc', 'position' ('inside' the curve's range of membership AUC, 'below' it:
     more private than every mosaic, 'above': less private, where the curve's end
-    flatters `method`), 'axes': {path: {'name', 'value', 'curve', 'better', 'beats'}},
-    'dominates': beats on every axis and not 'above'}.
+    flatters `method`), 'axes': {path: {'name', 'value', 'curve', 'better', 'outcome'
+    ('beats' | 'ties' | 'loses' | None: n/a), 'beats' (outcome is not 'loses')}},
+    'dominates': no axis lost, at least one beaten, and not 'above'}.
   """
   x = lookup(methods.get(method, {}), CURVE_X[0])
   xs = [lookup(methods[n], CURVE_X[0]) for _, n in curve_rows(methods)]
@@ -170,14 +181,24 @@ def dominance(methods: dict, method: str = 'gdiff') -> dict | None:
   axes = {}
   for path, name, better in CURVE_AXES:
     value, curve = lookup(methods[method], path), curve_at(methods, x, path)
-    beats = _better(better, value, curve) if _finite(value) and curve is not None else None
-    axes[path] = {'name': name, 'value': value, 'curve': curve, 'better': better, 'beats': beats}
+    outcome = _outcome(better, value, curve) if _finite(value) and curve is not None else None
+    axes[path] = {
+      'name': name,
+      'value': value,
+      'curve': curve,
+      'better': better,
+      'outcome': outcome,
+      'beats': None if outcome is None else outcome != 'loses',
+    }
+  outcomes = [a['outcome'] for a in axes.values()]
   return {
     'method': method,
     'mia_auc': float(x),
     'position': position,
     'axes': axes,
-    'dominates': position != 'above' and all(a['beats'] for a in axes.values()),
+    'dominates': position != 'above'
+    and all(o in ('beats', 'ties') for o in outcomes)
+    and 'beats' in outcomes,
   }
 
 
@@ -193,7 +214,7 @@ def dominance_line(dom: dict | None, holdout: str) -> str:
   }[dom['position']]
   parts = []
   for a in dom['axes'].values():
-    verdict = {True: 'beats', False: 'loses', None: 'n/a'}[a['beats']]
+    verdict = a.get('outcome') or {True: 'beats', False: 'loses'}.get(a['beats'], 'n/a')
     parts.append(
       f'{protocol.named(a["name"], holdout)} {_fmt(a["value"])} vs '
       f'{_fmt(a["curve"])} ({a["better"]}: {verdict})'
