@@ -134,7 +134,7 @@ def get_config() -> ml_collections.ConfigDict:
   a.l2_class = 0.1  # why: docs/decisions.md#ar-penalties-temperature-and-iterations
   a.block_snps = 256  # SNPs fit together (memory ~ sequences x block_snps x context)
   # 'lbfgs' (100 iterations: stops short of the penalised optimum, which regularises) |
-  # 'newton' (per-SNP Newton steps to the optimum: 3x faster, leakier on kg1; set
+  # 'newton' (per-SNP Newton steps to the optimum: a little faster, leakier on kg1; set
   # max_iter=30 and tol=1e-4 with it).
   a.solver = 'lbfgs'  # why: docs/decisions.md#ar-solver
   a.max_iter = 100  # why: docs/decisions.md#ar-penalties-temperature-and-iterations

@@ -5,7 +5,7 @@ into blocks of `block_snps` and each block is fit alone, by a solver from SOLVER
 'lbfgs' (optax's L-BFGS on the block's mean objective, until its gradient norm falls
 below `tol` or `max_iter` iterations; the default, whose 100 iterations stop short of the
 optimum, which regularises) or 'newton' (`gdiff.ar.newton`: per-SNP Newton steps to the
-penalised optimum, about a dozen, 2.5-3.3x faster; docs/decisions.md#ar-solver).
+penalised optimum, about a dozen, 1.2x faster on ALS; docs/decisions.md#ar-solver).
 Memory is O(sequences x block_snps x k) whatever the number of SNPs. Blocks are fit
 `devices` at a time, one per device of the 'data' mesh (each device runs its own blocks
 under shard_map), so a GPU/TPU host fits as many blocks at once as it has chips.
