@@ -344,7 +344,7 @@ def paper(c: ml_collections.ConfigDict, num_steps: int) -> ml_collections.Config
 
 
 def quick(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """A first look in about 2 minutes on 2 CPU cores: one ar context, and an evaluate with one
+  """A first look in about 3 minutes on 2 CPU cores: one ar context, and an evaluate with one
   classifier seed, fewer baselines (three mosaic points) and no augmentation curve.
 
   The cohort and the generator's data path are the default's; numbers are noisier.

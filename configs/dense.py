@@ -43,5 +43,5 @@ VARIANTS = {
   'default': lambda c: c,
   'diffusion': diffusion,
   'paper': lambda c: base.paper(c, num_steps=5_000),
-  'quick': base.quick,  # a 2-minute first look
+  'quick': base.quick,  # a 3-minute first look
 }

@@ -54,5 +54,5 @@ VARIANTS = {
   'diffusion': diffusion,
   'faithful': faithful,
   'paper': paper,
-  'quick': base.quick,  # a 2-minute first look
+  'quick': base.quick,  # a 3-minute first look
 }
