@@ -40,14 +40,30 @@ TINY = [
 ]
 
 
-def _env(**extra):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT, PYTHON=sys.executable)
+@pytest.fixture(scope='module')
+def cache(tmp_path_factory):
+  """One compilation cache for every job of this module, for every compile however short:
+  the segment jobs compile the same programs (equal shapes), and most of their time is that."""
+  return str(tmp_path_factory.mktemp('jax_cache'))
+
+
+def _env(cache, **extra):
+  env = dict(
+    os.environ,
+    JAX_PLATFORMS='cpu',
+    PYTHONPATH=ROOT,
+    PYTHON=sys.executable,
+    JAX_COMPILATION_CACHE_DIR=cache,
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+  )
   env.pop(segments.FAIL_ENV, None)
   return {**env, **extra}
 
 
-def _run(cmd, **env):
-  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, env=_env(**env))
+def _run(cmd, cache, **env):
+  return subprocess.run(
+    cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, env=_env(cache, **env)
+  )
 
 
 def _seg(w, name):
@@ -58,39 +74,39 @@ def _done(w):
   return [n for n in NAMES if os.path.exists(_seg(w, n))]
 
 
-def test_cli_lists_fits_one_segment_and_skips_it_the_second_time(tmp_path):
+def test_cli_lists_fits_one_segment_and_skips_it_the_second_time(tmp_path, cache):
   w = str(tmp_path / 'w')
   args = [*TINY, f'--workdir={w}']
-  assert _run([sys.executable, '-m', 'gdiff.main', *args, '--mode=prepare']).returncode == 0
-  listing = _run([sys.executable, '-m', 'gdiff.segments', *args, '--list'])
+  assert _run([sys.executable, '-m', 'gdiff.main', *args, '--mode=prepare'], cache).returncode == 0
+  listing = _run([sys.executable, '-m', 'gdiff.segments', *args, '--list'], cache)
   assert listing.returncode == 0, listing.stderr[-2000:]
   assert listing.stdout.split() == NAMES  # stdout holds only the names
   with open(os.path.join(w, 'checkpoints', 'ar', 'segments.txt')) as f:
     assert f.read().split() == NAMES
-  first = _run([sys.executable, '-m', 'gdiff.segments', *args, '--index=1'])
+  first = _run([sys.executable, '-m', 'gdiff.segments', *args, '--index=1'], cache)
   assert first.returncode == 0, first.stderr[-2000:]
   assert 'fitting segment chr2' in first.stderr and _done(w) == ['chr2']
   mtime = os.stat(_seg(w, 'chr2')).st_mtime_ns
-  again = _run([sys.executable, '-m', 'gdiff.segments', *args, '--segment=chr2'])
+  again = _run([sys.executable, '-m', 'gdiff.segments', *args, '--segment=chr2'], cache)
   assert again.returncode == 0 and 'segment chr2 already done; skipping' in again.stderr
   assert 'fitting' not in again.stderr and os.stat(_seg(w, 'chr2')).st_mtime_ns == mtime
-  bad = _run([sys.executable, '-m', 'gdiff.segments', *args, '--index=3'])
+  bad = _run([sys.executable, '-m', 'gdiff.segments', *args, '--index=3'], cache)
   assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
     'gdiff: error: --index=3: the plan has 3 segments (0..2)'
   ]
   assert _done(w) == ['chr2']
 
 
-def test_local_runner_resumes_a_failed_segment_without_refitting_the_others(tmp_path):
+def test_local_runner_resumes_a_failed_segment_without_refitting_the_others(tmp_path, cache):
   w = str(tmp_path / 'w')
   cmd = ['bash', 'launch/segments_local.sh', '2', *TINY, f'--workdir={w}']
-  failed = _run(cmd, **{segments.FAIL_ENV: 'chr2'})
+  failed = _run(cmd, cache, **{segments.FAIL_ENV: 'chr2'})
   assert failed.returncode != 0
   assert 'injected failure of segment chr2' in failed.stderr
   assert _done(w) == ['chr1', 'chr3']  # the other jobs ran to the end and were recorded
   assert not os.path.exists(os.path.join(w, 'stages', 'train.json'))
   mtimes = {n: os.stat(_seg(w, n)).st_mtime_ns for n in ('chr1', 'chr3')}
-  resumed = _run(cmd)
+  resumed = _run(cmd, cache)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   log = resumed.stdout + resumed.stderr
   assert log.count('ar: fitting segment') == 1 and 'fitting segment chr2' in log
@@ -105,15 +121,15 @@ def test_local_runner_resumes_a_failed_segment_without_refitting_the_others(tmp_
   assert os.path.exists(os.path.join(w, 'samples', 'synthetic.vcf.gz'))
 
 
-def test_slurm_dry_run_goes_end_to_end(tmp_path):
+def test_slurm_dry_run_goes_end_to_end(tmp_path, cache):
   w = str(tmp_path / 'w')
   extra = ['--config.ar.ancestry_pcs=2']  # the shared code is fit once, by the plan job
   cmd = ['bash', 'launch/segments_slurm.sh', '--dry-run', *TINY, *extra, f'--workdir={w}']
   # A failed array task: the others still run, the dependent job never starts.
-  failed = _run(cmd, **{segments.FAIL_ENV: 'chr1'})
+  failed = _run(cmd, cache, **{segments.FAIL_ENV: 'chr1'})
   assert failed.returncode != 0 and _done(w) == ['chr2', 'chr3']
   assert not [line for line in failed.stderr.splitlines() if 'gdiff-rest' in line]
-  proc = _run(cmd)
+  proc = _run(cmd, cache)
   assert proc.returncode == 0, proc.stderr[-3000:]
   sbatch = [line for line in proc.stderr.splitlines() if line.startswith('sbatch ')]
   assert len(sbatch) == 3
