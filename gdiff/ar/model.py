@@ -155,10 +155,6 @@ def penalty(cfg: ARConfig, params: dict) -> jax.Array:
 
 def log_likelihood(logits_BxNxS: jax.Array, x_NxB: jax.Array, weight_B: jax.Array) -> jax.Array:
   """Sum over sequences and (weighted) SNPs of log p(x)."""
-  if logits_BxNxS.shape[-1] == 2:  # haplotypes: log p(x) = x l - softplus(l), l = log odds of 1
-    logit = logits_BxNxS[..., 1] - logits_BxNxS[..., 0]
-    picked = x_NxB.T.astype(logit.dtype) * logit - jax.nn.softplus(logit)
-    return jnp.sum(picked * weight_B[:, None])
   logp = jax.nn.log_softmax(logits_BxNxS)
   # A one-hot product, not a gather: the gather's gradient is a scatter, slow on CPU.
   hot = jax.nn.one_hot(x_NxB.T, logp.shape[-1], dtype=logp.dtype)
