@@ -95,6 +95,18 @@ def test_blocks_shorter_than_the_context_fit_like_one_block():
     np.testing.assert_allclose(parts[name], whole[name], atol=1e-2, err_msg=name)
 
 
+@pytest.mark.parametrize('states', [2, 3])
+def test_log_likelihood_is_the_log_softmax_of_the_observed_state(states):
+  rng = np.random.default_rng(6)
+  logits = rng.normal(size=(3, 5, states)).astype(np.float32)
+  x = rng.integers(0, states, (5, 3))
+  weight = np.array([1.0, 0.0, 2.0], np.float32)
+  logp = np.asarray(jax.nn.log_softmax(logits))
+  want = sum(weight[b] * logp[b, n, x[n, b]] for b in range(3) for n in range(5))
+  got = model.log_likelihood(jnp.asarray(logits), jnp.asarray(x), jnp.asarray(weight))
+  assert float(got) == pytest.approx(want, rel=1e-5)
+
+
 def test_blocks_give_the_fit_of_the_whole():
   chrom = np.array(['1'] * 24)
   x = _markov(300, 24, flip=0.2, seed=3)
