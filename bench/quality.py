@@ -469,7 +469,11 @@ def mosaic_text(dom: dict | None) -> str:
     return '–'
   if dom['dominates']:
     return 'yes'
-  lost = [a['name'].replace(' {holdout}', '') for a in dom['axes'].values() if not a['beats']]
+  lost = [
+    a['name'].replace(' {holdout}', '')
+    for a in dom['axes'].values()
+    if a['outcome'] in ('loses', None)
+  ]
   beyond = ['beyond its private end'] if dom['position'] == 'above' else []
   return 'no: ' + ', '.join(lost + beyond)
 

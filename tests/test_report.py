@@ -202,13 +202,13 @@ def test_dominance_reads_the_mosaic_curve_at_gdiffs_membership_auc():
   }
   for path, curve in want.items():
     assert dom['axes'][path]['curve'] == pytest.approx(curve)
-    assert dom['axes'][path]['beats'] is True
+    assert dom['axes'][path]['outcome'] == 'beats'
   assert dom['position'] == 'inside' and dom['dominates'] is True
   assert 'gdiff dominates it' in report.dominance_line(dom, 'test')
 
   methods['gdiff'] = _point(0.6, 0.7, 0.55, 0.8)  # detection 0.8: more detectable than 0.75
   dom = report.dominance(methods)
-  assert dom['axes']['realism.ld_r2_corr']['beats'] is False
+  assert dom['axes']['realism.ld_r2_corr']['outcome'] == 'loses'
   assert dom['axes']['realism.detection_auc']['outcome'] == 'loses'
   assert 'detection AUC 0.800 vs 0.750 (lower, chance 0.5: loses)' in report.dominance_line(
     dom, 'test'
@@ -219,7 +219,8 @@ def test_dominance_reads_the_mosaic_curve_at_gdiffs_membership_auc():
   # with, which flatters gdiff, so it never counts as dominating.
   methods['gdiff'] = _point(0.8, 1.0, 0.5, 0.5)
   dom = report.dominance(methods)
-  assert dom['position'] == 'above' and all(a['beats'] for a in dom['axes'].values())
+  assert dom['position'] == 'above'
+  assert all(a['outcome'] == 'beats' for a in dom['axes'].values())
   assert not dom['dominates']
   assert report.dominance({'gdiff': methods['gdiff']}) is None  # no curve
 
@@ -239,7 +240,6 @@ def test_a_detection_auc_below_chance_is_chance_not_a_loss():
   methods['mosaic@50'] = _point(0.48, 0.93, 1.0, 0.497)
   dom = report.dominance(methods)
   assert dom['axes']['realism.detection_auc']['outcome'] == 'ties'
-  assert dom['axes']['realism.detection_auc']['beats'] is True
   assert dom['dominates']  # no axis lost, LD and AA_truth beaten
   assert '(lower, chance 0.5: ties)' in report.dominance_line(dom, 'test')
   methods['gdiff'] = _point(0.47, 0.93, 1.0, 0.49)  # ties on every axis: does not dominate

@@ -169,8 +169,8 @@ def dominance(methods: dict, method: str = 'gdiff') -> dict | None:
     {'mia_auc', 'position' ('inside' the curve's range of membership AUC, 'below' it:
     more private than every mosaic, 'above': less private, where the curve's end
     flatters `method`), 'axes': {path: {'name', 'value', 'curve', 'better', 'outcome'
-    ('beats' | 'ties' | 'loses' | None: n/a), 'beats' (outcome is not 'loses')}},
-    'dominates': no axis lost, at least one beaten, and not 'above'}.
+    ('beats' | 'ties' | 'loses' | None: n/a)}}, 'dominates': no axis lost or n/a, at least
+    one beaten, and not 'above'}.
   """
   x = lookup(methods.get(method, {}), CURVE_X[0])
   xs = [lookup(methods[n], CURVE_X[0]) for _, n in curve_rows(methods)]
@@ -188,7 +188,6 @@ def dominance(methods: dict, method: str = 'gdiff') -> dict | None:
       'curve': curve,
       'better': better,
       'outcome': outcome,
-      'beats': None if outcome is None else outcome != 'loses',
     }
   outcomes = [a['outcome'] for a in axes.values()]
   return {
@@ -214,7 +213,7 @@ def dominance_line(dom: dict | None, holdout: str) -> str:
   }[dom['position']]
   parts = []
   for a in dom['axes'].values():
-    verdict = a.get('outcome') or {True: 'beats', False: 'loses'}.get(a['beats'], 'n/a')
+    verdict = a['outcome'] or 'n/a'
     parts.append(
       f'{protocol.named(a["name"], holdout)} {_fmt(a["value"])} vs '
       f'{_fmt(a["curve"])} ({a["better"]}: {verdict})'

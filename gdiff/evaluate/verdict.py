@@ -145,7 +145,7 @@ def _mosaic(metrics: dict) -> str | None:
       f'from leaky to private), {dom["method"]} is better on every axis at its own level of '
       'privacy.'
     )
-  lost = [a['name'] for a in dom['axes'].values() if a['beats'] is False]
+  lost = [a['name'] for a in dom['axes'].values() if a['outcome'] == 'loses']
   why = (
     'it is less private than every mosaic'
     if dom['position'] == 'above'
